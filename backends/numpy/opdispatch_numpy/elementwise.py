@@ -1,0 +1,42 @@
+"""Element-wise kernels: NumPy ufuncs in the input dtype."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def relu(x):
+    return np.maximum(x, 0, dtype=x.dtype)
+
+
+def sigmoid(x):
+    # exp of -|x| never overflows; pick the stable form per sign
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def exp(x):
+    with np.errstate(over="ignore"):
+        return np.exp(x)
+
+
+def log(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(x)
+
+
+def sqrt(x):
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(x)
+
+
+def div(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(a, b)
+
+
+KERNELS = {
+    "relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "exp": exp, "log": log, "sqrt": sqrt,
+    "neg": np.negative, "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": div,
+    "matmul": np.matmul,
+}

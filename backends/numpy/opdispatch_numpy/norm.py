@@ -1,0 +1,35 @@
+"""Batch norm: one fused scale-and-shift pass over x (no per-step temporaries of x's size)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training, momentum, eps):
+    c = x.shape[1]
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    axes = (0,) + tuple(range(2, x.ndim))
+    if training:
+        mean = np.mean(x, axis=axes)
+        centered = x - mean.reshape(bshape)
+        var = np.mean(np.square(centered), axis=axes)
+    else:
+        mean, var = running_mean, running_var
+    scale = 1 / np.sqrt(var + x.dtype.type(eps))
+    if weight is not None:
+        scale = scale * weight
+    if training:
+        y = centered
+        y *= scale.reshape(bshape)
+    else:
+        y = x * scale.reshape(bshape)
+        y -= (mean * scale).reshape(bshape)
+    if bias is not None:
+        y += bias.reshape(bshape)
+    if not training:
+        return y
+    count = x.size // c
+    m = x.dtype.type(momentum)
+    new_mean = (1 - m) * running_mean + m * mean
+    new_var = (1 - m) * running_var + m * var * x.dtype.type(count / (count - 1))
+    return y, new_mean.astype(x.dtype, copy=False), new_var.astype(x.dtype, copy=False)

@@ -1,0 +1,66 @@
+"""conv2d: NCHW input, OIHW weights, cross-correlation as in every DL framework."""
+
+from __future__ import annotations
+
+from .. import reference
+from ..attrs import to_int, to_padding, to_pair
+from ..errors import ShapeError
+from ..schema import Attr, Input, OpSchema, TensorMeta
+from ..shapes import effective_kernel, output_hw, resolve_padding
+from ._checks import float_inputs, require_positive_dims, require_rank
+
+
+def check_window_fits(op: str, hw, kernel, dilation, pads, what: str = "kernel") -> None:
+    """Raise `ShapeError` when the dilated window is larger than the padded input."""
+    for axis, name in ((0, "height"), (1, "width")):
+        span = effective_kernel(kernel[axis], dilation[axis])
+        padded = hw[axis] + pads[axis][0] + pads[axis][1]
+        if span > padded:
+            raise ShapeError(f"{op}: the {what} {name} spans {span} (size {kernel[axis]}, dilation "
+                             f"{dilation[axis]}) but the padded input {name} is {padded} "
+                             f"(input {hw[axis]}, padding {pads[axis]}); allowed: a span <= the padded input")
+
+
+def _infer(op, metas, attrs):
+    x, w, bias = metas
+    dtype = float_inputs(op, [("x", x), ("w", w), ("bias", bias)])
+    require_rank(op, "x", x, 4, "(N, C, H, W)")
+    require_rank(op, "w", w, 4, "(C_out, C_in / groups, KH, KW)")
+    require_positive_dims(op, "x", x)
+    require_positive_dims(op, "w", w)
+    n, c_in, h, wd = x.shape
+    c_out, c_per_group, kh, kw = w.shape
+    groups = attrs["groups"]
+    if c_in % groups or c_out % groups:
+        raise ShapeError(f"{op}: argument 'groups' got {groups} but x has {c_in} channels and w has {c_out} "
+                         f"filters; allowed: a divisor of both")
+    if c_per_group * groups != c_in:
+        raise ShapeError(f"{op}: argument 'w' got shape {w.shape}: {c_per_group} input channels per group, "
+                         f"but x has {c_in} channels in {groups} group(s); allowed: w.shape[1] == "
+                         f"{c_in // groups} (C_in / groups)")
+    if bias is not None:
+        require_rank(op, "bias", bias, 1, "(C_out,)")
+        if bias.shape[0] != c_out:
+            raise ShapeError(f"{op}: argument 'bias' got shape {bias.shape}; allowed: ({c_out},), one per filter")
+    pads = resolve_padding(attrs["padding"], (h, wd), (kh, kw), attrs["stride"], attrs["dilation"])
+    check_window_fits(op, (h, wd), (kh, kw), attrs["dilation"], pads)
+    oh, ow = output_hw((h, wd), (kh, kw), attrs["stride"], pads, attrs["dilation"])
+    kattrs = dict(attrs, padding=pads)
+    return [TensorMeta((n, c_out, oh, ow), dtype)], kattrs
+
+
+def _reduction_length(metas, attrs):
+    w = metas[1]
+    return w.shape[1] * w.shape[2] * w.shape[3] + (metas[2] is not None)
+
+
+CONV2D = OpSchema(
+    name="conv2d",
+    inputs=(Input("x"), Input("w"), Input("bias", optional=True)),
+    attrs=(Attr("stride", 1, to_pair), Attr("padding", 0, to_padding), Attr("dilation", 1, to_pair),
+           Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1))),
+    infer=_infer,
+    reference=reference.conv2d,
+    doc="2-D cross-correlation of x (N, C, H, W) with w (C_out, C/groups, KH, KW), plus bias.",
+    reduction_length=_reduction_length,
+)

@@ -1,0 +1,62 @@
+"""softmax, log_softmax and softmax_cross_entropy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import reference
+from ..attrs import to_axis
+from ..dtypes import is_integer
+from ..errors import DTypeError, InvalidArgumentError, ShapeError
+from ..schema import Attr, Input, OpSchema, TensorMeta, passthrough
+from ._checks import float_inputs, require_min_rank, require_positive_dims, require_rank
+
+
+def _infer_softmax(op, metas, attrs):
+    (x,) = metas
+    float_inputs(op, [("x", x)])
+    require_min_rank(op, "x", x, 1)
+    return [x], {"axis": to_axis(op, "axis", attrs["axis"], len(x.shape))}
+
+
+def _axis_length(metas, attrs):
+    return metas[0].shape[attrs["axis"]]
+
+
+def _infer_xent(op, metas, attrs):
+    logits, labels = metas
+    dtype = float_inputs(op, [("logits", logits)])
+    require_rank(op, "logits", logits, 2, "(N, C)")
+    require_positive_dims(op, "logits", logits)
+    if not is_integer(labels.dtype):
+        raise DTypeError(f"{op}: argument 'labels' got dtype {labels.dtype.name}; allowed: an integer dtype "
+                         f"(class indices)")
+    if labels.shape != logits.shape[:1]:
+        raise ShapeError(f"{op}: argument 'labels' got shape {labels.shape}; allowed: ({logits.shape[0]},), one "
+                         f"class index per row of logits {logits.shape}")
+    return [TensorMeta((), dtype)], attrs
+
+
+def _check_labels(arrays, attrs):
+    logits, labels = arrays
+    labels = np.asarray(labels)
+    n_classes = np.shape(logits)[1]
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidArgumentError(f"softmax_cross_entropy: argument 'labels' got {int(labels[i])} at index {i}; "
+                                   f"allowed: class indices in [0, {n_classes - 1}]")
+
+
+SOFTMAX = OpSchema(name="softmax", inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough),),
+                   infer=_infer_softmax, reference=reference.softmax, doc="exp(x) normalised along axis",
+                   reduction_length=_axis_length, tolerance_factor=4.0)
+LOG_SOFTMAX = OpSchema(name="log_softmax", inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough),),
+                       infer=_infer_softmax, reference=reference.log_softmax, doc="x - logsumexp(x) along axis",
+                       reduction_length=_axis_length, tolerance_factor=4.0)
+SOFTMAX_CROSS_ENTROPY = OpSchema(
+    name="softmax_cross_entropy", inputs=(Input("logits"), Input("labels", kind="int")), attrs=(),
+    infer=_infer_xent, reference=reference.softmax_cross_entropy,
+    doc="mean over the batch of -log_softmax(logits)[i, labels[i]]",
+    reduction_length=lambda metas, attrs: metas[0].shape[0] * metas[0].shape[1], tolerance_factor=4.0,
+    check_values=_check_labels)

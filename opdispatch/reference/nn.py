@@ -1,0 +1,26 @@
+"""Reference softmax family and the classification loss."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(x, *, axis):
+    """exp(x - max) normalised along ``axis``."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, *, axis):
+    """x - logsumexp(x) along ``axis``."""
+    x = np.asarray(x, dtype=np.float64)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean over the batch of ``-log_softmax(logits)[i, labels[i]]``."""
+    logp = log_softmax(logits, axis=1)
+    labels = np.asarray(labels)
+    return np.asarray(-np.mean(logp[np.arange(logp.shape[0]), labels]))

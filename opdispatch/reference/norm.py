@@ -1,0 +1,33 @@
+"""Reference batch normalisation (PyTorch semantics)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training, momentum, eps):
+    """Normalise over every axis but 1 (channels). Inference uses the running statistics.
+    Training uses the batch mean and biased variance, and also returns the updated running
+    statistics: ``(1 - momentum) * running + momentum * batch``, the variance unbiased."""
+    x = np.asarray(x, dtype=np.float64)
+    c = x.shape[1]
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    axes = (0,) + tuple(range(2, x.ndim))
+    rm = np.asarray(running_mean, dtype=np.float64)
+    rv = np.asarray(running_var, dtype=np.float64)
+    if training:
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        count = x.size // c
+    else:
+        mean, var = rm, rv
+    y = (x - mean.reshape(bshape)) / np.sqrt(var.reshape(bshape) + eps)
+    if weight is not None:
+        y = y * np.asarray(weight, dtype=np.float64).reshape(bshape)
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float64).reshape(bshape)
+    if not training:
+        return y
+    new_mean = (1 - momentum) * rm + momentum * mean
+    new_var = (1 - momentum) * rv + momentum * var * count / (count - 1)
+    return y, new_mean, new_var
