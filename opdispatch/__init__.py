@@ -18,7 +18,8 @@ from .dispatch import PlacementEvent, clear_placement_log, placement_log
 from .errors import (DeviceError, DeviceMismatchError, DTypeError, InvalidArgumentError, KernelError,
                      OpDispatchError, PlacementWarning, PluginError, ShapeError, UnsupportedError)
 from .hookspecs import hookimpl
-from .registry import BackendStatus, register_plugin, registry
+from . import registry as _registry_module
+from .registry import BackendStatus, register_plugin
 from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
@@ -26,12 +27,12 @@ __version__ = "0.1.0"
 
 def devices() -> list[Device]:
     """Every device available now, across the loaded backends (probed at run time)."""
-    return registry().devices()
+    return _registry_module.registry().devices()
 
 
 def backends() -> Mapping[str, BackendStatus]:
     """Backend name -> its status: loaded, unavailable (with the reason) or failed (with the error)."""
-    return registry().backends()
+    return _registry_module.registry().backends()
 
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""A plugin distribution whose entry-point module cannot be imported (test suite only)."""

@@ -1,0 +1,123 @@
+"""Eager dispatch: devices of inputs, missing kernels, fallback policies, kernel errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import opdispatch as od
+from fake_backends import Box, make_broken, make_mini
+
+
+@pytest.fixture
+def mini(clean_registry):
+    od.register_plugin(make_mini(), name="mini")
+    od.clear_placement_log()
+    yield
+    od.clear_placement_log()
+
+
+def test_op_runs_on_the_device_of_its_inputs(mini):
+    x = od.tensor(np.array([-1.0, 2.0], np.float32), device="mini:1")
+    assert isinstance(x.data, Box)
+    y = od.relu(x)
+    assert y.device == "mini:1" and isinstance(y.data, Box)
+    np.testing.assert_array_equal(y.numpy(), [0.0, 2.0])
+    with od.device("numpy:0"):
+        assert od.add(x, x).device == "mini:1"  # inputs decide, not the context
+
+
+def test_ops_without_tensor_inputs_run_on_the_context_device(mini):
+    with od.device("mini:0"):
+        y = od.relu(np.array([-3.0, 3.0], np.float32))
+    assert y.device == "mini:0"
+
+
+def test_inputs_on_two_devices_fail_naming_both(mini):
+    a = od.tensor(np.ones(2, np.float32), device="mini:0")
+    b = od.tensor(np.ones(2, np.float32), device="numpy:0")
+    with pytest.raises(od.DeviceMismatchError, match=r"add: .*'a' on mini:0.*'b' on numpy:0"):
+        od.add(a, b)
+
+
+def test_copies_across_devices_are_visible_under_a_policy(mini):
+    a = od.tensor(np.ones(2, np.float32), device="mini:0")
+    b = od.tensor(np.full(2, 2.0, np.float32), device="numpy:0")
+    with od.device("mini:0", fallback="warn"):
+        with pytest.warns(od.PlacementWarning, match=r"copied 'b' from numpy:0 to mini:0"):
+            y = od.add(a, b)
+    assert y.device == "mini:0"
+    np.testing.assert_array_equal(y.numpy(), [3.0, 3.0])
+    assert len(od.placement_log()) == 1
+
+
+def test_missing_kernel_names_op_device_and_what_is_missing(mini):
+    x = od.tensor(np.ones((1, 1, 3, 3), np.float32), device="mini:0")
+    with pytest.raises(od.UnsupportedError, match=r"max_pool2d: cannot run on mini:0: backend 'mini' has no "
+                                                  r"kernel for max_pool2d.*fallback='warn'"):
+        od.max_pool2d(x, 2)
+
+
+def test_missing_dtype_and_declared_limit_are_named(mini):
+    with pytest.raises(od.DTypeError, match="float64 is not supported on device mini:0"):
+        od.tensor(np.ones(2), device="mini:0")
+    x = od.tensor(np.ones((1, 2, 3, 3), np.float32), device="mini:0")
+    w = od.tensor(np.ones((2, 1, 1, 1), np.float32), device="mini:0")
+    with pytest.raises(od.UnsupportedError, match="conv2d: cannot run on mini:0: groups > 1 is not implemented"):
+        od.conv2d(x, w, groups=2)
+
+
+def test_fallback_warn_runs_elsewhere_and_returns_to_the_asked_device(mini):
+    xn = np.random.default_rng(0).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    x = od.tensor(xn, device="mini:0")
+    with od.device(None, fallback="warn"):
+        with pytest.warns(od.PlacementWarning, match=r"max_pool2d: asked for mini:0, ran on numpy:0"):
+            y = od.max_pool2d(x, 2)
+    assert y.device == "mini:0" and isinstance(y.data, Box)
+    np.testing.assert_array_equal(y.numpy(), od.max_pool2d(od.tensor(xn), 2).numpy())
+    (event,) = od.placement_log()
+    assert (event.op, str(event.requested), str(event.ran_on)) == ("max_pool2d", "mini:0", "numpy:0")
+
+
+def test_fallback_record_is_silent_but_logged(mini):
+    x = od.tensor(np.ones((1, 1, 2, 2), np.float32), device="mini:1")
+    with od.device("mini:1", fallback="record"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            od.avg_pool2d(x, 2)
+    assert [e.op for e in od.placement_log()] == ["avg_pool2d"]
+
+
+def test_a_raising_kernel_becomes_a_kernel_error_naming_backend_and_device(clean_registry):
+    od.register_plugin(make_broken("raising-kernel"))
+    x = od.tensor(np.ones(2), device="broken-raising-kernel:0")
+    with pytest.raises(od.KernelError, match=r"relu: the kernel of backend 'broken-raising-kernel' on "
+                                             r"broken-raising-kernel:0 raised IndexError: kernel bug") as info:
+        od.relu(x)
+    assert isinstance(info.value.__cause__, IndexError)
+
+
+def test_failed_call_mutates_nothing():
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    x = np.ones((2, 3, 4, 4), np.float32)
+    before = [a.copy() for a in (rm, rv, x)]
+    with pytest.raises(od.InvalidArgumentError):
+        od.batch_norm(x, rm, rv, training=True, momentum=1.5)
+    y, new_rm, new_rv = od.batch_norm(x, rm, rv, training=True, momentum=0.5)
+    for a, b in zip((rm, rv, x), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_attribute_and_missing_required_input():
+    with pytest.raises(TypeError):
+        od.conv2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 1, 1)), strides=2)  # Python's own signature check
+    with pytest.raises(od.InvalidArgumentError, match="conv2d: argument 'w' got None"):
+        od.conv2d(np.ones((1, 1, 2, 2)), None)
+
+
+def test_multi_output_op_returns_a_tuple():
+    out = od.batch_norm(np.ones((2, 1, 2, 2)), np.zeros(1), np.ones(1), training=True)
+    assert isinstance(out, tuple) and len(out) == 3
+    assert isinstance(od.batch_norm(np.ones((2, 1, 2, 2)), np.zeros(1), np.ones(1)), od.Tensor)
