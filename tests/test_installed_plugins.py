@@ -12,28 +12,20 @@ directory, puts it on ``sys.path`` and rediscovers the plugins through
 ``importlib.metadata.entry_points``; on teardown it removes them and rediscovers again, so the
 other test modules see a clean registry.
 
-pip builds the distributions with their own build backend (setuptools, without build
-isolation). setuptools older than 70.1 needs the ``wheel`` package for that; where neither is
-available (no network, nothing to fetch) the fixture packs each distribution into a wheel
-itself, from the same ``pyproject.toml``, and pip installs that wheel. Either way the entry
-points come from the installed ``*.dist-info`` and reach opdispatch through importlib.metadata.
+pip builds the distributions with setuptools, without build isolation (the ``test`` extra
+installs setuptools and wheel), so the entry points come from real installed ``*.dist-info``
+and reach opdispatch through importlib.metadata.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
 import importlib
 import importlib.metadata
-import importlib.util
-import io
 import os
 import shutil
 import subprocess
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +33,6 @@ import pytest
 
 import opdispatch as od
 from opdispatch import registry as od_registry
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    tomllib = None
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -69,72 +56,8 @@ def _pip(*args: str) -> subprocess.CompletedProcess:
                           timeout=180)
 
 
-def _setuptools_builds_wheels() -> bool:
-    """Whether setuptools can build a wheel here without fetching anything."""
-    if importlib.util.find_spec("setuptools") is None:
-        return False
-    if importlib.util.find_spec("wheel") is not None:
-        return True
-    try:
-        major, minor = (int(p) for p in importlib.metadata.version("setuptools").split(".")[:2])
-    except (ValueError, importlib.metadata.PackageNotFoundError):
-        return False
-    return (major, minor) >= (70, 1)  # bdist_wheel is built into setuptools since 70.1
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def _pack_wheel(src: Path, out: Path) -> Path:
-    """Pack the pure-Python distribution in ``src`` into a wheel under ``out`` from its pyproject.toml.
-
-    Used only where setuptools cannot build wheels offline: metadata, packages and entry points
-    are taken from the same ``[project]`` and ``[tool.setuptools]`` tables setuptools reads.
-    """
-    if tomllib is None:
-        pytest.skip("needs tomllib (Python 3.11+) or a setuptools that can build wheels")
-    meta = tomllib.loads((src / "pyproject.toml").read_text())
-    project = meta["project"]
-    name, version = project["name"], project["version"]
-    stem = f"{name.replace('-', '_')}-{version}"
-    dist_info = f"{stem}.dist-info"
-    files: dict[str, bytes] = {}
-    for package in meta["tool"]["setuptools"]["packages"]:
-        for path in sorted((src / package.replace(".", "/")).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                files[path.relative_to(src).as_posix()] = path.read_bytes()
-    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
-    if project.get("description"):
-        lines.append(f"Summary: {project['description']}")
-    if project.get("requires-python"):
-        lines.append(f"Requires-Python: {project['requires-python']}")
-    lines += [f"Requires-Dist: {dep}" for dep in project.get("dependencies", [])]
-    files[f"{dist_info}/METADATA"] = ("\n".join(lines) + "\n").encode()
-    files[f"{dist_info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: opdispatch-tests\n"
-                                   b"Root-Is-Purelib: true\nTag: py3-none-any\n")
-    groups = project.get("entry-points", {})
-    if groups:
-        text = "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
-                       for group, eps in groups.items())
-        files[f"{dist_info}/entry_points.txt"] = text.encode()
-    files[f"{dist_info}/top_level.txt"] = "".join(
-        p.split(".")[0] + "\n" for p in meta["tool"]["setuptools"]["packages"]).encode()
-    record = io.StringIO()
-    writer = csv.writer(record, lineterminator="\n")
-    for arcname, data in files.items():
-        writer.writerow([arcname, _record_hash(data), len(data)])
-    writer.writerow([f"{dist_info}/RECORD", "", ""])
-    files[f"{dist_info}/RECORD"] = record.getvalue().encode()
-    wheel = out / f"{stem}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
-        for arcname, data in files.items():
-            zf.writestr(arcname, data)
-    return wheel
-
-
-def _install(target: Path, scratch: Path) -> str:
-    """Install the three distributions into ``target`` with pip; return how they were built."""
+def _install(target: Path, scratch: Path) -> None:
+    """Install the three distributions into ``target`` with real pip, from a copy of their sources."""
     # build from a copy, so setuptools' build/ and *.egg-info never land in the source tree
     sources = []
     for dist in DISTS:
@@ -142,22 +65,10 @@ def _install(target: Path, scratch: Path) -> str:
         shutil.copytree(PLUGINS / dist, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build",
                                                                           "*.egg-info"))
         sources.append(str(dst))
-    base = ["install", "--no-deps", "--no-index", "--target", str(target)]
-    failures = []
-    if _setuptools_builds_wheels():
-        proc = _pip(*base, "--no-build-isolation", *sources)
-        if proc.returncode == 0:
-            return "built by setuptools"
-        failures.append(f"pip install --no-build-isolation failed:\n{proc.stdout}\n{proc.stderr}")
-        shutil.rmtree(target, ignore_errors=True)
-    wheels_dir = scratch / "wheels"
-    wheels_dir.mkdir()
-    wheels = [str(_pack_wheel(Path(src), wheels_dir)) for src in sources]
-    proc = _pip(*base, *wheels)
+    proc = _pip("install", "--no-deps", "--no-index", "--no-build-isolation", "--target", str(target), *sources)
     if proc.returncode != 0:
-        failures.append(f"pip install of the packed wheels failed:\n{proc.stdout}\n{proc.stderr}")
-        pytest.fail("could not install the test plugins:\n" + "\n".join(failures))
-    return "packed from pyproject.toml"
+        pytest.fail(f"pip could not install the test plugins (the test extra provides setuptools and wheel):\n"
+                    f"{proc.stdout}\n{proc.stderr}")
 
 
 def _forget_plugin_modules() -> None:
@@ -174,8 +85,7 @@ def installed(tmp_path_factory):
     """
     scratch = tmp_path_factory.mktemp("plugin-build")
     target = tmp_path_factory.mktemp("plugin-site")
-    how = _install(target, scratch)
-    print(f"test plugins installed into {target} ({how})")
+    _install(target, scratch)
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
     _forget_plugin_modules()

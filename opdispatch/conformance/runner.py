@@ -1,0 +1,130 @@
+"""Run conformance cases on one device and record, per case, what happened and how accurate it was.
+
+Each case runs through the public API on the device under test, with the default placement
+policy (no fallback), so what is measured is the device's own kernel. A combination the backend
+declares unsupported is recorded as such with its reason; a kernel that raises, returns the
+wrong shape, dtype or device, or a result outside the derived tolerance is a failure, and the
+run goes on with the next case.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+
+from .. import api
+from ..device import Device, device as device_scope
+from ..dispatch import why_unsupported
+from ..ops import OPS
+from ..registry import registry
+from ..schema import TensorMeta
+from ..tensor import Tensor, tensor
+from .cases import Case
+from .tolerance import compare, derive
+
+PASSED, FAILED, UNSUPPORTED = "passed", "failed", "unsupported"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The outcome of one case on one device in one dtype (no timestamps: reports diff cleanly)."""
+
+    op: str
+    case: str
+    source: str
+    dtype: str
+    status: str
+    max_abs: Optional[float] = None
+    max_rel: Optional[float] = None
+    worst_ratio: Optional[float] = None  # max |err| / bound, over outputs and elements
+    rtol: Optional[float] = None
+    atol: Optional[float] = None
+    reduction_length: Optional[int] = None
+    message: str = ""
+    traceback: str = ""
+    repro: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+
+def reproduction(case: Case, device: Device, dtype: str, mode: str = "eager") -> str:
+    """A one-line shell command that reruns exactly this case."""
+    return (f"opdispatch conformance --device {device} --dtypes {dtype} --mode {mode} "
+            f"--case '{case.to_json()}'")
+
+
+def _call(case: Case, arrays: list, dev: Device) -> Any:
+    inputs = [None if a is None else tensor(a, device=dev) for a in arrays]
+    fn: Callable[..., Any] = getattr(api, case.op)
+    return fn(*inputs, **case.attrs)
+
+
+def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
+             call: Optional[Callable[[Case, list, Device], Any]] = None) -> CaseResult:
+    """Run one case on ``dev`` in ``dtype`` and compare it with the float64 reference."""
+    schema = OPS[case.op]
+    base = {"op": case.op, "case": case.name, "source": case.source, "dtype": dtype,
+            "repro": reproduction(case, dev, dtype, mode)}
+    arrays = case.make_inputs(dtype)
+    metas = [None if a is None else TensorMeta(a.shape, a.dtype) for a in arrays]
+    outs, kattrs = schema.infer(schema.name, metas, schema.normalize(case.attrs))
+    rt = registry().runtime(dev)
+    reason = why_unsupported(rt, schema, metas, kattrs, np.dtype(dtype))
+    if reason is not None:
+        return CaseResult(**base, status=UNSUPPORTED, message=reason)
+    ref = schema.reference(*arrays, **kattrs)
+    refs = [np.asarray(r) for r in (ref if isinstance(ref, tuple) else (ref,))]
+    tol = derive(schema, metas, kattrs, dtype, refs)
+    tol_fields = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
+    try:
+        with device_scope(dev, fallback="error"):
+            result = (call or _call)(case, arrays, dev)
+    except Exception as exc:  # a kernel that raises is a failure with its traceback; the run goes on
+        cause = exc.__cause__ or exc
+        return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",
+                          traceback="".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
+    results = result if isinstance(result, tuple) else (result,)
+    problems, worst_abs, worst_rel, worst_ratio = [], 0.0, 0.0, 0.0
+    if len(results) != len(refs):
+        problems.append(f"returned {len(results)} outputs, expected {len(refs)}")
+    for i, (got, want, meta) in enumerate(zip(results, refs, outs)):
+        label = f"output {i}" if len(refs) > 1 else "output"
+        if not isinstance(got, Tensor):
+            problems.append(f"{label} is {type(got).__name__}, not a Tensor")
+            continue
+        if got.device != dev:
+            problems.append(f"{label} is on {got.device}, expected {dev}")
+        host = got.numpy()
+        if host.shape != meta.shape:
+            problems.append(f"{label} has shape {host.shape}, expected {meta.shape}")
+            continue
+        if host.dtype != np.dtype(dtype):
+            problems.append(f"{label} has dtype {host.dtype}, expected {dtype}")
+        cmp = compare(host, want, tol)
+        worst_abs, worst_rel = max(worst_abs, cmp.max_abs), max(worst_rel, cmp.max_rel)
+        bound = tol.atol + tol.rtol * float(np.max(np.abs(want), initial=0.0))
+        worst_ratio = max(worst_ratio, cmp.max_abs / bound if bound else 0.0)
+        if not cmp.ok:
+            problems.append(f"{label} outside tolerance {cmp.problem}")
+    status = FAILED if problems else PASSED
+    return CaseResult(**base, **tol_fields, status=status, max_abs=worst_abs, max_rel=worst_rel,
+                      worst_ratio=worst_ratio, message="; ".join(problems))
+
+
+def run_cases(cases: Iterable[Case], dev: Device, dtypes: Iterable[str], mode: str = "eager",
+              progress: Optional[Callable[[CaseResult], None]] = None,
+              call: Optional[Callable[[Case, list, Device], Any]] = None) -> list[CaseResult]:
+    """Run every case in every dtype on ``dev``; results in a stable order (op, dtype, case)."""
+    results = []
+    dtypes = list(dtypes)
+    for case in cases:
+        for dtype in dtypes:
+            res = run_case(case, dev, dtype, mode, call)
+            results.append(res)
+            if progress is not None:
+                progress(res)
+    return sorted(results, key=lambda r: (r.op, r.dtype, r.source, r.case))
