@@ -1,4 +1,5 @@
-"""The ``opdispatch`` command: ``devices`` lists backends and devices; ``demo`` runs every op."""
+"""The ``opdispatch`` command: ``devices`` lists backends and devices, ``conformance`` checks devices
+against the reference, ``demo`` runs every op once."""
 
 from __future__ import annotations
 
@@ -82,11 +83,82 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    """Run the conformance suite; exit 1 when a supported case fails."""
+    from .conformance import report
+    from .conformance.cases import case_from_json
+    from .conformance.suite import collect_cases, run_device
+
+    reg = registry()
+    if args.all:
+        devices = reg.devices()
+        if not devices:
+            print("opdispatch: error: no device is available (see `opdispatch devices`)", file=sys.stderr)
+            return 2
+    else:
+        devices = [Device(d) for d in (args.device or ["numpy:0"])]
+    for dev in devices:
+        reg.runtime(dev)  # an unknown or unavailable device fails here, with the reason
+    ops = args.ops.split(",") if args.ops else None
+    dtypes = args.dtypes.split(",") if args.dtypes else None
+    notes: list[str] = []
+    if args.case:
+        cases = [case_from_json(args.case)]
+    else:
+        cases = collect_cases(ops, random_per_op=args.random, seed=args.seed, onnx=not args.no_onnx, notes=notes)
+        if args.only:
+            cases = [c for c in cases if c.name in set(args.only)]
+            if not cases:
+                print(f"opdispatch: error: no case named {args.only}", file=sys.stderr)
+                return 2
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"conformance: {len(cases)} cases on {', '.join(map(str, devices))} ({args.mode} mode)", file=sys.stderr)
+    runs = {str(dev): run_device(dev, cases, dtypes, args.mode) for dev in devices}
+    failed = 0
+    for dev, run in runs.items():
+        print(f"\n== {dev} ({run['backend']} {run['version']}) ==")
+        print(report.table(report.summarize(run["results"])))
+        text = report.failures_text(run["results"], limit=args.show_failures, tracebacks=args.tracebacks)
+        if text:
+            print("\n" + text)
+        failed += sum(r.status == "failed" for r in run["results"])
+    if len(runs) > 1:
+        print("\n" + report.matrix(runs))
+    if args.report:
+        report.write_json(report.json_report(runs), args.report)
+        print(f"\nJSON report: {args.report}")
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(report.markdown(runs))
+        print(f"Markdown report: {args.markdown}")
+    print(f"\n{'FAILED' if failed else 'passed'}: {failed} failed case(s) across {len(runs)} device(s)")
+    return 1 if failed else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``opdispatch`` console script."""
     parser = argparse.ArgumentParser(prog="opdispatch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("devices", help="list backends, their status and devices").set_defaults(fn=cmd_devices)
+    conf = sub.add_parser("conformance", help="check devices against the reference, with measured errors")
+    where = conf.add_mutually_exclusive_group()
+    where.add_argument("--device", action="append", help="device to check (repeatable; default numpy:0)")
+    where.add_argument("--all", action="store_true", help="every available device")
+    conf.add_argument("--ops", help="comma-separated op names (default: every op)")
+    conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
+    conf.add_argument("--mode", choices=["eager"], default="eager",
+                      help="frontend to run the cases through (graph mode arrives with od.function)")
+    conf.add_argument("--random", type=int, default=10, help="seeded random cases per op (default 10)")
+    conf.add_argument("--seed", type=int, default=0, help="seed of the random cases")
+    conf.add_argument("--no-onnx", action="store_true", help="leave out the ONNX-derived cases")
+    conf.add_argument("--case", help="run one case given as JSON (the reproduction lines print this)")
+    conf.add_argument("--only", action="append", help="run only the case with this name (repeatable)")
+    conf.add_argument("--report", help="write the JSON report here")
+    conf.add_argument("--markdown", help="write the Markdown report here")
+    conf.add_argument("--show-failures", type=int, default=20, help="failures to print (default 20)")
+    conf.add_argument("--tracebacks", action="store_true", help="print the traceback of each failure")
+    conf.set_defaults(fn=cmd_conformance)
     demo = sub.add_parser("demo", help="run every op once on a device")
     demo.add_argument("--device", default="numpy:0", type=lambda s: Device(s))
     demo.add_argument("--dtype", default="float32", choices=["float32", "float64"])

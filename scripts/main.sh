@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# The main job: set up, list backends and devices, then run every op on every available device.
+# The main job: set up, list backends and devices, then run the conformance suite over every
+# available device (numpy:0 at least), printing per-op tables and the ops x devices matrix and
+# writing conformance-report.json / conformance-report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/opdispatch devices
-status=0
-for dev in $(.venv/bin/python -c "import opdispatch as od; print(' '.join(map(str, od.devices())))"); do
-  .venv/bin/opdispatch demo --device "$dev" || status=1
-done
-exit $status
+.venv/bin/opdispatch conformance --all --report conformance-report.json --markdown conformance-report.md "$@"

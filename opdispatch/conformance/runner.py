@@ -53,8 +53,10 @@ class CaseResult:
 
 def reproduction(case: Case, device: Device, dtype: str, mode: str = "eager") -> str:
     """A one-line shell command that reruns exactly this case."""
-    return (f"opdispatch conformance --device {device} --dtypes {dtype} --mode {mode} "
-            f"--case '{case.to_json()}'")
+    head = f"opdispatch conformance --device {device} --dtypes {dtype} --mode {mode}"
+    if case.source.startswith("onnx:"):  # literal ONNX data: select the case by name
+        return f"{head} --ops {case.op} --only '{case.name}'"
+    return f"{head} --case '{case.to_json()}'"
 
 
 def _call(case: Case, arrays: list, dev: Device) -> Any:
@@ -87,8 +89,24 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
         cause = exc.__cause__ or exc
         return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",
                           traceback="".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
+    try:
+        problems, errors = _check_outputs(result, refs, outs, dev, dtype, tol)
+    except Exception as exc:  # e.g. the backend cannot read back what its kernel returned
+        return CaseResult(**base, **tol_fields, status=FAILED,
+                          message=f"reading the result back raised {type(exc).__name__}: {exc}",
+                          traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    worst_abs, worst_rel, worst_ratio = errors
+    status = FAILED if problems else PASSED
+    return CaseResult(**base, **tol_fields, status=status, max_abs=worst_abs, max_rel=worst_rel,
+                      worst_ratio=worst_ratio, message="; ".join(problems))
+
+
+def _check_outputs(result: Any, refs: list, outs: list, dev: Device, dtype: str, tol: Any
+                   ) -> tuple[list[str], tuple[float, float, float]]:
+    """Problems with the outputs (count, type, device, shape, dtype, values) and the worst errors."""
     results = result if isinstance(result, tuple) else (result,)
-    problems, worst_abs, worst_rel, worst_ratio = [], 0.0, 0.0, 0.0
+    problems: list[str] = []
+    worst_abs = worst_rel = worst_ratio = 0.0
     if len(results) != len(refs):
         problems.append(f"returned {len(results)} outputs, expected {len(refs)}")
     for i, (got, want, meta) in enumerate(zip(results, refs, outs)):
@@ -98,7 +116,7 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
             continue
         if got.device != dev:
             problems.append(f"{label} is on {got.device}, expected {dev}")
-        host = got.numpy()
+        host = np.asarray(got.numpy())
         if host.shape != meta.shape:
             problems.append(f"{label} has shape {host.shape}, expected {meta.shape}")
             continue
@@ -110,9 +128,7 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
         worst_ratio = max(worst_ratio, cmp.max_abs / bound if bound else 0.0)
         if not cmp.ok:
             problems.append(f"{label} outside tolerance {cmp.problem}")
-    status = FAILED if problems else PASSED
-    return CaseResult(**base, **tol_fields, status=status, max_abs=worst_abs, max_rel=worst_rel,
-                      worst_ratio=worst_ratio, message="; ".join(problems))
+    return problems, (worst_abs, worst_rel, worst_ratio)
 
 
 def run_cases(cases: Iterable[Case], dev: Device, dtypes: Iterable[str], mode: str = "eager",

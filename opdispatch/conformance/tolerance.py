@@ -81,7 +81,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Compari
     diff = np.abs(a[mask] - e[mask])
     if not np.all(np.isfinite(diff)):
         return Comparison(False, math.inf, math.inf, "non-finite values where the reference is finite")
-    rel = diff / np.maximum(np.abs(e[mask]), np.finfo(np.float64).tiny)
+    with np.errstate(over="ignore"):
+        rel = diff / np.maximum(np.abs(e[mask]), np.finfo(np.float64).tiny)
     bound = tol.atol + tol.rtol * np.abs(e[mask])
     worst = int(np.argmax(diff - bound))
     ok = bool(np.all(diff <= bound))

@@ -10,13 +10,14 @@ from ..shapes import effective_kernel, output_hw, resolve_padding
 from ._checks import float_inputs, require_positive_dims, require_rank
 
 
-def check_window_fits(op: str, hw, kernel, dilation, pads, what: str = "kernel") -> None:
-    """Raise `ShapeError` when the dilated window is larger than the padded input."""
+def check_window_fits(op: str, arg: str, value, hw, kernel, dilation, pads, what: str = "kernel") -> None:
+    """Raise `ShapeError` (naming argument ``arg`` and its ``value``) when the dilated window is
+    larger than the padded input."""
     for axis, name in ((0, "height"), (1, "width")):
         span = effective_kernel(kernel[axis], dilation[axis])
         padded = hw[axis] + pads[axis][0] + pads[axis][1]
         if span > padded:
-            raise ShapeError(f"{op}: the {what} {name} spans {span} (size {kernel[axis]}, dilation "
+            raise ShapeError(f"{op}: argument {arg!r} got {value}: the {what} {name} spans {span} (size {kernel[axis]}, dilation "
                              f"{dilation[axis]}) but the padded input {name} is {padded} "
                              f"(input {hw[axis]}, padding {pads[axis]}); allowed: a span <= the padded input")
 
@@ -43,7 +44,7 @@ def _infer(op, metas, attrs):
         if bias.shape[0] != c_out:
             raise ShapeError(f"{op}: argument 'bias' got shape {bias.shape}; allowed: ({c_out},), one per filter")
     pads = resolve_padding(attrs["padding"], (h, wd), (kh, kw), attrs["stride"], attrs["dilation"])
-    check_window_fits(op, (h, wd), (kh, kw), attrs["dilation"], pads)
+    check_window_fits(op, "w", f"shape {w.shape}", (h, wd), (kh, kw), attrs["dilation"], pads)
     oh, ow = output_hw((h, wd), (kh, kw), attrs["stride"], pads, attrs["dilation"])
     kattrs = dict(attrs, padding=pads)
     return [TensorMeta((n, c_out, oh, ow), dtype)], kattrs

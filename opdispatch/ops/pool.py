@@ -32,7 +32,7 @@ def _infer_pool(op, metas, attrs):
                             f"each side smaller than the window span {span} on the "
                             f"{('height', 'width')[axis]} axis, so every window covers some input",
                             ShapeError)
-    check_window_fits(op, hw, kernel, dilation, pads, "window")
+    check_window_fits(op, "kernel_size", kernel, hw, kernel, dilation, pads, "window")
     oh, ow = output_hw(hw, kernel, stride, pads, dilation, attrs["ceil_mode"])
     kattrs = dict(attrs, stride=stride, padding=pads)
     return [TensorMeta(x.shape[:2] + (oh, ow), dtype)], kattrs

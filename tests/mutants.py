@@ -1,0 +1,170 @@
+"""Deliberately broken kernels: each is the NumPy backend's kernel with one classic mistake.
+
+`make_mutant_plugin(name)` builds a backend ``mutant_<name>`` that has every NumPy kernel but the
+broken one, so the conformance suite can be shown to catch each mistake.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import opdispatch_numpy.plugin as numpy_plugin
+from opdispatch_numpy.conv import conv2d
+from opdispatch_numpy.nn import softmax
+from opdispatch_numpy.norm import batch_norm
+from opdispatch_numpy.pool import max_pool2d
+from opdispatch_numpy.windows import pad_hw, tap
+
+from opdispatch import hookimpl
+from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+from opdispatch.shapes import output_hw
+
+
+def _pool_taps(x, kernel_size, stride, padding, dilation, out_hw, fill, reduce):
+    """Reduce the strided tap slices of ``x`` padded with ``fill`` (ceil overhang included)."""
+    hw = x.shape[2:]
+    extra = tuple(max((out_hw[a] - 1) * stride[a] + dilation[a] * (kernel_size[a] - 1) + 1 - hw[a] - sum(padding[a]),
+                      0) for a in (0, 1))
+    xp = pad_hw(x, padding, fill, extra)
+    res = tap(xp, 0, 0, stride, dilation, out_hw).copy()
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            if i or j:
+                reduce(res, tap(xp, i, j, stride, dilation, out_hw), out=res)
+    return res
+
+
+def same_on_wrong_side(x, w, bias=None, *, stride, padding, dilation, groups):
+    """Odd SAME padding put first (top/left) instead of last."""
+    (t, b), (l, r) = padding
+    return conv2d(x, w, bias, stride=stride, padding=((b, t), (r, l)), dilation=dilation, groups=groups)
+
+
+def groups_ignored(x, w, bias=None, *, stride, padding, dilation, groups):
+    """Every filter sees the first channel group only."""
+    cg = w.shape[1]
+    first = np.concatenate([x[:, :cg]] * groups, axis=1)
+    return conv2d(first, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def dilation_ignored(x, w, bias=None, *, stride, padding, dilation, groups):
+    """Dilation treated as 1."""
+    return conv2d(x, w, bias, stride=stride, padding=padding, dilation=(1, 1), groups=groups)
+
+
+def weights_flipped(x, w, bias=None, *, stride, padding, dilation, groups):
+    """True convolution (kernel flipped) instead of the cross-correlation frameworks call conv."""
+    return conv2d(x, np.ascontiguousarray(w[:, :, ::-1, ::-1]), bias, stride=stride, padding=padding,
+                  dilation=dilation, groups=groups)
+
+
+def bias_dropped(x, w, bias=None, *, stride, padding, dilation, groups):
+    """The bias is never added."""
+    return conv2d(x, w, None, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def ceil_rule_ignored(x, *, kernel_size, stride, padding, dilation, ceil_mode):
+    """ceil_mode keeps a last window that starts in the trailing padding."""
+    if not ceil_mode:
+        return max_pool2d(x, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                          ceil_mode=False)
+    hw = x.shape[2:]
+    out = tuple(-(-(hw[a] + sum(padding[a]) - dilation[a] * (kernel_size[a] - 1) - 1) // stride[a]) + 1
+                for a in (0, 1))
+    return _pool_taps(x, kernel_size, stride, padding, dilation, out, -np.inf, np.maximum)
+
+
+def max_pool_zero_padding(x, *, kernel_size, stride, padding, dilation, ceil_mode):
+    """Max pooling padded with zeros instead of -inf."""
+    out = output_hw(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return _pool_taps(x, kernel_size, stride, padding, dilation, out, 0.0, np.maximum)
+
+
+def divisor_always_window(x, *, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    """Divides by KH*KW whatever count_include_pad and the clipping say."""
+    out = output_hw(x.shape[2:], kernel_size, stride, padding, (1, 1), ceil_mode)
+    total = _pool_taps(x, kernel_size, stride, padding, (1, 1), out, 0.0, np.add)
+    return total / x.dtype.type(kernel_size[0] * kernel_size[1])
+
+
+def variance_swapped(x, running_mean, running_var, weight=None, bias=None, *, training, momentum, eps):
+    """Normalises with the unbiased variance and keeps the biased one as running statistic."""
+    if not training:
+        return batch_norm(x, running_mean, running_var, weight, bias, training=False, momentum=momentum, eps=eps)
+    axes = (0,) + tuple(range(2, x.ndim))
+    n = x.size // x.shape[1]
+    var_b = x.var(axis=axes)
+    var_u = var_b * n / (n - 1)
+    bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    mean = x.mean(axis=axes)
+    y = (x - mean.reshape(bshape)) / np.sqrt(var_u.reshape(bshape) + eps)
+    if weight is not None:
+        y = y * weight.reshape(bshape)
+    if bias is not None:
+        y = y + bias.reshape(bshape)
+    m = x.dtype.type(momentum)
+    return y.astype(x.dtype), (1 - m) * running_mean + m * mean, ((1 - m) * running_var + m * var_b).astype(x.dtype)
+
+
+def momentum_reversed(x, running_mean, running_var, weight=None, bias=None, *, training, momentum, eps):
+    """new_running = momentum * running + (1 - momentum) * batch (ONNX's sense, not PyTorch's)."""
+    out = batch_norm(x, running_mean, running_var, weight, bias, training=training, momentum=1 - momentum, eps=eps)
+    return out
+
+
+def matmul_no_broadcast(a, b):
+    """Batched b is reduced to its first matrix instead of being broadcast."""
+    if b.ndim > 2:
+        b = b[(0,) * (b.ndim - 2)]
+    return np.matmul(a, b)
+
+
+def softmax_unshifted(x, *, axis):
+    """exp without subtracting the max: overflows for large logits."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(x)
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+
+MUTANTS = {
+    "same_wrong_side": ("conv2d", same_on_wrong_side),
+    "groups_ignored": ("conv2d", groups_ignored),
+    "dilation_ignored": ("conv2d", dilation_ignored),
+    "weights_flipped": ("conv2d", weights_flipped),
+    "bias_dropped": ("conv2d", bias_dropped),
+    "ceil_rule_ignored": ("max_pool2d", ceil_rule_ignored),
+    "max_pool_zero_padding": ("max_pool2d", max_pool_zero_padding),
+    "count_include_pad_divisor": ("avg_pool2d", divisor_always_window),
+    "variance_swapped": ("batch_norm", variance_swapped),
+    "momentum_reversed": ("batch_norm", momentum_reversed),
+    "matmul_broadcast": ("matmul", matmul_no_broadcast),
+    "softmax_unshifted": ("softmax", softmax_unshifted),
+}
+
+
+def make_mutant_plugin(name: str) -> object:
+    """A backend ``mutant_<name>``: the NumPy kernels with ``MUTANTS[name]`` swapped in."""
+    op, broken = MUTANTS[name]
+
+    class Plugin:
+        @hookimpl
+        def opdispatch_backend_info(self):
+            return BackendInfo(name=f"mutant_{name}", version="0")
+
+        @hookimpl
+        def opdispatch_devices(self):
+            return [DeviceInfo(index=0, name=f"NumPy with a broken {op}")]
+
+        @hookimpl
+        def opdispatch_kernels(self):
+            kernels = [k for k in numpy_plugin.opdispatch_kernels() if k.op != op]
+            return kernels + [Kernel(op, broken)]
+
+        @hookimpl
+        def opdispatch_from_numpy(self, array, device):
+            return np.array(array, copy=True)
+
+        @hookimpl
+        def opdispatch_to_numpy(self, data, device):
+            return np.array(data, copy=True)
+
+    return Plugin()

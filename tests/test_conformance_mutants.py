@@ -1,0 +1,29 @@
+"""The conformance suite catches every classic kernel mistake, and passes a correct backend."""
+
+from __future__ import annotations
+
+import pytest
+
+import opdispatch as od
+from mutants import MUTANTS, make_mutant_plugin
+from opdispatch.conformance.runner import FAILED
+from opdispatch.conformance.suite import collect_cases, run_device
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_each_mutant_is_caught(clean_registry, name):
+    op = MUTANTS[name][0]
+    status = od.register_plugin(make_mutant_plugin(name))
+    assert status.status == "loaded", status
+    cases = collect_cases([op], random_per_op=10, onnx=False)
+    run = run_device(od.Device(f"mutant_{name}:0"), cases, out=None)
+    failed = [r for r in run["results"] if r.status == FAILED]
+    assert failed, f"mutant {name} of {op} passed every case"
+    assert all(r.op == op for r in failed)
+    assert all(r.repro.startswith("opdispatch conformance --device mutant_") for r in failed)
+
+
+def test_the_correct_backend_passes_the_same_cases():
+    ops = sorted({op for op, _ in MUTANTS.values()})
+    run = run_device(od.Device("numpy:0"), collect_cases(ops, random_per_op=10, onnx=False), out=None)
+    assert [r for r in run["results"] if r.status == FAILED] == []
