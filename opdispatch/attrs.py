@@ -14,6 +14,9 @@ import numpy as np
 from .errors import arg_error
 
 Pair = tuple[int, int]
+
+INT_MAX = 2**31 - 1
+"""Largest size, stride, dilation or padding accepted (the limit ONNX runtimes and cuDNN use)."""
 Padding2d = Union[str, tuple[Pair, Pair]]
 
 
@@ -56,19 +59,19 @@ def to_float(op: str, arg: str, value: Any, *, low: float | None = None, high: f
 
 def to_pair(op: str, arg: str, value: Any, *, minimum: int = 1) -> Pair:
     """An int or an (h, w) pair of ints, each at least ``minimum``, as an (h, w) tuple."""
-    allowed = f"an int >= {minimum} or a pair (h, w) of such ints"
+    allowed = f"an int in [{minimum}, {INT_MAX}] or a pair (h, w) of such ints"
     if _is_int(value):
         items = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         items = tuple(value)
     else:
         raise arg_error(op, arg, value, allowed)
-    if min(items) < minimum:
+    if min(items) < minimum or max(items) > INT_MAX:
         raise arg_error(op, arg, value, allowed)
     return int(items[0]), int(items[1])
 
 
-PADDING_ALLOWED = ("an int >= 0, a pair (ph, pw), ((top, bottom), (left, right)), "
+PADDING_ALLOWED = (f"an int in [0, {INT_MAX}], a pair (ph, pw), ((top, bottom), (left, right)) of such ints, "
                    "'VALID' or 'SAME'")
 
 
@@ -83,18 +86,17 @@ def to_padding(op: str, arg: str, value: Any) -> Padding2d:
             return "SAME"
         raise arg_error(op, arg, value, PADDING_ALLOWED)
     if _is_int(value):
-        if value < 0:
-            raise arg_error(op, arg, value, PADDING_ALLOWED)
-        p = int(value)
-        return ((p, p), (p, p))
-    if isinstance(value, (tuple, list)) and len(value) == 2:
+        if 0 <= value <= INT_MAX:
+            p = int(value)
+            return ((p, p), (p, p))
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
         if all(_is_int(v) for v in value):
             ph, pw = int(value[0]), int(value[1])
-            if ph >= 0 and pw >= 0:
+            if 0 <= min(ph, pw) and max(ph, pw) <= INT_MAX:
                 return ((ph, ph), (pw, pw))
         elif all(isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(i) for i in v) for v in value):
             (t, b), (l, r) = value
-            if min(t, b, l, r) >= 0:
+            if 0 <= min(t, b, l, r) and max(t, b, l, r) <= INT_MAX:
                 return ((int(t), int(b)), (int(l), int(r)))
     raise arg_error(op, arg, value, PADDING_ALLOWED)
 

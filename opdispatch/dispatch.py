@@ -74,6 +74,8 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
                 rt = _resolve_mismatch(op, tensors, placement)
                 break
     float_dtype = next((t._dtype for _, t in tensors if t._dtype.kind == "f"), None)
+    if float_dtype is None:  # like NumPy: Python scalars take the dtype of a float array input
+        float_dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
     datas: list[Any] = []
     metas: list[Optional[TensorMeta]] = []
     for spec, value in zip(schema.inputs, args):

@@ -138,6 +138,10 @@ def host_array(data: Any, dtype: Any = None, op: str = "tensor", arg: str = "dat
     """``data`` as a NumPy array of numbers (floats, ints or bools), or a `DTypeError`."""
     try:
         arr = np.asarray(data, dtype=None if dtype is None else as_dtype(dtype))
+    except OverflowError as exc:
+        raise DTypeError(f"{op}: argument {arg!r} got a number out of range for "
+                         f"{'any NumPy dtype' if dtype is None else as_dtype(dtype).name} ({exc}); "
+                         f"allowed: numbers that fit the input dtype") from None
     except (TypeError, ValueError) as exc:
         raise DTypeError(f"{op}: argument {arg!r} got {type(data).__name__} that is not array-like ({exc}); "
                          f"allowed: a tensor, a NumPy array, a number or a nested sequence of numbers") from None

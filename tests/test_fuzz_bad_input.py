@@ -322,9 +322,12 @@ def _is_weak_scalar(value) -> bool:
 
 def _host_inputs(name: str, args: list) -> list:
     """The inputs as NumPy arrays, converted the way the op sees them (weak Python scalars take the
-    float dtype of the tensor inputs; everything else keeps NumPy's dtype)."""
+    float dtype of the tensor inputs, else of the NumPy float array inputs, as NumPy does;
+    everything else keeps NumPy's dtype)."""
     schema = OPS[name]
     float_dtype = next((a.dtype for a in args if isinstance(a, od.Tensor) and a.dtype.kind == "f"), None)
+    if float_dtype is None:
+        float_dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
     out = []
     for spec, a in zip(schema.inputs, args):
         if a is None:

@@ -71,3 +71,8 @@ def test_to_same_device_is_identity():
     t = od.tensor([1.0])
     assert t.to("numpy:0") is t
     assert t.to("cpu") is t
+
+
+def test_python_scalars_take_the_dtype_of_a_numpy_float_input_like_numpy():
+    assert od.add(np.ones(3, np.float32), 2.0).dtype == np.float32
+    assert od.mul(2.0, np.ones(3, np.float64)).dtype == np.float64

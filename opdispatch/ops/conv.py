@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import reference
-from ..attrs import to_int, to_padding, to_pair
+from ..attrs import INT_MAX, to_int, to_padding, to_pair
 from ..errors import ShapeError
 from ..schema import Attr, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
@@ -16,6 +16,9 @@ def check_window_fits(op: str, arg: str, value, hw, kernel, dilation, pads, what
     for axis, name in ((0, "height"), (1, "width")):
         span = effective_kernel(kernel[axis], dilation[axis])
         padded = hw[axis] + pads[axis][0] + pads[axis][1]
+        if padded > INT_MAX:
+            raise ShapeError(f"{op}: argument 'padding' resolves to {pads[axis]} on the {name} axis (a {what} "
+                             f"spanning {span}), a padded {name} of {padded}; allowed: at most {INT_MAX}")
         if span > padded:
             raise ShapeError(f"{op}: argument {arg!r} got {value}: the {what} {name} spans {span} (size {kernel[axis]}, dilation "
                              f"{dilation[axis]}) but the padded input {name} is {padded} "

@@ -16,7 +16,11 @@ def _infer_softmax(op, metas, attrs):
     (x,) = metas
     float_inputs(op, [("x", x)])
     require_min_rank(op, "x", x, 1)
-    return [x], {"axis": to_axis(op, "axis", attrs["axis"], len(x.shape))}
+    axis = to_axis(op, "axis", attrs["axis"], len(x.shape))
+    if x.shape[axis] == 0:
+        raise ShapeError(f"{op}: argument 'x' got shape {x.shape}, empty along axis {attrs['axis']!r}; allowed: "
+                         f"size >= 1 along the softmax axis ({op} over nothing is undefined)")
+    return [x], {"axis": axis}
 
 
 def _axis_length(metas, attrs):

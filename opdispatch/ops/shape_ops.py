@@ -13,6 +13,8 @@ def _infer_reshape(op, metas, attrs):
     (x,) = metas
     dtype = float_inputs(op, [("x", x)])
     shape = attrs["shape"]
+    if prod(d for d in shape if d > 0) > 2**63 - 1:
+        raise arg_error(op, "shape", shape, "dimensions whose product fits in int64", ShapeError)
     size = prod(x.shape)
     known = prod(d for d in shape if d != -1)
     if -1 in shape:

@@ -24,6 +24,9 @@ def windows(xp: np.ndarray, kernel, stride, dilation, out_hw) -> np.ndarray:
     """Read-only view (N, C, KH, KW, OH, OW) of every window tap of padded ``xp``."""
     n, c = xp.shape[:2]
     s_n, s_c, s_h, s_w = xp.strides
+    # a stride with one output, or a dilation with one tap, is never stepped: keep byte strides small
+    stride = tuple(s if o > 1 else 1 for s, o in zip(stride, out_hw))
+    dilation = tuple(d if k > 1 else 1 for d, k in zip(dilation, kernel))
     return as_strided(xp, shape=(n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
                       strides=(s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1]),
                       writeable=False)
