@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import ops as _ops
-from .dispatch import run
+from .dispatch import kernel_error, run
 from .tensor import Tensor, make
 
 Pair = Union[int, tuple[int, int]]
@@ -36,8 +36,8 @@ def _unary(name: str) -> Callable[[Any], Tensor]:
             if fn is not None:
                 try:
                     return make(fn(x._data), x._shape, x._dtype, x._rt)
-                except Exception:  # rerun through dispatch, which reports it properly
-                    pass
+                except Exception as exc:
+                    raise kernel_error(name, x._rt, exc) from exc
         return run(schema, (x,), _NO_ATTRS)
 
     return _named(op, name, f"Element-wise {schema.doc}.")
@@ -54,8 +54,8 @@ def _binary(name: str) -> Callable[[Any, Any], Tensor]:
                 if fn is not None:
                     try:
                         return make(fn(a._data, b._data), a._shape, a._dtype, rt)
-                    except Exception:  # rerun through dispatch, which reports it properly
-                        pass
+                    except Exception as exc:
+                        raise kernel_error(name, rt, exc) from exc
         return run(schema, (a, b), _NO_ATTRS)
 
     return _named(op, name, f"Element-wise {schema.doc}.")

@@ -140,15 +140,22 @@ def _fallback_runtime(rt: DeviceRuntime, schema: OpSchema, metas, kattrs, dtype)
     return None
 
 
+def kernel_error(op: str, rt: DeviceRuntime, exc: Exception) -> Exception:
+    """What to raise when the kernel of ``op`` on ``rt`` raised ``exc``: opdispatch's own errors as
+    they are, anything else as a `KernelError` naming the op, backend and device (``exc`` chained)."""
+    if isinstance(exc, OpDispatchError):
+        return exc
+    err = KernelError(f"{op}: the kernel of backend {rt.backend!r} on {rt.device} raised {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
 def run_kernel(rt: DeviceRuntime, schema: OpSchema, datas: Sequence[Any], kattrs: dict) -> Any:
     """Call the kernel of ``rt`` for ``schema``; a non-opdispatch exception becomes a `KernelError`."""
     try:
         return rt.kernels[schema.name].fn(*datas, **kattrs)
-    except OpDispatchError:
-        raise
     except Exception as exc:
-        raise KernelError(f"{schema.name}: the kernel of backend {rt.backend!r} on {rt.device} raised "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise kernel_error(schema.name, rt, exc) from exc
 
 
 def execute(schema: OpSchema, rt: DeviceRuntime, datas: list[Any], metas: list[Optional[TensorMeta]],

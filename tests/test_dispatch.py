@@ -99,6 +99,44 @@ def test_a_raising_kernel_becomes_a_kernel_error_naming_backend_and_device(clean
     assert isinstance(info.value.__cause__, IndexError)
 
 
+def test_a_failing_fast_path_kernel_runs_once(clean_registry):
+    calls = []
+
+    def add(a, b):
+        calls.append(1)
+        raise MemoryError("out of device memory")
+
+    from opdispatch import hookimpl
+    from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+
+    class Plugin:
+        @hookimpl
+        def opdispatch_backend_info(self):
+            return BackendInfo(name="oom")
+
+        @hookimpl
+        def opdispatch_devices(self):
+            return [DeviceInfo(index=0)]
+
+        @hookimpl
+        def opdispatch_kernels(self):
+            return [Kernel("add", add)]
+
+        @hookimpl
+        def opdispatch_from_numpy(self, array, device):
+            return array
+
+        @hookimpl
+        def opdispatch_to_numpy(self, data, device):
+            return data
+
+    od.register_plugin(Plugin())
+    x = od.tensor(np.ones(2), device="oom:0")
+    with pytest.raises(od.KernelError, match="add: the kernel of backend 'oom' on oom:0 raised MemoryError"):
+        x + x
+    assert len(calls) == 1
+
+
 def test_failed_call_mutates_nothing():
     rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
     x = np.ones((2, 3, 4, 4), np.float32)
