@@ -13,10 +13,11 @@ from typing import Mapping
 from .api import (add, avg_pool2d, batch_norm, conv2d, div, exp, flatten, log, log_softmax, matmul, max,
                   max_pool2d, mean, mul, neg, relu, reshape, sigmoid, softmax, softmax_cross_entropy, sqrt, sub,
                   sum, tanh, transpose)
+from .autodiff import GradientTape
 from .device import Device, device, get_device
 from .dispatch import PlacementEvent, clear_placement_log, placement_log
-from .errors import (DeviceError, DeviceMismatchError, DTypeError, InvalidArgumentError, KernelError,
-                     OpDispatchError, PlacementWarning, PluginError, ShapeError, UnsupportedError)
+from .errors import (DeviceError, DeviceMismatchError, DTypeError, GradientError, InvalidArgumentError,
+                     KernelError, OpDispatchError, PlacementWarning, PluginError, ShapeError, UnsupportedError)
 from .hookspecs import hookimpl
 from . import registry as _registry_module
 from .registry import BackendStatus, register_plugin
@@ -36,7 +37,7 @@ def backends() -> Mapping[str, BackendStatus]:
 
 
 __all__ = [
-    "Tensor", "tensor", "Device", "device", "devices", "get_device", "backends", "register_plugin",
+    "Tensor", "tensor", "GradientTape", "GradientError", "Device", "device", "devices", "get_device", "backends", "register_plugin",
     "BackendStatus", "PlacementEvent", "placement_log", "clear_placement_log", "hookimpl",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",
     "UnsupportedError", "KernelError", "PluginError", "PlacementWarning",

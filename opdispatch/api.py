@@ -1,8 +1,8 @@
 """The public op functions (``od.conv2d`` ...), one per schema in `opdispatch.ops`.
 
 Element-wise ops get a fast path: when every input is a tensor on one device with one dtype
-and shape, and the device has an unconditional kernel for that dtype, the kernel runs
-directly (shape inference is the identity there). Everything else goes through
+and shape, the device has an unconditional kernel for that dtype and no recorder (gradient
+tape, tracer) is active, the kernel runs directly (shape inference is the identity there). Everything else goes through
 `opdispatch.dispatch.run`, which validates before running.
 """
 
@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from . import ops as _ops
 from .dispatch import kernel_error, run
+from .recording import ACTIVE as _RECORDING
 from .tensor import Tensor, make
 
 Pair = Union[int, tuple[int, int]]
@@ -31,7 +32,7 @@ def _unary(name: str) -> Callable[[Any], Tensor]:
     schema = _ops.OPS[name]
 
     def op(x: Any) -> Tensor:
-        if type(x) is Tensor:
+        if type(x) is Tensor and not _RECORDING[0]:
             fn = x._rt.fast.get((name, x._dtype))
             if fn is not None:
                 try:
@@ -47,7 +48,7 @@ def _binary(name: str) -> Callable[[Any, Any], Tensor]:
     schema = _ops.OPS[name]
 
     def op(a: Any, b: Any) -> Tensor:
-        if type(a) is Tensor and type(b) is Tensor:
+        if type(a) is Tensor and type(b) is Tensor and not _RECORDING[0]:
             rt = a._rt
             if rt is b._rt and a._dtype is b._dtype and a._shape == b._shape:
                 fn = rt.fast.get((name, a._dtype))

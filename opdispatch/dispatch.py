@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from . import recording
 from .device import Device, Placement, current_placement
 from .errors import (DeviceMismatchError, InvalidArgumentError, KernelError, OpDispatchError,
                      PlacementWarning, UnsupportedError)
@@ -61,8 +62,8 @@ def _is_weak_scalar(value: Any) -> bool:
 
 
 def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
-           ) -> tuple[DeviceRuntime, list[Any], list[Optional[TensorMeta]]]:
-    """Bring every input onto one device: return its runtime, the backend arrays and the metas."""
+           ) -> tuple[DeviceRuntime, list[Optional[Tensor]], list[Optional[TensorMeta]]]:
+    """Bring every input onto one device: return its runtime, the input tensors and their metas."""
     op = schema.name
     tensors = [(spec.name, a) for spec, a in zip(schema.inputs, args) if isinstance(a, Tensor)]
     if not tensors:
@@ -76,13 +77,13 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
     float_dtype = next((t._dtype for _, t in tensors if t._dtype.kind == "f"), None)
     if float_dtype is None:  # like NumPy: Python scalars take the dtype of a float array input
         float_dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
-    datas: list[Any] = []
+    inputs: list[Optional[Tensor]] = []
     metas: list[Optional[TensorMeta]] = []
     for spec, value in zip(schema.inputs, args):
         if value is None:
             if not spec.optional:
                 raise InvalidArgumentError(f"{op}: argument {spec.name!r} got None; allowed: a tensor or array-like")
-            datas.append(None)
+            inputs.append(None)
             metas.append(None)
             continue
         if not isinstance(value, Tensor):
@@ -91,9 +92,9 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
             value = make(rt.from_numpy(arr, rt.device), arr.shape, arr.dtype, rt)
         elif value._rt is not rt:
             value = value.to(rt.device) if value._rt.device != rt.device else value
-        datas.append(value._data)
+        inputs.append(value)
         metas.append(TensorMeta(value._shape, value._dtype))
-    return rt, datas, metas
+    return rt, inputs, metas
 
 
 def _resolve_mismatch(op: str, tensors: list, placement: Placement) -> DeviceRuntime:
@@ -194,9 +195,12 @@ def run(schema: OpSchema, args: Sequence[Any], attrs: dict) -> Any:
     """
     placement = current_placement()
     nattrs = schema.normalize(attrs) if schema.attrs else attrs
-    rt, datas, metas = gather(schema, args, placement)
+    rt, inputs, metas = gather(schema, args, placement)
     outs, kattrs = schema.infer(schema.name, metas, nattrs)
+    datas = [None if t is None else t._data for t in inputs]
     rt, results = execute(schema, rt, datas, metas, outs, kattrs, placement)
     tensors = tuple(make(r, m.shape, m.dtype, rt) for r, m in zip(results, outs))
+    for recorder in recording.active():
+        recorder.record(schema, inputs, kattrs, tensors)
     return tensors[0] if len(tensors) == 1 else tensors
 

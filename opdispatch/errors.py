@@ -52,3 +52,8 @@ def arg_error(op: str, arg: str, value: object, allowed: str, cls: type[InvalidA
 
 class PlacementWarning(UserWarning):
     """An op ran on another device than asked, or data was copied, under a fallback policy."""
+
+
+class GradientError(OpDispatchError):
+    """A gradient cannot be computed: a source was never watched, the target does not depend on
+    it, an op has no gradient rule, or a non-persistent tape was used twice."""

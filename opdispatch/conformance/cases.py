@@ -203,6 +203,10 @@ def grid_cases() -> list[Case]:
     for gen in gens:
         for i, case in enumerate(gen):
             cases.append(Case(case.op, case.inputs, case.attrs, seed=i, source="grid"))
+    from .grad_cases import grad_grid  # the backward ops (imported late: it builds on this module)
+
+    for i, case in enumerate(grad_grid()):
+        cases.append(Case(case.op, case.inputs, case.attrs, seed=i, source="grid"))
     return cases
 
 

@@ -136,6 +136,68 @@ def _xent(r: random.Random) -> Case:
     return Case("softmax_cross_entropy", (In((n, c), "uniform", -5.0, 5.0), In((n,), "labels", high=c)), {})
 
 
+def _forward_shape(case: Case, out: int = 0) -> tuple[int, ...]:
+    """Output ``out``'s shape of the forward ``case``, or () when the case is invalid (the backward case
+    built on it is then rejected too: a () dy never fits)."""
+    schema = OPS[case.op]
+    metas = [None if i is None else TensorMeta(i.shape, np.dtype("int64" if i.kind == "labels" else "float32"))
+             for i in case.inputs]
+    try:
+        outs, _ = schema.infer(schema.name, metas, schema.normalize(case.attrs))
+    except OpDispatchError:
+        return ()
+    return outs[out].shape
+
+
+def _conv2d_backward(op: str) -> Callable[[random.Random], Case]:
+    def make(r: random.Random) -> Case:
+        fwd = _conv2d(r)
+        x, w, _ = fwd.inputs
+        dy = In(_forward_shape(fwd))
+        if op == "conv2d_backward_input":
+            return Case(op, (dy, w), dict(fwd.attrs, input_shape=x.shape))
+        return Case(op, (x, dy), dict(fwd.attrs, weight_shape=w.shape))
+    return make
+
+
+def _max_pool2d_backward(r: random.Random) -> Case:
+    fwd = _pool("max_pool2d")(r)
+    return Case("max_pool2d_backward", (fwd.inputs[0], In(_forward_shape(fwd))), fwd.attrs)
+
+
+def _avg_pool2d_backward(r: random.Random) -> Case:
+    fwd = _pool("avg_pool2d")(r)
+    return Case("avg_pool2d_backward", (In(_forward_shape(fwd)),), dict(fwd.attrs, input_shape=fwd.inputs[0].shape))
+
+
+def _batch_norm_backward(r: random.Random) -> Case:
+    fwd = _batch_norm(r)
+    x, rm, rv, weight, _ = fwd.inputs
+    return Case("batch_norm_backward", (x, In(x.shape), rm, rv, weight),
+                {"training": fwd.attrs["training"], "eps": fwd.attrs["eps"]})
+
+
+def _relu_backward(r: random.Random) -> Case:
+    shape = _shape(r)
+    return Case("relu_backward", (In(shape), In(shape)), {})
+
+
+def _max_backward(r: random.Random) -> Case:
+    fwd = _reduce("max")(r)
+    return Case("max_backward", (fwd.inputs[0], In(_forward_shape(fwd))), fwd.attrs)
+
+
+def _xent_backward(r: random.Random) -> Case:
+    fwd = _xent(r)
+    return Case("softmax_cross_entropy_backward", fwd.inputs + (In(()),), {})
+
+
+def _broadcast_to(r: random.Random) -> Case:
+    dst = _shape(r)
+    src = tuple(1 if r.random() < 0.4 else d for d in dst[r.randint(0, len(dst)):])
+    return Case("broadcast_to", (In(src),), {"shape": dst})
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "conv2d": _conv2d, "max_pool2d": _pool("max_pool2d"), "avg_pool2d": _pool("avg_pool2d"),
     "batch_norm": _batch_norm, "matmul": _matmul, "reshape": _reshape, "transpose": _transpose,
@@ -144,7 +206,13 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     **{op: _unary(op) for op in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "neg")},
     **{op: _binary(op) for op in ("add", "sub", "mul", "div")},
     **{op: _reduce(op) for op in ("sum", "mean", "max")},
+    "conv2d_backward_input": _conv2d_backward("conv2d_backward_input"),
+    "conv2d_backward_weight": _conv2d_backward("conv2d_backward_weight"),
+    "max_pool2d_backward": _max_pool2d_backward, "avg_pool2d_backward": _avg_pool2d_backward,
+    "batch_norm_backward": _batch_norm_backward, "relu_backward": _relu_backward, "max_backward": _max_backward,
+    "softmax_cross_entropy_backward": _xent_backward, "broadcast_to": _broadcast_to,
 }
+assert set(GENERATORS) == set(OPS), sorted(set(GENERATORS) ^ set(OPS))
 
 
 def is_valid(case: Case) -> bool:

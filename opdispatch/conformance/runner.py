@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-from .. import api
 from ..device import Device, device as device_scope
 from ..dispatch import why_unsupported
+from ..grad_api import op_function
 from ..ops import OPS
 from ..registry import registry
 from ..schema import TensorMeta
@@ -54,14 +54,15 @@ class CaseResult:
 def reproduction(case: Case, device: Device, dtype: str, mode: str = "eager") -> str:
     """A one-line shell command that reruns exactly this case."""
     head = f"opdispatch conformance --device {device} --dtypes {dtype} --mode {mode}"
-    if case.source.startswith("onnx:"):  # literal ONNX data: select the case by name
+    literal = any(i is not None and i.kind == "array" for i in case.inputs)
+    if case.source.startswith("onnx:") or literal:  # literal data has no one-line form: select the case by name
         return f"{head} --ops {case.op} --only '{case.name}'"
     return f"{head} --case '{case.to_json()}'"
 
 
 def _call(case: Case, arrays: list, dev: Device) -> Any:
     inputs = [None if a is None else tensor(a, device=dev) for a in arrays]
-    fn: Callable[..., Any] = getattr(api, case.op)
+    fn: Callable[..., Any] = op_function(case.op)
     return fn(*inputs, **case.attrs)
 
 

@@ -41,15 +41,23 @@ def _infer_xent(op, metas, attrs):
     return [TensorMeta((), dtype)], attrs
 
 
-def _check_labels(arrays, attrs):
-    logits, labels = arrays
-    labels = np.asarray(labels)
-    n_classes = np.shape(logits)[1]
-    bad = (labels < 0) | (labels >= n_classes)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InvalidArgumentError(f"softmax_cross_entropy: argument 'labels' got {int(labels[i])} at index {i}; "
-                                   f"allowed: class indices in [0, {n_classes - 1}]")
+def label_checker(op: str):
+    """``check_values`` for ops whose inputs start with (logits (N, C), labels (N,)): every label
+    must be a class index in [0, C)."""
+
+    def check(arrays, attrs):
+        logits, labels = arrays[0], np.asarray(arrays[1])
+        n_classes = np.shape(logits)[1]
+        bad = (labels < 0) | (labels >= n_classes)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InvalidArgumentError(f"{op}: argument 'labels' got {int(labels[i])} at index {i}; "
+                                       f"allowed: class indices in [0, {n_classes - 1}]")
+
+    return check
+
+
+_check_labels = label_checker("softmax_cross_entropy")
 
 
 SOFTMAX = OpSchema(name="softmax", inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough),),

@@ -11,6 +11,7 @@ from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
 from . import __version__
 from .conv import conv2d
 from .elementwise import KERNELS as ELEMENTWISE
+from .grad import KERNELS as GRAD
 from .nn import log_softmax, softmax, softmax_cross_entropy
 from .norm import batch_norm
 from .pool import avg_pool2d, max_pool2d
@@ -34,7 +35,7 @@ def opdispatch_devices() -> list[DeviceInfo]:
 def opdispatch_kernels() -> list[Kernel]:
     named = {"conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "batch_norm": batch_norm,
              "softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
-             **ELEMENTWISE, **SHAPE_OPS}
+             **ELEMENTWISE, **SHAPE_OPS, **GRAD}
     return [Kernel(op, fn, dtypes=DTYPES) for op, fn in sorted(named.items())]
 
 

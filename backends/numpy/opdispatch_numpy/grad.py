@@ -1,0 +1,154 @@
+"""Backward kernels, vectorised in the input dtype: conv gradients as one batched GEMM each (plus a
+col2im scatter per kernel tap), pooling gradients as one strided pass per kernel tap."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .pool import _counts, _overhang
+from .windows import pad_hw, tap, windows
+
+
+def _crop(xp, pads, hw):
+    (pt, _), (pl, _) = pads
+    return np.ascontiguousarray(xp[:, :, pt:pt + hw[0], pl:pl + hw[1]])
+
+
+def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
+    n, c, h, wd = input_shape
+    c_out, c_per_group, kh, kw = w.shape
+    oh, ow = dy.shape[2:]
+    og = c_out // groups
+    # GEMM: columns (N, G, Cg*KH*KW, OH*OW) = w_g^T @ dy_g, broadcasting the weights over the batch
+    wmat = w.reshape(groups, og, c_per_group * kh * kw).transpose(0, 2, 1)
+    cols = np.matmul(wmat, dy.reshape(n, groups, og, oh * ow)).reshape(n, c, kh, kw, oh, ow)
+    # col2im: scatter-add each tap's columns back onto the padded input (no collisions within a tap)
+    (pt, pb), (pl, pr) = padding
+    dxp = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            view = tap(dxp, i, j, stride, dilation, (oh, ow))
+            view += cols[:, :, i, j]
+    return _crop(dxp, padding, (h, wd))
+
+
+def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
+    n, c = x.shape[:2]
+    c_out, c_per_group, kh, kw = weight_shape
+    oh, ow = dy.shape[2:]
+    og = c_out // groups
+    k = c_per_group * kh * kw
+    view = windows(pad_hw(x, padding), (kh, kw), stride, dilation, (oh, ow))  # (N, C, KH, KW, OH, OW)
+    # im2col with the batch folded into the contraction: (G, K, N*OH*OW), one copy
+    cols = view.transpose(1, 2, 3, 0, 4, 5).reshape(groups, k, n * oh * ow)
+    dys = dy.transpose(1, 0, 2, 3).reshape(groups, og, n * oh * ow)
+    dw = np.matmul(dys, cols.transpose(0, 2, 1))  # (G, Og, K)
+    return dw.reshape(weight_shape)
+
+
+def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_mode):
+    hw = x.shape[2:]
+    out_hw = dy.shape[2:]
+    extra = _overhang(hw, kernel_size, stride, dilation, padding, out_hw)
+    xp = pad_hw(x, padding, -np.inf, extra)
+    real = pad_hw(np.ones((1, 1) + hw, dtype=bool), padding, False, extra)
+    taps = [(i, j) for i in range(kernel_size[0]) for j in range(kernel_size[1])]  # row-major
+    out = tap(xp, 0, 0, stride, dilation, out_hw).copy()
+    for i, j in taps[1:]:
+        np.maximum(out, tap(xp, i, j, stride, dilation, out_hw), out=out)
+    nan_out = np.isnan(out)
+    any_nan = bool(nan_out.any())
+    taken = np.zeros(out.shape, dtype=bool)
+    dxp = np.zeros(xp.shape, dtype=x.dtype)
+    zero = x.dtype.type(0)
+    for i, j in taps:
+        xt = tap(xp, i, j, stride, dilation, out_hw)
+        hit = xt == out
+        if any_nan:
+            hit |= np.isnan(xt) & nan_out
+        hit &= tap(real, i, j, stride, dilation, out_hw)
+        hit &= ~taken
+        taken |= hit
+        view = tap(dxp, i, j, stride, dilation, out_hw)
+        view += np.where(hit, dy, zero)
+    return _crop(dxp, padding, hw)
+
+
+def avg_pool2d_backward(dy, *, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    n, c, h, w = input_shape
+    out_hw = dy.shape[2:]
+    one = (1, 1)
+    ch = _counts(h, kernel_size[0], stride[0], *padding[0], out_hw[0], count_include_pad)
+    cw = _counts(w, kernel_size[1], stride[1], *padding[1], out_hw[1], count_include_pad)
+    g = dy / np.outer(ch, cw).astype(dy.dtype)
+    eh, ew = _overhang((h, w), kernel_size, stride, one, padding, out_hw)
+    (pt, pb), (pl, pr) = padding
+    dxp = np.zeros((n, c, h + pt + pb + eh, w + pl + pr + ew), dtype=dy.dtype)
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            view = tap(dxp, i, j, stride, one, out_hw)
+            view += g
+    return _crop(dxp, padding, (h, w))
+
+
+def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, training, eps):
+    c = x.shape[1]
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    axes = (0,) + tuple(range(2, x.ndim))
+    if training:
+        mean = np.mean(x, axis=axes)
+        xhat = x - mean.reshape(bshape)
+        var = np.mean(np.square(xhat), axis=axes)
+    else:
+        xhat = x - running_mean.reshape(bshape)
+        var = running_var
+    invstd = 1 / np.sqrt(var + x.dtype.type(eps))
+    xhat *= invstd.reshape(bshape)
+    dbias = np.sum(dy, axis=axes)
+    dweight = np.sum(dy * xhat, axis=axes)
+    scale = invstd if weight is None else invstd * weight
+    if training:
+        count = x.dtype.type(x.size // c)
+        dx = xhat
+        dx *= -(dweight / count).reshape(bshape)
+        dx += dy
+        dx -= (dbias / count).reshape(bshape)
+        dx *= scale.reshape(bshape)
+    else:
+        dx = dy * scale.reshape(bshape)
+    return dx, dweight, dbias
+
+
+def relu_backward(dy, x):
+    return np.where(x > 0, dy, dy.dtype.type(0))
+
+
+def max_backward(x, dy, *, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    hit = x == m
+    if np.isnan(m).any():
+        hit |= np.isnan(x) & np.isnan(m)
+    count = np.sum(hit, axis=axis, keepdims=True, dtype=x.dtype)
+    g = dy if keepdims else np.expand_dims(dy, axis)
+    return np.where(hit, g / np.maximum(count, 1), x.dtype.type(0))
+
+
+def softmax_cross_entropy_backward(logits, labels, dloss):
+    p = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+    p /= np.sum(p, axis=1, keepdims=True)
+    n = logits.shape[0]
+    p[np.arange(n), labels] -= 1
+    p *= dloss / logits.dtype.type(n)
+    return p
+
+
+def broadcast_to(x, *, shape):
+    return np.broadcast_to(x, shape)
+
+
+KERNELS = {
+    "conv2d_backward_input": conv2d_backward_input, "conv2d_backward_weight": conv2d_backward_weight,
+    "max_pool2d_backward": max_pool2d_backward, "avg_pool2d_backward": avg_pool2d_backward,
+    "batch_norm_backward": batch_norm_backward, "relu_backward": relu_backward, "max_backward": max_backward,
+    "softmax_cross_entropy_backward": softmax_cross_entropy_backward, "broadcast_to": broadcast_to,
+}

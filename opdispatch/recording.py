@@ -1,0 +1,44 @@
+"""Recorders: objects that see every op call eagerly dispatched while they are active.
+
+`GradientTape` is one (it records what it needs to differentiate); a graph tracer can be another.
+Recorders live in a context variable, so they are per thread and per asyncio task. ``ACTIVE``
+counts the recorders entered anywhere in the process: while it is zero, the element-wise fast
+paths may skip dispatch entirely; otherwise they go through `dispatch.run`, which reports to the
+recorders of the current context.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import Any, Protocol, Sequence
+
+
+class Recorder(Protocol):
+    def record(self, schema: Any, inputs: Sequence[Any], attrs: dict, outputs: Sequence[Any]) -> None:
+        """Called after each op call with its input tensors (None where absent), kernel attributes
+        and output tensors."""
+
+
+_RECORDERS: contextvars.ContextVar[tuple] = contextvars.ContextVar("opdispatch_recorders", default=())
+ACTIVE = [0]
+_LOCK = threading.Lock()
+
+
+def active() -> tuple:
+    """The recorders of the current context, innermost last."""
+    return _RECORDERS.get()
+
+
+def push(recorder: Recorder) -> contextvars.Token:
+    """Make ``recorder`` see the op calls of the current context until `pop`."""
+    with _LOCK:
+        ACTIVE[0] += 1
+    return _RECORDERS.set(_RECORDERS.get() + (recorder,))
+
+
+def pop(token: contextvars.Token) -> None:
+    """Undo the matching `push`."""
+    _RECORDERS.reset(token)
+    with _LOCK:
+        ACTIVE[0] -= 1
