@@ -82,11 +82,12 @@ def _num(x: Optional[float]) -> str:
 
 def table(summaries: list[Summary]) -> str:
     """A fixed-width terminal table."""
-    head = f"{'op':<23}{'dtype':<9}{'pass':>6}{'fail':>6}{'unsup':>6}  {'max abs':>8} {'max rel':>8} " \
+    w = max([len(s.op) for s in summaries] + [2]) + 2
+    head = f"{'op':<{w}}{'dtype':<9}{'pass':>6}{'fail':>6}{'unsup':>6}  {'max abs':>8} {'max rel':>8} " \
            f"{'err/tol':>8} {'rtol':>8}  verdict"
     lines = [head, "-" * len(head)]
     for s in summaries:
-        lines.append(f"{s.op:<23}{s.dtype:<9}{s.passed:>6}{s.failed:>6}{s.unsupported:>6}  {_num(s.max_abs):>8} "
+        lines.append(f"{s.op:<{w}}{s.dtype:<9}{s.passed:>6}{s.failed:>6}{s.unsupported:>6}  {_num(s.max_abs):>8} "
                      f"{_num(s.max_rel):>8} {s.worst_ratio:>8.3f} {_num(s.rtol):>8}  {s.verdict}")
     return "\n".join(lines)
 
