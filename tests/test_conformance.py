@@ -167,3 +167,11 @@ def test_full_suite_on_numpy_passes():
     failed = [r for r in run["results"] if r.status == FAILED]
     assert not failed, report.failures_text(failed)
     assert {r.op for r in run["results"]} == set(OPS)
+
+
+def test_every_op_has_grid_and_random_cases():
+    from opdispatch.conformance.random_cases import GENERATORS
+    from opdispatch.ops import OPS
+
+    assert set(GENERATORS) == set(OPS)
+    assert {c.op for c in grid_cases()} == set(OPS)

@@ -212,7 +212,6 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "batch_norm_backward": _batch_norm_backward, "relu_backward": _relu_backward, "max_backward": _max_backward,
     "softmax_cross_entropy_backward": _xent_backward, "broadcast_to": _broadcast_to,
 }
-assert set(GENERATORS) == set(OPS), sorted(set(GENERATORS) ^ set(OPS))
 
 
 def is_valid(case: Case) -> bool:
