@@ -13,16 +13,11 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from . import api
-from .dispatch import run
-from .ops import OPS
+from . import grad_api as ga
 from .tensor import Tensor
 
 Grads = Sequence[Optional[Tensor]]
 Rule = Callable[..., list]
-
-
-def _op(name: str, *inputs, **attrs):
-    return run(OPS[name], inputs, attrs)
 
 
 def unbroadcast(g: Tensor, shape: tuple) -> Tensor:
@@ -38,18 +33,18 @@ def _conv2d(rec, grads):
     x, w, bias = rec.inputs
     (dy,) = grads
     a = rec.attrs
-    dx = _op("conv2d_backward_input", dy, w, input_shape=x.shape, **a)
-    dw = _op("conv2d_backward_weight", x, dy, weight_shape=w.shape, **a)
+    dx = ga.conv2d_backward_input(dy, w, input_shape=x.shape, **a)
+    dw = ga.conv2d_backward_weight(x, dy, weight_shape=w.shape, **a)
     db = api.sum(dy, axis=(0, 2, 3)) if bias is not None else None
     return [dx, dw, db]
 
 
 def _max_pool2d(rec, grads):
-    return [_op("max_pool2d_backward", rec.inputs[0], grads[0], **rec.attrs)]
+    return [ga.max_pool2d_backward(rec.inputs[0], grads[0], **rec.attrs)]
 
 
 def _avg_pool2d(rec, grads):
-    return [_op("avg_pool2d_backward", grads[0], input_shape=rec.inputs[0].shape, **rec.attrs)]
+    return [ga.avg_pool2d_backward(grads[0], input_shape=rec.inputs[0].shape, **rec.attrs)]
 
 
 def _channel_shape(x: Tensor) -> tuple:
@@ -64,7 +59,7 @@ def _batch_norm(rec, grads):
     bshape = _channel_shape(x)
     dx = dw = db = drm = drv = None
     if dy is not None:
-        dx, dw, db = _op("batch_norm_backward", x, dy, rm, rv, weight, training=a["training"], eps=a["eps"])
+        dx, dw, db = ga.batch_norm_backward(x, dy, rm, rv, weight, training=a["training"], eps=a["eps"])
         if not a["training"]:  # y depends on the running statistics
             invstd = api.div(1.0, api.sqrt(rv + a["eps"]))
             scale = invstd if weight is None else weight * invstd
@@ -77,16 +72,12 @@ def _batch_norm(rec, grads):
         gm, gv = grads[1], grads[2]
         if gm is not None:  # new_mean = (1 - m) rm + m mean(x)
             drm = gm * (1 - m)
-            dx = _add(dx, _broadcast_to(api.reshape(gm * (m / count), bshape), x.shape))
+            dx = _add(dx, ga.broadcast_to(api.reshape(gm * (m / count), bshape), x.shape))
         if gv is not None:  # new_var = (1 - m) rv + m var(x) count / (count - 1)
             drv = _add(drv, gv * (1 - m))
             xc = x - api.mean(x, axis=axes, keepdims=True)
             dx = _add(dx, xc * api.reshape(gv * (2 * m / (count - 1)), bshape))
     return [dx, drm, drv, dw if weight is not None else None, db if bias is not None else None]
-
-
-def _broadcast_to(x: Tensor, shape: tuple) -> Tensor:
-    return _op("broadcast_to", x, shape=shape)
 
 
 def _add(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
@@ -117,7 +108,7 @@ def _reduced_shape(x: Tensor, axis: tuple) -> tuple:
 def _sum(rec, grads):
     x = rec.inputs[0]
     g = api.reshape(grads[0], _reduced_shape(x, rec.attrs["axis"]))
-    return [_broadcast_to(g, x.shape)]
+    return [ga.broadcast_to(g, x.shape)]
 
 
 def _mean(rec, grads):
@@ -126,7 +117,7 @@ def _mean(rec, grads):
     for a in rec.attrs["axis"]:
         count *= x.shape[a]
     g = api.reshape(grads[0], _reduced_shape(x, rec.attrs["axis"]))
-    return [_broadcast_to(g * (1.0 / count), x.shape)]
+    return [ga.broadcast_to(g * (1.0 / count), x.shape)]
 
 
 def _transpose(rec, grads):
@@ -161,7 +152,7 @@ VJP: dict[str, Rule] = {
     "avg_pool2d": _avg_pool2d,
     "batch_norm": _batch_norm,
     "matmul": _matmul,
-    "relu": lambda rec, g: [_op("relu_backward", g[0], rec.inputs[0])],
+    "relu": lambda rec, g: [ga.relu_backward(g[0], rec.inputs[0])],
     "sigmoid": lambda rec, g: [g[0] * rec.outputs[0] * (1.0 - rec.outputs[0])],
     "tanh": lambda rec, g: [g[0] * (1.0 - rec.outputs[0] * rec.outputs[0])],
     "exp": lambda rec, g: [g[0] * rec.outputs[0]],
@@ -174,14 +165,14 @@ VJP: dict[str, Rule] = {
     "div": lambda rec, g: _binary(rec, g, g[0] / rec.inputs[1], -(g[0] * rec.outputs[0]) / rec.inputs[1]),
     "sum": _sum,
     "mean": _mean,
-    "max": lambda rec, g: [_op("max_backward", rec.inputs[0], g[0], **rec.attrs)],
+    "max": lambda rec, g: [ga.max_backward(rec.inputs[0], g[0], **rec.attrs)],
     "reshape": _reshape_back,
     "flatten": _reshape_back,
     "transpose": _transpose,
     "softmax": _softmax,
     "log_softmax": _log_softmax,
-    "softmax_cross_entropy": lambda rec, g: [_op("softmax_cross_entropy_backward", *rec.inputs, g[0]), None],
+    "softmax_cross_entropy": lambda rec, g: [ga.softmax_cross_entropy_backward(*rec.inputs, g[0]), None],
     "broadcast_to": lambda rec, g: [unbroadcast(g[0], rec.inputs[0].shape)],
     # backward ops that are linear in the incoming gradient: second-order use
-    "relu_backward": lambda rec, g: [_op("relu_backward", g[0], rec.inputs[1]), None],
+    "relu_backward": lambda rec, g: [ga.relu_backward(g[0], rec.inputs[1]), None],
 }

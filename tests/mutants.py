@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import opdispatch_numpy.plugin as numpy_plugin
 from opdispatch_numpy.conv import conv2d
-from opdispatch_numpy.nn import softmax
 from opdispatch_numpy.norm import batch_norm
 from opdispatch_numpy.pool import max_pool2d
 from opdispatch_numpy.windows import pad_hw, tap

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import opdispatch as od
-from opdispatch.conformance.cases import Case, In, grid_cases
-from opdispatch.ops import OPS
+from opdispatch.conformance.cases import grid_cases
 
 FORWARD_OPS = {"conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "matmul", "relu", "sigmoid", "tanh", "exp", "log",
                "sqrt", "neg", "add", "sub", "mul", "div", "sum", "mean", "max", "reshape", "transpose", "flatten",

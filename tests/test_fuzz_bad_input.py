@@ -16,7 +16,6 @@ The hypothesis tests are derandomized and database-less so CI is deterministic.
 
 from __future__ import annotations
 
-import copy
 import re
 import warnings
 from dataclasses import dataclass

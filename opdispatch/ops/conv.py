@@ -32,25 +32,31 @@ def _infer(op, metas, attrs):
     require_rank(op, "w", w, 4, "(C_out, C_in / groups, KH, KW)")
     require_positive_dims(op, "x", x)
     require_positive_dims(op, "w", w)
-    n, c_in, h, wd = x.shape
-    c_out, c_per_group, kh, kw = w.shape
-    groups = attrs["groups"]
-    if c_in % groups or c_out % groups:
-        raise ShapeError(f"{op}: argument 'groups' got {groups} but x has {c_in} channels and w has {c_out} "
-                         f"filters; allowed: a divisor of both")
-    if c_per_group * groups != c_in:
-        raise ShapeError(f"{op}: argument 'w' got shape {w.shape}: {c_per_group} input channels per group, "
-                         f"but x has {c_in} channels in {groups} group(s); allowed: w.shape[1] == "
-                         f"{c_in // groups} (C_in / groups)")
+    c_out = w.shape[0]
     if bias is not None:
         require_rank(op, "bias", bias, 1, "(C_out,)")
         if bias.shape[0] != c_out:
             raise ShapeError(f"{op}: argument 'bias' got shape {bias.shape}; allowed: ({c_out},), one per filter")
+    pads, out_shape = conv_geometry(op, x.shape, w.shape, attrs, "x", "w")
+    return [TensorMeta(out_shape, dtype)], dict(attrs, padding=pads)
+
+
+def conv_geometry(op: str, x_shape: tuple, w_shape: tuple, attrs: dict, x_arg: str, w_arg: str):
+    """Validate a conv2d of x (``x_shape``) with w (``w_shape``); return (pads, output shape)."""
+    n, c_in, h, wd = x_shape
+    c_out, c_per_group, kh, kw = w_shape
+    groups = attrs["groups"]
+    if c_in % groups or c_out % groups:
+        raise ShapeError(f"{op}: argument 'groups' got {groups} but {x_arg} has {c_in} channels and {w_arg} has "
+                         f"{c_out} filters; allowed: a divisor of both")
+    if c_per_group * groups != c_in:
+        raise ShapeError(f"{op}: argument {w_arg!r} got shape {tuple(w_shape)}: {c_per_group} input channels per "
+                         f"group, but {x_arg} has {c_in} channels in {groups} group(s); allowed: "
+                         f"{w_arg}[1] == {c_in // groups} (C_in / groups)")
     pads = resolve_padding(attrs["padding"], (h, wd), (kh, kw), attrs["stride"], attrs["dilation"])
-    check_window_fits(op, "w", f"shape {w.shape}", (h, wd), (kh, kw), attrs["dilation"], pads)
+    check_window_fits(op, w_arg, f"shape {tuple(w_shape)}", (h, wd), (kh, kw), attrs["dilation"], pads)
     oh, ow = output_hw((h, wd), (kh, kw), attrs["stride"], pads, attrs["dilation"])
-    kattrs = dict(attrs, padding=pads)
-    return [TensorMeta((n, c_out, oh, ow), dtype)], kattrs
+    return pads, (n, c_out, oh, ow)
 
 
 def _reduction_length(metas, attrs):

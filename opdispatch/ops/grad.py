@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from .. import reference
-from ..attrs import INT_MAX, _is_int, to_bool, to_float, to_int, to_padding, to_pair
+from ..attrs import INT_MAX, _is_int, to_bool, to_float
 from ..errors import ShapeError, arg_error
 from ..schema import Attr, Input, OpSchema, TensorMeta, passthrough
-from ..shapes import broadcast_shapes, output_hw, resolve_padding
-from ._checks import float_inputs, prod, require_min_rank, require_positive_dims, require_rank
-from .conv import check_window_fits
+from ..shapes import broadcast_shapes
+from ._checks import float_inputs, prod, require_positive_dims, require_rank
+from .conv import CONV2D, conv_geometry
 from .nn import _infer_xent, label_checker
-from .pool import _infer_pool, _stride
+from .norm import check_batch_inputs
+from .pool import AVG_POOL2D, MAX_POOL2D, _infer_pool
 from .reduce import _infer as _infer_reduce
 
 
@@ -40,32 +41,10 @@ def _shape4(what: str):
     return normalize
 
 
-def _groups(op: str, arg: str, value: Any) -> int:
-    return to_int(op, arg, value, minimum=1)
-
-
 def _require_dy(op: str, dy: TensorMeta, expected: tuple, forward: str) -> None:
     if tuple(dy.shape) != tuple(expected):
         raise ShapeError(f"{op}: argument 'dy' got shape {dy.shape}; allowed: {expected}, the output shape of "
                          f"{forward}")
-
-
-def _conv_geometry(op: str, x_shape: tuple, w_shape: tuple, attrs: dict, x_arg: str, w_arg: str):
-    """Validate a conv2d of x (``x_shape``) with w (``w_shape``); return (pads, output shape)."""
-    n, c_in, h, wd = x_shape
-    c_out, c_per_group, kh, kw = w_shape
-    groups = attrs["groups"]
-    if c_in % groups or c_out % groups:
-        raise ShapeError(f"{op}: argument 'groups' got {groups} but {x_arg} has {c_in} channels and {w_arg} has "
-                         f"{c_out} filters; allowed: a divisor of both")
-    if c_per_group * groups != c_in:
-        raise ShapeError(f"{op}: argument {w_arg!r} got shape {tuple(w_shape)}: {c_per_group} input channels per "
-                         f"group, but {x_arg} has {c_in} channels in {groups} group(s); allowed: "
-                         f"{w_arg}[1] == {c_in // groups} (C_in / groups)")
-    pads = resolve_padding(attrs["padding"], (h, wd), (kh, kw), attrs["stride"], attrs["dilation"])
-    check_window_fits(op, w_arg, f"shape {tuple(w_shape)}", (h, wd), (kh, kw), attrs["dilation"], pads)
-    oh, ow = output_hw((h, wd), (kh, kw), attrs["stride"], pads, attrs["dilation"])
-    return pads, (n, c_out, oh, ow)
 
 
 def _infer_conv_input(op, metas, attrs):
@@ -75,7 +54,7 @@ def _infer_conv_input(op, metas, attrs):
     require_rank(op, "w", w, 4, "(C_out, C_in / groups, KH, KW)")
     require_positive_dims(op, "w", w)
     x_shape = attrs["input_shape"]
-    pads, expected = _conv_geometry(op, x_shape, w.shape, attrs, "input_shape", "w")
+    pads, expected = conv_geometry(op, x_shape, w.shape, attrs, "input_shape", "w")
     _require_dy(op, dy, expected, f"conv2d(x of shape {x_shape}, w of shape {w.shape}) with these attributes")
     return [TensorMeta(x_shape, dtype)], dict(attrs, padding=pads)
 
@@ -87,7 +66,7 @@ def _infer_conv_weight(op, metas, attrs):
     require_rank(op, "dy", dy, 4, "(N, C_out, OH, OW)")
     require_positive_dims(op, "x", x)
     w_shape = attrs["weight_shape"]
-    pads, expected = _conv_geometry(op, x.shape, w_shape, attrs, "x", "weight_shape")
+    pads, expected = conv_geometry(op, x.shape, w_shape, attrs, "x", "weight_shape")
     _require_dy(op, dy, expected, f"conv2d(x of shape {x.shape}, w of shape {w_shape}) with these attributes")
     return [TensorMeta(w_shape, dtype)], dict(attrs, padding=pads)
 
@@ -127,24 +106,12 @@ def _window(metas, attrs):
 
 def _infer_batch_norm_backward(op, metas, attrs):
     x, dy, rm, rv, weight = metas
-    dtype = float_inputs(op, [("x", x), ("dy", dy), ("running_mean", rm), ("running_var", rv),
-                              ("weight", weight)])
-    require_min_rank(op, "x", x, 2, "(N, C, ...)")
-    require_positive_dims(op, "x", x)
+    named = [("running_mean", rm), ("running_var", rv), ("weight", weight)]
+    dtype = float_inputs(op, [("x", x), ("dy", dy)] + named)
+    check_batch_inputs(op, x, named, attrs["training"])
     if dy.shape != x.shape:
         raise ShapeError(f"{op}: argument 'dy' got shape {dy.shape}; allowed: {x.shape}, the shape of x")
-    c = x.shape[1]
-    for name, meta in (("running_mean", rm), ("running_var", rv), ("weight", weight)):
-        if meta is not None:
-            require_rank(op, name, meta, 1, "(C,)")
-            if meta.shape[0] != c:
-                raise ShapeError(f"{op}: argument {name!r} got shape {meta.shape}; allowed: ({c},), one per "
-                                 f"channel of x {x.shape}")
-    count = x.shape[0] * prod(x.shape[2:])
-    if attrs["training"] and count < 2:
-        raise ShapeError(f"{op}: argument 'x' got shape {x.shape}: {count} value per channel; allowed: at least "
-                         f"2 values per channel in training (as the forward batch_norm requires)")
-    stat = TensorMeta((c,), dtype)
+    stat = TensorMeta((x.shape[1],), dtype)
     return [TensorMeta(x.shape, dtype), stat, stat], attrs
 
 
@@ -199,13 +166,10 @@ def _infer_broadcast_to(op, metas, attrs):
     return [TensorMeta(shape, dtype)], {"shape": shape}
 
 
-_CONV_ATTRS = (Attr("stride", 1, to_pair), Attr("padding", 0, to_padding), Attr("dilation", 1, to_pair),
-               Attr("groups", 1, _groups))
-
 CONV2D_BACKWARD_INPUT = OpSchema(
     name="conv2d_backward_input",
     inputs=(Input("dy"), Input("w")),
-    attrs=(Attr("input_shape", None, _shape4("(N, C, H, W)")),) + _CONV_ATTRS,
+    attrs=(Attr("input_shape", None, _shape4("(N, C, H, W)")),) + CONV2D.attrs,
     infer=_infer_conv_input,
     reference=reference.conv2d_backward_input,
     doc="Gradient of conv2d with respect to x: the transposed convolution of dy with w, of input_shape.",
@@ -215,7 +179,7 @@ CONV2D_BACKWARD_INPUT = OpSchema(
 CONV2D_BACKWARD_WEIGHT = OpSchema(
     name="conv2d_backward_weight",
     inputs=(Input("x"), Input("dy")),
-    attrs=(Attr("weight_shape", None, _shape4("(C_out, C_in / groups, KH, KW)")),) + _CONV_ATTRS,
+    attrs=(Attr("weight_shape", None, _shape4("(C_out, C_in / groups, KH, KW)")),) + CONV2D.attrs,
     infer=_infer_conv_weight,
     reference=reference.conv2d_backward_weight,
     doc="Gradient of conv2d with respect to w: dy correlated with the windows of x, of weight_shape.",
@@ -225,8 +189,7 @@ CONV2D_BACKWARD_WEIGHT = OpSchema(
 MAX_POOL2D_BACKWARD = OpSchema(
     name="max_pool2d_backward",
     inputs=(Input("x"), Input("dy")),
-    attrs=(Attr("kernel_size", None, to_pair), Attr("stride", None, _stride), Attr("padding", 0, to_padding),
-           Attr("dilation", 1, to_pair), Attr("ceil_mode", False, to_bool)),
+    attrs=MAX_POOL2D.attrs,
     infer=_infer_max_pool_backward,
     reference=reference.max_pool2d_backward,
     doc="Gradient of max_pool2d: each window's dy goes to its first maximal input element (row-major), "
@@ -237,9 +200,7 @@ MAX_POOL2D_BACKWARD = OpSchema(
 AVG_POOL2D_BACKWARD = OpSchema(
     name="avg_pool2d_backward",
     inputs=(Input("dy"),),
-    attrs=(Attr("input_shape", None, _shape4("(N, C, H, W)")), Attr("kernel_size", None, to_pair),
-           Attr("stride", None, _stride), Attr("padding", 0, to_padding), Attr("ceil_mode", False, to_bool),
-           Attr("count_include_pad", True, to_bool)),
+    attrs=(Attr("input_shape", None, _shape4("(N, C, H, W)")),) + AVG_POOL2D.attrs,
     infer=_infer_avg_pool_backward,
     reference=reference.avg_pool2d_backward,
     doc="Gradient of avg_pool2d: each window's dy over its divisor, spread over its real input elements.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .norm import batch_stats, layout
 from .pool import _counts, _overhang
 from .windows import pad_hw, tap, windows
 
@@ -93,12 +94,9 @@ def avg_pool2d_backward(dy, *, input_shape, kernel_size, stride, padding, ceil_m
 
 def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, training, eps):
     c = x.shape[1]
-    bshape = (1, c) + (1,) * (x.ndim - 2)
-    axes = (0,) + tuple(range(2, x.ndim))
+    bshape, axes = layout(x)
     if training:
-        mean = np.mean(x, axis=axes)
-        xhat = x - mean.reshape(bshape)
-        var = np.mean(np.square(xhat), axis=axes)
+        _, xhat, var = batch_stats(x, bshape, axes)
     else:
         xhat = x - running_mean.reshape(bshape)
         var = running_var

@@ -5,14 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def layout(x):
+    """The broadcast shape (1, C, 1, ...) of per-channel values and the axes reduced per channel."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2), (0,) + tuple(range(2, x.ndim))
+
+
+def batch_stats(x, bshape, axes):
+    """Per-channel batch mean, x minus it (a fresh array), and the biased variance."""
+    mean = np.mean(x, axis=axes)
+    centered = x - mean.reshape(bshape)
+    return mean, centered, np.mean(np.square(centered), axis=axes)
+
+
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training, momentum, eps):
     c = x.shape[1]
-    bshape = (1, c) + (1,) * (x.ndim - 2)
-    axes = (0,) + tuple(range(2, x.ndim))
+    bshape, axes = layout(x)
     if training:
-        mean = np.mean(x, axis=axes)
-        centered = x - mean.reshape(bshape)
-        var = np.mean(np.square(centered), axis=axes)
+        mean, centered, var = batch_stats(x, bshape, axes)
     else:
         mean, var = running_mean, running_var
     scale = 1 / np.sqrt(var + x.dtype.type(eps))
