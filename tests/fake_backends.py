@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import types
 
 import numpy as np
 
@@ -36,8 +35,10 @@ def _refuse_groups(metas, attrs):
     return "groups > 1 is not implemented" if attrs["groups"] > 1 else "only as a capability probe"
 
 
-def make_mini(name: str = "mini", dtypes=("float32",), n_devices: int = 2) -> types.SimpleNamespace:
-    """A plugin object: ``n_devices`` devices, relu and add only, arrays boxed in `Box`."""
+def make_plugin(name: str, kernels, devices=None, to_numpy=lambda data: data,
+                from_numpy=lambda array: array) -> object:
+    """A plugin object for backend ``name`` with these kernels. ``devices`` is a list of DeviceInfo or a
+    callable that probes (and may raise); transfers default to identity on NumPy arrays."""
 
     class Plugin:
         @hookimpl
@@ -46,91 +47,69 @@ def make_mini(name: str = "mini", dtypes=("float32",), n_devices: int = 2) -> ty
 
         @hookimpl
         def opdispatch_devices(self):
-            return [DeviceInfo(index=i, name=f"{name} device {i}", dtypes=dtypes) for i in range(n_devices)]
+            return devices() if callable(devices) else (devices if devices is not None else [DeviceInfo(index=0)])
 
         @hookimpl
         def opdispatch_kernels(self):
-            return [Kernel("relu", _relu, dtypes=dtypes), Kernel("add", _add, dtypes=dtypes),
-                    Kernel("conv2d", _conv_no_groups, dtypes=dtypes, supports=_refuse_groups)]
+            return kernels() if callable(kernels) else list(kernels)
 
         @hookimpl
         def opdispatch_from_numpy(self, array, device):
-            return Box(np.array(array, copy=True))
+            return from_numpy(array)
 
         @hookimpl
         def opdispatch_to_numpy(self, data, device):
-            return np.array(data.array, copy=True)
+            return to_numpy(data)
 
     return Plugin()
+
+
+def make_mini(name: str = "mini", dtypes=("float32",), n_devices: int = 2) -> object:
+    """A plugin object: ``n_devices`` devices, relu and add only, arrays boxed in `Box`."""
+    return make_plugin(
+        name,
+        [Kernel("relu", _relu, dtypes=dtypes), Kernel("add", _add, dtypes=dtypes),
+         Kernel("conv2d", _conv_no_groups, dtypes=dtypes, supports=_refuse_groups)],
+        devices=[DeviceInfo(index=i, name=f"{name} device {i}", dtypes=dtypes) for i in range(n_devices)],
+        to_numpy=lambda data: np.array(data.array, copy=True),
+        from_numpy=lambda array: Box(np.array(array, copy=True)))
 
 
 def make_unavailable() -> object:
     """A plugin whose probe says the hardware is missing."""
 
-    class Plugin:
-        @hookimpl
-        def opdispatch_backend_info(self):
-            return BackendInfo(name="nogpu", version="1.0")
+    def probe():
+        raise BackendUnavailable("no CUDA driver found")
 
-        @hookimpl
-        def opdispatch_devices(self):
-            raise BackendUnavailable("no CUDA driver found")
+    return make_plugin("nogpu", [], devices=probe)
 
-        @hookimpl
-        def opdispatch_kernels(self):
-            return []
 
-        @hookimpl
-        def opdispatch_from_numpy(self, array, device):
-            return array
+def _raising_relu(x):
+    raise IndexError("kernel bug")
 
-        @hookimpl
-        def opdispatch_to_numpy(self, data, device):
-            return data
 
-    return Plugin()
+BROKEN_KERNELS = {
+    "bad-kernel": [Kernel("conv2d", lambda x, w: x)],
+    "unknown-op": [Kernel("conv3d", lambda x: x)],
+    "raising-kernel": [Kernel("relu", _raising_relu)],
+}
 
 
 def make_broken(kind: str) -> object:
     """Plugins broken in one way each: 'probe-crash', 'bad-kernel', 'unknown-op', 'unknown-hook',
     'missing-hook', 'bad-hook-args', 'raising-kernel'."""
 
-    class Plugin:
-        @hookimpl
-        def opdispatch_backend_info(self):
-            return BackendInfo(name=f"broken-{kind}", version="0")
+    def probe():
+        if kind == "probe-crash":
+            raise RuntimeError("driver exploded")
+        return [DeviceInfo(index=0)]
 
-        @hookimpl
-        def opdispatch_devices(self):
-            if kind == "probe-crash":
-                raise RuntimeError("driver exploded")
-            return [DeviceInfo(index=0)]
-
-        @hookimpl
-        def opdispatch_kernels(self):
-            if kind == "bad-kernel":
-                return [Kernel("conv2d", lambda x, w: x)]
-            if kind == "unknown-op":
-                return [Kernel("conv3d", lambda x: x)]
-            if kind == "raising-kernel":
-                def relu(x):
-                    raise IndexError("kernel bug")
-                return [Kernel("relu", relu)]
-            return []
-
-        @hookimpl
-        def opdispatch_from_numpy(self, array, device):
-            return array
-
-        @hookimpl
-        def opdispatch_to_numpy(self, data, device):
-            return data
-
-    plugin = Plugin()
+    plugin = make_plugin(f"broken-{kind}", BROKEN_KERNELS.get(kind, []), devices=probe)
+    cls = type(plugin)
     if kind == "unknown-hook":
-        Plugin.opdispatch_bogus = hookimpl(lambda self: None)
+        cls.opdispatch_bogus = hookimpl(lambda self: None)
     if kind == "missing-hook":
-        del Plugin.opdispatch_to_numpy
+        del cls.opdispatch_to_numpy
     if kind == "bad-hook-args":
-        Plugin.opdispatch_kernels = hookimpl(lambda self, nonsense: [])
+        cls.opdispatch_kernels = hookimpl(lambda self, nonsense: [])
     return plugin

@@ -13,8 +13,8 @@ from opdispatch_numpy.norm import batch_norm
 from opdispatch_numpy.pool import max_pool2d
 from opdispatch_numpy.windows import pad_hw, tap
 
-from opdispatch import hookimpl
-from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+from fake_backends import make_plugin
+from opdispatch.backend import DeviceInfo, Kernel
 from opdispatch.shapes import output_hw
 
 
@@ -144,26 +144,8 @@ def make_mutant_plugin(name: str) -> object:
     """A backend ``mutant_<name>``: the NumPy kernels with ``MUTANTS[name]`` swapped in."""
     op, broken = MUTANTS[name]
 
-    class Plugin:
-        @hookimpl
-        def opdispatch_backend_info(self):
-            return BackendInfo(name=f"mutant_{name}", version="0")
-
-        @hookimpl
-        def opdispatch_devices(self):
-            return [DeviceInfo(index=0, name=f"NumPy with a broken {op}")]
-
-        @hookimpl
-        def opdispatch_kernels(self):
-            kernels = [k for k in numpy_plugin.opdispatch_kernels() if k.op != op]
-            return kernels + [Kernel(op, broken)]
-
-        @hookimpl
-        def opdispatch_from_numpy(self, array, device):
-            return np.array(array, copy=True)
-
-        @hookimpl
-        def opdispatch_to_numpy(self, data, device):
-            return np.array(data, copy=True)
-
-    return Plugin()
+    return make_plugin(f"mutant_{name}",
+                       lambda: [k for k in numpy_plugin.opdispatch_kernels() if k.op != op] + [Kernel(op, broken)],
+                       devices=[DeviceInfo(index=0, name=f"NumPy with a broken {op}")],
+                       to_numpy=lambda data: np.array(data, copy=True),
+                       from_numpy=lambda array: np.array(array, copy=True))

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 import opdispatch as od
-from fake_backends import make_mini
-from opdispatch import hookimpl
-from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+from fake_backends import make_mini, make_plugin
+from opdispatch.backend import DeviceInfo, Kernel
 from opdispatch.cli import main
 from opdispatch.conformance import report
 from opdispatch.conformance.cases import Case, In, case_from_json, grid_cases
@@ -36,31 +35,15 @@ def _liar_plugin():
     def tanh_wrong_type(x):
         return "not an array"
 
-    class Plugin:
-        @hookimpl
-        def opdispatch_backend_info(self):
-            return BackendInfo(name="liar", version="1")
+    def to_numpy(data):
+        if not isinstance(data, np.ndarray):
+            raise TypeError(f"liar cannot read back a {type(data).__name__}")
+        return np.array(data, copy=True)
 
-        @hookimpl
-        def opdispatch_devices(self):
-            return [DeviceInfo(index=0, dtypes=("float32",))]
-
-        @hookimpl
-        def opdispatch_kernels(self):
-            return [Kernel("relu", relu_wrong_shape, ("float32",)), Kernel("neg", neg_wrong_dtype, ("float32",)),
-                    Kernel("exp", exp_raises, ("float32",)), Kernel("tanh", tanh_wrong_type, ("float32",))]
-
-        @hookimpl
-        def opdispatch_from_numpy(self, array, device):
-            return np.array(array, copy=True)
-
-        @hookimpl
-        def opdispatch_to_numpy(self, data, device):
-            if not isinstance(data, np.ndarray):
-                raise TypeError(f"liar cannot read back a {type(data).__name__}")
-            return np.array(data, copy=True)
-
-    return Plugin()
+    f32 = ("float32",)
+    return make_plugin("liar", [Kernel("relu", relu_wrong_shape, f32), Kernel("neg", neg_wrong_dtype, f32),
+                                Kernel("exp", exp_raises, f32), Kernel("tanh", tanh_wrong_type, f32)],
+                       devices=[DeviceInfo(index=0, dtypes=f32)], to_numpy=to_numpy)
 
 
 CASE_2D = Case("relu", (In((2, 3)),))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import opdispatch as od
-from fake_backends import Box, make_broken, make_mini
+from fake_backends import Box, make_broken, make_mini, make_plugin
+from opdispatch.backend import Kernel
 
 
 @pytest.fixture
@@ -106,31 +107,7 @@ def test_a_failing_fast_path_kernel_runs_once(clean_registry):
         calls.append(1)
         raise MemoryError("out of device memory")
 
-    from opdispatch import hookimpl
-    from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
-
-    class Plugin:
-        @hookimpl
-        def opdispatch_backend_info(self):
-            return BackendInfo(name="oom")
-
-        @hookimpl
-        def opdispatch_devices(self):
-            return [DeviceInfo(index=0)]
-
-        @hookimpl
-        def opdispatch_kernels(self):
-            return [Kernel("add", add)]
-
-        @hookimpl
-        def opdispatch_from_numpy(self, array, device):
-            return array
-
-        @hookimpl
-        def opdispatch_to_numpy(self, data, device):
-            return data
-
-    od.register_plugin(Plugin())
+    od.register_plugin(make_plugin("oom", [Kernel("add", add)]))
     x = od.tensor(np.ones(2), device="oom:0")
     with pytest.raises(od.KernelError, match="add: the kernel of backend 'oom' on oom:0 raised MemoryError"):
         x + x
