@@ -17,7 +17,7 @@ from .autodiff import GradientTape
 from .device import Device, device, get_device
 from .dispatch import PlacementEvent, clear_placement_log, placement_log
 from .errors import (DeviceError, DeviceMismatchError, DTypeError, GradientError, InvalidArgumentError,
-                     KernelError, OpDispatchError, PlacementWarning, PluginError, ShapeError, UnsupportedError)
+                     KernelError, OpDispatchError, PlacementWarning, ShapeError, UnsupportedError)
 from .hookspecs import hookimpl
 from . import registry as _registry_module
 from .registry import BackendStatus, register_plugin
@@ -40,7 +40,7 @@ __all__ = [
     "Tensor", "tensor", "GradientTape", "GradientError", "Device", "device", "devices", "get_device", "backends", "register_plugin",
     "BackendStatus", "PlacementEvent", "placement_log", "clear_placement_log", "hookimpl",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",
-    "UnsupportedError", "KernelError", "PluginError", "PlacementWarning",
+    "UnsupportedError", "KernelError", "PlacementWarning",
     "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "matmul", "relu", "sigmoid", "tanh", "exp", "log",
     "sqrt", "add", "sub", "mul", "div", "neg", "sum", "mean", "max", "reshape", "transpose", "flatten",
     "softmax", "log_softmax", "softmax_cross_entropy", "__version__",

@@ -28,11 +28,6 @@ def as_dtype(value: Any) -> np.dtype:
         raise DTypeError(f"not a dtype: {value!r}; allowed: a NumPy dtype or its name such as 'float32'") from exc
 
 
-def is_float(dtype: np.dtype) -> bool:
-    """True for the float dtypes opdispatch computes in."""
-    return dtype in FLOAT_DTYPES
-
-
 def is_integer(dtype: np.dtype) -> bool:
     """True for signed and unsigned integer dtypes."""
     return dtype.kind in "iu"

@@ -82,10 +82,6 @@ class OpSchema:
             raise InvalidArgumentError(f"{self.name}: unknown attribute(s) {unknown}; allowed: {list(self.attr_names)}")
         return out
 
-    def infer_kernel_attrs(self, metas: Sequence[Optional[TensorMeta]], attrs: dict) -> "tuple[list[TensorMeta], dict]":
-        """Run shape and dtype inference (see the class docstring)."""
-        return self.infer(self.name, metas, attrs)
-
     def kernel_attr_names(self) -> tuple[str, ...]:
         """The keyword arguments every kernel of this op must accept."""
         return self.attr_names
