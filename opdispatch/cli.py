@@ -60,7 +60,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"conformance: {len(cases)} cases on {', '.join(map(str, devices))} ({args.mode} mode)", file=sys.stderr)
-    runs = {str(dev): run_device(dev, cases, dtypes, args.mode) for dev in devices}
+    runs = {str(dev): run_device(dev, cases, dtypes, args.mode, gradients=args.gradients) for dev in devices}
     failed = 0
     for dev, run in runs.items():
         print(f"\n== {dev} ({run['backend']} {run['version']}) ==")
@@ -95,6 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
     conf.add_argument("--mode", choices=["eager"], default="eager",
                       help="frontend to run the cases through (graph mode arrives with od.function)")
+    conf.add_argument("--gradients", choices=["yes", "no", "only"], default="yes",
+                      help="also check each differentiable case's gradient against the reference backward "
+                           "(default yes; 'only' skips the forward checks)")
     conf.add_argument("--random", type=int, default=10, help="seeded random cases per op (default 10)")
     conf.add_argument("--seed", type=int, default=0, help="seed of the random cases")
     conf.add_argument("--no-onnx", action="store_true", help="leave out the ONNX-derived cases")

@@ -7,6 +7,7 @@ broken one, so the conformance suite can be shown to catch each mistake.
 from __future__ import annotations
 
 import numpy as np
+import opdispatch_numpy.grad as grad_kernels
 import opdispatch_numpy.plugin as numpy_plugin
 from opdispatch_numpy.conv import conv2d
 from opdispatch_numpy.norm import batch_norm
@@ -124,6 +125,17 @@ def softmax_unshifted(x, *, axis):
         return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def relu_backward_leaky(dy, x):
+    """The gradient flows where x <= 0 as well."""
+    return np.array(dy, copy=True)
+
+
+def conv_backward_input_unflipped(dy, w, *, input_shape, stride, padding, dilation, groups):
+    """The transposed convolution uses the weights unflipped (a correlation where a convolution is due)."""
+    return grad_kernels.conv2d_backward_input(dy, np.ascontiguousarray(w[:, :, ::-1, ::-1]), input_shape=input_shape,
+                                              stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
 MUTANTS = {
     "same_wrong_side": ("conv2d", same_on_wrong_side),
     "groups_ignored": ("conv2d", groups_ignored),
@@ -137,7 +149,11 @@ MUTANTS = {
     "momentum_reversed": ("batch_norm", momentum_reversed),
     "matmul_broadcast": ("matmul", matmul_no_broadcast),
     "softmax_unshifted": ("softmax", softmax_unshifted),
+    "relu_backward_leaky": ("relu_backward", relu_backward_leaky),
+    "conv_backward_input_unflipped": ("conv2d_backward_input", conv_backward_input_unflipped),
 }
+# The forward op whose gradient check a broken backward kernel must fail.
+GRADIENT_OF = {"relu_backward": "relu", "conv2d_backward_input": "conv2d"}
 
 
 def make_mutant_plugin(name: str) -> object:

@@ -15,9 +15,11 @@ from opdispatch.backend import DeviceInfo, Kernel
 from opdispatch.cli import main
 from opdispatch.conformance import report
 from opdispatch.conformance.cases import Case, In, case_from_json, grid_cases
+from opdispatch.conformance.gradients import gradient_cases
 from opdispatch.conformance.runner import FAILED, PASSED, UNSUPPORTED, run_case
 from opdispatch.conformance.suite import collect_cases, run_device
 from opdispatch.ops import OPS
+from opdispatch.vjp import VJP
 
 
 def _liar_plugin():
@@ -86,7 +88,8 @@ def test_run_goes_on_after_failures_and_reports_every_op(liar):
     cases = collect_cases(["relu", "neg", "exp", "sigmoid", "tanh"], random_per_op=2, onnx=False)
     run = run_device(liar, cases, out=None)
     summary = {s.op: s for s in report.summarize(run["results"])}
-    assert set(summary) == {"relu", "neg", "exp", "sigmoid", "tanh"}
+    forward = {"relu", "neg", "exp", "sigmoid", "tanh"}
+    assert set(summary) == forward | {op + ".grad" for op in forward}
     assert summary["sigmoid"].verdict == "unsupported" and summary["relu"].verdict == "FAIL"
 
 
@@ -108,7 +111,7 @@ def test_cli_writes_stable_json_and_markdown(tmp_path, capsys):
     assert data["format"] == "opdispatch-conformance" and data["version"] == 1
     dev = data["devices"]["numpy:0"]
     assert dev["totals"]["failed"] == 0 and dev["totals"]["passed"] > 0
-    assert {s["op"] for s in dev["summary"]} == {"conv2d", "relu"}
+    assert {s["op"] for s in dev["summary"]} == {"conv2d", "relu", "conv2d.grad", "relu.grad"}
     row = dev["summary"][0]
     assert {"max_abs_error", "max_rel_error", "rtol_at_worst", "worst_error_over_tolerance"} <= set(row)
     md = (tmp_path / "a.md").read_text()
@@ -141,15 +144,15 @@ def test_pytest_entry_runs_the_same_cases(tmp_path):
                            "numpy:0", "--od-ops", "relu,max_pool2d", "--od-dtypes", "float32", "--od-random", "2",
                            "-q", "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    n_cases = len(collect_cases(["relu", "max_pool2d"], random_per_op=2))
-    assert f"{n_cases} passed" in proc.stdout
+    cases = collect_cases(["relu", "max_pool2d"], random_per_op=2)
+    assert f"{len(cases) + len(gradient_cases(cases))} passed" in proc.stdout
 
 
 def test_full_suite_on_numpy_passes():
     run = run_device(od.Device("numpy:0"), collect_cases(random_per_op=10), out=None)
     failed = [r for r in run["results"] if r.status == FAILED]
     assert not failed, report.failures_text(failed)
-    assert {r.op for r in run["results"]} == set(OPS)
+    assert {r.op for r in run["results"]} == set(OPS) | {op + ".grad" for op in VJP}
 
 
 def test_every_op_has_grid_and_random_cases():

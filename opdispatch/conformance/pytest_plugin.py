@@ -2,7 +2,8 @@
 
     pytest --pyargs opdispatch.conformance --od-device opencl:0 [--od-dtypes float32] [--od-ops conv2d]
 
-runs the same cases as ``opdispatch conformance``, one pytest test per (device, dtype, case).
+runs the same cases as ``opdispatch conformance``, one pytest test per (device, dtype, case), and
+the gradient check of each differentiable case (fixture ``od_conformance_gradient_case``).
 Without ``--od-device`` every available device is checked. The options are inert for test
 suites that do not use the ``od_conformance_case`` fixture.
 """
@@ -22,15 +23,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "od_conformance_case" not in metafunc.fixturenames:
+    names = [n for n in ("od_conformance_case", "od_conformance_gradient_case") if n in metafunc.fixturenames]
+    if not names:
         return
     import opdispatch as od
+    from opdispatch.conformance.gradients import gradient_cases
     from opdispatch.conformance.suite import collect_cases, default_dtypes
 
     opt = metafunc.config.getoption
     devices = [od.Device(d) for d in opt("--od-device")] or od.devices()
     ops = [o for o in opt("--od-ops").split(",") if o] or None
     cases = collect_cases(ops, random_per_op=opt("--od-random"), seed=opt("--od-seed"))
+    if names[0] == "od_conformance_gradient_case":
+        cases = gradient_cases(cases)
     params, ids = [], []
     for dev in devices:
         dtypes = [d for d in opt("--od-dtypes").split(",") if d] or default_dtypes(dev)
@@ -38,4 +43,4 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for dtype in dtypes:
                 params.append((dev, dtype, case))
                 ids.append(f"{dev}-{dtype}-{case.name}")
-    metafunc.parametrize("od_conformance_case", params, ids=ids)
+    metafunc.parametrize(names[0], params, ids=ids)

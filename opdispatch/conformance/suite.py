@@ -13,6 +13,7 @@ from ..errors import InvalidArgumentError
 from ..ops import OPS
 from ..registry import registry
 from .cases import Case, grid_cases
+from .gradients import SUFFIX, gradient_cases, run_gradient_cases
 from .random_cases import random_cases
 from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, run_cases
 
@@ -46,9 +47,19 @@ def default_dtypes(dev: Device) -> list[str]:
     return [d.name for d in FLOAT_DTYPES if d in supported]
 
 
+GRADIENT_CHOICES = ("yes", "no", "only")
+
+
 def run_device(dev: Device, cases: list[Case], dtypes: Optional[list[str]] = None, mode: str = "eager",
-               out: Optional[TextIO] = sys.stderr) -> dict:
-    """Run ``cases`` on ``dev`` op by op, printing a progress line per op; return the run record."""
+               out: Optional[TextIO] = sys.stderr, gradients: str = "yes") -> dict:
+    """Run ``cases`` on ``dev`` op by op, printing a progress line per op; return the run record.
+
+    ``gradients`` says whether the gradient checks (`opdispatch.conformance.gradients`) of the
+    differentiable cases run too: "yes", "no" or "only" (then the forward checks do not run).
+    """
+    if gradients not in GRADIENT_CHOICES:
+        raise InvalidArgumentError(f"conformance: argument 'gradients' got {gradients!r}; "
+                                   f"allowed: {', '.join(GRADIENT_CHOICES)}")
     rt = registry().runtime(dev)
     backend = registry().backends()[rt.backend]
     dtypes = dtypes or default_dtypes(dev)
@@ -58,12 +69,17 @@ def run_device(dev: Device, cases: list[Case], dtypes: Optional[list[str]] = Non
     results: list[CaseResult] = []
     start = time.perf_counter()
     for n, (op, op_cases) in enumerate(sorted(by_op.items()), 1):
-        rs = run_cases(op_cases, dev, dtypes, mode)
-        results.extend(rs)
-        if out is not None:
-            counts = {s: sum(r.status == s for r in rs) for s in (PASSED, FAILED, UNSUPPORTED)}
-            print(f"  [{dev} {n:>2}/{len(by_op)}] {op:<22} {counts[PASSED]:>4} passed {counts[FAILED]:>4} failed "
-                  f"{counts[UNSUPPORTED]:>4} unsupported", file=out, flush=True)
+        batches = []
+        if gradients != "only":
+            batches.append((op, run_cases(op_cases, dev, dtypes, mode)))
+        if gradients != "no" and gradient_cases(op_cases):
+            batches.append((op + SUFFIX, run_gradient_cases(op_cases, dev, dtypes)))
+        for label, rs in batches:
+            results.extend(rs)
+            if out is not None:
+                counts = {s: sum(r.status == s for r in rs) for s in (PASSED, FAILED, UNSUPPORTED)}
+                print(f"  [{dev} {n:>2}/{len(by_op)}] {label:<27} {counts[PASSED]:>4} passed {counts[FAILED]:>4} "
+                      f"failed {counts[UNSUPPORTED]:>4} unsupported", file=out, flush=True)
     if out is not None:
         print(f"  [{dev}] {len(results)} checks in {time.perf_counter() - start:.1f} s", file=out, flush=True)
     return {"backend": rt.backend, "version": backend.version, "mode": mode, "dtypes": dtypes, "results": results}

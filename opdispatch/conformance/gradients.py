@@ -1,0 +1,179 @@
+"""Gradient conformance: every op's gradient on the device under test against the reference backward.
+
+For a forward case ``y = op(inputs)``, the device computes ``d<y, dy>/d input`` with
+`GradientTape` (the op's VJP rule, run with the device's own kernels: backward ops such as
+``conv2d_backward_input`` and the ops composed VJPs are written with), for a seeded random
+``dy``. The oracle runs the very same VJP rules on a private float64 runtime whose kernels are
+the reference implementations (`reference_runtime`), so a wrong kernel anywhere in the backward
+pass of the device shows up here as a wrong gradient of the op that used it. The reference
+backward itself is checked against float64 finite differences in the project's tests.
+
+Results are recorded under the op name ``"<op>.grad"`` so reports keep them beside the forward rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import traceback
+from typing import Optional
+
+import numpy as np
+
+from ..autodiff import GradientTape
+from ..backend import DeviceInfo, Kernel
+from ..device import Device, device as device_scope
+from ..dispatch import why_unsupported
+from ..errors import GradientError, UnsupportedError
+from ..grad_api import op_function
+from ..ops import OPS
+from ..plugins import LoadedBackend
+from ..registry import DeviceRuntime, registry
+from ..schema import OpSchema, TensorMeta
+from ..tensor import make
+from ..vjp import VJP
+from .cases import Case
+from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, reproduction
+from .tolerance import SAFETY, Tolerance, compare
+
+SUFFIX = ".grad"
+# A VJP chains a few rounded ops (and may cancel): its bound gets this factor on top of the op's own.
+CHAIN_FACTOR = 4.0
+_F64 = np.dtype("float64")
+
+
+@functools.lru_cache(maxsize=1)
+def reference_runtime() -> DeviceRuntime:
+    """A float64 runtime whose kernels are `opdispatch.reference`: the oracle of gradient checks.
+
+    It is not registered (``od.devices()`` does not list it); tensors made on it dispatch to it.
+    """
+    kernels = {name: Kernel(name, schema.reference, dtypes=(_F64,)) for name, schema in OPS.items()}
+    info = DeviceInfo(index=0, name="float64 reference", dtypes=(_F64,))
+    loaded = LoadedBackend(name="reference", origin="opdispatch.reference", status="loaded", devices=[info],
+                           kernels=kernels, from_numpy=lambda a, dev: np.array(a, copy=True),
+                           to_numpy=lambda a, dev: np.array(a, copy=True))
+    return DeviceRuntime(Device("reference", 0), info, loaded)
+
+
+def has_gradient(case: Case) -> bool:
+    """Whether ``case`` is a call whose gradient is checked: the op has a VJP rule and a float input."""
+    return case.op in VJP and any(i is not None and i.kind != "labels" for i in case.inputs)
+
+
+def gradient_cases(cases: list[Case]) -> list[Case]:
+    """The cases of ``cases`` whose gradients are checked (the ONNX-derived ones are left to the
+    forward checks: their inputs are large and add nothing a backward kernel does not see here)."""
+    return [c for c in cases if has_gradient(c) and not c.source.startswith("onnx:")]
+
+
+def _output_gradient(case: Case, shape: tuple, dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(case.seed + 7919)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _tape_gradients(rt: DeviceRuntime, case: Case, arrays: list, dy: np.ndarray,
+                    sources: Optional[list[int]]) -> dict[int, np.ndarray]:
+    """The gradients of ``<op(arrays)[0], dy>`` with respect to the inputs ``sources`` (None: every
+    float input the output depends on), computed on ``rt``; as host arrays by input index."""
+    tensors = [None if a is None else make(rt.from_numpy(a, rt.device), a.shape, a.dtype, rt) for a in arrays]
+    candidates = [i for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"] \
+        if sources is None else sources
+    scope = contextlib.nullcontext() if rt is reference_runtime() else device_scope(rt.device, fallback="error")
+    with scope:
+        with GradientTape(persistent=True) as tape:
+            tape.watch([tensors[i] for i in candidates])
+            out = op_function(case.op)(*tensors, **case.attrs)
+        y = out[0] if isinstance(out, tuple) else out
+        seed = make(rt.from_numpy(dy, rt.device), dy.shape, dy.dtype, rt)
+        if sources is not None:
+            grads = tape.gradient(y, [tensors[i] for i in candidates], output_gradients=seed)
+            return {i: np.asarray(g.numpy()) for i, g in zip(candidates, grads)}
+        found = {}
+        for i in candidates:
+            try:
+                g = tape.gradient(y, tensors[i], output_gradients=seed)
+            except GradientError as exc:
+                if "does not depend" in str(exc):
+                    continue
+                raise
+            found[i] = np.asarray(g.numpy())
+        return found
+
+
+def gradient_tolerance(schema: OpSchema, metas: list, kattrs: dict, dtype: str, out_size: int,
+                       refs: list[np.ndarray]) -> Tolerance:
+    """The bound for one gradient: the op's own factor times `CHAIN_FACTOR`, and a reduction length
+    that covers both the forward reduction and the backward one (at most the output's size)."""
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    k = max(int(schema.reduction_length(metas, kattrs)), out_size, 1)
+    factor = schema.tolerance_factor * CHAIN_FACTOR
+    rtol = SAFETY * factor * eps * math.sqrt(k + 1)
+    finite = [np.abs(r[np.isfinite(r)]) for r in refs]
+    magnitude = max([1.0] + [float(f.max()) for f in finite if f.size])
+    return Tolerance(rtol=rtol, atol=rtol * magnitude, eps=eps, reduction_length=k, factor=factor)
+
+
+def gradient_reproduction(case: Case, dev: Device, dtype: str) -> str:
+    """A one-line command that reruns this gradient check."""
+    return reproduction(case, dev, dtype).replace("--mode eager", "--mode eager --gradients only", 1)
+
+
+def run_gradient_case(case: Case, dev: Device, dtype: str) -> Optional[CaseResult]:
+    """Check the gradient of ``case`` on ``dev`` in ``dtype``; None when no gradient flows to any input."""
+    schema = OPS[case.op]
+    base = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
+            "repro": gradient_reproduction(case, dev, dtype)}
+    arrays = case.make_inputs(dtype)
+    metas = [None if a is None else TensorMeta(a.shape, a.dtype) for a in arrays]
+    outs, kattrs = schema.infer(schema.name, metas, schema.normalize(case.attrs))
+    rt = registry().runtime(dev)
+    reason = why_unsupported(rt, schema, metas, kattrs, np.dtype(dtype))
+    if reason is not None:
+        return CaseResult(**base, status=UNSUPPORTED, message=f"forward: {reason}")
+    dy = _output_gradient(case, outs[0].shape, dtype)
+    wide = [None if a is None else (a.astype(_F64) if a.dtype.kind == "f" else a) for a in arrays]
+    refs = _tape_gradients(reference_runtime(), case, wide, dy.astype(_F64), None)
+    if not refs:
+        return None
+    tol = gradient_tolerance(schema, metas, kattrs, dtype, int(np.prod(outs[0].shape, dtype=np.int64)),
+                             list(refs.values()))
+    tol_fields = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
+    try:
+        got = _tape_gradients(rt, case, arrays, dy, sorted(refs))
+    except UnsupportedError as exc:  # a backward op the device lacks: reported, not failed
+        return CaseResult(**base, status=UNSUPPORTED, message=f"backward: {exc}")
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",
+                          traceback="".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
+    problems: list[str] = []
+    worst_abs = worst_rel = worst_ratio = 0.0
+    for i, want in sorted(refs.items()):
+        label = f"d/d {schema.inputs[i].name}"
+        have = got[i]
+        if have.shape != want.shape:
+            problems.append(f"{label} has shape {have.shape}, expected {want.shape}")
+            continue
+        if have.dtype != np.dtype(dtype):
+            problems.append(f"{label} has dtype {have.dtype}, expected {dtype}")
+        cmp = compare(have, want, tol)
+        worst_abs, worst_rel = max(worst_abs, cmp.max_abs), max(worst_rel, cmp.max_rel)
+        bound = tol.atol + tol.rtol * float(np.max(np.abs(want), initial=0.0))
+        worst_ratio = max(worst_ratio, cmp.max_abs / bound if bound else 0.0)
+        if not cmp.ok:
+            problems.append(f"{label} outside tolerance {cmp.problem}")
+    return CaseResult(**base, **tol_fields, status=FAILED if problems else PASSED, max_abs=worst_abs,
+                      max_rel=worst_rel, worst_ratio=worst_ratio, message="; ".join(problems))
+
+
+def run_gradient_cases(cases: list[Case], dev: Device, dtypes: list[str]) -> list[CaseResult]:
+    """`run_gradient_case` over ``cases`` x ``dtypes``, in a stable order."""
+    results = []
+    for case in gradient_cases(cases):
+        for dtype in dtypes:
+            res = run_gradient_case(case, dev, dtype)
+            if res is not None:
+                results.append(res)
+    return sorted(results, key=lambda r: (r.op, r.dtype, r.source, r.case))

@@ -1,0 +1,92 @@
+"""Gradient conformance: each op's gradient on the device under test against the reference backward."""
+
+from __future__ import annotations
+
+import shlex
+
+import numpy as np
+import pytest
+
+import opdispatch as od
+import opdispatch_numpy.plugin as numpy_plugin
+from fake_backends import make_plugin
+from opdispatch.backend import DeviceInfo
+from opdispatch.cli import main
+from opdispatch.conformance.gradients import SUFFIX, reference_runtime, run_gradient_case
+from opdispatch.conformance.runner import FAILED, PASSED, UNSUPPORTED
+from opdispatch.conformance.suite import collect_cases, run_device
+from opdispatch.vjp import VJP
+
+
+def test_the_reference_runtime_is_private():
+    rt = reference_runtime()
+    assert rt.device == od.Device("reference:0")
+    assert rt.device not in od.devices()
+    assert set(rt.kernels) >= set(VJP)
+
+
+def test_every_differentiable_op_has_passing_gradient_checks_on_numpy():
+    run = run_device(od.Device("numpy:0"), collect_cases(random_per_op=3, onnx=False), out=None, gradients="only")
+    results = run["results"]
+    assert results and all(r.op.endswith(SUFFIX) for r in results)
+    assert [r for r in results if r.status != PASSED] == []
+    checked = {r.op[:-len(SUFFIX)] for r in results}
+    assert checked == set(VJP), set(VJP) - checked
+    assert {r.dtype for r in results} == {"float32", "float64"}
+
+
+def test_a_missing_backward_kernel_is_unsupported_with_its_name(clean_registry):
+    kernels = [k for k in numpy_plugin.opdispatch_kernels() if k.op != "conv2d_backward_weight"]
+    od.register_plugin(make_plugin("nobackward", kernels, devices=[DeviceInfo(index=0)],
+                                   to_numpy=lambda d: np.array(d, copy=True), from_numpy=lambda a: np.array(a)))
+    case = next(c for c in collect_cases(["conv2d"], random_per_op=0, onnx=False))
+    res = run_gradient_case(case, od.Device("nobackward:0"), "float32")
+    assert res.status == UNSUPPORTED
+    assert "conv2d_backward_weight" in res.message and res.message.startswith("backward:")
+
+
+def test_cli_gradients_only_and_its_reproduction_line(capsys):
+    assert main(["conformance", "--ops", "tanh", "--no-onnx", "--random", "1", "--gradients", "only"]) == 0
+    out = capsys.readouterr().out
+    assert "tanh.grad" in out and "\ntanh " not in out
+    case = next(c for c in collect_cases(["tanh"], random_per_op=0, onnx=False))
+    res = run_gradient_case(case, od.Device("numpy:0"), "float32")
+    argv = shlex.split(res.repro)
+    assert argv[:2] == ["opdispatch", "conformance"] and "--gradients" in argv
+    assert main(argv[1:]) == 0
+    assert "tanh.grad" in capsys.readouterr().out
+
+
+def test_a_wrong_gradient_is_reported_with_the_input_it_concerns(clean_registry):
+    def relu_backward_halved(dy, x):
+        return np.where(x > 0, dy / 2, dy.dtype.type(0))
+
+    from opdispatch.backend import Kernel
+
+    kernels = [k for k in numpy_plugin.opdispatch_kernels() if k.op != "relu_backward"]
+    od.register_plugin(make_plugin("halved", kernels + [Kernel("relu_backward", relu_backward_halved)],
+                                   devices=[DeviceInfo(index=0)], to_numpy=lambda d: np.array(d, copy=True),
+                                   from_numpy=lambda a: np.array(a)))
+    case = next(c for c in collect_cases(["relu"], random_per_op=0, onnx=False))
+    res = run_gradient_case(case, od.Device("halved:0"), "float64")
+    assert res.status == FAILED
+    assert "d/d x outside tolerance" in res.message
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradient_checks_use_the_device_kernels_not_the_reference(clean_registry, dtype):
+    calls = []
+
+    def counting_conv_backward_input(dy, w, **attrs):
+        calls.append(dtype)
+        return numpy_plugin.GRAD["conv2d_backward_input"](dy, w, **attrs)
+
+    from opdispatch.backend import Kernel
+
+    kernels = [k for k in numpy_plugin.opdispatch_kernels() if k.op != "conv2d_backward_input"]
+    od.register_plugin(make_plugin("counting", kernels + [Kernel("conv2d_backward_input", counting_conv_backward_input)],
+                                   devices=[DeviceInfo(index=0)], to_numpy=lambda d: np.array(d, copy=True),
+                                   from_numpy=lambda a: np.array(a)))
+    case = next(c for c in collect_cases(["conv2d"], random_per_op=0, onnx=False))
+    assert run_gradient_case(case, od.Device("counting:0"), dtype).status == PASSED
+    assert calls == [dtype]
