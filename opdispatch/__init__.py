@@ -14,11 +14,13 @@ from .api import (add, avg_pool2d, batch_norm, conv2d, div, exp, flatten, log, l
                   max_pool2d, mean, mul, neg, relu, reshape, sigmoid, softmax, softmax_cross_entropy, sqrt, sub,
                   sum, tanh, transpose)
 from .autodiff import GradientTape
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .device import Device, device, get_device
 from .dispatch import PlacementEvent, clear_placement_log, placement_log
 from .errors import (DeviceError, DeviceMismatchError, DTypeError, GradientError, InvalidArgumentError,
                      KernelError, OpDispatchError, PlacementWarning, ShapeError, UnsupportedError)
 from .hookspecs import hookimpl
+from .optim import SGD, Adam, Optimizer
 from . import registry as _registry_module
 from .registry import BackendStatus, register_plugin
 from .tensor import Tensor, tensor
@@ -41,6 +43,7 @@ __all__ = [
     "BackendStatus", "PlacementEvent", "placement_log", "clear_placement_log", "hookimpl",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",
     "UnsupportedError", "KernelError", "PlacementWarning",
+    "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "matmul", "relu", "sigmoid", "tanh", "exp", "log",
     "sqrt", "add", "sub", "mul", "div", "neg", "sum", "mean", "max", "reshape", "transpose", "flatten",
     "softmax", "log_softmax", "softmax_cross_entropy", "__version__",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install opdispatch, its in-tree backends and the test tools into it.
+# The CuPy backend installs everywhere; without a GPU it reports itself unavailable (its tests skip).
 # Idempotent: rerunning only reinstalls the editable packages (which refreshes their entry points).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +9,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q -e ".[test]" -e backends/numpy
+.venv/bin/python -m pip install -q -e ".[test]" -e backends/numpy -e "backends/cupy[cuda12x]"

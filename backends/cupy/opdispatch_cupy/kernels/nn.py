@@ -1,0 +1,40 @@
+"""softmax, log_softmax and the mean softmax cross-entropy with its gradient."""
+
+from __future__ import annotations
+
+from ..xp import Array, array_module
+
+
+def softmax(x: Array, *, axis: int) -> Array:
+    """exp(x - max) normalised along ``axis``."""
+    xp = array_module(x)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x: Array, *, axis: int) -> Array:
+    """x - max - log(sum(exp(x - max))) along ``axis``."""
+    xp = array_module(x)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def _onehot(labels: Array, logits: Array) -> Array:
+    xp = array_module(logits)
+    return xp.arange(logits.shape[1])[None, :] == labels.reshape(-1, 1)
+
+
+def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
+    """Mean over the batch of -log_softmax(logits)[i, labels[i]] (a 0-d array)."""
+    xp = array_module(logits)
+    logp = log_softmax(logits, axis=1)
+    picked = xp.take_along_axis(logp, labels.reshape(-1, 1).astype(xp.int64), axis=1)
+    return -xp.mean(picked)
+
+
+def softmax_cross_entropy_backward(logits: Array, labels: Array, dloss: Array) -> Array:
+    """(softmax(logits) - onehot(labels)) * dloss / N."""
+    xp = array_module(logits)
+    p = softmax(logits, axis=1)
+    p = xp.where(_onehot(labels, logits), p - 1, p)
+    return p * (dloss / logits.shape[0])
