@@ -36,3 +36,22 @@ def test_numpy_kernel_matches_reference(case, dtype):
         assert host.dtype == got.dtype == np.dtype(dtype)
         cmp = compare(host, want, tol)
         assert cmp.ok, f"{case.name} {dtype}: {cmp.problem}; {tol.describe()}"
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+def test_conv_results_never_alias_the_reused_scratch_buffers(pad):
+    from opdispatch_numpy.conv import conv2d
+    from opdispatch_numpy.grad import conv2d_backward_input, conv2d_backward_weight
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    kw = dict(stride=(1, 1), padding=((pad, pad), (pad, pad)), dilation=(1, 1), groups=1)
+    y1 = conv2d(x, w, **kw)
+    dx1 = conv2d_backward_input(y1, w, input_shape=x.shape, **kw)
+    dw1 = conv2d_backward_weight(x, y1, weight_shape=w.shape, **kw)
+    saved = [a.copy() for a in (y1, dx1, dw1)]
+    y2 = conv2d(2 * x, w, **kw)  # the same scratch buffers, other values
+    conv2d_backward_input(y2, w, input_shape=x.shape, **kw)
+    conv2d_backward_weight(2 * x, y2, weight_shape=w.shape, **kw)
+    for before, after in zip(saved, (y1, dx1, dw1)):
+        np.testing.assert_array_equal(before, after)

@@ -7,12 +7,15 @@ import numpy as np
 
 from .norm import batch_stats, layout
 from .pool import _counts, _overhang
-from .windows import pad_hw, tap, windows
+from .conv import im2col
+from .scratch import scratch, zeros
+from .windows import pad_hw, tap
 
 
 def _crop(xp, pads, hw):
+    """A fresh copy of the interior of padded ``xp`` (never ``xp`` itself: it may be scratch)."""
     (pt, _), (pl, _) = pads
-    return np.ascontiguousarray(xp[:, :, pt:pt + hw[0], pl:pl + hw[1]])
+    return np.array(xp[:, :, pt:pt + hw[0], pl:pl + hw[1]], order="C", copy=True)
 
 
 def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
@@ -22,10 +25,12 @@ def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, grou
     og = c_out // groups
     # GEMM: columns (N, G, Cg*KH*KW, OH*OW) = w_g^T @ dy_g, broadcasting the weights over the batch
     wmat = w.reshape(groups, og, c_per_group * kh * kw).transpose(0, 2, 1)
-    cols = np.matmul(wmat, dy.reshape(n, groups, og, oh * ow)).reshape(n, c, kh, kw, oh, ow)
+    cols = scratch("cols", (n, groups, c_per_group * kh * kw, oh * ow), dy.dtype)
+    np.matmul(wmat, dy.reshape(n, groups, og, oh * ow), out=cols)
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
     # col2im: scatter-add each tap's columns back onto the padded input (no collisions within a tap)
     (pt, pb), (pl, pr) = padding
-    dxp = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=dy.dtype)
+    dxp = zeros("pad", (n, c, h + pt + pb, wd + pl + pr), dy.dtype)
     for i in range(kh):
         for j in range(kw):
             view = tap(dxp, i, j, stride, dilation, (oh, ow))
@@ -34,16 +39,13 @@ def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, grou
 
 
 def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
-    n, c = x.shape[:2]
+    n = x.shape[0]
     c_out, c_per_group, kh, kw = weight_shape
     oh, ow = dy.shape[2:]
-    og = c_out // groups
-    k = c_per_group * kh * kw
-    view = windows(pad_hw(x, padding), (kh, kw), stride, dilation, (oh, ow))  # (N, C, KH, KW, OH, OW)
-    # im2col with the batch folded into the contraction: (G, K, N*OH*OW), one copy
-    cols = view.transpose(1, 2, 3, 0, 4, 5).reshape(groups, k, n * oh * ow)
-    dys = dy.transpose(1, 0, 2, 3).reshape(groups, og, n * oh * ow)
-    dw = np.matmul(dys, cols.transpose(0, 2, 1))  # (G, Og, K)
+    cols = im2col(x, (kh, kw), stride, padding, dilation, (oh, ow), groups)  # (N, G, K, OH*OW)
+    dys = dy.reshape(n, groups, c_out // groups, oh * ow)
+    # one GEMM per (sample, group) contracting over the output positions, then the sum over the batch
+    dw = np.matmul(dys, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, Og, K)
     return dw.reshape(weight_shape)
 
 

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .scratch import scratch
 
-def pad_hw(x: np.ndarray, pads, fill: float = 0.0, extra=(0, 0)) -> np.ndarray:
+
+def pad_hw(x: np.ndarray, pads, fill: float = 0.0, extra=(0, 0), scratch_tag: Optional[str] = None) -> np.ndarray:
     """``x`` (N, C, H, W) padded by ((top, bottom), (left, right)) plus ``extra`` rows/columns at the
-    bottom/right, filled with ``fill``; ``x`` itself when there is nothing to add."""
+    bottom/right, filled with ``fill``; ``x`` itself when there is nothing to add. With
+    ``scratch_tag`` the result lives in that scratch buffer (see `scratch`): never return it."""
     (pt, pb), (pl, pr) = pads
     pb += extra[0]
     pr += extra[1]
     if not (pt or pb or pl or pr):
         return x
     n, c, h, w = x.shape
-    out = np.full((n, c, h + pt + pb, w + pl + pr), fill, dtype=x.dtype)
+    shape = (n, c, h + pt + pb, w + pl + pr)
+    out = np.empty(shape, dtype=x.dtype) if scratch_tag is None else scratch(scratch_tag, shape, x.dtype)
+    # fill only the border, then copy the interior once
+    out[:, :, :pt] = fill
+    out[:, :, pt + h:] = fill
+    out[:, :, pt:pt + h, :pl] = fill
+    out[:, :, pt:pt + h, pl + w:] = fill
     out[:, :, pt:pt + h, pl:pl + w] = x
     return out
 
