@@ -25,6 +25,7 @@ class Record(NamedTuple):
     inputs: tuple
     attrs: dict
     outputs: tuple
+    needs: Optional[tuple] = None  # per input: whether its gradient is wanted (None: all); set for VJP rules
 
 
 class GradientTape:
@@ -112,7 +113,8 @@ class GradientTape:
             if rule is None:
                 raise GradientError(f"{rec.schema.name}: no gradient rule (differentiating through it is not "
                                     f"supported yet)")
-            for inp, g in zip(rec.inputs, rule(rec, gouts)):
+            needs = tuple(t is not None and id(t) in needed for t in rec.inputs)
+            for inp, g in zip(rec.inputs, rule(rec._replace(needs=needs), gouts)):
                 if inp is None or g is None or id(inp) not in needed:
                     continue
                 key = id(inp)

@@ -29,13 +29,18 @@ def unbroadcast(g: Tensor, shape: tuple) -> Tensor:
     return api.reshape(api.sum(g, axis=axes), shape) if axes else api.reshape(g, shape)
 
 
+def wants(rec, i: int) -> bool:
+    """Whether the gradient of input ``i`` of the recorded call is needed (rules may skip the others)."""
+    return rec.needs is None or bool(rec.needs[i])
+
+
 def _conv2d(rec, grads):
     x, w, bias = rec.inputs
     (dy,) = grads
     a = rec.attrs
-    dx = ga.conv2d_backward_input(dy, w, input_shape=x.shape, **a)
-    dw = ga.conv2d_backward_weight(x, dy, weight_shape=w.shape, **a)
-    db = api.sum(dy, axis=(0, 2, 3)) if bias is not None else None
+    dx = ga.conv2d_backward_input(dy, w, input_shape=x.shape, **a) if wants(rec, 0) else None
+    dw = ga.conv2d_backward_weight(x, dy, weight_shape=w.shape, **a) if wants(rec, 1) else None
+    db = api.sum(dy, axis=(0, 2, 3)) if bias is not None and wants(rec, 2) else None
     return [dx, dw, db]
 
 
@@ -91,9 +96,9 @@ def _matmul(rec, grads):
     b2 = api.reshape(b, b.shape + (1,)) if len(b.shape) == 1 else b
     batch = dy.shape[:len(dy.shape) - (len(a.shape) > 1) - (len(b.shape) > 1)]
     dy2 = api.reshape(dy, batch + (a2.shape[-2], b2.shape[-1]))
-    da = api.matmul(dy2, _swap_last(b2))
-    db = api.matmul(_swap_last(a2), dy2)
-    return [api.reshape(unbroadcast(da, a2.shape), a.shape), api.reshape(unbroadcast(db, b2.shape), b.shape)]
+    da = api.reshape(unbroadcast(api.matmul(dy2, _swap_last(b2)), a2.shape), a.shape) if wants(rec, 0) else None
+    db = api.reshape(unbroadcast(api.matmul(_swap_last(a2), dy2), b2.shape), b.shape) if wants(rec, 1) else None
+    return [da, db]
 
 
 def _swap_last(t: Tensor) -> Tensor:

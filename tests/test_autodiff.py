@@ -134,3 +134,32 @@ def test_ops_outside_the_tape_are_not_recorded_and_fast_path_resumes():
     assert recording.ACTIVE[0] == 0 and recording.active() == ()
     with pytest.raises(od.GradientError, match="does not depend"):
         tape.gradient(od.sum(y), x)
+
+
+def test_gradients_nobody_asked_for_are_not_computed(clean_registry):
+    import opdispatch_numpy.plugin as numpy_plugin
+    from fake_backends import make_plugin
+    from opdispatch.backend import DeviceInfo, Kernel
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the input gradient was computed although only the weights need one")
+
+    kernels = [k for k in numpy_plugin.opdispatch_kernels() if k.op != "conv2d_backward_input"]
+    od.register_plugin(make_plugin("lazy", kernels + [Kernel("conv2d_backward_input", refuse)],
+                                   devices=[DeviceInfo(index=0)], to_numpy=lambda d: np.array(d, copy=True),
+                                   from_numpy=lambda a: np.array(a)))
+    rng = np.random.default_rng(0)
+    with od.device("lazy:0"):
+        x = od.tensor(rng.standard_normal((2, 1, 6, 6)))
+        w = od.tensor(rng.standard_normal((3, 1, 3, 3)))
+        wd = od.tensor(rng.standard_normal((3 * 36, 2)))
+        with od.GradientTape() as tape:
+            tape.watch([w, wd])
+            loss = od.sum(od.matmul(od.flatten(od.conv2d(x, w, padding=1)), wd))
+        gw, gwd = tape.gradient(loss, [w, wd])
+    assert gw.shape == (3, 1, 3, 3) and gwd.shape == (108, 2)
+    with od.device("lazy:0"), od.GradientTape() as tape:
+        tape.watch(x)
+        y = od.sum(od.conv2d(x, w))
+    with pytest.raises(od.KernelError, match="only the weights"):
+        tape.gradient(y, x)
