@@ -55,3 +55,25 @@ def test_conv_results_never_alias_the_reused_scratch_buffers(pad):
     conv2d_backward_weight(2 * x, y2, weight_shape=w.shape, **kw)
     for before, after in zip(saved, (y1, dx1, dw1)):
         np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("w_shape, padding, dilation, groups", [
+    ((6, 8, 3, 3), ((1, 1), (1, 1)), (1, 1), 1),
+    ((6, 8, 3, 2), ((0, 2), (1, 0)), (1, 1), 1),         # asymmetric padding
+    ((6, 8, 3, 3), ((2, 2), (2, 2)), (2, 2), 1),         # dilated
+    ((6, 8, 3, 3), ((1, 0), (1, 1)), (1, 1), 2),         # grouped: 16 input channels
+    ((6, 8, 2, 2), ((3, 3), (0, 0)), (1, 1), 1),         # padding wider than the kernel: the scatter path
+])
+def test_stride_one_input_gradient_as_a_forward_conv_matches_the_reference(w_shape, padding, dilation, groups):
+    from opdispatch.reference import conv2d_backward_input as reference
+    from opdispatch_numpy.grad import conv2d_backward_input
+
+    rng = np.random.default_rng(1)
+    x_shape = (2, w_shape[1] * groups, 7, 6)
+    w = rng.standard_normal(w_shape)
+    kw = dict(stride=(1, 1), padding=padding, dilation=dilation, groups=groups)
+    oh = x_shape[2] + sum(padding[0]) - dilation[0] * (w_shape[2] - 1)
+    ow = x_shape[3] + sum(padding[1]) - dilation[1] * (w_shape[3] - 1)
+    dy = rng.standard_normal((2, w_shape[0], oh, ow))
+    np.testing.assert_allclose(conv2d_backward_input(dy, w, input_shape=x_shape, **kw),
+                               reference(dy, w, input_shape=x_shape, **kw), rtol=1e-12, atol=1e-12)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .norm import batch_stats, layout
 from .pool import _counts, _overhang
-from .conv import im2col
+from .conv import conv2d, im2col
 from .scratch import scratch, zeros
 from .windows import pad_hw, tap
 
@@ -18,11 +18,30 @@ def _crop(xp, pads, hw):
     return np.array(xp[:, :, pt:pt + hw[0], pl:pl + hw[1]], order="C", copy=True)
 
 
+def _as_forward_conv(dy, w, padding, dilation, groups):
+    """The input gradient of a stride-1 conv as a forward conv of ``dy`` with the flipped, per-group
+    transposed weights (one well-shaped GEMM instead of a thin one plus a scatter); None when the
+    padding is wider than the dilated kernel (then a full conv cannot express it)."""
+    c_out, c_per_group, kh, kw = w.shape
+    extent = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+    pads = tuple((extent[a] - padding[a][0], extent[a] - padding[a][1]) for a in (0, 1))
+    if min(min(p) for p in pads) < 0:
+        return None
+    og = c_out // groups
+    wt = w[:, :, ::-1, ::-1].reshape(groups, og, c_per_group, kh, kw).transpose(0, 2, 1, 3, 4)
+    wt = np.ascontiguousarray(wt).reshape(groups * c_per_group, og, kh, kw)
+    return conv2d(dy, wt, stride=(1, 1), padding=pads, dilation=dilation, groups=groups)
+
+
 def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
     n, c, h, wd = input_shape
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = dy.shape[2:]
     og = c_out // groups
+    if stride == (1, 1) and c_per_group >= 8:  # enough output channels for the GEMM to be well shaped
+        dx = _as_forward_conv(dy, w, padding, dilation, groups)
+        if dx is not None:
+            return dx
     # GEMM: columns (N, G, Cg*KH*KW, OH*OW) = w_g^T @ dy_g, broadcasting the weights over the batch
     wmat = w.reshape(groups, og, c_per_group * kh * kw).transpose(0, 2, 1)
     cols = scratch("cols", (n, groups, c_per_group * kh * kw, oh * ow), dy.dtype)
