@@ -68,10 +68,37 @@ def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, gr
     return dw.reshape(weight_shape)
 
 
+def _tiled_max_pool_backward(x, dy, kernel_size, out_hw):
+    """Non-overlapping, unpadded windows: each tap writes its share of ``dy`` straight into place
+    (no scatter-add), the first maximum of each window taking it."""
+    (kh, kw), (oh, ow) = kernel_size, out_hw
+    m = x[:, :, 0:oh * kh:kh, 0:ow * kw:kw].copy()
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                np.maximum(m, x[:, :, i:oh * kh:kh, j:ow * kw:kw], out=m)
+    nan_m = np.isnan(m)
+    any_nan = bool(nan_m.any())
+    dx = np.zeros_like(x)
+    taken = np.zeros(m.shape, dtype=bool)
+    for i in range(kh):
+        for j in range(kw):
+            xt = x[:, :, i:oh * kh:kh, j:ow * kw:kw]
+            hit = xt == m
+            if any_nan:
+                hit |= np.isnan(xt) & nan_m
+            hit &= ~taken
+            taken |= hit
+            np.copyto(dx[:, :, i:oh * kh:kh, j:ow * kw:kw], dy, where=hit)
+    return dx
+
+
 def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_mode):
     hw = x.shape[2:]
     out_hw = dy.shape[2:]
     extra = _overhang(hw, kernel_size, stride, dilation, padding, out_hw)
+    if stride == kernel_size and dilation == (1, 1) and padding == ((0, 0), (0, 0)) and extra == (0, 0):
+        return _tiled_max_pool_backward(x, dy, kernel_size, out_hw)
     xp = pad_hw(x, padding, -np.inf, extra)
     real = pad_hw(np.ones((1, 1) + hw, dtype=bool), padding, False, extra)
     taps = [(i, j) for i in range(kernel_size[0]) for j in range(kernel_size[1])]  # row-major
