@@ -198,14 +198,16 @@ def torch_peer() -> Callable[[Workload], Callable[[], Any]]:
     return make
 
 
-def _torch_train_step(torch: Any, F: Any, x: Any) -> Callable[[], Any]:
+def _torch_train_step(torch: Any, F: Any, x: Any, y: Optional[Any] = None) -> Callable[[], Any]:
+    """The CNN of examples/cnn.py (same initial parameters) trained with torch.optim.SGD(momentum=0.9)."""
     sys.path.insert(0, os.path.join(HERE, "..", "examples"))
     from cnn import init_params
 
     params, _ = init_params(np.random.default_rng(1), image_hw=(28, 28))
     p = {k: torch.tensor(v.numpy(), requires_grad=True) for k, v in params.items()}
     opt = torch.optim.SGD(list(p.values()), lr=0.01, momentum=0.9)
-    y = torch.from_numpy(np.random.default_rng(2).integers(0, 10, x.shape[0]))
+    if y is None:
+        y = torch.from_numpy(np.random.default_rng(2).integers(0, 10, x.shape[0]))
 
     def step() -> float:
         with torch.enable_grad():

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import opdispatch as od  # noqa: E402
 from cnn import init_params, train_step  # noqa: E402
@@ -55,27 +56,16 @@ def opdispatch_step(device: str, batch: int, x: np.ndarray, y: np.ndarray, param
     return step
 
 
-def torch_step(batch: int, x: np.ndarray, y: np.ndarray, params0: dict) -> Optional[Callable[[], float]]:
+def torch_step(x: np.ndarray, y: np.ndarray) -> Optional[Callable[[], float]]:
+    """PyTorch's step on the same data and initial parameters (bench/perf.py's peer), or None without it."""
     try:
         import torch
         import torch.nn.functional as F
     except ImportError:
         return None
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params0.items()}
-    opt = torch.optim.SGD(list(p.values()), lr=0.01, momentum=0.9)
-    xt, yt = torch.tensor(x), torch.tensor(y)
+    from perf import _torch_train_step
 
-    def step() -> float:
-        opt.zero_grad(set_to_none=True)
-        h = F.max_pool2d(F.relu(F.conv2d(xt, p["conv1.w"], p["conv1.b"], padding="same")), 2)
-        h = F.max_pool2d(F.relu(F.conv2d(h, p["conv2.w"], p["conv2.b"], padding="same")), 2)
-        h = F.relu(h.flatten(1) @ p["fc1.w"] + p["fc1.b"])
-        loss = F.cross_entropy(h @ p["fc2.w"] + p["fc2.b"], yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return _torch_train_step(torch, F, torch.from_numpy(x), torch.from_numpy(y))
 
 
 def main() -> None:
@@ -95,7 +85,7 @@ def main() -> None:
 
     rows = {f"opdispatch {args.device}": median_ms(opdispatch_step(args.device, args.batch, x, y, params0,
                                                                     args.batch_norm), args.steps)}
-    peer = None if args.batch_norm else torch_step(args.batch, x, y, params0)
+    peer = None if args.batch_norm else torch_step(x, y)
     if peer is not None:
         import torch
 
