@@ -60,7 +60,9 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"conformance: {len(cases)} cases on {', '.join(map(str, devices))} ({args.mode} mode)", file=sys.stderr)
-    runs = {str(dev): run_device(dev, cases, dtypes, args.mode, gradients=args.gradients) for dev in devices}
+    modes = ["eager", "graph"] if args.mode == "both" else [args.mode]
+    runs = {str(dev) if len(modes) == 1 else f"{dev} ({mode})":
+            run_device(dev, cases, dtypes, mode, gradients=args.gradients) for dev in devices for mode in modes}
     failed = 0
     for dev, run in runs.items():
         print(f"\n== {dev} ({run['backend']} {run['version']}) ==")
@@ -93,8 +95,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     where.add_argument("--all", action="store_true", help="every available device")
     conf.add_argument("--ops", help="comma-separated op names (default: every op)")
     conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
-    conf.add_argument("--mode", choices=["eager"], default="eager",
-                      help="frontend to run the cases through (graph mode arrives with od.function)")
+    conf.add_argument("--mode", choices=["eager", "graph", "both"], default="eager",
+                      help="frontend to run the cases through: eager ops, od.function graphs, or both")
     conf.add_argument("--gradients", choices=["yes", "no", "only"], default="yes",
                       help="also check each differentiable case's gradient against the reference backward "
                            "(default yes; 'only' skips the forward checks)")

@@ -197,10 +197,15 @@ def run(schema: OpSchema, args: Sequence[Any], attrs: dict) -> Any:
     nattrs = schema.normalize(attrs) if schema.attrs else attrs
     rt, inputs, metas = gather(schema, args, placement)
     outs, kattrs = schema.infer(schema.name, metas, nattrs)
-    datas = [None if t is None else t._data for t in inputs]
-    rt, results = execute(schema, rt, datas, metas, outs, kattrs, placement)
-    tensors = tuple(make(r, m.shape, m.dtype, rt) for r, m in zip(results, outs))
-    for recorder in recording.active():
+    recorders = recording.active()
+    tracer = next((r for r in recorders if getattr(r, "symbolic", False)), None) if recorders else None
+    if tracer is not None:  # a graph tracer: symbolic outputs, no kernel runs
+        tensors = tracer.outputs(schema, rt, inputs, kattrs, outs, placement)
+    else:
+        datas = [None if t is None else t._data for t in inputs]
+        rt, results = execute(schema, rt, datas, metas, outs, kattrs, placement)
+        tensors = tuple(make(r, m.shape, m.dtype, rt) for r, m in zip(results, outs))
+    for recorder in recorders:
         recorder.record(schema, inputs, kattrs, tensors)
     return tensors[0] if len(tensors) == 1 else tensors
 

@@ -5,6 +5,10 @@ Recorders live in a context variable, so they are per thread and per asyncio tas
 counts the recorders entered anywhere in the process: while it is zero, the element-wise fast
 paths may skip dispatch entirely; otherwise they go through `dispatch.run`, which reports to the
 recorders of the current context.
+
+A recorder whose ``symbolic`` attribute is true (the graph tracer) is also asked, by
+``outputs(schema, runtime, inputs, kernel_attrs, output_metas, placement)``, for the call's
+outputs instead of running a kernel: validated calls become graph nodes.
 """
 
 from __future__ import annotations

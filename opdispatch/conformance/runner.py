@@ -66,6 +66,26 @@ def _call(case: Case, arrays: list, dev: Device) -> Any:
     return fn(*inputs, **case.attrs)
 
 
+def _call_graph(case: Case, arrays: list, dev: Device) -> Any:
+    """The case through ``od.function``: present inputs are traced arguments, attributes static."""
+    from ..graph import function
+
+    inputs = [None if a is None else tensor(a, device=dev) for a in arrays]
+    fn: Callable[..., Any] = op_function(case.op)
+    present = [i for i, t in enumerate(inputs) if t is not None]
+
+    def traced(*tensors: Any) -> Any:
+        args = list(inputs)
+        for i, t in zip(present, tensors):
+            args[i] = t
+        return fn(*args, **case.attrs)
+
+    return function(traced)(*[inputs[i] for i in present])
+
+
+CALLS: dict[str, Callable[[Case, list, Device], Any]] = {"eager": _call, "graph": _call_graph}
+
+
 def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
              call: Optional[Callable[[Case, list, Device], Any]] = None) -> CaseResult:
     """Run one case on ``dev`` in ``dtype`` and compare it with the float64 reference."""
@@ -85,7 +105,7 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
     tol_fields = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
     try:
         with device_scope(dev, fallback="error"):
-            result = (call or _call)(case, arrays, dev)
+            result = (call or CALLS[mode])(case, arrays, dev)
     except Exception as exc:  # a kernel that raises is a failure with its traceback; the run goes on
         cause = exc.__cause__ or exc
         return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",

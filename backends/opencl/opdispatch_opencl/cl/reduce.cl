@@ -1,0 +1,72 @@
+/* Row kernels over a contiguous (rows, K) view: one work-group per row with a local tree
+ * reduction (or one work-item per row for short rows, the *_seq variants). The host moves the
+ * reduced axes last first. */
+
+__kernel void sum_rows(__global const T* x, __global T* y, const int K, const T divisor, __local T* scratch) {
+    ROW_SETUP
+    T acc = (T)0;
+    for (int k = lid; k < K; k += L) acc += r[k];
+    scratch[lid] = acc;
+    LOCAL_REDUCE(scratch, lid, L, ADD2)
+    if (lid == 0) y[row] = scratch[0] / divisor;
+}
+
+__kernel void sum_rows_seq(__global const T* x, __global T* y, const int K, const T divisor, const int rows) {
+    const int row = get_global_id(0);
+    if (row >= rows) return;
+    __global const T* r = x + (size_t)row * K;
+    T acc = (T)0;
+    for (int k = 0; k < K; ++k) acc += r[k];
+    y[row] = acc / divisor;
+}
+
+__kernel void max_rows(__global const T* x, __global T* y, const int K, __local T* scratch) {
+    ROW_SETUP
+    T acc = -INFINITY;
+    for (int k = lid; k < K; k += L) acc = nanmax2(r[k], acc);
+    scratch[lid] = acc;
+    LOCAL_REDUCE(scratch, lid, L, nanmax2)
+    if (lid == 0) y[row] = scratch[0];
+}
+
+__kernel void max_rows_seq(__global const T* x, __global T* y, const int K, const int rows) {
+    const int row = get_global_id(0);
+    if (row >= rows) return;
+    __global const T* r = x + (size_t)row * K;
+    T acc = -INFINITY;
+    for (int k = 0; k < K; ++k) acc = nanmax2(r[k], acc);
+    y[row] = acc;
+}
+
+__kernel void softmax_rows(__global const T* x, __global T* y, const int K, const int log_mode,
+                           __local T* scratch) {
+    ROW_SETUP
+    ROW_MAX_SUMEXP
+    __global T* o = y + (size_t)row * K;
+    if (log_mode) {
+        T ls = log(s);
+        for (int k = lid; k < K; k += L) o[k] = (r[k] - m) - ls;
+    } else {
+        for (int k = lid; k < K; k += L) o[k] = exp(r[k] - m) / s;
+    }
+}
+
+/* Gradient of max over each row: dy[row] split equally among the row's maxima (NaN maxima: NaNs). */
+__kernel void max_backward_rows(__global const T* x, __global const T* dy, __global T* dx, const int K,
+                                __local T* scratch) {
+    ROW_SETUP
+    T m = -INFINITY;
+    for (int k = lid; k < K; k += L) m = nanmax2(r[k], m);
+    scratch[lid] = m;
+    LOCAL_REDUCE(scratch, lid, L, nanmax2)
+    m = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int mnan = isnan(m);
+    T c = (T)0;
+    for (int k = lid; k < K; k += L) c += (r[k] == m || (mnan && isnan(r[k]))) ? (T)1 : (T)0;
+    scratch[lid] = c;
+    LOCAL_REDUCE(scratch, lid, L, ADD2)
+    const T g = dy[row] / scratch[0];
+    __global T* o = dx + (size_t)row * K;
+    for (int k = lid; k < K; k += L) o[k] = (r[k] == m || (mnan && isnan(r[k]))) ? g : (T)0;
+}

@@ -1,0 +1,84 @@
+"""Element-wise kernels: unary maps and NumPy-broadcasting binary maps."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+from .arrays import CLArray, broadcast_strides, collapse, contiguous_strides, empty, int8
+from .launch import i32, kernel, run_1d
+
+FAMILY = "elementwise"
+ROW_MIN = 32  # strided copies with runs and rows at least this long go one run per work-item
+
+
+def _unary(name: str) -> Callable[[CLArray], CLArray]:
+    def fn(x: CLArray) -> CLArray:
+        out = empty(x.dev, x.shape, x.dtype)
+        run_1d(x.dev, kernel(x.dev, FAMILY, name, x.dtype), x.size, x.buf, out.buf, i32(x.size))
+        return out
+
+    fn.__name__ = name.removesuffix("_k")
+    fn.__doc__ = f"Element-wise {fn.__name__} on the device."
+    return fn
+
+
+def broadcast_shape(a: tuple, b: tuple) -> tuple:
+    """NumPy broadcasting of two shapes (already validated by the schema)."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    return tuple(max(x, y) if min(x, y) != 0 else 0 for x, y in zip(a, b))
+
+
+def binary(name: str, a: CLArray, b: CLArray) -> CLArray:
+    """Binary kernel ``name`` (e.g. ``add_k``) of ``a`` and ``b`` under NumPy broadcasting."""
+    dev = a.dev
+    shape = broadcast_shape(a.shape, b.shape)
+    out = empty(dev, shape, a.dtype)
+    n = out.size
+    if a.shape == b.shape:
+        run_1d(dev, kernel(dev, FAMILY, name + "_same", a.dtype), n, a.buf, b.buf, out.buf, i32(n))
+        return out
+    dims, (sa, sb) = collapse(shape, broadcast_strides(a.shape, shape), broadcast_strides(b.shape, shape))
+    run_1d(dev, kernel(dev, FAMILY, name + "_bcast", a.dtype), n, a.buf, b.buf, out.buf, i32(n),
+           int8(dims), int8(sa), int8(sb))
+    return out
+
+
+def _binary(name: str) -> Callable[[CLArray, CLArray], CLArray]:
+    def fn(a: CLArray, b: CLArray) -> CLArray:
+        return binary(name, a, b)
+
+    fn.__name__ = name.removesuffix("_k")
+    fn.__doc__ = f"Element-wise {fn.__name__} with NumPy broadcasting, on the device."
+    return fn
+
+
+def strided_copy(x: CLArray, shape: tuple, strides: tuple, out: Optional[CLArray] = None,
+                 out_offset: int = 0) -> CLArray:
+    """A contiguous array of ``shape`` whose element at index i is x at the strided offset of i; written
+    into ``out`` from element ``out_offset`` on when given (and ``out`` returned)."""
+    if out is None:
+        out = empty(x.dev, shape, x.dtype)
+    n = math.prod(shape)
+    dims, (st,) = collapse(shape, strides)
+    rows = n // dims[-1] if n else 0
+    if dims[-1] >= ROW_MIN and rows >= ROW_MIN:
+        run_1d(x.dev, kernel(x.dev, FAMILY, "strided_copy_rows", x.dtype), rows, x.buf, out.buf, i32(rows),
+               int8(dims), int8(st), i32(out_offset))
+    else:
+        run_1d(x.dev, kernel(x.dev, FAMILY, "strided_copy", x.dtype), n, x.buf, out.buf, i32(n),
+               int8(dims), int8(st), i32(out_offset))
+    return out
+
+
+def relu_backward(dy: CLArray, x: CLArray) -> CLArray:
+    """dy where x > 0, else 0."""
+    return binary("relu_backward_k", dy, x)
+
+
+KERNELS = {name.removesuffix("_k"): _unary(name)
+           for name in ("relu_k", "sigmoid_k", "tanh_k", "exp_k", "log_k", "sqrt_k", "neg_k")}
+KERNELS.update({name.removesuffix("_k"): _binary(name) for name in ("add_k", "sub_k", "mul_k", "div_k")})
+KERNELS["relu_backward"] = relu_backward
+__all__ = ["KERNELS", "binary", "strided_copy", "contiguous_strides"]

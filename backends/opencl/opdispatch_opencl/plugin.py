@@ -1,0 +1,80 @@
+"""The plugin module named by this distribution's ``opdispatch.backends`` entry point.
+
+Every OpenCL device becomes ``opencl:N`` (stable order, see `runtime.probe`). Nothing here imports
+pyopencl at module import: the device probe and the kernels do, so a machine without OpenCL
+gets an "unavailable" backend with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from opdispatch import hookimpl
+from opdispatch.backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel
+
+from . import __version__
+from .errors import op_scope
+
+DTYPES = ("float32", "float64")
+
+
+def _pyopencl_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("pyopencl")
+    except Exception:
+        return "not installed"
+
+
+@hookimpl
+def opdispatch_backend_info() -> BackendInfo:
+    return BackendInfo(name="opencl", version=f"{__version__} (pyopencl {_pyopencl_version()})",
+                       description="OpenCL devices (PoCL on CPUs, vendor drivers on GPUs)")
+
+
+@hookimpl
+def opdispatch_devices() -> list[DeviceInfo]:
+    from .runtime import device_dtypes, probe
+
+    try:
+        found = probe()
+    except ImportError as exc:
+        raise BackendUnavailable(f"pyopencl is not importable ({exc}); install opdispatch-opencl[pocl]") from exc
+    except Exception as exc:  # pyopencl's LogicError/RuntimeError: no ICD, no platform
+        raise BackendUnavailable(f"no OpenCL platform found ({type(exc).__name__}: {exc}); install a vendor "
+                                 f"driver or PoCL (pip install 'opdispatch-opencl[pocl]')") from exc
+    if not found:
+        raise BackendUnavailable("the OpenCL platforms expose no device")
+    return [DeviceInfo(index=i, name=f"{d.name.strip()} ({p.name.strip()})", dtypes=device_dtypes(d))
+            for i, (p, d) in enumerate(found)]
+
+
+def all_kernels() -> dict[str, Any]:
+    """Every op's kernel function, by op name."""
+    from . import conv, elementwise, linalg, nn, norm, pool, reduce, shape_ops
+
+    table: dict[str, Any] = {}
+    for module in (elementwise, shape_ops, reduce, nn, linalg, conv, pool, norm):
+        table.update(module.KERNELS)
+    return table
+
+
+@hookimpl
+def opdispatch_kernels() -> list[Kernel]:
+    return [Kernel(op, op_scope(op, fn), dtypes=DTYPES) for op, fn in sorted(all_kernels().items())]
+
+
+@hookimpl
+def opdispatch_from_numpy(array: np.ndarray, device: Any) -> Any:
+    from .arrays import from_numpy
+
+    return from_numpy(array, device.index)
+
+
+@hookimpl
+def opdispatch_to_numpy(data: Any, device: Any) -> np.ndarray:
+    from .arrays import to_numpy
+
+    return to_numpy(data)

@@ -1,0 +1,221 @@
+"""OpenCL runtime: device discovery, one context and in-order queue per device, the program and
+kernel caches, work-group sizing from the device's limits, and guarded launches.
+
+Programs are cached in process per (source family, build options, device) and across processes
+by PoCL's on-disk kernel cache (``POCL_CACHE_DIR``, given a default before the first platform
+query). One program holds a whole kernel family; the element type comes in as ``-D T=...``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .errors import OpenCLUnsupportedError, translate
+
+CACHE_ENV = "POCL_CACHE_DIR"
+MAX_ELEMENTS = 2**31 - 1  # kernels index with 32-bit ints
+MAX_LOCAL = 256  # upper bound on the work-group sizes this backend asks for
+_CL_TYPES = {"float32": "float", "float64": "double", "int8": "char", "uint8": "uchar", "int16": "short",
+             "uint16": "ushort", "int32": "int", "uint32": "uint", "int64": "long", "uint64": "ulong",
+             "bool": "uchar"}
+
+
+def default_cache_dir() -> str:
+    """Where PoCL keeps compiled kernels when ``POCL_CACHE_DIR`` is unset."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "opdispatch-opencl", "pocl")
+
+
+def configure_cache() -> str:
+    """Give ``POCL_CACHE_DIR`` a default (must run before the first platform query); return it."""
+    path = os.environ.get(CACHE_ENV)
+    if not path:
+        path = default_cache_dir()
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError:
+            return ""
+        os.environ[CACHE_ENV] = path
+    return path
+
+
+def cl_type(dtype: Any) -> str:
+    """The OpenCL C type name of a NumPy dtype."""
+    name = np.dtype(dtype).name
+    try:
+        return _CL_TYPES[name]
+    except KeyError:
+        raise OpenCLUnsupportedError(f"dtype {name} has no OpenCL counterpart") from None
+
+
+def dtype_options(dtype: Any) -> str:
+    """Build options selecting the element type ``T`` (and fp64 support for float64)."""
+    t = cl_type(dtype)
+    return f"-D T={t}" + (" -D USE_FP64" if t == "double" else "")
+
+
+def probe() -> list[tuple[Any, Any]]:
+    """Every (platform, device) pair, in a stable order: platforms by (name, vendor, version),
+    devices in the platform's own order. Raises pyopencl's error when there is no platform."""
+    configure_cache()
+    import pyopencl as cl
+
+    platforms = sorted(cl.get_platforms(), key=lambda p: (p.name, p.vendor, p.version))
+    return [(p, d) for p in platforms for d in p.get_devices()]
+
+
+def device_dtypes(device: Any) -> tuple[str, ...]:
+    """The float dtypes a device computes in: float32, plus float64 with ``cl_khr_fp64``."""
+    return ("float32", "float64") if "cl_khr_fp64" in device.extensions.split() else ("float32",)
+
+
+@dataclass(eq=False)
+class DeviceState:
+    """One OpenCL device in use: its context, queue and compiled programs."""
+
+    index: int
+    cl_device: Any
+    context: Any = field(init=False)
+    queue: Any = field(init=False)
+    programs: dict = field(default_factory=dict)
+    kernels: dict = field(default_factory=dict)
+    local_sizes: dict = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        import pyopencl as cl
+
+        self.context = cl.Context([self.cl_device])
+        self.queue = cl.CommandQueue(self.context)
+        self.max_work_group = int(self.cl_device.max_work_group_size)
+        self.max_item_sizes = tuple(int(s) for s in self.cl_device.max_work_item_sizes)
+        self.local_mem = int(self.cl_device.local_mem_size)
+        self.compute_units = int(self.cl_device.max_compute_units)
+        self.label = f"opencl:{self.index} ({self.cl_device.name.strip()})"
+
+    def program(self, family: str, options: str) -> Any:
+        """The built program of kernel family ``family`` (``cl/<family>.cl``) with ``options``."""
+        key = (family, options)
+        prg = self.programs.get(key)
+        if prg is None:
+            with self.lock:
+                prg = self.programs.get(key)
+                if prg is None:
+                    prg = self._build(family, options)
+                    self.programs[key] = prg
+        return prg
+
+    def _build(self, family: str, options: str) -> Any:
+        import pyopencl as cl
+
+        prg = cl.Program(self.context, source(family))
+        try:
+            return prg.build(options=options.split())
+        except cl.Error as exc:
+            try:
+                log = prg.get_build_info(self.cl_device, cl.program_build_info.LOG)
+            except Exception:
+                log = ""
+            raise translate(exc, self.label, f"{family}.cl [{options}]", build_log=log or str(exc)) from exc
+
+    def kernel(self, family: str, name: str, options: str) -> Any:
+        """Kernel ``name`` of family ``family`` built with ``options`` (cached)."""
+        key = (family, name, options)
+        knl = self.kernels.get(key)
+        if knl is None:
+            import pyopencl as cl
+
+            prg = self.program(family, options)
+            try:
+                knl = cl.Kernel(prg, name)
+            except cl.Error as exc:
+                raise translate(exc, self.label, name) from exc
+            self.kernels[key] = knl
+        return knl
+
+    def local_size(self, knl: Any, want: int = MAX_LOCAL) -> int:
+        """The largest power of two <= ``want`` that both the device and ``knl`` allow."""
+        key = (id(knl), want)
+        size = self.local_sizes.get(key)
+        if size is None:
+            import pyopencl as cl
+
+            limit = min(want, self.max_work_group, self.max_item_sizes[0],
+                        int(knl.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self.cl_device)))
+            size = 1
+            while size * 2 <= limit:
+                size *= 2
+            self.local_sizes[key] = size
+        return size
+
+    def launch(self, knl: Any, global_size: Sequence[int], local_size: Optional[Sequence[int]], *args: Any) -> None:
+        """Enqueue ``knl`` over ``global_size`` (already a multiple of ``local_size``)."""
+        if any(g == 0 for g in global_size):
+            return
+        import pyopencl as cl
+
+        try:
+            with self.lock:
+                knl.set_args(*args)
+                cl.enqueue_nd_range_kernel(self.queue, knl, tuple(global_size),
+                                           None if local_size is None else tuple(local_size))
+        except cl.Error as exc:
+            raise translate(exc, self.label, knl.function_name) from exc
+
+    def alloc(self, nbytes: int) -> Any:
+        """A fresh device buffer of ``nbytes`` (at least one byte: OpenCL has no empty buffers)."""
+        import pyopencl as cl
+
+        try:
+            return cl.Buffer(self.context, cl.mem_flags.READ_WRITE, max(int(nbytes), 8))
+        except cl.Error as exc:
+            raise translate(exc, self.label, "<buffer allocation>") from exc
+
+
+def source(family: str) -> str:
+    """The OpenCL C text of ``family``, with the shared prelude in front."""
+    text = _SOURCES.get(family)
+    if text is None:
+        files = resources.files(__package__) / "cl"
+        text = (files / "common.cl").read_text() + "\n" + (files / f"{family}.cl").read_text()
+        _SOURCES[family] = text
+    return text
+
+
+_SOURCES: dict[str, str] = {}
+_STATES: dict[int, DeviceState] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def state(index: int) -> DeviceState:
+    """The `DeviceState` of ``opencl:index``, created on first use."""
+    st = _STATES.get(index)
+    if st is None:
+        with _STATES_LOCK:
+            st = _STATES.get(index)
+            if st is None:
+                devices = probe()
+                if not 0 <= index < len(devices):
+                    raise OpenCLUnsupportedError(f"opencl:{index} does not exist; this machine has "
+                                                 f"{len(devices)} OpenCL device(s)")
+                st = DeviceState(index, devices[index][1])
+                _STATES[index] = st
+    return st
+
+
+def check_size(n: int, what: str = "tensor") -> None:
+    """Refuse element counts beyond 32-bit indexing."""
+    if n > MAX_ELEMENTS:
+        raise OpenCLUnsupportedError(f"a {what} of {n} elements exceeds this backend's limit of {MAX_ELEMENTS} "
+                                     f"(32-bit indexing)")
+
+
+def round_up(n: int, m: int) -> int:
+    """``n`` rounded up to a multiple of ``m``."""
+    return -(-n // m) * m

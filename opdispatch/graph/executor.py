@@ -1,0 +1,157 @@
+"""Run a placed graph: each node's kernel on its device's runtime, buffers dropped after last use.
+
+`Executable` compiles a placed `Graph` once into a flat list of steps over numbered slots;
+constants are uploaded to the devices that read them at compile time. Each run releases a
+value's data as soon as the memory plan says its last reader has run, so the backend's memory
+can be reused by the next kernel. A kernel that fails is reported with the node, its op and
+the user's line that created it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+from ..device import Device, current_placement
+from ..errors import InvalidArgumentError, KernelError, OpDispatchError
+from ..registry import DeviceRuntime, registry
+from ..tensor import Tensor, host_array, make
+from .fused import kernel_for, schema_of
+from .ir import Graph, Node
+
+
+def _copy_fn(src: DeviceRuntime, dst: DeviceRuntime) -> Callable[[Any], Any]:
+    def copy(data: Any, **attrs: Any) -> Any:
+        return dst.from_numpy(src.to_numpy(data, src.device), dst.device)
+    return copy
+
+
+def _checked(fn: Callable[..., Any], check: Callable[..., None], rt: DeviceRuntime) -> Callable[..., Any]:
+    def run(*datas: Any, **attrs: Any) -> Any:
+        check([None if d is None else rt.to_numpy(d, rt.device) for d in datas], attrs)
+        return fn(*datas, **attrs)
+    return run
+
+
+def node_function(graph: Graph, node: Node) -> Callable[..., Any]:
+    """The callable that runs ``node`` on its device (a kernel, a fused composition or a copy)."""
+    reg = registry()
+    rt = reg.runtime(node.device)
+    if node.op == "copy":
+        src_dev = graph.values[node.inputs[0]].device  # type: ignore[index]
+        return _copy_fn(reg.runtime(src_dev) if src_dev is not None else rt, rt)
+    fn = kernel_for(rt, node.op)
+    if fn is None:
+        raise KernelError(f"{node.describe()}: backend {rt.backend!r} on {rt.device} has no kernel for it")
+    schema = schema_of(node.op)
+    return _checked(fn, schema.check_values, rt) if schema.check_values is not None else fn
+
+
+def node_error(node: Node, rt_device: Device, exc: BaseException) -> BaseException:
+    """The error to raise when ``node``'s kernel raised ``exc``: it names the node, op and user line."""
+    where = f" [in graph node {node.describe()}]"
+    if isinstance(exc, OpDispatchError):
+        if exc.args and isinstance(exc.args[0], str) and where not in exc.args[0]:
+            exc.args = (exc.args[0] + where,) + exc.args[1:]
+        return exc
+    err = KernelError(f"{node.describe()}: the kernel on {rt_device} raised {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+class Executable:
+    """A placed graph compiled into steps ``(fn, input slots, output slots, slots to free, attrs)``."""
+
+    def __init__(self, graph: Graph) -> None:
+        reg = registry()
+        self.graph = graph
+        slot: dict[Any, int] = {}
+
+        def slot_of(key: Any) -> int:
+            return slot.setdefault(key, len(slot))
+
+        self.input_slots = [slot_of(v) for v in graph.inputs]
+        self.constants: list[tuple[int, Any]] = []
+        frees = graph.memory.free_after if graph.memory is not None else [()] * len(graph.nodes)
+        self.steps: list[tuple] = []
+        for node, free in zip(graph.nodes, frees):
+            rt = reg.runtime(node.device)
+            ins = []
+            for v in node.inputs:
+                if v is None:
+                    ins.append(-1)
+                elif v in graph.constants:
+                    key = (v, node.device)
+                    if key not in slot:
+                        self.constants.append((slot_of(key), rt.from_numpy(graph.constants[v], rt.device)))
+                    ins.append(slot[key])
+                else:
+                    ins.append(slot_of(v))
+            outs = tuple(slot_of(v) for v in node.outputs)
+            dead = tuple(slot[v] for v in free if v in slot and v not in graph.constants)
+            self.steps.append((node_function(graph, node), tuple(ins), outs, dead, dict(node.attrs), node))
+        self.outputs = []
+        for v in graph.outputs:
+            info = graph.values[v]
+            dev = info.device if info.device is not None else current_placement().device
+            if v in graph.constants:
+                rt = reg.runtime(dev)
+                self.constants.append((slot_of((v, dev)), rt.from_numpy(graph.constants[v], rt.device)))
+                self.outputs.append((slot[(v, dev)], info, rt))
+            else:
+                self.outputs.append((slot_of(v), info, reg.runtime(dev)))
+        self.n_slots = len(slot)
+
+    def run(self, datas: Sequence[Any]) -> list[Tensor]:
+        """Run on the backend arrays of the inputs; return the output tensors."""
+        env: list[Any] = [None] * self.n_slots
+        for s, d in zip(self.input_slots, datas):
+            env[s] = d
+        for s, d in self.constants:
+            env[s] = d
+        for fn, ins, outs, dead, attrs, node in self.steps:
+            try:
+                result = fn(*[env[i] if i >= 0 else None for i in ins], **attrs)
+            except Exception as exc:
+                raise node_error(node, node.device, exc) from exc
+            if len(outs) == 1:
+                env[outs[0]] = result
+            else:
+                if not isinstance(result, tuple) or len(result) != len(outs):
+                    raise KernelError(f"{node.describe()}: the kernel returned {type(result).__name__}; "
+                                      f"expected {len(outs)} outputs")
+                for s, r in zip(outs, result):
+                    env[s] = r
+            for s in dead:
+                env[s] = None
+        return [make(env[s], info.shape, info.dtype, rt) for s, info, rt in self.outputs]
+
+
+def as_inputs(graph: Graph, args: Sequence[Any]) -> list[Tensor]:
+    """Check the arguments of a graph call against its inputs; array-likes become tensors."""
+    from ..tensor import tensor
+
+    if len(args) != len(graph.inputs):
+        raise InvalidArgumentError(f"graph {graph.name}: got {len(args)} argument(s); allowed: exactly "
+                                   f"{len(graph.inputs)} ({', '.join(str(graph.values[v]) for v in graph.inputs)})")
+    out = []
+    for i, (a, v) in enumerate(zip(args, graph.inputs)):
+        info = graph.values[v]
+        t = a if isinstance(a, Tensor) else tensor(host_array(a, info.dtype, graph.name, f"input {i}"))
+        if t.shape != info.shape or t.dtype != info.dtype:
+            raise InvalidArgumentError(f"graph {graph.name}: input {i} got shape {t.shape} dtype {t.dtype.name}; "
+                                       f"allowed: shape {info.shape} dtype {info.dtype.name} (the traced signature)")
+        out.append(t)
+    return out
+
+
+def run_graph(graph: Graph, args: Sequence[Any], options: Optional[dict] = None) -> list[Tensor]:
+    """Run ``graph`` on ``args``, placing it for their devices and the current `od.device` first."""
+    from .pipeline import lower
+
+    inputs = as_inputs(graph, args)
+    placement = current_placement()
+    key = (tuple(t._rt.device for t in inputs), placement, None if options is None else tuple(sorted(options.items())))
+    exe = graph._cache.get(key)
+    if exe is None:
+        exe = graph._cache[key] = Executable(lower(graph, [t.device for t in inputs], placement, options))
+    return exe.run([t._data for t in inputs])

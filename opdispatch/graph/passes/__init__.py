@@ -1,0 +1,13 @@
+"""Graph passes: each a function Graph -> Graph that can be switched off and tested alone."""
+
+from __future__ import annotations
+
+from .constant_fold import fold_constants
+from .cse import eliminate_common_subexpressions
+from .dce import eliminate_dead_code
+from .fuse import fold_batch_norm, fold_bias_add, fuse, fuse_conv_relu
+from .memory import plan_memory
+from .relu_output import read_relu_outputs
+
+__all__ = ["fold_constants", "eliminate_common_subexpressions", "eliminate_dead_code", "fuse", "fold_bias_add",
+           "fold_batch_norm", "fuse_conv_relu", "plan_memory", "read_relu_outputs"]

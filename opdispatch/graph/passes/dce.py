@@ -1,0 +1,22 @@
+"""Dead-code elimination: drop nodes and constants no graph output depends on."""
+
+from __future__ import annotations
+
+from ..ir import Graph
+
+
+def eliminate_dead_code(graph: Graph) -> Graph:
+    """``graph`` without the nodes whose outputs nothing needs (ops have no side effects)."""
+    live = set(graph.outputs)
+    kept = []
+    for node in reversed(graph.nodes):
+        if any(o in live for o in node.outputs):
+            kept.append(node)
+            live.update(v for v in node.inputs if v is not None)
+    kept.reverse()
+    if len(kept) == len(graph.nodes) and all(c in live for c in graph.constants):
+        return graph
+    defined = set(graph.inputs) | {o for n in kept for o in n.outputs}
+    constants = {c: a for c, a in graph.constants.items() if c in live}
+    values = {v: info for v, info in graph.values.items() if v in defined or v in constants}
+    return graph.replace(nodes=tuple(kept), constants=constants, values=values)

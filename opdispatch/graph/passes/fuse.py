@@ -1,0 +1,171 @@
+"""Fusion, only where the node's device can run the result:
+
+- ``conv2d(x, w) + b`` with a per-channel ``b`` becomes ``conv2d(x, w, bias=b)``;
+- ``batch_norm(conv2d(x, w, b))`` in inference folds the normalisation into the conv's weights and
+  bias, written with ops the device has (constant folding then precomputes them when the
+  parameters are constants);
+- ``relu(conv2d(x, w, b))`` becomes the fused op ``conv2d_bias_relu`` (the backend's fused kernel,
+  or its conv2d and relu kernels back to back).
+
+Fused nodes keep the user lines of every node they came from.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ...errors import OpDispatchError
+from ...registry import registry
+from ..fused import why_unsupported_op
+from ..ir import Graph, Node
+from .relu_output import read_relu_outputs
+from .rewrite import Rewriter, single_reader
+
+BN_FOLD_OPS = ("add", "sqrt", "div", "reshape", "mul", "sub", "neg", "conv2d")
+
+
+def fuse(graph: Graph) -> Graph:
+    """Apply every fusion rule in turn (after pointing relu gradients at relu outputs, which frees
+    the pre-activations of training graphs for fusion)."""
+    return fuse_conv_relu(fold_batch_norm(fold_bias_add(read_relu_outputs(graph))))
+
+
+def _can_run(graph: Graph, node: Node, op: str, inputs, attrs: dict) -> bool:
+    try:
+        rt = registry().runtime(node.device)
+    except OpDispatchError:
+        return False
+    metas = [None if v is None else _meta(graph, v) for v in inputs]
+    dtype = graph.values[node.outputs[0]].dtype
+    return why_unsupported_op(rt, op, metas, attrs, dtype) is None
+
+
+def _meta(graph: Graph, v: int):
+    from ...schema import TensorMeta
+
+    info = graph.values[v]
+    return TensorMeta(info.shape, info.dtype)
+
+
+def _has_kernels(graph: Graph, node: Node, ops) -> bool:
+    try:
+        rt = registry().runtime(node.device)
+    except OpDispatchError:
+        return False
+    dtype = graph.values[node.outputs[0]].dtype
+    return all(op in rt.kernels and dtype in rt.kernels[op].dtype_set for op in ops)
+
+
+def _producer_conv(graph: Graph, producers: dict, consumers: dict, v: Optional[int], node: Node,
+                   op: str = "conv2d") -> Optional[Node]:
+    if v is None or v not in producers:
+        return None
+    conv = graph.nodes[producers[v]]
+    if conv.op != op or conv.device != node.device or not single_reader(graph, consumers, v):
+        return None
+    return conv
+
+
+def fold_bias_add(graph: Graph) -> Graph:
+    """``add(conv2d(x, w), b)`` with b of shape (C,1,1) or (1,C,1,1) -> ``conv2d(x, w, reshape(b, (C,)))``."""
+    producers, consumers = graph.producers(), graph.consumers()
+    rw = Rewriter(graph)
+    drop: set[int] = set()
+    replace_at: dict[int, list[Node]] = {}
+    for i, node in enumerate(graph.nodes):
+        if node.op != "add":
+            continue
+        for conv_in, bias_in in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
+            conv = _producer_conv(graph, producers, consumers, conv_in, node)
+            if conv is None or conv.inputs[2] is not None or producers[conv_in] in drop:
+                continue
+            c = graph.values[conv_in].shape[1]
+            b = graph.values[bias_in]
+            if b.shape not in ((c, 1, 1), (1, c, 1, 1)) or b.dtype != graph.values[conv_in].dtype or \
+                    graph.values[node.outputs[0]].shape != graph.values[conv_in].shape:
+                continue
+            if not _has_kernels(graph, node, ("reshape", "conv2d")):
+                continue
+            sources = conv.sources + node.sources
+            flat = rw.node("reshape", [bias_in], {"shape": (c,)}, node.device, node.sources)
+            new = rw.node("conv2d", [conv.inputs[0], conv.inputs[1], flat.outputs[0]], dict(conv.attrs), node.device,
+                          sources, conv.fused_from or ("conv2d", "add"), outputs=node.outputs)
+            drop.add(producers[conv_in])
+            replace_at[i] = [flat, new]
+            break
+    if not replace_at:
+        return graph
+    return rw.build(_splice(graph, drop, replace_at))
+
+
+def _splice(graph: Graph, drop: set[int], replace_at: dict[int, list[Node]]) -> list[Node]:
+    nodes: list[Node] = []
+    for i, node in enumerate(graph.nodes):
+        if i in replace_at:
+            nodes.extend(replace_at[i])
+        elif i not in drop:
+            nodes.append(node)
+    return nodes
+
+
+def fold_batch_norm(graph: Graph) -> Graph:
+    """Inference ``batch_norm(conv2d(x, w, b), mean, var, gamma, beta)`` -> ``conv2d(x, w * s, (b - mean) * s + beta)``
+    with ``s = gamma / sqrt(var + eps)``, all written with ops."""
+    producers, consumers = graph.producers(), graph.consumers()
+    rw = Rewriter(graph)
+    drop: set[int] = set()
+    replace_at: dict[int, list[Node]] = {}
+    for i, bn in enumerate(graph.nodes):
+        if bn.op != "batch_norm" or bn.attrs["training"]:
+            continue
+        y, mean, var, gamma, beta = bn.inputs
+        conv = _producer_conv(graph, producers, consumers, y, bn)
+        if conv is None or producers[y] in drop or not _has_kernels(graph, bn, BN_FOLD_OPS):
+            continue
+        x, w, b = conv.inputs
+        dev, src = bn.device, conv.sources + bn.sources
+        dtype = graph.values[y].dtype
+        c = graph.values[y].shape[1]
+        new: list[Node] = []
+
+        def op(name: str, *args, **attrs) -> int:
+            new.append(rw.node(name, list(args), attrs, dev, bn.sources))
+            return new[-1].outputs[0]
+
+        std = op("sqrt", op("add", var, rw.constant(bn.attrs["eps"], dtype)))
+        scale = op("div", gamma if gamma is not None else rw.constant(1.0, dtype), std)
+        w2 = op("mul", w, op("reshape", scale, shape=(c,) + (1,) * (len(graph.values[w].shape) - 1)))
+        shifted = op("sub", b, mean) if b is not None else op("neg", mean)
+        b2 = op("mul", shifted, scale)
+        if beta is not None:
+            b2 = op("add", b2, beta)
+        new.append(rw.node("conv2d", [x, w2, b2], dict(conv.attrs), dev, src, ("conv2d", "batch_norm"),
+                           outputs=bn.outputs))
+        drop.add(producers[y])
+        replace_at[i] = new
+    if not replace_at:
+        return graph
+    return rw.build(_splice(graph, drop, replace_at))
+
+
+def fuse_conv_relu(graph: Graph) -> Graph:
+    """``relu(conv2d(x, w, b))`` -> ``conv2d_bias_relu(x, w, b)`` where the device can run it."""
+    producers, consumers = graph.producers(), graph.consumers()
+    rw = Rewriter(graph)
+    drop: set[int] = set()
+    replace_at: dict[int, list[Node]] = {}
+    for i, node in enumerate(graph.nodes):
+        if node.op != "relu":
+            continue
+        conv = _producer_conv(graph, producers, consumers, node.inputs[0], node)
+        if conv is None or not _can_run(graph, conv, "conv2d_bias_relu", conv.inputs, dict(conv.attrs)):
+            continue
+        parts = conv.fused_from or ("conv2d",)
+        fused = rw.node("conv2d_bias_relu", list(conv.inputs), dict(conv.attrs), node.device,
+                        conv.sources + node.sources, parts + ("relu",), outputs=node.outputs)
+        drop.add(producers[node.inputs[0]])
+        replace_at[i] = [fused]
+    if not replace_at:
+        return graph
+    return rw.build(_splice(graph, drop, replace_at))
+

@@ -1,0 +1,53 @@
+"""The pass pipeline and its switches.
+
+``optimize`` runs the device-independent passes right after tracing; ``lower`` places the graph
+for the devices of a call, then fuses for those devices and plans memory. Every pass is on by
+default; ``od.function(fn, passes={"fuse": False})`` switches one off.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence, Union
+
+from ..device import Device, Placement
+from ..errors import InvalidArgumentError
+from .ir import Graph
+from .passes import eliminate_common_subexpressions, eliminate_dead_code, fold_constants, fuse, plan_memory
+from .placement import place
+
+PASS_NAMES = ("constant_fold", "cse", "dce", "fuse", "memory")
+
+
+def pass_options(passes: Optional[Mapping[str, bool]] = None) -> dict[str, bool]:
+    """Every pass name -> on/off, from the switches given (unknown names are an error)."""
+    opts = dict.fromkeys(PASS_NAMES, True)
+    for name, on in (passes or {}).items():
+        if name not in opts:
+            raise InvalidArgumentError(f"od.function: argument 'passes' got unknown pass {name!r}; allowed: "
+                                       f"{', '.join(PASS_NAMES)}")
+        opts[name] = bool(on)
+    return opts
+
+
+def optimize(graph: Graph, opts: Mapping[str, bool]) -> Graph:
+    """Constant folding, CSE and DCE (those switched on)."""
+    if opts["constant_fold"]:
+        graph = fold_constants(graph)
+    if opts["cse"]:
+        graph = eliminate_common_subexpressions(graph)
+    if opts["dce"]:
+        graph = eliminate_dead_code(graph)
+    return graph
+
+
+def lower(graph: Graph, devices: Sequence[Union[str, Device]], placement: Placement,
+          options: Optional[Mapping[str, bool]] = None) -> Graph:
+    """Place ``graph`` for inputs on ``devices``; fuse for those devices; plan memory."""
+    opts = pass_options(options)
+    graph = place(graph, devices, placement)
+    if opts["fuse"]:
+        fused = fuse(graph)
+        graph = optimize(fused, opts) if fused is not graph else graph
+    if opts["memory"]:
+        graph = plan_memory(graph)
+    return graph
