@@ -151,6 +151,14 @@ def kernel_error(op: str, rt: DeviceRuntime, exc: Exception) -> Exception:
     return err
 
 
+def check_values(schema: OpSchema, rt: DeviceRuntime, datas: Sequence[Any], metas: Sequence[Optional[TensorMeta]],
+                 kattrs: dict) -> None:
+    """Run ``schema.check_values``: integer inputs (class labels) are copied to the host, float
+    inputs are passed as their `TensorMeta` (their values stay on the device)."""
+    schema.check_values([None if d is None else rt.to_numpy(d, rt.device) if spec.kind == "int" else m  # type: ignore[misc]
+                         for spec, d, m in zip(schema.inputs, datas, metas)], kattrs)
+
+
 def run_kernel(rt: DeviceRuntime, schema: OpSchema, datas: Sequence[Any], kattrs: dict) -> Any:
     """Call the kernel of ``rt`` for ``schema``; a non-opdispatch exception becomes a `KernelError`."""
     try:
@@ -177,7 +185,7 @@ def execute(schema: OpSchema, rt: DeviceRuntime, datas: list[Any], metas: list[O
         datas = [None if d is None else other.from_numpy(rt.to_numpy(d, rt.device), other.device) for d in datas]
         rt = other
     if schema.check_values is not None:
-        schema.check_values([None if d is None else rt.to_numpy(d, rt.device) for d in datas], kattrs)
+        check_values(schema, rt, datas, metas, kattrs)
     result = run_kernel(rt, schema, datas, kattrs)
     results = result if isinstance(result, tuple) else (result,)
     if len(results) != len(outs):

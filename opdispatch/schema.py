@@ -54,7 +54,8 @@ class OpSchema:
     explicit). ``reference(*arrays, **kernel_attrs)`` computes the result in float64.
     ``reduction_length(metas, kernel_attrs)`` is the number of terms summed per output element,
     from which the conformance suite derives tolerances; ``tolerance_factor`` scales them.
-    ``check_values(arrays, kernel_attrs)`` validates input values (e.g. label range) in eager mode.
+    ``check_values(arrays, kernel_attrs)`` validates input values (e.g. label range) before the kernel
+    runs; ``arrays`` holds host copies of the integer inputs and the `TensorMeta` of the float ones.
     """
 
     name: str

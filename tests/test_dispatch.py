@@ -136,3 +136,26 @@ def test_multi_output_op_returns_a_tuple():
     out = od.batch_norm(np.ones((2, 1, 2, 2)), np.zeros(1), np.ones(1), training=True)
     assert isinstance(out, tuple) and len(out) == 3
     assert isinstance(od.batch_norm(np.ones((2, 1, 2, 2)), np.zeros(1), np.ones(1)), od.Tensor)
+
+
+def test_label_checks_copy_only_the_labels_to_the_host(clean_registry):
+    import opdispatch_numpy.plugin as numpy_plugin
+    from fake_backends import make_plugin
+    from opdispatch.backend import DeviceInfo
+
+    copied = []
+
+    def to_numpy(data):
+        copied.append(data.dtype.kind)
+        return np.array(data, copy=True)
+
+    od.register_plugin(make_plugin("counting", numpy_plugin.opdispatch_kernels(), devices=[DeviceInfo(index=0)],
+                                   to_numpy=to_numpy, from_numpy=lambda a: np.array(a)))
+    with od.device("counting:0"):
+        logits = od.tensor(np.random.default_rng(0).standard_normal((4, 3)))
+        labels = od.tensor(np.array([0, 2, 1, 2]))
+        loss = od.softmax_cross_entropy(logits, labels)
+        with pytest.raises(od.InvalidArgumentError, match="got 3 at index 1; allowed: class indices in \\[0, 2\\]"):
+            od.softmax_cross_entropy(logits, np.array([0, 3, 1, 2]))
+    assert copied and set(copied) == {"i"}  # the logits never left the device
+    assert loss.device == od.Device("counting:0")

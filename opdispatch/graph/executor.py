@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Sequence
 
 from ..device import Device, current_placement
+from ..dispatch import check_values
 from ..errors import InvalidArgumentError, KernelError, OpDispatchError
 from ..registry import DeviceRuntime, registry
+from ..schema import OpSchema, TensorMeta
 from ..tensor import Tensor, host_array, make
 from .fused import kernel_for, schema_of
 from .ir import Graph, Node
@@ -25,9 +27,9 @@ def _copy_fn(src: DeviceRuntime, dst: DeviceRuntime) -> Callable[[Any], Any]:
     return copy
 
 
-def _checked(fn: Callable[..., Any], check: Callable[..., None], rt: DeviceRuntime) -> Callable[..., Any]:
+def _checked(fn: Callable[..., Any], schema: OpSchema, rt: DeviceRuntime, metas: list) -> Callable[..., Any]:
     def run(*datas: Any, **attrs: Any) -> Any:
-        check([None if d is None else rt.to_numpy(d, rt.device) for d in datas], attrs)
+        check_values(schema, rt, datas, metas, attrs)
         return fn(*datas, **attrs)
     return run
 
@@ -43,7 +45,10 @@ def node_function(graph: Graph, node: Node) -> Callable[..., Any]:
     if fn is None:
         raise KernelError(f"{node.describe()}: backend {rt.backend!r} on {rt.device} has no kernel for it")
     schema = schema_of(node.op)
-    return _checked(fn, schema.check_values, rt) if schema.check_values is not None else fn
+    if schema.check_values is None:
+        return fn
+    metas = [None if v is None else TensorMeta(graph.values[v].shape, graph.values[v].dtype) for v in node.inputs]
+    return _checked(fn, schema, rt, metas)
 
 
 def node_error(node: Node, rt_device: Device, exc: BaseException) -> BaseException:

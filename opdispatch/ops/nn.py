@@ -43,11 +43,11 @@ def _infer_xent(op, metas, attrs):
 
 def label_checker(op: str):
     """``check_values`` for ops whose inputs start with (logits (N, C), labels (N,)): every label
-    must be a class index in [0, C)."""
+    must be a class index in [0, C). ``arrays`` holds the logits' `TensorMeta` and the labels' values."""
 
     def check(arrays, attrs):
         logits, labels = arrays[0], np.asarray(arrays[1])
-        n_classes = np.shape(logits)[1]
+        n_classes = logits.shape[1]
         bad = (labels < 0) | (labels >= n_classes)
         if bad.any():
             i = int(np.argmax(bad))
