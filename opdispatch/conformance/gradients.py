@@ -35,7 +35,7 @@ from ..tensor import make
 from ..vjp import VJP
 from .cases import Case
 from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, reproduction
-from .tolerance import SAFETY, Tolerance, compare
+from .tolerance import SAFETY, Tolerance, Worst
 
 SUFFIX = ".grad"
 # A VJP chains a few rounded ops (and may cancel): its bound gets this factor on top of the op's own.
@@ -149,7 +149,7 @@ def run_gradient_case(case: Case, dev: Device, dtype: str) -> Optional[CaseResul
         return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",
                           traceback="".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
     problems: list[str] = []
-    worst_abs = worst_rel = worst_ratio = 0.0
+    worst = Worst()
     for i, want in sorted(refs.items()):
         label = f"d/d {schema.inputs[i].name}"
         have = got[i]
@@ -158,14 +158,11 @@ def run_gradient_case(case: Case, dev: Device, dtype: str) -> Optional[CaseResul
             continue
         if have.dtype != np.dtype(dtype):
             problems.append(f"{label} has dtype {have.dtype}, expected {dtype}")
-        cmp = compare(have, want, tol)
-        worst_abs, worst_rel = max(worst_abs, cmp.max_abs), max(worst_rel, cmp.max_rel)
-        bound = tol.atol + tol.rtol * float(np.max(np.abs(want), initial=0.0))
-        worst_ratio = max(worst_ratio, cmp.max_abs / bound if bound else 0.0)
+        cmp = worst.compare(have, want, tol)
         if not cmp.ok:
             problems.append(f"{label} outside tolerance {cmp.problem}")
-    return CaseResult(**base, **tol_fields, status=FAILED if problems else PASSED, max_abs=worst_abs,
-                      max_rel=worst_rel, worst_ratio=worst_ratio, message="; ".join(problems))
+    return CaseResult(**base, **tol_fields, status=FAILED if problems else PASSED, max_abs=worst.max_abs,
+                      max_rel=worst.max_rel, worst_ratio=worst.ratio, message="; ".join(problems))
 
 
 def run_gradient_cases(cases: list[Case], dev: Device, dtypes: list[str]) -> list[CaseResult]:

@@ -23,7 +23,7 @@ from ..registry import registry
 from ..schema import TensorMeta
 from ..tensor import Tensor, tensor
 from .cases import Case
-from .tolerance import compare, derive
+from .tolerance import Worst, derive
 
 PASSED, FAILED, UNSUPPORTED = "passed", "failed", "unsupported"
 
@@ -127,7 +127,7 @@ def _check_outputs(result: Any, refs: list, outs: list, dev: Device, dtype: str,
     """Problems with the outputs (count, type, device, shape, dtype, values) and the worst errors."""
     results = result if isinstance(result, tuple) else (result,)
     problems: list[str] = []
-    worst_abs = worst_rel = worst_ratio = 0.0
+    worst = Worst()
     if len(results) != len(refs):
         problems.append(f"returned {len(results)} outputs, expected {len(refs)}")
     for i, (got, want, meta) in enumerate(zip(results, refs, outs)):
@@ -143,13 +143,10 @@ def _check_outputs(result: Any, refs: list, outs: list, dev: Device, dtype: str,
             continue
         if host.dtype != np.dtype(dtype):
             problems.append(f"{label} has dtype {host.dtype}, expected {dtype}")
-        cmp = compare(host, want, tol)
-        worst_abs, worst_rel = max(worst_abs, cmp.max_abs), max(worst_rel, cmp.max_rel)
-        bound = tol.atol + tol.rtol * float(np.max(np.abs(want), initial=0.0))
-        worst_ratio = max(worst_ratio, cmp.max_abs / bound if bound else 0.0)
+        cmp = worst.compare(host, want, tol)
         if not cmp.ok:
             problems.append(f"{label} outside tolerance {cmp.problem}")
-    return problems, (worst_abs, worst_rel, worst_ratio)
+    return problems, (worst.max_abs, worst.max_rel, worst.ratio)
 
 
 def run_cases(cases: Iterable[Case], dev: Device, dtypes: Iterable[str], mode: str = "eager",

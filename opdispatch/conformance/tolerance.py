@@ -92,3 +92,20 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Compari
     idx = tuple(int(i) for i in np.argwhere(mask)[worst])
     return Comparison(False, max_abs, max_rel, f"at index {idx}: got {a[idx]:.9g}, expected {e[idx]:.9g} "
                                                f"(|diff| {diff[worst]:.3g} > bound {bound[worst]:.3g})")
+
+
+@dataclass
+class Worst:
+    """The worst errors over the outputs of one case: absolute, relative, and error over bound."""
+
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    ratio: float = 0.0
+
+    def compare(self, actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Comparison:
+        """`compare` one output and fold its errors into the worst ones."""
+        cmp = compare(actual, expected, tol)
+        self.max_abs, self.max_rel = max(self.max_abs, cmp.max_abs), max(self.max_rel, cmp.max_rel)
+        bound = tol.atol + tol.rtol * float(np.max(np.abs(expected), initial=0.0))
+        self.ratio = max(self.ratio, cmp.max_abs / bound if bound else 0.0)
+        return cmp
