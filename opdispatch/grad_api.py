@@ -1,4 +1,5 @@
-"""Functions for the backward ops of `opdispatch.ops.grad` (the VJP rules of autodiff call them).
+"""Functions for the backward ops of `opdispatch.ops.grad` (the VJP rules of autodiff call them) and
+the fused ops of `opdispatch.ops.fused`.
 
 They run like the public ops of `opdispatch.api`: validation, then the device's kernel. `op_function`
 finds the function of any op by name, forward or backward.
@@ -76,11 +77,21 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
     return run(_ops.OPS["broadcast_to"], (x,), {"shape": shape})
 
 
+def conv2d_bias_relu(x: Any, w: Any, bias: Any = None, *, stride: Pair = 1, padding: Padding = 0, dilation: Pair = 1,
+                     groups: int = 1) -> Tensor:
+    """relu(conv2d(x, w, bias, ...)) as one op (the graph frontend's fusion makes these)."""
+    return run(_ops.OPS["conv2d_bias_relu"], (x, w, bias),
+               {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups})
+
+
+_FUNCTIONS = set(_ops.grad.GRAD_OP_NAMES) | set(_ops.fused.FUSED_PARTS)
+
+
 def op_function(name: str) -> Callable[..., Any]:
     """The function that runs op ``name``: from `opdispatch.api`, else from this module."""
     fn = getattr(api, name, None)
     if fn is None:
-        fn = globals()[name] if name in _ops.grad.GRAD_OP_NAMES else None
+        fn = globals()[name] if name in _FUNCTIONS else None
     if fn is None:
         _ops.get_schema(name)  # raises for an unknown op
         raise AttributeError(f"no function for op {name!r}")

@@ -44,6 +44,10 @@ def _conv2d(rec, grads):
     return [dx, dw, db]
 
 
+def _conv2d_bias_relu(rec, grads):
+    return _conv2d(rec, [ga.relu_backward(grads[0], rec.outputs[0])])  # y > 0 exactly where conv2d's output is
+
+
 def _max_pool2d(rec, grads):
     return [ga.max_pool2d_backward(rec.inputs[0], grads[0], **rec.attrs)]
 
@@ -153,6 +157,7 @@ def _binary(rec, grads, da, db):
 
 VJP: dict[str, Rule] = {
     "conv2d": _conv2d,
+    "conv2d_bias_relu": _conv2d_bias_relu,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "batch_norm": _batch_norm,

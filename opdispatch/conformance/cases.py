@@ -101,6 +101,12 @@ def conv2d_grid() -> Iterator[Case]:
     yield Case("conv2d", (_x(1, 2, 10, 3), _x(1, 2, 1, 3), None), {"stride": (3, 1)})          # 1xK, non-square
 
 
+def fused_grid() -> Iterator[Case]:
+    """conv2d_bias_relu on every conv2d grid call."""
+    for case in conv2d_grid():
+        yield Case("conv2d_bias_relu", case.inputs, case.attrs)
+
+
 def pool_grid(op: str) -> Iterator[Case]:
     x = _x(2, 3, 7, 6)
     for k in (2, 3, (3, 2)):
@@ -198,7 +204,7 @@ def nn_grid() -> Iterator[Case]:
 def grid_cases() -> list[Case]:
     """The deterministic grid over every op, each case numbered by its own seed."""
     gens = [conv2d_grid(), pool_grid("max_pool2d"), pool_grid("avg_pool2d"), batch_norm_grid(), matmul_grid(),
-            elementwise_grid(), reduce_grid(), layout_grid(), nn_grid()]
+            elementwise_grid(), reduce_grid(), layout_grid(), nn_grid(), fused_grid()]
     cases = []
     for gen in gens:
         for i, case in enumerate(gen):

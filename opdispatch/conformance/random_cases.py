@@ -198,6 +198,11 @@ def _broadcast_to(r: random.Random) -> Case:
     return Case("broadcast_to", (In(src),), {"shape": dst})
 
 
+def _renamed(case: Case, op: str) -> Case:
+    """The same call of another op with the same signature (a fused op and its first part)."""
+    return Case(op, case.inputs, case.attrs)
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "conv2d": _conv2d, "max_pool2d": _pool("max_pool2d"), "avg_pool2d": _pool("avg_pool2d"),
     "batch_norm": _batch_norm, "matmul": _matmul, "reshape": _reshape, "transpose": _transpose,
@@ -211,6 +216,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "max_pool2d_backward": _max_pool2d_backward, "avg_pool2d_backward": _avg_pool2d_backward,
     "batch_norm_backward": _batch_norm_backward, "relu_backward": _relu_backward, "max_backward": _max_backward,
     "softmax_cross_entropy_backward": _xent_backward, "broadcast_to": _broadcast_to,
+    "conv2d_bias_relu": lambda r: _renamed(_conv2d(r), "conv2d_bias_relu"),
 }
 
 

@@ -5,7 +5,7 @@ tests. Each function takes NumPy arrays and the canonical (kernel) attributes of
 returns float64 arrays (a tuple where the op has several outputs).
 """
 
-from .conv import conv2d
+from .conv import conv2d, conv2d_bias_relu
 from .elementwise import add, div, exp, log, mul, neg, relu, sigmoid, sqrt, sub, tanh
 from .grad import (avg_pool2d_backward, batch_norm_backward, broadcast_to, conv2d_backward_input,
                    conv2d_backward_weight, max_backward, max_pool2d_backward, relu_backward,
@@ -21,4 +21,5 @@ __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "matmul", "relu",
            "log", "sqrt", "neg", "add", "sub", "mul", "div", "sum", "mean", "max", "reshape", "transpose",
            "flatten", "softmax", "log_softmax", "softmax_cross_entropy",
            "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d_backward", "avg_pool2d_backward",
-           "batch_norm_backward", "relu_backward", "max_backward", "softmax_cross_entropy_backward", "broadcast_to"]
+           "batch_norm_backward", "relu_backward", "max_backward", "softmax_cross_entropy_backward", "broadcast_to",
+           "conv2d_bias_relu"]

@@ -30,3 +30,8 @@ def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
     if bias is not None:
         y += np.asarray(bias, dtype=np.float64).reshape(1, c_out, 1, 1)
     return y
+
+
+def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
+    """relu(conv2d(x, w, bias))."""
+    return np.maximum(conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups), 0.0)

@@ -31,3 +31,9 @@ def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
     if bias is not None:
         y += bias.reshape(1, c_out, 1, 1)
     return y
+
+
+def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
+    """relu(conv2d(...)) with the bias and the relu applied in place on the GEMM's output."""
+    y = conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return np.maximum(y, y.dtype.type(0), out=y)

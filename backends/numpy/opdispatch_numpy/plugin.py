@@ -9,7 +9,7 @@ from opdispatch import hookimpl
 from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
 
 from . import __version__
-from .conv import conv2d
+from .conv import conv2d, conv2d_bias_relu
 from .elementwise import KERNELS as ELEMENTWISE
 from .grad import KERNELS as GRAD
 from .nn import log_softmax, softmax, softmax_cross_entropy
@@ -33,7 +33,7 @@ def opdispatch_devices() -> list[DeviceInfo]:
 
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
-    named = {"conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "batch_norm": batch_norm,
+    named = {"conv2d": conv2d, "conv2d_bias_relu": conv2d_bias_relu, "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "batch_norm": batch_norm,
              "softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
              **ELEMENTWISE, **SHAPE_OPS, **GRAD}
     return [Kernel(op, fn, dtypes=DTYPES) for op, fn in sorted(named.items())]

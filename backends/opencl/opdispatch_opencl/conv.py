@@ -121,5 +121,13 @@ def conv2d_backward_weight(x: CLArray, dy: CLArray, *, weight_shape, stride, pad
     return dw
 
 
+def conv2d_bias_relu(x: CLArray, w: CLArray, bias: Optional[CLArray] = None, *, stride, padding, dilation,
+                     groups) -> CLArray:
+    """relu(conv2d(...)): the relu runs in place on the conv's output buffer (no second buffer)."""
+    y = conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    run_1d(y.dev, kernel(y.dev, "elementwise", "relu_k", y.dtype), y.size, y.buf, y.buf, i32(y.size))
+    return y
+
+
 KERNELS = {"conv2d": conv2d, "conv2d_backward_input": conv2d_backward_input,
-           "conv2d_backward_weight": conv2d_backward_weight}
+           "conv2d_backward_weight": conv2d_backward_weight, "conv2d_bias_relu": conv2d_bias_relu}

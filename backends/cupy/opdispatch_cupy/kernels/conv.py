@@ -48,6 +48,13 @@ def conv2d(x: Array, w: Array, bias: Optional[Array] = None, *, stride: Pair, pa
     return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
+def conv2d_bias_relu(x: Array, w: Array, bias: Optional[Array] = None, *, stride: Pair, padding: Pads,
+                     dilation: Pair, groups: int) -> Array:
+    """relu(conv2d(...)), the relu applied in place on the conv's output."""
+    y = conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return array_module(y).maximum(y, y.dtype.type(0), out=y)
+
+
 def conv2d_backward_input(dy: Array, w: Array, *, input_shape: tuple, stride: Pair, padding: Pads,
                           dilation: Pair, groups: int) -> Array:
     """Gradient of conv2d in x: W^T dy per group (GEMM), then col2im, then the padding cropped."""

@@ -16,7 +16,7 @@ DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
 def kernel_functions() -> dict[str, Callable[..., object]]:
     """Every op's kernel function, unwrapped (written against ``xp``)."""
     return {
-        "conv2d": conv.conv2d, "conv2d_backward_input": conv.conv2d_backward_input,
+        "conv2d": conv.conv2d, "conv2d_bias_relu": conv.conv2d_bias_relu, "conv2d_backward_input": conv.conv2d_backward_input,
         "conv2d_backward_weight": conv.conv2d_backward_weight,
         "max_pool2d": pool.max_pool2d, "max_pool2d_backward": pool.max_pool2d_backward,
         "avg_pool2d": pool.avg_pool2d, "avg_pool2d_backward": pool.avg_pool2d_backward,
