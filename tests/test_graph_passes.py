@@ -12,7 +12,7 @@ from opdispatch.backend import DeviceInfo, Kernel
 from opdispatch.device import current_placement
 from opdispatch.graph.passes import (eliminate_common_subexpressions, eliminate_dead_code, fold_batch_norm,
                                      fold_bias_add, fold_constants, fuse, fuse_conv_relu, plan_memory,
-                                     read_relu_outputs)
+                                     mask_before_max_pool_backward, read_relu_outputs)
 from opdispatch.graph.executor import Executable
 from opdispatch.graph.function import trace
 from opdispatch.graph.pipeline import PASS_NAMES, lower
@@ -199,3 +199,43 @@ def test_relu_gradients_read_the_relu_output_so_training_graphs_fuse():
     assert out.nodes[out.ops().index("relu_backward")].inputs[1] == relu_out
     assert fuse_conv_relu(g) is g and "conv2d_bias_relu" in fuse(g).ops()
     np.testing.assert_allclose(run(fuse(g), x, w).numpy(), train(x, w).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("pool", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)])
+def test_relu_gradient_moves_before_the_max_pool_gradient_bit_for_bit(pool):
+    x, w = t(2, 3, 8, 8), t(4, 3, 3, 3)
+    x = od.tensor(np.round(x.numpy()))  # ties and exact zeros after the relu: the first-maximum rule matters
+
+    def train(x, w):
+        with od.GradientTape() as tape:
+            tape.watch(w)
+            loss = od.sum(od.max_pool2d(od.relu(od.conv2d(x, w, padding=1)), **pool) * 3.0)
+        return tape.gradient(loss, w)
+
+    g = read_relu_outputs(raw(train, x, w))
+    out = mask_before_max_pool_backward(g)
+    ops = out.ops()
+    assert ops.index("relu_backward") < ops.index("max_pool2d_backward")
+    masked = out.nodes[ops.index("relu_backward")]
+    pooled = out.nodes[ops.index("max_pool2d")].outputs[0]
+    assert masked.inputs[1] == pooled and out.values[masked.outputs[0]].shape == out.values[pooled].shape
+    np.testing.assert_array_equal(run(out, x, w).numpy(), run(g, x, w).numpy())
+    np.testing.assert_array_equal(run(out, x, w).numpy(), train(x, w).numpy())
+    assert mask_before_max_pool_backward(out) is out
+
+
+def test_relu_gradient_stays_when_the_pool_gradient_has_other_readers():
+    x, w = t(1, 2, 6, 6), t(2, 2, 3, 3)
+
+    def train(x, w):
+        with od.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            h = od.relu(x)
+            loss = od.sum(od.max_pool2d(h, 2))
+        return tape.gradient(loss, x), tape.gradient(loss, h)
+
+    g = read_relu_outputs(eliminate_common_subexpressions(raw(train, x, w)))
+    assert g.ops().count("max_pool2d_backward") == 1
+    routed = g.nodes[g.ops().index("max_pool2d_backward")].outputs[0]
+    assert routed in g.outputs  # d loss / d h is returned too: the rewrite must leave it alone
+    assert mask_before_max_pool_backward(g) is g

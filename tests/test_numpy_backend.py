@@ -77,3 +77,23 @@ def test_stride_one_input_gradient_as_a_forward_conv_matches_the_reference(w_sha
     dy = rng.standard_normal((2, w_shape[0], oh, ow))
     np.testing.assert_allclose(conv2d_backward_input(dy, w, input_shape=x_shape, **kw),
                                reference(dy, w, input_shape=x_shape, **kw), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("w_shape, stride, padding, dilation, groups", [
+    ((6, 8, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+    ((6, 8, 3, 2), (2, 1), ((0, 2), (1, 0)), (1, 1), 1),
+    ((6, 8, 3, 3), (1, 2), ((2, 2), (2, 2)), (2, 2), 1),
+    ((6, 8, 3, 3), (1, 1), ((1, 0), (1, 1)), (1, 1), 2),
+])
+def test_batch_folded_weight_gradient_matches_the_reference(w_shape, stride, padding, dilation, groups):
+    from opdispatch.reference import conv2d_backward_weight as reference
+    from opdispatch.shapes import output_hw
+    from opdispatch_numpy.grad import conv2d_backward_weight
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, w_shape[1] * groups, 7, 6))
+    oh, ow = output_hw(x.shape[2:], w_shape[2:], stride, padding, dilation)
+    dy = rng.standard_normal((3, w_shape[0], oh, ow))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    np.testing.assert_allclose(conv2d_backward_weight(x, dy, weight_shape=w_shape, **kw),
+                               reference(x, dy, weight_shape=w_shape, **kw), rtol=1e-12, atol=1e-12)

@@ -57,10 +57,27 @@ def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, grou
     return _crop(dxp, padding, (h, wd))
 
 
+def _batch_folded_columns(x, kernel, stride, padding, dilation, out_hw):
+    """Columns (C, KH, KW, N, OH, OW) in scratch, written one kernel tap at a time: the batch folds
+    into the GEMM's contraction."""
+    n, c = x.shape[:2]
+    cols = scratch("cols", (c, kernel[0], kernel[1], n) + tuple(out_hw), x.dtype)
+    xp = pad_hw(x, padding, scratch_tag="pad")
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            np.copyto(cols[:, i, j], tap(xp, i, j, stride, dilation, out_hw).transpose(1, 0, 2, 3))
+    return cols
+
+
 def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
     n = x.shape[0]
     c_out, c_per_group, kh, kw = weight_shape
     oh, ow = dy.shape[2:]
+    k = c_per_group * kh * kw
+    if c_per_group >= 8 and oh * ow <= 1024:  # small images: per-sample GEMMs would be thin; fold the batch
+        cols = _batch_folded_columns(x, (kh, kw), stride, padding, dilation, (oh, ow)).reshape(groups, k, n * oh * ow)
+        dys = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, c_out // groups, n * oh * ow)
+        return np.matmul(dys, cols.transpose(0, 2, 1)).reshape(weight_shape)
     cols = im2col(x, (kh, kw), stride, padding, dilation, (oh, ow), groups)  # (N, G, K, OH*OW)
     dys = dy.reshape(n, groups, c_out // groups, oh * ow)
     # one GEMM per (sample, group) contracting over the output positions, then the sum over the batch

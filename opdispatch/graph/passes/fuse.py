@@ -19,15 +19,18 @@ from ...registry import registry
 from ..fused import why_unsupported_op
 from ..ir import Graph, Node
 from .relu_output import read_relu_outputs
-from .rewrite import Rewriter, single_reader
+from .pool_grad import mask_before_max_pool_backward
+from .rewrite import Rewriter, single_reader, splice
 
 BN_FOLD_OPS = ("add", "sqrt", "div", "reshape", "mul", "sub", "neg", "conv2d")
 
 
 def fuse(graph: Graph) -> Graph:
     """Apply every fusion rule in turn (after pointing relu gradients at relu outputs, which frees
-    the pre-activations of training graphs for fusion)."""
-    return fuse_conv_relu(fold_batch_norm(fold_bias_add(read_relu_outputs(graph))))
+    the pre-activations of training graphs for fusion, and moving relu gradients before max-pool
+    gradients, where they act on a tensor the window size smaller)."""
+    graph = mask_before_max_pool_backward(read_relu_outputs(graph))
+    return fuse_conv_relu(fold_batch_norm(fold_bias_add(graph)))
 
 
 def _can_run(graph: Graph, node: Node, op: str, inputs, attrs: dict) -> bool:
@@ -95,17 +98,7 @@ def fold_bias_add(graph: Graph) -> Graph:
             break
     if not replace_at:
         return graph
-    return rw.build(_splice(graph, drop, replace_at))
-
-
-def _splice(graph: Graph, drop: set[int], replace_at: dict[int, list[Node]]) -> list[Node]:
-    nodes: list[Node] = []
-    for i, node in enumerate(graph.nodes):
-        if i in replace_at:
-            nodes.extend(replace_at[i])
-        elif i not in drop:
-            nodes.append(node)
-    return nodes
+    return rw.build(splice(graph, drop, replace_at))
 
 
 def fold_batch_norm(graph: Graph) -> Graph:
@@ -145,7 +138,7 @@ def fold_batch_norm(graph: Graph) -> Graph:
         replace_at[i] = new
     if not replace_at:
         return graph
-    return rw.build(_splice(graph, drop, replace_at))
+    return rw.build(splice(graph, drop, replace_at))
 
 
 def fuse_conv_relu(graph: Graph) -> Graph:
@@ -167,5 +160,5 @@ def fuse_conv_relu(graph: Graph) -> Graph:
         replace_at[i] = [fused]
     if not replace_at:
         return graph
-    return rw.build(_splice(graph, drop, replace_at))
+    return rw.build(splice(graph, drop, replace_at))
 

@@ -62,3 +62,15 @@ class Rewriter:
 def single_reader(graph: Graph, consumers: dict[int, list[int]], v: int) -> bool:
     """True when value ``v`` is read by exactly one node and is not a graph output."""
     return len(consumers.get(v, ())) == 1 and v not in graph.outputs
+
+
+def splice(graph: Graph, drop: set[int], replace_at: dict[int, list[Node]]) -> list[Node]:
+    """``graph``'s nodes without the indices in ``drop``, the node at each index of ``replace_at``
+    replaced by that list of nodes."""
+    nodes: list[Node] = []
+    for i, node in enumerate(graph.nodes):
+        if i in replace_at:
+            nodes.extend(replace_at[i])
+        elif i not in drop:
+            nodes.append(node)
+    return nodes
