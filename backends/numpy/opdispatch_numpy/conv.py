@@ -1,12 +1,12 @@
 """conv2d as im2col (the strided window view copied once, into a reused scratch buffer) and one
-batched BLAS matmul."""
+batched BLAS matmul, over batch chunks that keep the scratch small."""
 
 from __future__ import annotations
 
 import numpy as np
 from opdispatch.shapes import output_hw
 
-from .scratch import scratch
+from .scratch import batch_chunks, scratch
 from .windows import pad_hw, windows
 
 
@@ -24,9 +24,12 @@ def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
     n, c, h, wd = x.shape
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = output_hw((h, wd), (kh, kw), stride, padding, dilation)
-    cols = im2col(x, (kh, kw), stride, padding, dilation, (oh, ow), groups)
-    wmat = w.reshape(groups, c_out // groups, c_per_group * kh * kw)
-    y = np.matmul(wmat, cols)  # (N, G, C_out/G, OH*OW), broadcasting the weights over the batch
+    k = c_per_group * kh * kw
+    wmat = w.reshape(groups, c_out // groups, k)
+    y = np.empty((n, groups, c_out // groups, oh * ow), dtype=np.result_type(x, w))
+    for n0, n1 in batch_chunks(n, c * kh * kw * oh * ow * x.itemsize):
+        cols = im2col(x[n0:n1], (kh, kw), stride, padding, dilation, (oh, ow), groups)
+        np.matmul(wmat, cols, out=y[n0:n1])  # (n, G, C_out/G, OH*OW), broadcasting the weights over the batch
     y = y.reshape(n, c_out, oh, ow)
     if bias is not None:
         y += bias.reshape(1, c_out, 1, 1)

@@ -8,7 +8,7 @@ import numpy as np
 from .norm import batch_stats, layout
 from .pool import _counts, _overhang
 from .conv import conv2d, im2col
-from .scratch import scratch, zeros
+from .scratch import batch_chunks, scratch, zeros
 from .windows import pad_hw, tap
 
 
@@ -42,19 +42,23 @@ def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, grou
         dx = _as_forward_conv(dy, w, padding, dilation, groups)
         if dx is not None:
             return dx
-    # GEMM: columns (N, G, Cg*KH*KW, OH*OW) = w_g^T @ dy_g, broadcasting the weights over the batch
     wmat = w.reshape(groups, og, c_per_group * kh * kw).transpose(0, 2, 1)
-    cols = scratch("cols", (n, groups, c_per_group * kh * kw, oh * ow), dy.dtype)
-    np.matmul(wmat, dy.reshape(n, groups, og, oh * ow), out=cols)
-    cols = cols.reshape(n, c, kh, kw, oh, ow)
-    # col2im: scatter-add each tap's columns back onto the padded input (no collisions within a tap)
     (pt, pb), (pl, pr) = padding
-    dxp = zeros("pad", (n, c, h + pt + pb, wd + pl + pr), dy.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            view = tap(dxp, i, j, stride, dilation, (oh, ow))
-            view += cols[:, :, i, j]
-    return _crop(dxp, padding, (h, wd))
+    dx = np.empty(input_shape, dtype=dy.dtype)
+    for n0, n1 in batch_chunks(n, c * kh * kw * oh * ow * dy.itemsize):
+        m = n1 - n0
+        # GEMM: columns (n, G, Cg*KH*KW, OH*OW) = w_g^T @ dy_g, broadcasting the weights over the batch
+        cols = scratch("cols", (m, groups, c_per_group * kh * kw, oh * ow), dy.dtype)
+        np.matmul(wmat, dy[n0:n1].reshape(m, groups, og, oh * ow), out=cols)
+        cols = cols.reshape(m, c, kh, kw, oh, ow)
+        # col2im: scatter-add each tap's columns back onto the padded input (no collisions within a tap)
+        dxp = zeros("pad", (m, c, h + pt + pb, wd + pl + pr), dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                view = tap(dxp, i, j, stride, dilation, (oh, ow))
+                view += cols[:, :, i, j]
+        dx[n0:n1] = dxp[:, :, pt:pt + h, pl:pl + wd]
+    return dx
 
 
 def _batch_folded_columns(x, kernel, stride, padding, dilation, out_hw):
@@ -74,14 +78,19 @@ def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, gr
     c_out, c_per_group, kh, kw = weight_shape
     oh, ow = dy.shape[2:]
     k = c_per_group * kh * kw
-    if c_per_group >= 8 and oh * ow <= 1024:  # small images: per-sample GEMMs would be thin; fold the batch
-        cols = _batch_folded_columns(x, (kh, kw), stride, padding, dilation, (oh, ow)).reshape(groups, k, n * oh * ow)
-        dys = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, c_out // groups, n * oh * ow)
-        return np.matmul(dys, cols.transpose(0, 2, 1)).reshape(weight_shape)
-    cols = im2col(x, (kh, kw), stride, padding, dilation, (oh, ow), groups)  # (N, G, K, OH*OW)
-    dys = dy.reshape(n, groups, c_out // groups, oh * ow)
-    # one GEMM per (sample, group) contracting over the output positions, then the sum over the batch
-    dw = np.matmul(dys, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, Og, K)
+    og = c_out // groups
+    dw = np.zeros((groups, og, k), dtype=np.result_type(x, dy))
+    folded = c_per_group >= 8 and oh * ow <= 1024  # small images: fold the batch into the GEMM
+    for n0, n1 in batch_chunks(n, groups * k * oh * ow * x.itemsize):
+        m = n1 - n0
+        if folded:
+            cols = _batch_folded_columns(x[n0:n1], (kh, kw), stride, padding, dilation, (oh, ow))
+            dys = np.ascontiguousarray(dy[n0:n1].transpose(1, 0, 2, 3)).reshape(groups, og, m * oh * ow)
+            dw += np.matmul(dys, cols.reshape(groups, k, m * oh * ow).transpose(0, 2, 1))
+        else:  # one GEMM per (sample, group) contracting over the output positions, then the batch sum
+            cols = im2col(x[n0:n1], (kh, kw), stride, padding, dilation, (oh, ow), groups)  # (m, G, K, OH*OW)
+            dys = dy[n0:n1].reshape(m, groups, og, oh * ow)
+            dw += np.matmul(dys, cols.transpose(0, 1, 3, 2)).sum(axis=0)
     return dw.reshape(weight_shape)
 
 

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 LIMIT_BYTES = 1 << 30  # larger requests get a fresh array instead of pinning that much memory
+CHUNK_BYTES = 32 << 20  # kernels work on batch chunks whose scratch stays under this
 _LOCAL = threading.local()
 
 
@@ -44,3 +45,11 @@ def zeros(tag: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
 def clear() -> None:
     """Release this thread's scratch buffers."""
     _LOCAL.buffers = {}
+
+
+def batch_chunks(n: int, bytes_per_sample: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n)`` in chunks whose scratch (``bytes_per_sample``
+    each) stays under `CHUNK_BYTES` (one sample at least): peak memory stays bounded whatever
+    the batch, and each chunk's columns are still warm in cache when the GEMM reads them."""
+    per = max(1, CHUNK_BYTES // max(int(bytes_per_sample), 1))
+    return [(i, min(i + per, n)) for i in range(0, n, per)]
