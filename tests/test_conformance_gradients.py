@@ -57,7 +57,8 @@ def test_cli_gradients_only_and_its_reproduction_line(capsys):
     assert "tanh.grad" in capsys.readouterr().out
 
 
-def test_a_wrong_gradient_is_reported_with_the_input_it_concerns(clean_registry):
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_a_wrong_gradient_is_reported_with_the_input_it_concerns(clean_registry, mode):
     def relu_backward_halved(dy, x):
         return np.where(x > 0, dy / 2, dy.dtype.type(0))
 
@@ -68,9 +69,9 @@ def test_a_wrong_gradient_is_reported_with_the_input_it_concerns(clean_registry)
                                    devices=[DeviceInfo(index=0)], to_numpy=lambda d: np.array(d, copy=True),
                                    from_numpy=lambda a: np.array(a)))
     case = next(c for c in collect_cases(["relu"], random_per_op=0, onnx=False))
-    res = run_gradient_case(case, od.Device("halved:0"), "float64")
+    res = run_gradient_case(case, od.Device("halved:0"), "float64", mode)
     assert res.status == FAILED
-    assert "d/d x outside tolerance" in res.message
+    assert "d/d x outside tolerance" in res.message and f"--mode {mode} --gradients only" in res.repro
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

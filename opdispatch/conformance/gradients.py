@@ -3,7 +3,7 @@
 For a forward case ``y = op(inputs)``, the device computes ``d<y, dy>/d input`` with
 `GradientTape` (the op's VJP rule, run with the device's own kernels: backward ops such as
 ``conv2d_backward_input`` and the ops composed VJPs are written with), for a seeded random
-``dy``. The oracle runs the very same VJP rules on a private float64 runtime whose kernels are
+``dy``; in graph mode the forward call and the tape's backward are one ``od.function``. The oracle runs the very same VJP rules on a private float64 runtime whose kernels are
 the reference implementations (`reference_runtime`), so a wrong kernel anywhere in the backward
 pass of the device shows up here as a wrong gradient of the op that used it. The reference
 backward itself is checked against float64 finite differences in the project's tests.
@@ -13,11 +13,10 @@ Results are recorded under the op name ``"<op>.grad"`` so reports keep them besi
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import traceback
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from ..device import Device, device as device_scope
 from ..dispatch import why_unsupported
 from ..errors import GradientError, UnsupportedError
 from ..grad_api import op_function
+from ..graph import function
 from ..ops import OPS
 from ..plugins import LoadedBackend
 from ..registry import DeviceRuntime, registry
@@ -73,33 +73,55 @@ def _output_gradient(case: Case, shape: tuple, dtype: str) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 
 
-def _tape_gradients(rt: DeviceRuntime, case: Case, arrays: list, dy: np.ndarray,
-                    sources: Optional[list[int]]) -> dict[int, np.ndarray]:
-    """The gradients of ``<op(arrays)[0], dy>`` with respect to the inputs ``sources`` (None: every
-    float input the output depends on), computed on ``rt``; as host arrays by input index."""
-    tensors = [None if a is None else make(rt.from_numpy(a, rt.device), a.shape, a.dtype, rt) for a in arrays]
-    candidates = [i for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"] \
-        if sources is None else sources
-    scope = contextlib.nullcontext() if rt is reference_runtime() else device_scope(rt.device, fallback="error")
-    with scope:
-        with GradientTape(persistent=True) as tape:
-            tape.watch([tensors[i] for i in candidates])
-            out = op_function(case.op)(*tensors, **case.attrs)
+def _tensors(rt: DeviceRuntime, arrays: list) -> list:
+    return [None if a is None else make(rt.from_numpy(a, rt.device), a.shape, a.dtype, rt) for a in arrays]
+
+
+def _reference_gradients(case: Case, arrays: list, dy: np.ndarray) -> dict[int, np.ndarray]:
+    """The float64 reference gradients of ``<op(arrays)[0], dy>`` for every float input the output
+    depends on, by input index."""
+    rt = reference_runtime()
+    tensors = _tensors(rt, arrays)
+    candidates = [i for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"]
+    with GradientTape(persistent=True) as tape:
+        tape.watch([tensors[i] for i in candidates])
+        out = op_function(case.op)(*tensors, **case.attrs)
+    y = out[0] if isinstance(out, tuple) else out
+    seed = make(rt.from_numpy(dy, rt.device), dy.shape, dy.dtype, rt)
+    found = {}
+    for i in candidates:
+        try:
+            g = tape.gradient(y, tensors[i], output_gradients=seed)
+        except GradientError as exc:
+            if "does not depend" in str(exc):
+                continue
+            raise
+        found[i] = np.asarray(g.numpy())
+    return found
+
+
+def _device_gradients(rt: DeviceRuntime, case: Case, arrays: list, dy: np.ndarray, sources: list[int],
+                      mode: str) -> dict[int, np.ndarray]:
+    """The gradients of ``<op(arrays)[0], dy>`` in ``sources`` computed on ``rt``: eagerly, or in
+    graph mode as one ``od.function`` holding the forward call and the tape's backward."""
+    tensors = _tensors(rt, arrays)
+    present = [i for i, t in enumerate(tensors) if t is not None]
+
+    def gradients(seed: Any, *given: Any) -> tuple:
+        args = list(tensors)
+        for i, t in zip(present, given):
+            args[i] = t
+        with GradientTape() as tape:
+            tape.watch([args[i] for i in sources])
+            out = op_function(case.op)(*args, **case.attrs)
         y = out[0] if isinstance(out, tuple) else out
-        seed = make(rt.from_numpy(dy, rt.device), dy.shape, dy.dtype, rt)
-        if sources is not None:
-            grads = tape.gradient(y, [tensors[i] for i in candidates], output_gradients=seed)
-            return {i: np.asarray(g.numpy()) for i, g in zip(candidates, grads)}
-        found = {}
-        for i in candidates:
-            try:
-                g = tape.gradient(y, tensors[i], output_gradients=seed)
-            except GradientError as exc:
-                if "does not depend" in str(exc):
-                    continue
-                raise
-            found[i] = np.asarray(g.numpy())
-        return found
+        return tuple(tape.gradient(y, [args[i] for i in sources], output_gradients=seed))
+
+    seed = make(rt.from_numpy(dy, rt.device), dy.shape, dy.dtype, rt)
+    run = function(gradients) if mode == "graph" else gradients
+    with device_scope(rt.device, fallback="error"):
+        grads = run(seed, *[tensors[i] for i in present])
+    return {i: np.asarray(g.numpy()) for i, g in zip(sources, grads)}
 
 
 def gradient_tolerance(schema: OpSchema, metas: list, kattrs: dict, dtype: str, out_size: int,
@@ -115,16 +137,17 @@ def gradient_tolerance(schema: OpSchema, metas: list, kattrs: dict, dtype: str, 
     return Tolerance(rtol=rtol, atol=rtol * magnitude, eps=eps, reduction_length=k, factor=factor)
 
 
-def gradient_reproduction(case: Case, dev: Device, dtype: str) -> str:
+def gradient_reproduction(case: Case, dev: Device, dtype: str, mode: str = "eager") -> str:
     """A one-line command that reruns this gradient check."""
-    return reproduction(case, dev, dtype).replace("--mode eager", "--mode eager --gradients only", 1)
+    return reproduction(case, dev, dtype, mode).replace(f"--mode {mode}", f"--mode {mode} --gradients only", 1)
 
 
-def run_gradient_case(case: Case, dev: Device, dtype: str) -> Optional[CaseResult]:
-    """Check the gradient of ``case`` on ``dev`` in ``dtype``; None when no gradient flows to any input."""
+def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") -> Optional[CaseResult]:
+    """Check the gradient of ``case`` on ``dev`` in ``dtype`` (through ``od.function`` in graph
+    ``mode``); None when no gradient flows to any input."""
     schema = OPS[case.op]
     base = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
-            "repro": gradient_reproduction(case, dev, dtype)}
+            "repro": gradient_reproduction(case, dev, dtype, mode)}
     arrays = case.make_inputs(dtype)
     metas = [None if a is None else TensorMeta(a.shape, a.dtype) for a in arrays]
     outs, kattrs = schema.infer(schema.name, metas, schema.normalize(case.attrs))
@@ -134,14 +157,14 @@ def run_gradient_case(case: Case, dev: Device, dtype: str) -> Optional[CaseResul
         return CaseResult(**base, status=UNSUPPORTED, message=f"forward: {reason}")
     dy = _output_gradient(case, outs[0].shape, dtype)
     wide = [None if a is None else (a.astype(_F64) if a.dtype.kind == "f" else a) for a in arrays]
-    refs = _tape_gradients(reference_runtime(), case, wide, dy.astype(_F64), None)
+    refs = _reference_gradients(case, wide, dy.astype(_F64))
     if not refs:
         return None
     tol = gradient_tolerance(schema, metas, kattrs, dtype, int(np.prod(outs[0].shape, dtype=np.int64)),
                              list(refs.values()))
     tol_fields = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
     try:
-        got = _tape_gradients(rt, case, arrays, dy, sorted(refs))
+        got = _device_gradients(rt, case, arrays, dy, sorted(refs), mode)
     except UnsupportedError as exc:  # a backward op the device lacks: reported, not failed
         return CaseResult(**base, status=UNSUPPORTED, message=f"backward: {exc}")
     except Exception as exc:
@@ -165,12 +188,12 @@ def run_gradient_case(case: Case, dev: Device, dtype: str) -> Optional[CaseResul
                       max_rel=worst.max_rel, worst_ratio=worst.ratio, message="; ".join(problems))
 
 
-def run_gradient_cases(cases: list[Case], dev: Device, dtypes: list[str]) -> list[CaseResult]:
+def run_gradient_cases(cases: list[Case], dev: Device, dtypes: list[str], mode: str = "eager") -> list[CaseResult]:
     """`run_gradient_case` over ``cases`` x ``dtypes``, in a stable order."""
     results = []
     for case in gradient_cases(cases):
         for dtype in dtypes:
-            res = run_gradient_case(case, dev, dtype)
+            res = run_gradient_case(case, dev, dtype, mode)
             if res is not None:
                 results.append(res)
     return sorted(results, key=lambda r: (r.op, r.dtype, r.source, r.case))

@@ -73,7 +73,7 @@ def run_device(dev: Device, cases: list[Case], dtypes: Optional[list[str]] = Non
         if gradients != "only":
             batches.append((op, run_cases(op_cases, dev, dtypes, mode)))
         if gradients != "no" and gradient_cases(op_cases):
-            batches.append((op + SUFFIX, run_gradient_cases(op_cases, dev, dtypes)))
+            batches.append((op + SUFFIX, run_gradient_cases(op_cases, dev, dtypes, mode)))
         for label, rs in batches:
             results.extend(rs)
             if out is not None:
