@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import math
-import traceback
 from typing import Any, Optional
 
 import numpy as np
@@ -23,18 +22,17 @@ import numpy as np
 from ..autodiff import GradientTape
 from ..backend import DeviceInfo, Kernel
 from ..device import Device, device as device_scope
-from ..dispatch import why_unsupported
 from ..errors import GradientError, UnsupportedError
 from ..grad_api import op_function
 from ..graph import function
 from ..ops import OPS
 from ..plugins import LoadedBackend
 from ..registry import DeviceRuntime, registry
-from ..schema import OpSchema, TensorMeta
+from ..schema import OpSchema
 from ..tensor import make
 from ..vjp import VJP
 from .cases import Case
-from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, reproduction
+from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, check_array, prepare, raised, reproduction
 from .tolerance import SAFETY, Tolerance, Worst
 
 SUFFIX = ".grad"
@@ -145,14 +143,10 @@ def gradient_reproduction(case: Case, dev: Device, dtype: str, mode: str = "eage
 def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") -> Optional[CaseResult]:
     """Check the gradient of ``case`` on ``dev`` in ``dtype`` (through ``od.function`` in graph
     ``mode``); None when no gradient flows to any input."""
-    schema = OPS[case.op]
     base = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
             "repro": gradient_reproduction(case, dev, dtype, mode)}
-    arrays = case.make_inputs(dtype)
-    metas = [None if a is None else TensorMeta(a.shape, a.dtype) for a in arrays]
-    outs, kattrs = schema.infer(schema.name, metas, schema.normalize(case.attrs))
+    schema, arrays, metas, outs, kattrs, reason = prepare(case, dev, dtype)
     rt = registry().runtime(dev)
-    reason = why_unsupported(rt, schema, metas, kattrs, np.dtype(dtype))
     if reason is not None:
         return CaseResult(**base, status=UNSUPPORTED, message=f"forward: {reason}")
     dy = _output_gradient(case, outs[0].shape, dtype)
@@ -168,22 +162,11 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
     except UnsupportedError as exc:  # a backward op the device lacks: reported, not failed
         return CaseResult(**base, status=UNSUPPORTED, message=f"backward: {exc}")
     except Exception as exc:
-        cause = exc.__cause__ or exc
-        return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",
-                          traceback="".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
+        return raised(base, tol_fields, exc)
     problems: list[str] = []
     worst = Worst()
     for i, want in sorted(refs.items()):
-        label = f"d/d {schema.inputs[i].name}"
-        have = got[i]
-        if have.shape != want.shape:
-            problems.append(f"{label} has shape {have.shape}, expected {want.shape}")
-            continue
-        if have.dtype != np.dtype(dtype):
-            problems.append(f"{label} has dtype {have.dtype}, expected {dtype}")
-        cmp = worst.compare(have, want, tol)
-        if not cmp.ok:
-            problems.append(f"{label} outside tolerance {cmp.problem}")
+        problems.extend(check_array(f"d/d {schema.inputs[i].name}", got[i], want, want.shape, dtype, tol, worst))
     return CaseResult(**base, **tol_fields, status=FAILED if problems else PASSED, max_abs=worst.max_abs,
                       max_rel=worst.max_rel, worst_ratio=worst.ratio, message="; ".join(problems))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from ..dispatch import why_unsupported
 from ..grad_api import op_function
 from ..ops import OPS
 from ..registry import registry
-from ..schema import TensorMeta
+from ..schema import OpSchema, TensorMeta
 from ..tensor import Tensor, tensor
 from .cases import Case
 from .tolerance import Worst, derive
@@ -86,17 +86,40 @@ def _call_graph(case: Case, arrays: list, dev: Device) -> Any:
 CALLS: dict[str, Callable[[Case, list, Device], Any]] = {"eager": _call, "graph": _call_graph}
 
 
-def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
-             call: Optional[Callable[[Case, list, Device], Any]] = None) -> CaseResult:
-    """Run one case on ``dev`` in ``dtype`` and compare it with the float64 reference."""
+class Prepared(NamedTuple):
+    """A case's inputs for one dtype, inferred outputs and kernel attributes, and why ``dev`` cannot run it."""
+
+    schema: OpSchema
+    arrays: list
+    metas: list
+    outs: list
+    kattrs: dict
+    unsupported: Optional[str]
+
+
+def prepare(case: Case, dev: Device, dtype: str) -> Prepared:
+    """Build the inputs of ``case`` in ``dtype`` and ask ``dev`` whether it can run the call."""
     schema = OPS[case.op]
-    base = {"op": case.op, "case": case.name, "source": case.source, "dtype": dtype,
-            "repro": reproduction(case, dev, dtype, mode)}
     arrays = case.make_inputs(dtype)
     metas = [None if a is None else TensorMeta(a.shape, a.dtype) for a in arrays]
     outs, kattrs = schema.infer(schema.name, metas, schema.normalize(case.attrs))
-    rt = registry().runtime(dev)
-    reason = why_unsupported(rt, schema, metas, kattrs, np.dtype(dtype))
+    reason = why_unsupported(registry().runtime(dev), schema, metas, kattrs, np.dtype(dtype))
+    return Prepared(schema, arrays, metas, outs, kattrs, reason)
+
+
+def raised(base: dict, tol_fields: dict, exc: BaseException) -> CaseResult:
+    """The failed result of a call that raised ``exc`` (with the traceback of its cause)."""
+    cause = exc.__cause__ or exc
+    return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",
+                      traceback="".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
+
+
+def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
+             call: Optional[Callable[[Case, list, Device], Any]] = None) -> CaseResult:
+    """Run one case on ``dev`` in ``dtype`` and compare it with the float64 reference."""
+    base = {"op": case.op, "case": case.name, "source": case.source, "dtype": dtype,
+            "repro": reproduction(case, dev, dtype, mode)}
+    schema, arrays, metas, outs, kattrs, reason = prepare(case, dev, dtype)
     if reason is not None:
         return CaseResult(**base, status=UNSUPPORTED, message=reason)
     ref = schema.reference(*arrays, **kattrs)
@@ -107,9 +130,7 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
         with device_scope(dev, fallback="error"):
             result = (call or CALLS[mode])(case, arrays, dev)
     except Exception as exc:  # a kernel that raises is a failure with its traceback; the run goes on
-        cause = exc.__cause__ or exc
-        return CaseResult(**base, **tol_fields, status=FAILED, message=f"raised {type(exc).__name__}: {exc}",
-                          traceback="".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
+        return raised(base, tol_fields, exc)
     try:
         problems, errors = _check_outputs(result, refs, outs, dev, dtype, tol)
     except Exception as exc:  # e.g. the backend cannot read back what its kernel returned
@@ -137,16 +158,20 @@ def _check_outputs(result: Any, refs: list, outs: list, dev: Device, dtype: str,
             continue
         if got.device != dev:
             problems.append(f"{label} is on {got.device}, expected {dev}")
-        host = np.asarray(got.numpy())
-        if host.shape != meta.shape:
-            problems.append(f"{label} has shape {host.shape}, expected {meta.shape}")
-            continue
-        if host.dtype != np.dtype(dtype):
-            problems.append(f"{label} has dtype {host.dtype}, expected {dtype}")
-        cmp = worst.compare(host, want, tol)
-        if not cmp.ok:
-            problems.append(f"{label} outside tolerance {cmp.problem}")
+        problems.extend(check_array(label, np.asarray(got.numpy()), want, meta.shape, dtype, tol, worst))
     return problems, (worst.max_abs, worst.max_rel, worst.ratio)
+
+
+def check_array(label: str, got: np.ndarray, want: np.ndarray, shape: tuple, dtype: str, tol: Any,
+                worst: Worst) -> list[str]:
+    """What is wrong with one result array (shape, dtype, values beyond ``tol``); its errors go into ``worst``."""
+    if got.shape != tuple(shape):
+        return [f"{label} has shape {got.shape}, expected {tuple(shape)}"]
+    problems = [f"{label} has dtype {got.dtype}, expected {dtype}"] if got.dtype != np.dtype(dtype) else []
+    cmp = worst.compare(got, want, tol)
+    if not cmp.ok:
+        problems.append(f"{label} outside tolerance {cmp.problem}")
+    return problems
 
 
 def run_cases(cases: Iterable[Case], dev: Device, dtypes: Iterable[str], mode: str = "eager",
