@@ -97,3 +97,12 @@ def test_batch_folded_weight_gradient_matches_the_reference(w_shape, stride, pad
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     np.testing.assert_allclose(conv2d_backward_weight(x, dy, weight_shape=w_shape, **kw),
                                reference(x, dy, weight_shape=w_shape, **kw), rtol=1e-12, atol=1e-12)
+
+
+def test_masked_gradients_keep_non_finite_values_out_of_masked_positions():
+    from opdispatch_numpy.grad import relu_backward
+
+    x = np.array([1.0, -1.0, 0.0, 2.0, -3.0], np.float32)
+    dy = np.array([np.inf, np.nan, np.inf, -np.inf, 5.0], np.float32)
+    np.testing.assert_array_equal(relu_backward(dy, x), [np.inf, 0.0, 0.0, -np.inf, 0.0])
+    np.testing.assert_array_equal(relu_backward(np.ones(5, np.float32), x), [1, 0, 0, 1, 0])

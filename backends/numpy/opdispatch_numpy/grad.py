@@ -135,7 +135,6 @@ def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_m
     any_nan = bool(nan_out.any())
     taken = np.zeros(out.shape, dtype=bool)
     dxp = np.zeros(xp.shape, dtype=x.dtype)
-    zero = x.dtype.type(0)
     for i, j in taps:
         xt = tap(xp, i, j, stride, dilation, out_hw)
         hit = xt == out
@@ -145,7 +144,7 @@ def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_m
         hit &= ~taken
         taken |= hit
         view = tap(dxp, i, j, stride, dilation, out_hw)
-        view += np.where(hit, dy, zero)
+        view += select(hit, dy)
     return _crop(dxp, padding, hw)
 
 
@@ -191,8 +190,18 @@ def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, traini
     return dx, dweight, dbias
 
 
+def select(mask, values):
+    """``values`` where ``mask``, else 0: as one multiply by the mask (np.where is several times
+    slower here), falling back to np.where when a non-finite value makes ``0 * value`` differ from 0."""
+    with np.errstate(invalid="ignore"):  # inf * 0: replaced below
+        out = np.multiply(values, mask, dtype=values.dtype)
+    if not np.isfinite(out).all():
+        out = np.where(mask, values, values.dtype.type(0))
+    return out
+
+
 def relu_backward(dy, x):
-    return np.where(x > 0, dy, dy.dtype.type(0))
+    return select(x > 0, dy)
 
 
 def max_backward(x, dy, *, axis, keepdims):
