@@ -95,27 +95,30 @@ def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, gr
 
 
 def _tiled_max_pool_backward(x, dy, kernel_size, out_hw):
-    """Non-overlapping, unpadded windows: each tap writes its share of ``dy`` straight into place
-    (no scatter-add), the first maximum of each window taking it."""
+    """Non-overlapping, unpadded windows: every covered input cell belongs to one window, so each
+    tap writes its share of ``dy`` (where it holds the window's first maximum) straight into place."""
     (kh, kw), (oh, ow) = kernel_size, out_hw
+    taps = [(i, j) for i in range(kh) for j in range(kw)]  # row-major: the first maximum wins ties
     m = x[:, :, 0:oh * kh:kh, 0:ow * kw:kw].copy()
-    for i in range(kh):
-        for j in range(kw):
-            if i or j:
-                np.maximum(m, x[:, :, i:oh * kh:kh, j:ow * kw:kw], out=m)
+    for i, j in taps[1:]:
+        np.maximum(m, x[:, :, i:oh * kh:kh, j:ow * kw:kw], out=m)
     nan_m = np.isnan(m)
     any_nan = bool(nan_m.any())
-    dx = np.zeros_like(x)
-    taken = np.zeros(m.shape, dtype=bool)
-    for i in range(kh):
-        for j in range(kw):
-            xt = x[:, :, i:oh * kh:kh, j:ow * kw:kw]
-            hit = xt == m
-            if any_nan:
-                hit |= np.isnan(xt) & nan_m
+    dx = np.empty_like(x)
+    dx[:, :, oh * kh:] = 0  # rows and columns no window covers (floor mode)
+    dx[:, :, :oh * kh, ow * kw:] = 0
+    taken = None
+    for i, j in taps:
+        xt = x[:, :, i:oh * kh:kh, j:ow * kw:kw]
+        hit = xt == m
+        if any_nan:
+            hit |= np.isnan(xt) & nan_m
+        if taken is None:
+            taken = hit.copy()
+        else:
             hit &= ~taken
             taken |= hit
-            np.copyto(dx[:, :, i:oh * kh:kh, j:ow * kw:kw], dy, where=hit)
+        dx[:, :, i:oh * kh:kh, j:ow * kw:kw] = select(hit, dy)
     return dx
 
 
