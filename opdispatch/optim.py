@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import api
+from . import api, recording
 from .errors import InvalidArgumentError
 from .tensor import Tensor, tensor
 
@@ -82,6 +82,10 @@ class Optimizer:
         is unknown or a shape does not match.
         """
         cls = type(self).__name__
+        if any(getattr(r, "symbolic", False) for r in recording.active()):
+            raise InvalidArgumentError(f"{cls}.step: called inside od.function; allowed: outside traced functions "
+                                       f"(return the gradients from the traced function and step with them), "
+                                       f"because the optimizer keeps its parameters and state between calls")
         for name, g in grads.items():
             if name not in self.params:
                 raise InvalidArgumentError(f"{cls}.step: gradient for unknown parameter {name!r}; "

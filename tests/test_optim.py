@@ -98,3 +98,20 @@ def test_a_bad_step_changes_nothing():
     assert opt.params["w"] is before and opt.steps == 0 and opt.slots["velocity"] == {}
     with pytest.raises(od.InvalidArgumentError, match="allowed: float tensors"):
         od.Adam({"w": np.ones(2)})
+
+
+def test_stepping_inside_a_traced_function_is_refused_and_changes_nothing():
+    opt = od.SGD({"w": od.tensor(np.ones(3))}, lr=0.1)
+    before = opt.params["w"]
+
+    @od.function
+    def step(w):
+        with od.GradientTape() as tape:
+            tape.watch(w)
+            loss = od.sum(w * w)
+        opt.step({"w": tape.gradient(loss, w)})
+        return loss
+
+    with pytest.raises(od.InvalidArgumentError, match="SGD.step: called inside od.function"):
+        step(opt.params["w"])
+    assert opt.params["w"] is before and opt.steps == 0
