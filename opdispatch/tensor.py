@@ -135,7 +135,7 @@ def check_device_dtype(rt: Any, dtype: np.dtype) -> None:
 
 
 def host_array(data: Any, dtype: Any = None, op: str = "tensor", arg: str = "data") -> np.ndarray:
-    """``data`` as a NumPy array of numbers (floats, ints or bools), or a `DTypeError`."""
+    """``data`` as a NumPy array of numbers (floats, ints or bools) in native byte order, or a `DTypeError`."""
     try:
         arr = np.asarray(data, dtype=None if dtype is None else as_dtype(dtype))
     except OverflowError as exc:
@@ -145,6 +145,8 @@ def host_array(data: Any, dtype: Any = None, op: str = "tensor", arg: str = "dat
     except (TypeError, ValueError) as exc:
         raise DTypeError(f"{op}: argument {arg!r} got {type(data).__name__} that is not array-like ({exc}); "
                          f"allowed: a tensor, a NumPy array, a number or a nested sequence of numbers") from None
+    if not arr.dtype.isnative:  # big-endian data from a file: backends receive native byte order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype.kind not in "fiub" or (arr.dtype.kind == "f" and arr.dtype not in FLOAT_DTYPES):
         raise DTypeError(f"{op}: argument {arg!r} got dtype {arr.dtype}; allowed: "
                          f"{', '.join(d.name for d in FLOAT_DTYPES)}, integer or bool data")

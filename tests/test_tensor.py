@@ -76,3 +76,14 @@ def test_to_same_device_is_identity():
 def test_python_scalars_take_the_dtype_of_a_numpy_float_input_like_numpy():
     assert od.add(np.ones(3, np.float32), 2.0).dtype == np.float32
     assert od.mul(2.0, np.ones(3, np.float64)).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">i2", ">i8", "<i4"])
+def test_non_native_byte_order_becomes_native(dtype):
+    data = np.array([1, 0, 2], dtype=dtype)
+    t = od.tensor(data)
+    assert t.dtype.isnative and t.dtype == data.dtype.newbyteorder("=")
+    np.testing.assert_array_equal(t.numpy(), [1, 0, 2])
+    logits = od.tensor(np.arange(9.0).reshape(3, 3))
+    assert float(od.softmax_cross_entropy(logits, data.astype(">i8") if data.dtype.kind == "f" else data)) == \
+        pytest.approx(float(od.softmax_cross_entropy(logits, np.array([1, 0, 2]))))

@@ -25,37 +25,57 @@ from .source import innermost_user_source, user_traceback
 from .trace import Tracer, TracedTensor
 
 
-def _flatten(obj: Any, leaves: list) -> Any:
-    """The structure of ``obj`` (tuples, lists, dicts) with tensors moved into ``leaves``."""
-    if isinstance(obj, Tensor):
-        leaves.append(obj)
-        return ("T",)
-    if isinstance(obj, np.ndarray):
-        leaves.append(tensor(obj))
-        return ("T",)
+def _flatten(obj: Any, leaves: list, seen: Optional[dict] = None) -> Any:
+    """The structure of ``obj`` (tuples, lists, namedtuples, dicts) with tensors and arrays moved
+    into ``leaves``. A tensor passed twice is one leaf (its index appears twice), so the graph sees
+    one input, as eager code sees one object. Python values keep their type in the structure:
+    ``1``, ``1.0`` and ``True`` are different signatures."""
+    seen = {} if seen is None else seen
+    if isinstance(obj, (Tensor, np.ndarray)):
+        index = seen.get(id(obj))
+        if index is None:
+            index = seen[id(obj)] = len(leaves)
+            leaves.append(obj)
+        return ("T", index)
     if isinstance(obj, (tuple, list)):
-        return (type(obj).__name__, tuple(_flatten(o, leaves) for o in obj))
+        return ("seq", type(obj), tuple(_flatten(o, leaves, seen) for o in obj))
     if isinstance(obj, dict):
-        return ("dict", tuple((k, _flatten(v, leaves)) for k, v in obj.items()))
+        return ("dict", tuple((k, _flatten(v, leaves, seen)) for k, v in obj.items()))
     try:
         hash(obj)
     except TypeError:
         raise InvalidArgumentError(f"od.function: an argument got {type(obj).__name__}, which is neither a tensor "
                                    f"nor hashable; allowed: tensors, arrays, hashable Python values, and "
                                    f"tuples, lists and dicts of them") from None
-    return ("S", obj)
+    return ("S", type(obj), obj)
+
+
+def _rebuild(kind: type, items: list) -> Any:
+    if kind is list:
+        return items
+    if kind is tuple:
+        return tuple(items)
+    if hasattr(kind, "_fields"):  # a namedtuple
+        return kind(*items)
+    return kind(items)
 
 
 def _unflatten(tree: Any, leaves: list) -> Any:
     kind = tree[0]
     if kind == "T":
-        return leaves.pop(0)
+        return leaves[tree[1]]
     if kind == "S":
-        return tree[1]
+        return tree[2]
     if kind == "dict":
         return {k: _unflatten(t, leaves) for k, t in tree[1]}
-    items = [_unflatten(t, leaves) for t in tree[1]]
-    return tuple(items) if kind == "tuple" else items
+    return _rebuild(tree[1], [_unflatten(t, leaves) for t in tree[2]])
+
+
+def _as_tensors(leaves: list) -> list[Tensor]:
+    """Array arguments become tensors on the device of the first tensor argument (where eager ops
+    would bring them), or on the current device when there is none."""
+    home = next((t._rt.device for t in leaves if isinstance(t, Tensor)), None)
+    return [t if isinstance(t, Tensor) else tensor(t, device=home) for t in leaves]
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,11 @@ class Function:
         outs = entry.executable.run([t._data for t in leaves])
         return _unflatten(entry.out_tree, outs)
 
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """As a method: the function with ``obj`` bound as its first argument (its attributes are
+        read when a signature is traced, like any captured value)."""
+        return self if obj is None else BoundFunction(self, obj)
+
     def graph(self, *args: Any, optimized: bool = True, **kwargs: Any) -> Graph:
         """The graph this call runs (``optimized=False``: as traced, before any pass or placement)."""
         entry, _ = self._entry(args, kwargs)
@@ -90,6 +115,7 @@ class Function:
     def _entry(self, args: tuple, kwargs: dict) -> tuple[_Entry, list]:
         leaves: list[Tensor] = []
         tree = _flatten((args, kwargs), leaves)
+        leaves = _as_tensors(leaves)
         placement = current_placement()
         key = (tree, tuple((t._shape, t._dtype, t._rt.device) for t in leaves), placement)
         entry = self._cache.get(key)
@@ -101,6 +127,20 @@ class Function:
         traced, out_tree = _trace(self._fn, tree, leaves)
         graph = lower(optimize(traced, self._opts), [t._rt.device for t in leaves], placement, self._opts)
         return _Entry(traced, graph, out_tree, Executable(graph))
+
+
+class BoundFunction:
+    """An `od.function` method bound to its instance."""
+
+    def __init__(self, function: Function, obj: Any) -> None:
+        self._function, self._obj = function, obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._function(self._obj, *args, **kwargs)
+
+    def graph(self, *args: Any, optimized: bool = True, **kwargs: Any) -> Graph:
+        """The graph this call runs (see `Function.graph`)."""
+        return self._function.graph(self._obj, *args, optimized=optimized, **kwargs)
 
 
 def _trace(fn: Callable[..., Any], tree: Any, leaves: list) -> tuple[Graph, Any]:
@@ -123,18 +163,18 @@ def trace(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Graph:
     """The graph of ``fn`` on these arguments as traced: no pass, no placement (tests, inspection)."""
     leaves: list[Tensor] = []
     tree = _flatten((args, kwargs), leaves)
-    return _trace(fn, tree, leaves)[0]
+    return _trace(fn, tree, _as_tensors(leaves))[0]
 
 
 def _flatten_outputs(obj: Any, leaves: list) -> Any:
     if isinstance(obj, Tensor):
         leaves.append(obj)
-        return ("T",)
+        return ("T", len(leaves) - 1)
     if isinstance(obj, (tuple, list)):
-        return (type(obj).__name__, tuple(_flatten_outputs(o, leaves) for o in obj))
+        return ("seq", type(obj), tuple(_flatten_outputs(o, leaves) for o in obj))
     if isinstance(obj, dict):
         return ("dict", tuple((k, _flatten_outputs(v, leaves)) for k, v in obj.items()))
-    return ("S", obj)
+    return ("S", type(obj), obj)
 
 
 def _at_user_line(exc: OpDispatchError, fn: Callable[..., Any]) -> OpDispatchError:

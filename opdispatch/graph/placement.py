@@ -100,8 +100,10 @@ def _home(node: Node, ins: list, values: dict, graph: Graph, placement: Placemen
     for pos, v in enumerate(ins):
         if v is not None and v not in graph.constants:
             devices.setdefault(values[v].device, pos)
-    if not devices:
-        return placement.device
+    if not devices:  # constants only: where they were made (when that device is here), as eager would
+        made = [values[v].device for v in ins if v is not None and values[v].device is not None]
+        available = set(registry().devices())
+        return next((d for d in made if d in available), placement.device)
     if len(devices) == 1:
         return next(iter(devices))
     listing = ", ".join(f"input {pos} on {dev}" for dev, pos in devices.items())

@@ -25,7 +25,8 @@ from .source import Source
 
 FORMAT = "opdispatch.graph"
 VERSION = 1
-DTYPES = {d.name for d in FLOAT_DTYPES} | {"int8", "int16", "int32", "int64", "uint8", "bool"}
+DTYPES = {d.name for d in FLOAT_DTYPES} | {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                                           "bool"}
 
 
 def _paths(path: str) -> tuple[str, str]:

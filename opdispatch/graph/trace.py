@@ -99,7 +99,7 @@ class Tracer:
         hit = self._captured.get(id(t))
         if hit is not None:
             return hit[0]
-        vid = self._new_value(t._shape, t._dtype, None)
+        vid = self._new_value(t._shape, t._dtype, t._rt.device)  # a constant remembers where it was made
         self._constants[vid] = readonly(t.numpy())
         self._captured[id(t)] = (vid, t)
         return vid

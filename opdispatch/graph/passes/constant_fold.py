@@ -46,7 +46,7 @@ def fold_constants(graph: Graph, max_growth_bytes: int = MAX_GROWTH_BYTES) -> Gr
         results = result if isinstance(result, tuple) else (result,)
         for o, r in zip(node.outputs, results):
             constants[o] = readonly(np.asarray(rt.to_numpy(r, rt.device), dtype=values[o].dtype))
-            values[o] = replace(values[o], device=None)
+            values[o] = replace(values[o], device=node.device)
     if len(nodes) == len(graph.nodes):
         return graph
     return graph.replace(nodes=tuple(nodes), constants=constants, values=values)
