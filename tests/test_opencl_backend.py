@@ -167,6 +167,21 @@ def test_out_of_memory_is_an_opdispatch_error():
     with pytest.raises(errors.OpenCLError) as info:
         errors.op_scope("conv2d", dev.alloc)(huge)
     assert "conv2d" in str(info.value) and "opencl:0" in str(info.value)
+    # beyond the device's largest single allocation: INVALID_BUFFER_SIZE is running out of memory too
+    assert isinstance(info.value, errors.OpenCLOutOfMemoryError), info.value
+
+
+@needs_device
+def test_declared_limits_are_unsupported_before_any_kernel_and_a_fallback_can_route_around_them():
+    x = od.tensor(np.random.default_rng(0).random((2,) * 9), device=DEV)
+    with pytest.raises(od.UnsupportedError, match=r"transpose: cannot run on opencl:0: tensors of rank 9"):
+        od.transpose(x)
+    with pytest.warns(od.PlacementWarning, match="ran on numpy:0"):
+        with od.device(None, fallback="warn"):
+            y = od.transpose(x)
+    assert y.device == od.Device(DEV)
+    np.testing.assert_array_equal(y.numpy(), np.transpose(x.numpy()))
+    assert od.reshape(x, (4,) * 4 + (2,)).device == od.Device(DEV)  # views have no rank limit
 
 
 @needs_device

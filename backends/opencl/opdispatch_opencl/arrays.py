@@ -114,8 +114,10 @@ def collapse(shape: Sequence[int], *strides: Sequence[int]) -> tuple[tuple[int, 
     if len(dims) > MAX_RANK:
         from .errors import OpenCLUnsupportedError
 
-        raise OpenCLUnsupportedError(f"a strided access of {len(dims)} irreducible dimensions; this backend "
-                                     f"handles at most {MAX_RANK}")
+        from .errors import current_op
+
+        raise OpenCLUnsupportedError(f"{current_op()}: a strided access of {len(dims)} irreducible dimensions; "
+                                     f"the OpenCL backend handles at most {MAX_RANK}")
     pad = MAX_RANK - len(dims)
     return (1,) * pad + tuple(dims), [(0,) * pad + tuple(s) for s in sets]
 

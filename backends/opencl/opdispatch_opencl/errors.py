@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 from opdispatch.errors import KernelError, UnsupportedError
 
-_CURRENT_OP: contextvars.ContextVar[str] = contextvars.ContextVar("opdispatch_opencl_op", default="?")
+_CURRENT_OP: contextvars.ContextVar[str] = contextvars.ContextVar("opdispatch_opencl_op",
+                                                                  default="host-device transfer")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,13 +39,13 @@ class OpenCLUnsupportedError(UnsupportedError):
     """A call this backend cannot run (e.g. more elements than 32-bit indexing allows)."""
 
 
-_OOM_CODES = ("MEM_OBJECT_ALLOCATION_FAILURE", "OUT_OF_RESOURCES", "OUT_OF_HOST_MEMORY")
+_OOM_CODES = ("MEM_OBJECT_ALLOCATION_FAILURE", "OUT_OF_RESOURCES", "OUT_OF_HOST_MEMORY", "INVALID_BUFFER_SIZE")
 _LAUNCH_CODES = ("INVALID_WORK_GROUP_SIZE", "INVALID_WORK_ITEM_SIZE", "INVALID_GLOBAL_WORK_SIZE",
                  "INVALID_KERNEL_ARGS", "INVALID_ARG_SIZE", "INVALID_ARG_VALUE")
 
 
 def current_op() -> str:
-    """The op whose kernel is running in this context (``"?"`` outside any)."""
+    """The op whose kernel is running in this context (``"host-device transfer"`` outside any)."""
     return _CURRENT_OP.get()
 
 

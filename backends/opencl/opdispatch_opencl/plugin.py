@@ -7,14 +7,17 @@ gets an "unavailable" backend with the reason.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Optional
 
 import numpy as np
 from opdispatch import hookimpl
 from opdispatch.backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel
 
 from . import __version__
+from .arrays import MAX_RANK
 from .errors import op_scope
+from .runtime import MAX_ELEMENTS
 
 DTYPES = ("float32", "float64")
 
@@ -61,9 +64,27 @@ def all_kernels() -> dict[str, Any]:
     return table
 
 
+VIEW_OPS = ("reshape", "flatten")  # views of the same buffer: no strided kernel, no rank limit
+
+
+def within_limits(metas: Any, attrs: dict) -> Optional[str]:
+    """The kernels' declared limits (checked by dispatch before a call, so a fallback policy can
+    route around them): 32-bit element counts and tensors of rank <= `MAX_RANK`."""
+    shapes = [m.shape for m in metas if m is not None]
+    if "shape" in attrs and isinstance(attrs["shape"], tuple):
+        shapes.append(attrs["shape"])
+    for shape in shapes:
+        if len(shape) > MAX_RANK:
+            return f"tensors of rank {len(shape)} are not supported (the OpenCL backend handles rank <= {MAX_RANK})"
+        if math.prod(shape) > MAX_ELEMENTS:
+            return f"a tensor of {math.prod(shape)} elements exceeds 32-bit indexing (at most {MAX_ELEMENTS})"
+    return None
+
+
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
-    return [Kernel(op, op_scope(op, fn), dtypes=DTYPES) for op, fn in sorted(all_kernels().items())]
+    return [Kernel(op, op_scope(op, fn), dtypes=DTYPES, supports=None if op in VIEW_OPS else within_limits)
+            for op, fn in sorted(all_kernels().items())]
 
 
 @hookimpl
