@@ -132,11 +132,14 @@ class DeviceState:
             import pyopencl as cl
 
             prg = self.program(family, options)
-            try:
-                knl = cl.Kernel(prg, name)
-            except cl.Error as exc:
-                raise translate(exc, self.label, name) from exc
-            self.kernels[key] = knl
+            with self.lock:  # one kernel object per key: `local_sizes` is keyed by its id
+                knl = self.kernels.get(key)
+                if knl is None:
+                    try:
+                        knl = cl.Kernel(prg, name)
+                    except cl.Error as exc:
+                        raise translate(exc, self.label, name) from exc
+                    self.kernels[key] = knl
         return knl
 
     def local_size(self, knl: Any, want: int = MAX_LOCAL) -> int:
