@@ -96,3 +96,33 @@ def test_unsigned_labels_survive_save_and_load(tmp_path):
     f.graph(logits, labels).save(str(tmp_path / "u"))
     loaded = od.load_graph(str(tmp_path / "u"))
     assert float(loaded(logits, labels)) == pytest.approx(float(f(logits, labels)))
+
+
+def test_a_whole_training_step_with_its_update_is_one_graph():
+    """Forward, backward and an SGD-momentum update written with ops: one graph, same numbers as eager."""
+    rng = np.random.default_rng(3)
+    x = od.tensor(rng.standard_normal((8, 1, 6, 6)))
+    labels = od.tensor(rng.integers(0, 3, 8))
+
+    def step(params, velocity, x, labels, lr=0.1, momentum=0.9):
+        w, wd = params
+        with od.GradientTape() as tape:
+            tape.watch(params)
+            h = od.max_pool2d(od.relu(od.conv2d(x, w, padding=1)), 2)
+            loss = od.softmax_cross_entropy(od.matmul(od.flatten(h), wd), labels)
+        grads = tape.gradient(loss, params)
+        velocity = [v * momentum + g for v, g in zip(velocity, grads)]
+        return loss, [p - v * lr for p, v in zip(params, velocity)], velocity
+
+    params = [od.tensor(rng.standard_normal((4, 1, 3, 3)) * 0.3), od.tensor(rng.standard_normal((36, 3)) * 0.1)]
+    velocity = [od.tensor(np.zeros(p.shape)) for p in params]
+    graph_step = od.function(step)
+    eager_state, graph_state = (params, velocity), (params, velocity)
+    for _ in range(3):
+        loss_e, *eager_state = step(*eager_state, x, labels)
+        loss_g, *graph_state = graph_step(*graph_state, x, labels)
+        assert float(loss_g) == pytest.approx(float(loss_e), rel=1e-12)
+    for a, b in zip(eager_state[0], graph_state[0]):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-14)
+    ops = graph_step.graph(*graph_state, x, labels).ops()
+    assert "conv2d_backward_weight" in ops and "sub" in ops  # backward and update in the same graph
