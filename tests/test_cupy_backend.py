@@ -216,6 +216,22 @@ def test_cuda_error_becomes_the_reason():
     assert "cudaErrorNoDevice" in reason and "CUDA driver: 12.4" in reason
 
 
+def test_a_gpu_without_the_cuda_libraries_is_unavailable_with_the_install_hint(monkeypatch):
+    class FakeCupy:
+        @staticmethod
+        def is_available():
+            return True  # the driver sees a device...
+
+    def no_nvrtc():
+        return "RuntimeError: Failure finding libnvrtc.so.12"  # ...but the kernels could not compile
+
+    monkeypatch.setattr(runtime, "missing_libraries", no_nvrtc)
+    reason = runtime.unavailable_reason(FakeCupy)
+    assert "libnvrtc" in reason and "cuda12x-ctk" in reason
+    monkeypatch.setattr(runtime, "missing_libraries", lambda: None)
+    assert runtime.unavailable_reason(FakeCupy) is None
+
+
 @pytest.mark.skipif(not HAS_CUPY, reason="CuPy is not installed (pip install 'opdispatch-cupy[cuda12x]')")
 @pytest.mark.skipif(GPU_REASON is None, reason="this machine has a usable CUDA GPU")
 def test_installed_backend_reports_unavailable_with_the_reason(clean_registry):

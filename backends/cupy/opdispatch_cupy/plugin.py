@@ -44,5 +44,6 @@ def opdispatch_from_numpy(array: np.ndarray, device: Any) -> Any:
 def opdispatch_to_numpy(data: Any, device: Any) -> np.ndarray:
     cupy = load_cupy()
     if isinstance(data, cupy.ndarray):
-        return cupy.asnumpy(data)  # synchronises with the array's device
+        # get(out=...) always copies and synchronises (plain asnumpy may return a view of unified memory)
+        return data.get(out=np.empty(data.shape, dtype=data.dtype))
     return np.array(data, copy=True)

@@ -54,14 +54,30 @@ def _driver(cupy: ModuleType) -> str:
     return "not found" if version == 0 else f"{version // 1000}.{version % 1000 // 10}"
 
 
-def unavailable_reason(cupy: ModuleType) -> Optional[str]:
-    """None when CUDA works, else the reason (the CUDA error and the driver version)."""
+def missing_libraries() -> Optional[str]:
+    """None when the CUDA libraries the kernels need load (NVRTC compiles CuPy's kernels, cuBLAS runs
+    matmul and conv), else what failed. ``cupy.is_available()`` only asks the driver for devices:
+    without a CUDA toolkit (or the ``[ctk]`` wheels) every kernel would fail on first use."""
     try:
-        if cupy.is_available():
-            return None
+        from cupy_backends.cuda.libs import cublas, nvrtc  # noqa: F401  (loading them is the check)
+
+        nvrtc.getVersion()
+    except Exception as exc:  # ImportError, or cuda.pathfinder's DynamicLibNotFoundError (a RuntimeError)
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def unavailable_reason(cupy: ModuleType) -> Optional[str]:
+    """None when CUDA works, else the reason (the CUDA error and the driver version, or the missing library)."""
+    try:
+        if not cupy.is_available():
+            return f"no usable CUDA device: {_cuda_error(cupy)} (CUDA driver: {_driver(cupy)}, {cupy_version()})"
     except Exception as exc:
         return f"cupy.is_available() raised {type(exc).__name__}: {exc}"
-    return f"no usable CUDA device: {_cuda_error(cupy)} (CUDA driver: {_driver(cupy)}, {cupy_version()})"
+    missing = missing_libraries()
+    if missing is not None:
+        return f"a GPU is present but the CUDA libraries CuPy's kernels need do not load ({missing}); {INSTALL_HINT}"
+    return None
 
 
 def _device_info(cupy: ModuleType, index: int) -> DeviceInfo:
