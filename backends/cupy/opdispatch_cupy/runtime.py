@@ -59,9 +59,8 @@ def missing_libraries() -> Optional[str]:
     matmul and conv), else what failed. ``cupy.is_available()`` only asks the driver for devices:
     without a CUDA toolkit (or the ``[ctk]`` wheels) every kernel would fail on first use."""
     try:
-        from cupy_backends.cuda.libs import cublas, nvrtc  # noqa: F401  (loading them is the check)
-
-        nvrtc.getVersion()
+        importlib.import_module("cupy_backends.cuda.libs.cublas")  # loading it is the check
+        importlib.import_module("cupy_backends.cuda.libs.nvrtc").getVersion()
     except Exception as exc:  # ImportError, or cuda.pathfinder's DynamicLibNotFoundError (a RuntimeError)
         return f"{type(exc).__name__}: {exc}"
     return None
