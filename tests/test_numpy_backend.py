@@ -106,3 +106,15 @@ def test_masked_gradients_keep_non_finite_values_out_of_masked_positions():
     dy = np.array([np.inf, np.nan, np.inf, -np.inf, 5.0], np.float32)
     np.testing.assert_array_equal(relu_backward(dy, x), [np.inf, 0.0, 0.0, -np.inf, 0.0])
     np.testing.assert_array_equal(relu_backward(np.ones(5, np.float32), x), [1, 0, 0, 1, 0])
+
+
+def test_conv_kernels_agree_with_the_reference_when_the_batch_is_split_into_chunks(monkeypatch):
+    import opdispatch_numpy.scratch as scratch
+    from opdispatch.conformance.runner import FAILED
+    from opdispatch.conformance.suite import collect_cases, run_device
+
+    monkeypatch.setattr(scratch, "CHUNK_BYTES", 1)  # one sample per chunk: every chunk boundary is exercised
+    ops = ["conv2d", "conv2d_bias_relu", "conv2d_backward_input", "conv2d_backward_weight"]
+    run = run_device(od.Device("numpy:0"), collect_cases(ops, random_per_op=10, onnx=False), out=None)
+    assert {r.op for r in run["results"]} >= set(ops)
+    assert [r.case for r in run["results"] if r.status == FAILED] == []
