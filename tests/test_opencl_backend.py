@@ -264,3 +264,16 @@ def test_gradients_run_on_the_device():
     for got, want in zip(grads[DEV], grads["numpy:0"]):
         assert got.device == od.Device(DEV)
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@needs_device
+def test_conv_kernels_agree_with_the_reference_when_the_images_are_chunked(monkeypatch):
+    from opdispatch.conformance.runner import FAILED
+    from opdispatch.conformance.suite import collect_cases, run_device
+    from opdispatch_opencl import conv
+
+    monkeypatch.setattr(conv, "COLS_BUDGET", 1)  # one image per column buffer
+    ops = ["conv2d", "conv2d_bias_relu", "conv2d_backward_input", "conv2d_backward_weight"]
+    run = run_device(od.Device(DEV), collect_cases(ops, random_per_op=5, onnx=False), dtypes=["float32"], out=None,
+                     gradients="no")
+    assert [r.case for r in run["results"] if r.status == FAILED] == []
