@@ -37,7 +37,7 @@ def main() -> None:
         "tensor + tensor": best_us(lambda: ta + tb, args.number, args.repeat),
         "od.relu": best_us(lambda: od.relu(ta), args.number, args.repeat),
         "np.maximum(x, 0)": best_us(lambda: np.maximum(a, 0), args.number, args.repeat),
-        "od.add(tensor, 1.0) (general path)": best_us(lambda: od.add(ta, 1.0), args.number // 10, args.repeat),
+        "od.add(tensor, 1.0) (scalar fast path)": best_us(lambda: od.add(ta, 1.0), args.number // 10, args.repeat),
         "od.sum (general path)": best_us(lambda: od.sum(ta), args.number // 10, args.repeat),
     }
     base = rows["np.add"]

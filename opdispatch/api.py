@@ -1,14 +1,17 @@
 """The public op functions (``od.conv2d`` ...), one per schema in `opdispatch.ops`.
 
 Element-wise ops get a fast path: when every input is a tensor on one device with one dtype
-and shape, the device has an unconditional kernel for that dtype and no recorder (gradient
-tape, tracer) is active, the kernel runs directly (shape inference is the identity there). Everything else goes through
+and shape (or a float tensor and a Python number), the device has an unconditional kernel for
+that dtype and no recorder (gradient tape, tracer) is active, the kernel runs directly (shape
+inference is the identity there). Everything else goes through
 `opdispatch.dispatch.run`, which validates before running.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
 
 from . import ops as _ops
 from .dispatch import kernel_error, run
@@ -44,19 +47,41 @@ def _unary(name: str) -> Callable[[Any], Tensor]:
     return _named(op, name, f"Element-wise {schema.doc}.")
 
 
+_SCALAR_LIMIT = 2**53  # Python ints below this convert to floats exactly, as the general path converts them
+
+
+def _weak_scalar(value: Any) -> bool:
+    kind = type(value)
+    return kind is float or (kind is int and -_SCALAR_LIMIT < value < _SCALAR_LIMIT)
+
+
 def _binary(name: str) -> Callable[[Any, Any], Tensor]:
     schema = _ops.OPS[name]
 
     def op(a: Any, b: Any) -> Tensor:
-        if type(a) is Tensor and type(b) is Tensor and not _RECORDING[0]:
-            rt = a._rt
-            if rt is b._rt and a._dtype is b._dtype and a._shape == b._shape:
-                fn = rt.fast.get((name, a._dtype))
+        if not _RECORDING[0]:
+            if type(a) is Tensor and type(b) is Tensor:
+                rt = a._rt
+                if rt is b._rt and a._dtype is b._dtype and a._shape == b._shape:
+                    fn = rt.fast.get((name, a._dtype))
+                    if fn is not None:
+                        try:
+                            return make(fn(a._data, b._data), a._shape, a._dtype, rt)
+                        except Exception as exc:
+                            raise kernel_error(name, rt, exc) from exc
+            elif type(a) is Tensor and _weak_scalar(b) or type(b) is Tensor and _weak_scalar(a):
+                # tensor with a Python number: the number takes the tensor's float dtype (a 0-d array
+                # broadcast by the kernel), exactly what the general path does after validation
+                t = a if type(a) is Tensor else b
+                fn = t._rt.fast.get((name, t._dtype)) if t._dtype.kind == "f" else None
                 if fn is not None:
+                    rt = t._rt
+                    s = rt.from_numpy(np.asarray(b if t is a else a, dtype=t._dtype), rt.device)
                     try:
-                        return make(fn(a._data, b._data), a._shape, a._dtype, rt)
+                        out = fn(t._data, s) if t is a else fn(s, t._data)
                     except Exception as exc:
                         raise kernel_error(name, rt, exc) from exc
+                    return make(out, t._shape, t._dtype, rt)
         return run(schema, (a, b), _NO_ATTRS)
 
     return _named(op, name, f"Element-wise {schema.doc}.")

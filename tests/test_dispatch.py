@@ -159,3 +159,30 @@ def test_label_checks_copy_only_the_labels_to_the_host(clean_registry):
             od.softmax_cross_entropy(logits, np.array([0, 3, 1, 2]))
     assert copied and set(copied) == {"i"}  # the logits never left the device
     assert loss.device == od.Device("counting:0")
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("scalar", [2.5, 3, -1e30, float("inf")])
+def test_tensor_with_a_python_number_matches_the_general_path(op, scalar):
+    from opdispatch import dispatch
+    from opdispatch.ops import OPS
+
+    x = od.tensor(np.array([[1.0, -2.0], [0.5, 4.0]], np.float32))
+    fn = getattr(od, op)
+    for a, b in ((x, scalar), (scalar, x)):
+        fast = fn(a, b)
+        general = dispatch.run(OPS[op], (a, b), {})
+        assert fast.dtype == general.dtype == np.float32 and fast.shape == general.shape == (2, 2)
+        np.testing.assert_array_equal(fast.numpy(), general.numpy())
+
+
+def test_numbers_that_do_not_take_the_fast_path_still_work_or_fail_clearly():
+    x = od.tensor(np.array([1.0, 2.0], np.float32))
+    assert od.add(x, True).dtype == np.float32           # bool: the general path's rules
+    assert od.mul(x, 2**60).dtype == np.float32           # a huge int: the general path converts it
+    with pytest.raises(od.DTypeError):
+        od.add(od.tensor(np.array([1, 2])), 1.0)          # an integer tensor is refused as before
+    with od.GradientTape() as tape:                       # a tape sees the op (no fast path while recording)
+        tape.watch(x)
+        y = od.sum(od.mul(x, 3.0))
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [3.0, 3.0])
