@@ -19,7 +19,7 @@ from .device import Device, device, get_device
 from .dispatch import PlacementEvent, clear_placement_log, placement_log
 from .errors import (DeviceError, DeviceMismatchError, DTypeError, GradientError, InvalidArgumentError,
                      KernelError, OpDispatchError, PlacementWarning, ShapeError, UnsupportedError)
-from .graph import Graph, GraphError, GraphFormatError, GraphTraceError, function, load_graph
+from .graph import Graph, GraphError, GraphFormatError, GraphRetraceWarning, GraphTraceError, function, load_graph
 from .hookspecs import hookimpl
 from .optim import SGD, Adam, Optimizer
 from . import registry as _registry_module
@@ -44,7 +44,7 @@ __all__ = [
     "BackendStatus", "PlacementEvent", "placement_log", "clear_placement_log", "hookimpl",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",
     "UnsupportedError", "KernelError", "PlacementWarning",
-    "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError",
+    "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError", "GraphRetraceWarning",
     "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "matmul", "relu", "sigmoid", "tanh", "exp", "log",
     "sqrt", "add", "sub", "mul", "div", "neg", "sum", "mean", "max", "reshape", "transpose", "flatten",

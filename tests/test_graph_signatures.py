@@ -126,3 +126,19 @@ def test_a_whole_training_step_with_its_update_is_one_graph():
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-14)
     ops = graph_step.graph(*graph_state, x, labels).ops()
     assert "conv2d_backward_weight" in ops and "sub" in ops  # backward and update in the same graph
+
+
+def test_a_function_that_keeps_retracing_warns_once_with_the_reason():
+    from opdispatch.graph.function import RETRACE_WARNING, GraphRetraceWarning
+
+    f = od.function(lambda x, lr: x * lr)
+    x = od.tensor(np.ones(2))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(RETRACE_WARNING + 3):
+            f(x, 0.1 * (i + 1))  # a learning rate as a Python float: a new signature every call
+    retraces = [w for w in caught if issubclass(w.category, GraphRetraceWarning)]
+    assert len(retraces) == 1 and "pass values that vary as tensors" in str(retraces[0].message)
+    assert retraces[0].filename == __file__  # points at the caller's line

@@ -8,9 +8,9 @@ decorator and its signature cache), `passes` (one Graph -> Graph function each),
 from __future__ import annotations
 
 from .errors import GraphError, GraphFormatError, GraphTraceError
-from .function import Function, function
+from .function import Function, GraphRetraceWarning, function
 from .ir import Graph, MemoryPlan, Node, ValueInfo
 from .serialize import load_graph
 
 __all__ = ["function", "Function", "Graph", "Node", "ValueInfo", "MemoryPlan", "load_graph", "GraphError",
-           "GraphTraceError", "GraphFormatError"]
+           "GraphTraceError", "GraphFormatError", "GraphRetraceWarning"]

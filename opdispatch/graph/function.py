@@ -9,6 +9,7 @@ a known one runs the cached, optimised, placed graph.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -78,6 +79,13 @@ def _as_tensors(leaves: list) -> list[Tensor]:
     return [t if isinstance(t, Tensor) else tensor(t, device=home) for t in leaves]
 
 
+RETRACE_WARNING = 8  # traces of one function after which a warning says why it keeps tracing
+
+
+class GraphRetraceWarning(UserWarning):
+    """An `od.function` keeps tracing new signatures (usually a Python value that changes per call)."""
+
+
 @dataclass(frozen=True)
 class _Entry:
     traced: Graph
@@ -121,6 +129,12 @@ class Function:
         entry = self._cache.get(key)
         if entry is None:
             entry = self._cache[key] = self._trace(tree, leaves, placement)
+            if len(self._cache) == RETRACE_WARNING:
+                name = getattr(self._fn, "__qualname__", "function")
+                warnings.warn(f"od.function {name!r} has been traced {RETRACE_WARNING} times: every new shape, "
+                              f"dtype, device or Python argument value traces again (a learning rate passed as "
+                              f"a float retraces on each change); pass values that vary as tensors",
+                              GraphRetraceWarning, stacklevel=3)
         return entry, leaves
 
     def _trace(self, tree: Any, leaves: list, placement: Any) -> _Entry:
