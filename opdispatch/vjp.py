@@ -48,6 +48,33 @@ def _conv2d_bias_relu(rec, grads):
     return _conv2d(rec, [ga.relu_backward(grads[0], rec.outputs[0])])  # y > 0 exactly where conv2d's output is
 
 
+def _without(attrs, *names: str) -> dict:
+    return {k: v for k, v in attrs.items() if k not in names}
+
+
+def _conv2d_backward_input(rec, grads):
+    """dx = conv2d_backward_input(dy, w) is bilinear: its adjoints are conv2d and the weight gradient."""
+    dy, w = rec.inputs
+    a = _without(rec.attrs, "input_shape")
+    g = grads[0]
+    return [api.conv2d(g, w, **a) if wants(rec, 0) else None,
+            ga.conv2d_backward_weight(g, dy, weight_shape=w.shape, **a) if wants(rec, 1) else None]
+
+
+def _conv2d_backward_weight(rec, grads):
+    """dw = conv2d_backward_weight(x, dy) is bilinear: its adjoints are the input gradient and conv2d."""
+    x, dy = rec.inputs
+    a = _without(rec.attrs, "weight_shape")
+    g = grads[0]
+    return [ga.conv2d_backward_input(dy, g, input_shape=x.shape, **a) if wants(rec, 0) else None,
+            api.conv2d(x, g, **a) if wants(rec, 1) else None]
+
+
+def _avg_pool2d_backward(rec, grads):
+    """avg_pool2d_backward is linear in dy; its adjoint is avg_pool2d itself."""
+    return [api.avg_pool2d(grads[0], **_without(rec.attrs, "input_shape"))]
+
+
 def _max_pool2d(rec, grads):
     return [ga.max_pool2d_backward(rec.inputs[0], grads[0], **rec.attrs)]
 
@@ -185,4 +212,7 @@ VJP: dict[str, Rule] = {
     "broadcast_to": lambda rec, g: [unbroadcast(g[0], rec.inputs[0].shape)],
     # backward ops that are linear in the incoming gradient: second-order use
     "relu_backward": lambda rec, g: [ga.relu_backward(g[0], rec.inputs[1]), None],
+    "conv2d_backward_input": _conv2d_backward_input,
+    "conv2d_backward_weight": _conv2d_backward_weight,
+    "avg_pool2d_backward": _avg_pool2d_backward,
 }

@@ -163,3 +163,67 @@ def test_gradients_nobody_asked_for_are_not_computed(clean_registry):
         y = od.sum(od.conv2d(x, w))
     with pytest.raises(od.KernelError, match="only the weights"):
         tape.gradient(y, x)
+
+
+SECOND_ORDER = {"conv2d_backward_input", "conv2d_backward_weight", "avg_pool2d_backward", "relu_backward",
+                "broadcast_to"}
+BACKWARD_CASES = [c for c in grid_cases() if c.op in SECOND_ORDER]
+
+
+@pytest.mark.parametrize("case", BACKWARD_CASES, ids=[c.name for c in BACKWARD_CASES])
+def test_backward_ops_with_gradient_rules_match_finite_differences(case):
+    from opdispatch.grad_api import op_function
+
+    arrays = case.make_inputs("float64")
+    rng = np.random.default_rng(case.seed + 5)
+    fn = op_function(case.op)
+    out = fn(*arrays, **case.attrs)
+    weights = rng.standard_normal(out.shape)
+    # relu_backward(dy, x) is piecewise constant in x: only dy has a gradient
+    idx = [0] if case.op == "relu_backward" else [i for i, a in enumerate(arrays) if a is not None]
+
+    def loss(arrs):
+        return od.sum(fn(*arrs, **case.attrs) * weights)
+
+    tensors = [None if a is None else od.tensor(a) for a in arrays]
+    with od.GradientTape() as tape:
+        tape.watch([tensors[i] for i in idx])
+        y = loss(tensors)
+    grads = tape.gradient(y, [tensors[i] for i in idx])
+    for i, g in zip(idx, grads):
+        flat = arrays[i].reshape(-1)
+        for j in rng.choice(flat.size, size=min(PROBES, flat.size), replace=False):
+            h = 1e-6 * max(1.0, abs(flat[j]))
+            plus, minus = [a.copy() for a in arrays], [a.copy() for a in arrays]
+            plus[i].reshape(-1)[j] += h
+            minus[i].reshape(-1)[j] -= h
+            fd = (float(loss(plus)) - float(loss(minus))) / (2 * h)
+            got = float(g.numpy().reshape(-1)[j])
+            assert abs(got - fd) <= 1e-5 * max(1.0, abs(fd)), f"input {i} element {j}: tape {got}, FD {fd}"
+
+
+def test_a_gradient_penalty_through_a_conv_is_differentiable():
+    """d/dw of ||d loss/dx||^2 (nested tapes): the conv backward ops' own gradient rules at work."""
+    rng = np.random.default_rng(4)
+    x0, w0 = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)) * 0.5
+
+    def penalty(w_arr, want_grad=False):
+        x, w = od.tensor(x0), od.tensor(w_arr)
+        with od.GradientTape() as outer:
+            outer.watch(w)
+            with od.GradientTape() as inner:
+                inner.watch(x)
+                y = od.conv2d(x, w, padding=1, stride=(1, 2))
+                loss = od.sum(y * y)
+            gx = inner.gradient(loss, x)
+            p = od.sum(gx * gx)
+        return (p, outer.gradient(p, w)) if want_grad else p
+
+    p, gw = penalty(w0, want_grad=True)
+    flat = w0.reshape(-1)
+    for j in rng.choice(flat.size, size=6, replace=False):
+        plus, minus = w0.copy(), w0.copy()
+        plus.reshape(-1)[j] += 1e-6
+        minus.reshape(-1)[j] -= 1e-6
+        fd = (float(penalty(plus)) - float(penalty(minus))) / 2e-6
+        assert abs(float(gw.numpy().reshape(-1)[j]) - fd) <= 1e-5 * max(1.0, abs(fd))
