@@ -106,7 +106,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list[str]] = None) -> float:
     """Train, print per-epoch loss and held-out accuracy; return the final accuracy."""
-    args = parse_args(argv)
+    return train(parse_args(argv))
+
+
+def train(args: argparse.Namespace) -> float:
+    """`main` on parsed arguments."""
     start = time.perf_counter()
     x_tr, y_tr, x_te, y_te = load_digits_split(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -154,6 +158,6 @@ def main(argv: Optional[list[str]] = None) -> float:
 
 
 if __name__ == "__main__":
-    final = main()
-    target = parse_args().target
-    sys.exit(1 if target is not None and final < target else 0)
+    cli_args = parse_args()
+    final = train(cli_args)
+    sys.exit(1 if cli_args.target is not None and final < cli_args.target else 0)

@@ -14,7 +14,6 @@ Results are recorded under the op name ``"<op>.grad"`` so reports keep them besi
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Optional
 
 import numpy as np
@@ -33,7 +32,7 @@ from ..tensor import make
 from ..vjp import VJP
 from .cases import Case
 from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, check_array, prepare, raised, reproduction
-from .tolerance import SAFETY, Tolerance, Worst
+from .tolerance import Tolerance, Worst, bound
 
 SUFFIX = ".grad"
 # A VJP chains a few rounded ops (and may cancel): its bound gets this factor on top of the op's own.
@@ -126,13 +125,8 @@ def gradient_tolerance(schema: OpSchema, metas: list, kattrs: dict, dtype: str, 
                        refs: list[np.ndarray]) -> Tolerance:
     """The bound for one gradient: the op's own factor times `CHAIN_FACTOR`, and a reduction length
     that covers both the forward reduction and the backward one (at most the output's size)."""
-    eps = float(np.finfo(np.dtype(dtype)).eps)
-    k = max(int(schema.reduction_length(metas, kattrs)), out_size, 1)
-    factor = schema.tolerance_factor * CHAIN_FACTOR
-    rtol = SAFETY * factor * eps * math.sqrt(k + 1)
-    finite = [np.abs(r[np.isfinite(r)]) for r in refs]
-    magnitude = max([1.0] + [float(f.max()) for f in finite if f.size])
-    return Tolerance(rtol=rtol, atol=rtol * magnitude, eps=eps, reduction_length=k, factor=factor)
+    k = max(int(schema.reduction_length(metas, kattrs)), out_size)
+    return bound(dtype, k, schema.tolerance_factor * CHAIN_FACTOR, refs)
 
 
 def gradient_reproduction(case: Case, dev: Device, dtype: str, mode: str = "eager") -> str:

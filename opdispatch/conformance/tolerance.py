@@ -40,16 +40,21 @@ class Tolerance:
                f"factor {self.factor:g})"
 
 
+def bound(dtype: Any, reduction_length: int, factor: float, reference: Sequence[np.ndarray]) -> Tolerance:
+    """The tolerance in ``dtype`` for outputs that sum ``reduction_length`` terms, with per-op
+    ``factor``, whose float64 references are ``reference``."""
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    k = max(int(reduction_length), 1)
+    rtol = SAFETY * factor * eps * math.sqrt(k + 1)
+    finite = [np.abs(r[np.isfinite(r)]) for r in reference]
+    magnitude = max([1.0] + [float(f.max()) for f in finite if f.size])
+    return Tolerance(rtol=rtol, atol=rtol * magnitude, eps=eps, reduction_length=k, factor=factor)
+
+
 def derive(schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict, dtype: Any,
            reference: Sequence[np.ndarray]) -> Tolerance:
     """The tolerance for one call of ``schema`` whose float64 reference outputs are ``reference``."""
-    eps = float(np.finfo(np.dtype(dtype)).eps)
-    k = max(int(schema.reduction_length(metas, kattrs)), 1)
-    rtol = SAFETY * schema.tolerance_factor * eps * math.sqrt(k + 1)
-    finite = [np.abs(r[np.isfinite(r)]) for r in reference]
-    magnitude = max([1.0] + [float(f.max()) for f in finite if f.size])
-    return Tolerance(rtol=rtol, atol=rtol * magnitude, eps=eps, reduction_length=k,
-                     factor=schema.tolerance_factor)
+    return bound(dtype, schema.reduction_length(metas, kattrs), schema.tolerance_factor, reference)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from ..errors import InvalidArgumentError, KernelError, OpDispatchError
 from ..registry import DeviceRuntime, registry
 from ..schema import OpSchema, TensorMeta
 from ..tensor import Tensor, host_array, make
-from .fused import kernel_for, schema_of
+from ..ops import OPS
+from .fused import kernel_for
 from .ir import Graph, Node
 
 
@@ -44,7 +45,7 @@ def node_function(graph: Graph, node: Node) -> Callable[..., Any]:
     fn = kernel_for(rt, node.op)
     if fn is None:
         raise KernelError(f"{node.describe()}: backend {rt.backend!r} on {rt.device} has no kernel for it")
-    schema = schema_of(node.op)
+    schema = OPS[node.op]
     if schema.check_values is None:
         return fn
     metas = [None if v is None else TensorMeta(graph.values[v].shape, graph.values[v].dtype) for v in node.inputs]

@@ -10,12 +10,7 @@ import numpy as np
 from ..ops import OPS
 from ..ops.fused import FUSED_PARTS
 from ..registry import DeviceRuntime
-from ..schema import OpSchema, TensorMeta
-
-
-def schema_of(op: str) -> OpSchema:
-    """The schema of op ``op`` (KeyError for an unknown op)."""
-    return OPS[op]
+from ..schema import TensorMeta
 
 
 def _compose(fns: Sequence[Callable[..., Any]]) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ from ..dtypes import FLOAT_DTYPES
 from ..errors import OpDispatchError
 from ..schema import TensorMeta
 from .errors import GraphFormatError
-from .fused import schema_of
+from ..ops import OPS
 from .ir import Graph, ValueInfo, make_node, readonly
 from .source import Source
 
@@ -214,7 +214,7 @@ def _check_node(where: str, op: Any, ins: list, outs: list, attrs: dict, values:
         expected = [metas[0]]
     else:
         try:
-            schema = schema_of(op)
+            schema = OPS[op]
         except (KeyError, TypeError):
             raise _fail(where, f"unknown op {op!r}") from None
         if len(ins) != len(schema.inputs) or set(attrs) != set(schema.attr_names):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...device import Device
 from ...schema import TensorMeta
-from ..fused import schema_of
+from ...ops import OPS
 from ..ir import Graph, Node, ValueInfo, make_node, readonly
 from ..source import Source
 
@@ -41,7 +41,7 @@ class Rewriter:
              outputs: Optional[Sequence[int]] = None) -> Node:
         """A node for ``op`` with user ``attrs``, its outputs inferred by the op's schema (new values
         unless ``outputs`` are given)."""
-        schema = schema_of(op)
+        schema = OPS[op]
         nattrs = schema.normalize(attrs) if schema.attrs else dict(attrs)
         outs, kattrs = schema.infer(op, [self.meta(v) for v in inputs], nattrs)
         if outputs is None:
