@@ -277,3 +277,57 @@ def test_conv_kernels_agree_with_the_reference_when_the_images_are_chunked(monke
     run = run_device(od.Device(DEV), collect_cases(ops, random_per_op=5, onnx=False), dtypes=["float32"], out=None,
                      gradients="no")
     assert [r.case for r in run["results"] if r.status == FAILED] == []
+
+
+class _FakeDevice:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.extensions = "cl_khr_fp64"
+
+
+class _FakePlatform:
+    name, vendor = "Fake CL", "fake"
+
+    def __init__(self, version: str, devices: list) -> None:
+        self.version = version
+        self._devices = devices
+
+    def get_devices(self) -> list:
+        return self._devices
+
+
+def test_a_device_whose_compiler_fails_is_left_out_with_the_reason(monkeypatch):
+    broken, working = _FakeDevice("broken cpu"), _FakeDevice("working cpu")
+
+    class Program:
+        def __init__(self, ctx, src):
+            self.device = ctx
+
+        def build(self, *args, **kwargs):
+            if self.device is broken:
+                raise cl.RuntimeError("clBuildProgram failed: error: unknown target CPU 'generic'")
+            return self
+
+    monkeypatch.setattr(cl, "get_platforms", lambda: [_FakePlatform("3.0", [broken]), _FakePlatform("3.1", [working])])
+    monkeypatch.setattr(cl, "Context", lambda devices: devices[0])
+    monkeypatch.setattr(cl, "Program", Program)
+    monkeypatch.setattr(runtime, "_COMPILES", {})
+    assert [d for _, d in runtime.probe()] == [working]
+    assert "unknown target CPU 'generic'" in runtime.rejected()[0]
+    assert [d.index for d in plugin.opdispatch_devices()] == [0]  # the working device is opencl:0
+
+
+def test_no_device_that_compiles_makes_the_backend_unavailable_with_the_reason(monkeypatch):
+    class Program:
+        def __init__(self, ctx, src):
+            pass
+
+        def build(self, *args, **kwargs):
+            raise cl.RuntimeError("clBuildProgram failed: error: unknown target CPU 'generic'")
+
+    monkeypatch.setattr(cl, "get_platforms", lambda: [_FakePlatform("3.0", [_FakeDevice("cpu")])])
+    monkeypatch.setattr(cl, "Context", lambda devices: devices[0])
+    monkeypatch.setattr(cl, "Program", Program)
+    monkeypatch.setattr(runtime, "_COMPILES", {})
+    with pytest.raises(BackendUnavailable, match="no OpenCL device can compile kernels.*unknown target CPU"):
+        plugin.opdispatch_devices()

@@ -39,7 +39,7 @@ def opdispatch_backend_info() -> BackendInfo:
 
 @hookimpl
 def opdispatch_devices() -> list[DeviceInfo]:
-    from .runtime import device_dtypes, probe
+    from .runtime import device_dtypes, probe, rejected
 
     try:
         found = probe()
@@ -49,6 +49,11 @@ def opdispatch_devices() -> list[DeviceInfo]:
         raise BackendUnavailable(f"no OpenCL platform found ({type(exc).__name__}: {exc}); install a vendor "
                                  f"driver or PoCL (pip install 'opdispatch-opencl[pocl]')") from exc
     if not found:
+        broken = rejected()
+        if broken:
+            raise BackendUnavailable(
+                "no OpenCL device can compile kernels: " + "; ".join(broken) + ". PoCL's LLVM may not know this "
+                "CPU; a PoCL built for it helps (on Debian or Ubuntu: apt-get install pocl-opencl-icd)")
         raise BackendUnavailable("the OpenCL platforms expose no device")
     return [DeviceInfo(index=i, name=f"{d.name.strip()} ({p.name.strip()})", dtypes=device_dtypes(d))
             for i, (p, d) in enumerate(found)]

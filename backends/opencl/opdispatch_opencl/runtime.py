@@ -60,14 +60,51 @@ def dtype_options(dtype: Any) -> str:
     return f"-D T={t}" + (" -D USE_FP64" if t == "double" else "")
 
 
+_PROBE_KERNEL = "__kernel void opdispatch_probe(__global float* a) { a[get_global_id(0)] += 1.0f; }"
+_COMPILES: dict[tuple[str, ...], Optional[str]] = {}  # (platform, version, device) -> None or why not
+_REJECTED: list[str] = []
+
+
+def _compile_check(cl: Any, platform: Any, device: Any) -> Optional[str]:
+    """None when ``device``'s OpenCL C compiler builds a trivial kernel, else the reason in words
+    (checked once per process and device).
+
+    A driver can list a device whose compiler fails on every program (PoCL whose LLVM does not know
+    the host CPU reports ``unknown target CPU 'generic'``): such a device must not be offered."""
+    key = (platform.name, platform.version, device.name)
+    if key not in _COMPILES:
+        try:
+            cl.Program(cl.Context([device]), _PROBE_KERNEL).build()
+            _COMPILES[key] = None
+        except Exception as exc:
+            text = " ".join(str(exc).split())
+            _COMPILES[key] = text[:400] + ("..." if len(text) > 400 else "")
+    return _COMPILES[key]
+
+
 def probe() -> list[tuple[Any, Any]]:
-    """Every (platform, device) pair, in a stable order: platforms by (name, vendor, version),
-    devices in the platform's own order. Raises pyopencl's error when there is no platform."""
+    """Every usable (platform, device) pair, in a stable order: platforms by (name, vendor, version),
+    devices in the platform's own order. A device whose compiler cannot build a trivial kernel is left
+    out (`rejected` says why). Raises pyopencl's error when there is no platform."""
     configure_cache()
     import pyopencl as cl
 
     platforms = sorted(cl.get_platforms(), key=lambda p: (p.name, p.vendor, p.version))
-    return [(p, d) for p in platforms for d in p.get_devices()]
+    usable, broken = [], []
+    for p in platforms:
+        for d in p.get_devices():
+            reason = _compile_check(cl, p, d)
+            if reason is None:
+                usable.append((p, d))
+            else:
+                broken.append(f"{d.name.strip()} ({p.name.strip()}, {p.version.strip()}): {reason}")
+    _REJECTED[:] = broken
+    return usable
+
+
+def rejected() -> list[str]:
+    """The devices the last `probe` left out, each with the reason its compiler failed."""
+    return list(_REJECTED)
 
 
 def device_dtypes(device: Any) -> tuple[str, ...]:
