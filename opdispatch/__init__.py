@@ -8,45 +8,82 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional, Union
 
-from .api import (add, avg_pool2d, batch_norm, conv2d, div, exp, flatten, log, log_softmax, matmul, max,
-                  max_pool2d, mean, mul, neg, relu, reshape, sigmoid, softmax, softmax_cross_entropy, sqrt, sub,
-                  sum, tanh, transpose)
+from . import api as _api
+from . import registry as _registry_module
+from .api import *  # noqa: F401,F403 - the op functions, one module per family
+from .api import op_function
 from .autodiff import GradientTape
+from .backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .device import Device, device, get_device
-from .dispatch import PlacementEvent, clear_placement_log, placement_log
+from .device import Device
+from .dispatch import use_provider
 from .errors import (DeviceError, DeviceMismatchError, DTypeError, GradientError, InvalidArgumentError,
                      KernelError, OpDispatchError, PlacementWarning, ShapeError, UnsupportedError)
+from .explain import Plan, explain
 from .graph import Graph, GraphError, GraphFormatError, GraphRetraceWarning, GraphTraceError, function, load_graph
 from .hookspecs import hookimpl
 from .optim import SGD, Adam, Optimizer
-from . import registry as _registry_module
-from .registry import BackendStatus, register_plugin
+from .placement import PlacementEvent, clear_placement_log, device, get_device, placement_log
+from .registry import BackendStatus, KernelListing, ProviderStatus, register_plugin
+from .schema import TensorMeta
 from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
 
 
-def devices() -> list[Device]:
-    """Every device available now, across the loaded backends (probed at run time)."""
-    return _registry_module.registry().devices()
+def devices(hidden: bool = False) -> list[Device]:
+    """Every device available now, across the loaded backends (probed at run time). ``hidden=True``
+    also lists hidden backends' devices, such as the built-in float64 ``reference:0``."""
+    return _registry_module.registry().devices(hidden)
 
 
-def backends() -> Mapping[str, BackendStatus]:
+def backends(hidden: bool = False) -> Mapping[str, BackendStatus]:
     """Backend name -> its status: loaded, unavailable (with the reason) or failed (with the error)."""
-    return _registry_module.registry().backends()
+    return _registry_module.registry().backends(hidden)
+
+
+def providers() -> Mapping[str, ProviderStatus]:
+    """Kernel provider name -> its status: priority, the backends it serves, its ops, enabled or not."""
+    return _registry_module.registry().providers()
+
+
+def device_info(device: Union[str, Device]) -> DeviceInfo:
+    """What the backend declared of ``device`` (its name and dtypes), or a `DeviceError` saying why it
+    cannot be used."""
+    return _registry_module.registry().runtime(Device(device)).info
+
+
+def kernels(device: Union[str, Device, None] = None, op: Optional[str] = None) -> list[KernelListing]:
+    """The kernels each op may run on ``device`` (default: every listed device), in the order dispatch
+    tries them (providers by priority, the backend's own last), disabled ones included and marked."""
+    reg = _registry_module.registry()
+    devs = reg.devices() if device is None else [Device(device)]
+    return reg.kernels(devs, op)
+
+
+def disable_provider(name: str) -> None:
+    """Stop using the kernels of provider ``name`` (or of backend ``name``'s own kernels), in every
+    thread, until `enable_provider`. The environment variable ``OPDISPATCH_DISABLE_PROVIDERS``
+    (comma-separated names) does the same for a whole process."""
+    _registry_module.registry().set_enabled(name, False)
+
+
+def enable_provider(name: str) -> None:
+    """Use the kernels of ``name`` again (see `disable_provider`)."""
+    _registry_module.registry().set_enabled(name, True)
 
 
 __all__ = [
-    "Tensor", "tensor", "GradientTape", "GradientError", "Device", "device", "devices", "get_device", "backends", "register_plugin",
-    "BackendStatus", "PlacementEvent", "placement_log", "clear_placement_log", "hookimpl",
+    "Tensor", "tensor", "TensorMeta", "GradientTape", "GradientError", "Device", "device", "devices", "get_device",
+    "backends", "device_info", "providers", "kernels", "disable_provider", "enable_provider", "use_provider", "explain", "Plan",
+    "register_plugin", "BackendStatus", "ProviderStatus", "KernelListing", "PlacementEvent", "placement_log",
+    "clear_placement_log", "hookimpl", "BackendInfo", "ProviderInfo", "DeviceInfo", "Kernel", "BackendUnavailable",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",
     "UnsupportedError", "KernelError", "PlacementWarning",
     "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError", "GraphRetraceWarning",
     "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
-    "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "matmul", "relu", "sigmoid", "tanh", "exp", "log",
-    "sqrt", "add", "sub", "mul", "div", "neg", "sum", "mean", "max", "reshape", "transpose", "flatten",
-    "softmax", "log_softmax", "softmax_cross_entropy", "__version__",
+    "op_function", "__version__",
 ]
+__all__ += [name for name in _api.__all__ if name != "op_function"]

@@ -1,9 +1,11 @@
 """Reverse-mode autodiff: `GradientTape` records op calls and replays their VJP rules backwards.
 
 The tape records (schema, input tensors, kernel attributes, output tensors) for every op whose
-inputs depend on a watched tensor. ``gradient`` walks the records in reverse and calls each
-op's rule from `opdispatch.vjp`; rules are written with ops, so gradients run on the device of
-the forward pass and an outer tape records them (higher-order gradients).
+inputs depend on a watched tensor. ``gradient`` walks the records in reverse and calls each op's
+gradient rule (``schema.vjp``, defined beside the op in its family module); rules are written
+with ops (``F``), so gradients run on the device of the forward pass and an outer tape records
+them (higher-order gradients). An op a device ran as its decomposition is recorded as the ops of
+the decomposition, so its gradient flows through them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from . import recording
 from .errors import GradientError
 from .schema import OpSchema
-from .tensor import Tensor
+from .tensor import F, Tensor, tensor
 
 
 class Record(NamedTuple):
@@ -26,6 +28,10 @@ class Record(NamedTuple):
     attrs: dict
     outputs: tuple
     needs: Optional[tuple] = None  # per input: whether its gradient is wanted (None: all); set for VJP rules
+
+    def wants(self, i: int) -> bool:
+        """Whether the gradient of input ``i`` is needed (rules may skip the others)."""
+        return self.needs is None or bool(self.needs[i])
 
 
 class GradientTape:
@@ -87,8 +93,6 @@ class GradientTape:
         Raises `GradientError` naming the source when it was never watched (nor computed on this
         tape) or when ``target`` does not depend on it.
         """
-        from .vjp import VJP
-
         if self._used and not self.persistent:
             raise GradientError("GradientTape.gradient: this tape was already used; allowed: one gradient call "
                                 "per non-persistent tape (use GradientTape(persistent=True) for more)")
@@ -109,12 +113,11 @@ class GradientTape:
             gouts = [grads.get(id(o)) for o in rec.outputs]
             if all(g is None for g in gouts) or not any(t is not None and id(t) in needed for t in rec.inputs):
                 continue
-            rule = VJP.get(rec.schema.name)
+            rule = rec.schema.vjp
             if rule is None:
-                raise GradientError(f"{rec.schema.name}: no gradient rule (differentiating through it is not "
-                                    f"supported yet)")
+                raise GradientError(f"{rec.schema.name}: no gradient rule: {rec.schema.no_vjp}")
             needs = tuple(t is not None and id(t) in needed for t in rec.inputs)
-            for inp, g in zip(rec.inputs, rule(rec._replace(needs=needs), gouts)):
+            for inp, g in zip(rec.inputs, rule(F, rec._replace(needs=needs), gouts)):
                 if inp is None or g is None or id(inp) not in needed:
                     continue
                 key = id(inp)
@@ -140,8 +143,6 @@ class GradientTape:
 
 
 def _seed(target: Tensor, output_gradients: Optional[Any]) -> Tensor:
-    from .tensor import tensor
-
     if output_gradients is None:
         return tensor(np.ones(target.shape, dtype=target.dtype), device=target.device)
     g = output_gradients if isinstance(output_gradients, Tensor) else \

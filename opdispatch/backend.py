@@ -1,7 +1,9 @@
-"""What a backend plugin declares: its identity, its devices and its kernels.
+"""What a plugin declares: a backend's identity, devices and kernels, or a kernel provider's.
 
-A backend's plugin module returns these objects from the hooks in `opdispatch.hookspecs`::
+A backend's plugin module returns these objects from the hooks in `opdispatch.hookspecs` (all
+five are required)::
 
+    import numpy as np
     from opdispatch import hookimpl
     from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
 
@@ -15,7 +17,26 @@ A backend's plugin module returns these objects from the hooks in `opdispatch.ho
 
     @hookimpl
     def opdispatch_kernels():
-        return [Kernel("relu", my_relu, dtypes=("float32",))]
+        return [Kernel("relu", lambda x: np.maximum(x, 0), dtypes=("float32",))]
+
+    @hookimpl
+    def opdispatch_from_numpy(array, device):
+        return np.array(array)          # the backend's own array type, holding a copy
+
+    @hookimpl
+    def opdispatch_to_numpy(data, device):
+        return np.array(data)           # a NumPy copy
+
+A kernel provider adds kernels to the devices of an existing backend (a faster conv2d for
+``numpy:0``, say) from its own distribution, with a priority over the backend's built-in kernels::
+
+    @hookimpl
+    def opdispatch_provider_info():
+        return ProviderInfo(name="fastconv", version="1.0", priority=100)
+
+    @hookimpl
+    def opdispatch_provider_kernels():
+        return [Kernel("conv2d", fast_conv2d, dtypes=("float32",), backend="numpy", supports=fits)]
 """
 
 from __future__ import annotations
@@ -35,11 +56,28 @@ class BackendUnavailable(OpDispatchError):
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """A backend's identity. ``name`` is the device prefix (``name:0``)."""
+    """A backend's identity. ``name`` is the device prefix (``name:0``). A ``hidden`` backend's
+    devices (a debugging or oracle backend) are left out of ``od.devices()`` unless asked for."""
 
     name: str
     version: str = "0"
     description: str = ""
+    hidden: bool = False
+
+
+BUILTIN_PRIORITY = 0
+"""The priority of a backend's own kernels: the lowest, so any provider's kernel is tried first."""
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """A kernel provider's identity and the priority of its kernels (> 0: above every backend's
+    built-in kernels; among providers, the higher priority is tried first)."""
+
+    name: str
+    version: str = "0"
+    description: str = ""
+    priority: int = 100
 
 
 def _dtypes(values: Iterable[Any]) -> frozenset:
@@ -64,19 +102,22 @@ SupportsFn = Callable[[Sequence[Any], dict], Optional[str]]
 
 @dataclass(frozen=True)
 class Kernel:
-    """A backend's implementation of one op.
+    """An implementation of one op.
 
     ``fn(*inputs, **attrs)`` receives the backend's own arrays (None for an absent optional input)
     and the op's canonical attributes (see each schema), and returns an array, or a tuple for
     ops with several outputs. ``dtypes`` lists the float dtypes it handles. ``supports``, when
-    given, is called as ``supports(input_metas, attrs)`` before each call and returns None when
-    it can run, or a short reason such as ``"groups > 1 is not implemented"``.
+    given, is called as ``supports(input_metas, attrs)`` and returns None when it can run, or a
+    short reason such as ``"groups > 1 is not implemented"``; it must depend only on those metas
+    and attributes (its answer is cached per call signature). A provider's kernel names the
+    ``backend`` whose devices (and arrays) it serves; a backend's own kernels leave it None.
     """
 
     op: str
     fn: Callable[..., Any]
     dtypes: Sequence[Any] = ("float32", "float64")
     supports: Optional[SupportsFn] = None
+    backend: Optional[str] = None
     dtype_set: frozenset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -1,9 +1,11 @@
-"""The ``opdispatch`` command: ``devices`` lists backends and devices, ``conformance`` checks devices
-against the reference."""
+"""The ``opdispatch`` command: ``devices`` lists backends, providers and devices (``--kernels``: which
+kernel each op runs on each device); ``conformance`` runs the conformance suite, which is its own
+distribution (``opdispatch-conformance``)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from typing import Optional, Sequence
 
@@ -11,11 +13,14 @@ from .device import Device
 from .errors import OpDispatchError
 from .registry import registry
 
+CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install opdispatch-conformance "
+                    "(in this repository: pip install -e conformance)")
+
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    """Print every backend with its version, status and devices."""
+    """Print every backend with its version, status and devices, then the kernel providers."""
     reg = registry()
-    statuses = reg.backends()
+    statuses = reg.backends(hidden=args.hidden)
     if not statuses:
         print("no backend plugin is installed (pip install opdispatch-numpy)")
         return 1
@@ -26,90 +31,46 @@ def cmd_devices(args: argparse.Namespace) -> int:
             info = reg.runtime(dev).info
             dtypes = ", ".join(sorted(d.name for d in info.dtype_set))
             print(f"{'':<16} {str(dev):<12} {info.name or '-'} [{dtypes}] {len(st.ops)} ops")
+    for p in reg.providers().values():
+        print(f"{p.name:<16} {p.version or '?':<28} provider {p.status}"
+              + (f": {p.reason}" if p.reason else f", priority {p.priority}, for {', '.join(p.targets)}, "
+                 f"{len(p.ops)} ops{'' if p.enabled else ' (disabled)'}"))
+        print(f"{'':<16} plugin: {p.origin}")
+    if args.kernels:
+        devices = reg.devices(hidden=args.hidden) if not args.device else [Device(d) for d in args.device]
+        for dev in devices:
+            print(f"\n{dev}: op -> kernels in dispatch order (the first that accepts a call runs it)")
+            rows = reg.kernels([dev], args.op)
+            by_op: dict[str, list[str]] = {}
+            for row in rows:
+                tag = f"{row.provider} (priority {row.priority}{', conditional' if row.conditional else ''}" \
+                      f"{', disabled' if not row.enabled else ''})"
+                by_op.setdefault(row.op, []).append(tag)
+            for op, tags in by_op.items():
+                print(f"  {op:<32} {' > '.join(tags)}")
     return 0
-
-
-def cmd_conformance(args: argparse.Namespace) -> int:
-    """Run the conformance suite; exit 1 when a supported case fails."""
-    from .conformance import report
-    from .conformance.cases import case_from_json
-    from .conformance.suite import collect_cases, run_device
-
-    reg = registry()
-    if args.all:
-        devices = reg.devices()
-        if not devices:
-            print("opdispatch: error: no device is available (see `opdispatch devices`)", file=sys.stderr)
-            return 2
-    else:
-        devices = [Device(d) for d in (args.device or ["numpy:0"])]
-    for dev in devices:
-        reg.runtime(dev)  # an unknown or unavailable device fails here, with the reason
-    ops = args.ops.split(",") if args.ops else None
-    dtypes = args.dtypes.split(",") if args.dtypes else None
-    notes: list[str] = []
-    if args.case:
-        cases = [case_from_json(args.case)]
-    else:
-        cases = collect_cases(ops, random_per_op=args.random, seed=args.seed, onnx=not args.no_onnx, notes=notes)
-        if args.only:
-            cases = [c for c in cases if c.name in set(args.only)]
-            if not cases:
-                print(f"opdispatch: error: no case named {args.only}", file=sys.stderr)
-                return 2
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"conformance: {len(cases)} cases on {', '.join(map(str, devices))} ({args.mode} mode)", file=sys.stderr)
-    modes = ["eager", "graph"] if args.mode == "both" else [args.mode]
-    runs = {str(dev) if len(modes) == 1 else f"{dev} ({mode})":
-            run_device(dev, cases, dtypes, mode, gradients=args.gradients) for dev in devices for mode in modes}
-    failed = 0
-    for dev, run in runs.items():
-        print(f"\n== {dev} ({run['backend']} {run['version']}) ==")
-        print(report.table(report.summarize(run["results"])))
-        text = report.failures_text(run["results"], limit=args.show_failures, tracebacks=args.tracebacks)
-        if text:
-            print("\n" + text)
-        failed += sum(r.status == "failed" for r in run["results"])
-    if len(runs) > 1:
-        print("\n" + report.matrix(runs))
-    if args.report:
-        report.write_json(report.json_report(runs), args.report)
-        print(f"\nJSON report: {args.report}")
-    if args.markdown:
-        with open(args.markdown, "w") as fh:
-            fh.write(report.markdown(runs))
-        print(f"Markdown report: {args.markdown}")
-    print(f"\n{'FAILED' if failed else 'passed'}: {failed} failed case(s) across {len(runs)} device(s)")
-    return 1 if failed else 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``opdispatch`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["conformance"]:
+        if importlib.util.find_spec("opdispatch_conformance") is None:
+            print(f"opdispatch: error: {CONFORMANCE_HINT}", file=sys.stderr)
+            return 2
+        from opdispatch_conformance.cli import main as conformance_main
+
+        return conformance_main(argv[1:])
     parser = argparse.ArgumentParser(prog="opdispatch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("devices", help="list backends, their status and devices").set_defaults(fn=cmd_devices)
-    conf = sub.add_parser("conformance", help="check devices against the reference, with measured errors")
-    where = conf.add_mutually_exclusive_group()
-    where.add_argument("--device", action="append", help="device to check (repeatable; default numpy:0)")
-    where.add_argument("--all", action="store_true", help="every available device")
-    conf.add_argument("--ops", help="comma-separated op names (default: every op)")
-    conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
-    conf.add_argument("--mode", choices=["eager", "graph", "both"], default="eager",
-                      help="frontend to run the cases through: eager ops, od.function graphs, or both")
-    conf.add_argument("--gradients", choices=["yes", "no", "only"], default="yes",
-                      help="also check each differentiable case's gradient against the reference backward "
-                           "(default yes; 'only' skips the forward checks)")
-    conf.add_argument("--random", type=int, default=10, help="seeded random cases per op (default 10)")
-    conf.add_argument("--seed", type=int, default=0, help="seed of the random cases")
-    conf.add_argument("--no-onnx", action="store_true", help="leave out the ONNX-derived cases")
-    conf.add_argument("--case", help="run one case given as JSON (the reproduction lines print this)")
-    conf.add_argument("--only", action="append", help="run only the case with this name (repeatable)")
-    conf.add_argument("--report", help="write the JSON report here")
-    conf.add_argument("--markdown", help="write the Markdown report here")
-    conf.add_argument("--show-failures", type=int, default=20, help="failures to print (default 20)")
-    conf.add_argument("--tracebacks", action="store_true", help="print the traceback of each failure")
-    conf.set_defaults(fn=cmd_conformance)
+    dev = sub.add_parser("devices", help="list backends, kernel providers, their status and devices")
+    dev.add_argument("--kernels", action="store_true", help="also list, per device and op, the kernels in the order "
+                                                             "dispatch tries them")
+    dev.add_argument("--device", action="append", help="with --kernels: only this device (repeatable)")
+    dev.add_argument("--op", help="with --kernels: only this op")
+    dev.add_argument("--hidden", action="store_true", help="include hidden backends (the built-in reference:0)")
+    dev.set_defaults(fn=cmd_devices)
+    sub.add_parser("conformance", help=f"run the conformance suite ({CONFORMANCE_HINT})")
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

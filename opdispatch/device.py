@@ -1,15 +1,13 @@
-"""`Device` values, the current-device context (contextvars) and its fallback policy."""
+"""`Device`: a value object naming one device of one backend (``numpy:0``)."""
 
 from __future__ import annotations
 
-import contextvars
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Optional, Union
 
-from .errors import DeviceError, InvalidArgumentError
+from .errors import DeviceError
 
 CPU_ALIAS = "cpu"
 DEFAULT_BACKEND = "numpy"
-FALLBACK_POLICIES = ("error", "warn", "record")
 
 
 class Device:
@@ -76,55 +74,3 @@ def _parse(spec: str) -> tuple[str, int]:
 
 
 DEFAULT_DEVICE = Device(DEFAULT_BACKEND, 0)
-
-
-class Placement(NamedTuple):
-    """The current device and the fallback policy for calls that device cannot run."""
-
-    device: Device
-    fallback: str
-
-
-_PLACEMENT: contextvars.ContextVar[Placement] = contextvars.ContextVar(
-    "opdispatch_placement", default=Placement(DEFAULT_DEVICE, "error"))
-
-
-def current_placement() -> Placement:
-    """The placement in force in this thread / asyncio task."""
-    return _PLACEMENT.get()
-
-
-def get_device() -> Device:
-    """The current default device (``numpy:0`` when nothing is set)."""
-    return _PLACEMENT.get().device
-
-
-class device:  # noqa: N801 - a context manager used like a function: ``with od.device("numpy:0"):``
-    """Run tensor creation and ops without tensor inputs on ``spec`` inside the ``with`` block.
-
-    ``fallback`` says what happens when an op cannot run where it is placed (no kernel for its
-    dtype or attributes) or its inputs live on different devices: ``"error"`` (default) raises;
-    ``"warn"`` runs it on another device that can, copying data, and warns
-    (`od.PlacementWarning`); ``"record"`` does the same silently. Both keep a record,
-    readable with ``od.placement_log()``. ``spec=None`` keeps the current device and only sets
-    the policy. Nests; separate per thread and per asyncio task.
-    """
-
-    def __init__(self, spec: Union[str, Device, None], *, fallback: Optional[str] = None) -> None:
-        outer = _PLACEMENT.get()
-        dev = outer.device if spec is None else Device(spec)
-        if fallback is not None and fallback not in FALLBACK_POLICIES:
-            raise InvalidArgumentError(f"device: argument 'fallback' got {fallback!r}; allowed: "
-                                       f"{', '.join(map(repr, FALLBACK_POLICIES))}")
-        self.placement = Placement(dev, fallback or outer.fallback)
-        self._tokens: list[contextvars.Token] = []
-
-    def __enter__(self) -> Device:
-        from .registry import registry  # the registry sits above this module
-
-        registry().runtime(self.placement.device)  # unknown or unavailable device: fail here
-        self._tokens.append(_PLACEMENT.set(self.placement))
-        return self.placement.device
-
-    def __exit__(self, *exc: object) -> None:
-        _PLACEMENT.reset(self._tokens.pop())

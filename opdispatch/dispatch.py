@@ -1,152 +1,181 @@
-"""Eager dispatch: place a call, infer its outputs, pick the kernel, run it, wrap the results.
+"""Dispatch on backend arrays and metas: choose what runs a call on a device, and run kernels.
 
-Order of work for every call: normalise attributes, gather inputs on one device, infer shapes
-and dtypes with the op's schema (so a bad call fails before any kernel runs and changes
-nothing), select the kernel from the device's table, run it. The element-wise fast paths in
-`opdispatch.api` skip straight to the kernel when the inputs are plain same-device tensors.
+For a validated call (its input metas and kernel attributes known), `choose` picks, on the call's
+device, the first candidate kernel (providers by priority, the backend's own last) whose dtypes
+and ``supports()`` accept it; failing that, the op's decomposition when every op it uses can run
+there; failing that, the reason. The choice is cached per call signature (``supports()`` must
+depend only on the metas and attributes). `execute` runs the chosen kernel, or one on another
+device under a fallback policy. Nothing here knows the eager `Tensor`: the frontends wrap results.
 """
 
 from __future__ import annotations
 
-import numbers
-import warnings
-from collections import deque
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+import contextvars
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from . import recording
-from .device import Device, Placement, current_placement
-from .errors import (DeviceMismatchError, InvalidArgumentError, KernelError, OpDispatchError,
-                     PlacementWarning, UnsupportedError)
+from .errors import KernelError, OpDispatchError, UnsupportedError
+from .ops import OPS
+from .placement import Placement, PlacementEvent, report
 from .registry import DeviceRuntime, registry
 from .schema import OpSchema, TensorMeta
-from .tensor import Tensor, host_array, make
+
+CHOICE_CACHE_LIMIT = 4096  # signatures remembered per device before the cache starts over
 
 
-@dataclass(frozen=True)
-class PlacementEvent:
-    """One visible placement decision taken under a fallback policy."""
+class Choice(NamedTuple):
+    """How a call runs on one device: a kernel (``fn`` from ``provider``), the op's decomposition,
+    or neither (``reason`` says why)."""
 
-    op: str
-    requested: Device
-    ran_on: Device
-    reason: str
+    fn: Optional[Callable[..., Any]]
+    provider: str
+    decompose: bool
+    reason: Optional[str]
 
-    def __str__(self) -> str:
-        return f"{self.op}: asked for {self.requested}, ran on {self.ran_on} ({self.reason})"
-
-
-_LOG: deque = deque(maxlen=10_000)
+    @property
+    def runnable(self) -> bool:
+        return self.reason is None
 
 
-def placement_log() -> list[PlacementEvent]:
-    """Placement decisions taken under ``fallback='warn'`` or ``'record'`` (oldest first)."""
-    return list(_LOG)
+_PIN: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("opdispatch_pinned_provider", default=None)
 
 
-def clear_placement_log() -> None:
-    """Forget the recorded placement decisions."""
-    _LOG.clear()
+class use_provider:  # noqa: N801 - a context manager used like a function
+    """Inside the block, every op that provider ``name`` has a kernel for runs with that kernel (or is
+    unsupported where its dtypes or ``supports()`` decline), whatever the priorities say; other ops
+    are dispatched as usual. For comparing and checking providers (the conformance suite does)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tokens: list[contextvars.Token] = []
+
+    def __enter__(self) -> "use_provider":
+        self._tokens.append(_PIN.set(self.name))
+        recording.hold_fast_paths()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _PIN.reset(self._tokens.pop())
+        recording.release_fast_paths()
 
 
-def _report(placement: Placement, event: PlacementEvent) -> None:
-    _LOG.append(event)
-    if placement.fallback == "warn":
-        warnings.warn(str(event), PlacementWarning, stacklevel=4)
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
-def _is_weak_scalar(value: Any) -> bool:
-    return isinstance(value, (numbers.Number, bool)) and not isinstance(value, np.generic)
+def _supports(entry: Any, op: str, metas: Sequence[Optional[TensorMeta]], kattrs: dict) -> Optional[str]:
+    try:
+        reason = entry.kernel.supports(metas, kattrs)
+    except Exception as exc:
+        raise KernelError(f"{op}: supports() of the {op} kernel of {entry.provider!r} raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+    return str(reason) if reason else None
 
 
-def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
-           ) -> tuple[DeviceRuntime, list[Optional[Tensor]], list[Optional[TensorMeta]]]:
-    """Bring every input onto one device: return its runtime, the input tensors and their metas."""
-    op = schema.name
-    tensors = [(spec.name, a) for spec, a in zip(schema.inputs, args) if isinstance(a, Tensor)]
-    if not tensors:
-        rt = registry().runtime(placement.device)
-    else:
-        rt = tensors[0][1]._rt
-        for name, t in tensors[1:]:
-            if t._rt.device != rt.device:
-                rt = _resolve_mismatch(op, tensors, placement)
-                break
-    float_dtype = next((t._dtype for _, t in tensors if t._dtype.kind == "f"), None)
-    if float_dtype is None:  # like NumPy: Python scalars take the dtype of a float array input
-        float_dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
-    inputs: list[Optional[Tensor]] = []
-    metas: list[Optional[TensorMeta]] = []
-    for spec, value in zip(schema.inputs, args):
-        if value is None:
-            if not spec.optional:
-                raise InvalidArgumentError(f"{op}: argument {spec.name!r} got None; allowed: a tensor or array-like")
-            inputs.append(None)
-            metas.append(None)
+def _dtype_reason(rt: DeviceRuntime, dtype: np.dtype) -> Optional[str]:
+    if dtype in rt.info.dtype_set:
+        return None
+    return f"device {rt.device} does not support {dtype.name} (it supports " \
+           f"{', '.join(sorted(d.name for d in rt.info.dtype_set))})"
+
+
+def decomposable(rt: DeviceRuntime, op: str, dtype: np.dtype, seen: tuple = ()) -> Optional[str]:
+    """None when ``rt`` can run op ``op``'s decomposition in ``dtype`` (each op it uses has a kernel for
+    the dtype there, or is decomposable itself), else what is missing."""
+    dec = OPS[op].decomposition
+    if dec is None:
+        return f"{op} has no decomposition"
+    missing = []
+    for used in dec.uses:
+        if any(dtype in e.kernel.dtype_set for e in rt.candidates.get(used, ())):
             continue
-        if not isinstance(value, Tensor):
-            dtype = (float_dtype if spec.kind == "float" else np.dtype("int64")) if _is_weak_scalar(value) else None
-            arr = host_array(value, dtype, op, spec.name)
-            value = make(rt.from_numpy(arr, rt.device), arr.shape, arr.dtype, rt)
-        elif value._rt is not rt:
-            value = value.to(rt.device) if value._rt.device != rt.device else value
-        inputs.append(value)
-        metas.append(TensorMeta(value._shape, value._dtype))
-    return rt, inputs, metas
+        if used in seen or OPS[used].decomposition is None or decomposable(rt, used, dtype, seen + (op,)):
+            missing.append(used)
+    return None if not missing else f"its decomposition needs {', '.join(missing)}, which {rt.device} cannot run"
 
 
-def _resolve_mismatch(op: str, tensors: list, placement: Placement) -> DeviceRuntime:
-    devices = {}
-    for name, t in tensors:
-        devices.setdefault(t._rt.device, name)
-    if placement.fallback == "error":
-        listing = ", ".join(f"{name!r} on {dev}" for dev, name in devices.items())
-        raise DeviceMismatchError(f"{op}: inputs live on different devices ({listing}); allowed: every input on "
-                                  f"one device -- move one with .to(device), or allow copies with "
-                                  f"od.device(None, fallback='warn')")
-    target = placement.device if placement.device in devices else tensors[0][1]._rt.device
-    moved = [f"{name!r} from {dev}" for dev, name in devices.items() if dev != target]
-    _report(placement, PlacementEvent(op, target, target, f"copied {', '.join(moved)} to {target}"))
-    return registry().runtime(target)
+def _decide(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
+            dtype: np.dtype, pin: Optional[str]) -> Choice:
+    op = schema.name
+    reason = _dtype_reason(rt, dtype)
+    if reason is not None:
+        return Choice(None, "", False, reason)
+    entries = rt.candidates.get(op, ())
+    pinned = pin is not None and any(e.provider == pin for e in entries)
+    if pinned:
+        entries = tuple(e for e in entries if e.provider == pin)
+    reasons = []
+    for e in entries:
+        if dtype not in e.kernel.dtype_set:
+            reasons.append(f"the {op} kernel of {e.provider!r} supports "
+                           f"{', '.join(sorted(d.name for d in e.kernel.dtype_set))}, not {dtype.name}")
+            continue
+        if e.kernel.supports is not None:
+            declined = _supports(e, op, metas, kattrs)
+            if declined:
+                reasons.append(declined if len(entries) == 1 else f"{e.provider}: {declined}")
+                continue
+        return Choice(e.kernel.fn, e.provider, False, None)
+    if not reasons:
+        reasons.append(f"backend {rt.backend!r} has no kernel for {op}")
+    if schema.decomposition is not None and not pinned:
+        missing = decomposable(rt, op, dtype)
+        if missing is None:
+            return Choice(None, "", True, None)
+        reasons.append(missing)
+    return Choice(None, "", False, "; ".join(reasons))
+
+
+def choose(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
+           dtype: np.dtype) -> Choice:
+    """What runs this call on ``rt`` (cached per op, input metas, attributes and pinned provider)."""
+    pin = _PIN.get()
+    try:
+        key: Any = (schema.name, tuple(metas), _freeze(kattrs), pin)
+        hit = rt.choices.get(key)
+    except TypeError:  # an unhashable attribute value: decide without the cache
+        return _decide(rt, schema, metas, kattrs, dtype, pin)
+    if hit is None:
+        hit = _decide(rt, schema, metas, kattrs, dtype, pin)
+        if len(rt.choices) >= CHOICE_CACHE_LIMIT:
+            rt.choices.clear()
+        rt.choices[key] = hit
+    return hit
 
 
 def why_unsupported(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]],
                     kattrs: dict, dtype: np.dtype) -> Optional[str]:
-    """None when ``rt`` can run this call, else the missing capability in words."""
-    kernel = rt.kernels.get(schema.name)
-    if kernel is None:
-        return f"backend {rt.backend!r} has no kernel for {schema.name}"
-    if dtype not in rt.info.dtype_set:
-        return f"device {rt.device} does not support {dtype.name} (it supports " \
-               f"{', '.join(sorted(d.name for d in rt.info.dtype_set))})"
-    if dtype not in kernel.dtype_set:
-        return f"the {schema.name} kernel of {rt.backend!r} supports " \
-               f"{', '.join(sorted(d.name for d in kernel.dtype_set))}, not {dtype.name}"
-    if kernel.supports is not None:
-        reason = kernel.supports(metas, kattrs)
-        if reason:
-            return str(reason)
-    return None
+    """None when ``rt`` can run this call (a kernel or the op's decomposition), else the reason in words."""
+    return choose(rt, schema, metas, kattrs, dtype).reason
 
 
-def _fallback_runtime(rt: DeviceRuntime, schema: OpSchema, metas, kattrs, dtype) -> Optional[DeviceRuntime]:
+def fallback_runtime(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
+                     dtype: np.dtype) -> Optional[tuple[DeviceRuntime, Choice]]:
+    """Another (listed) device with a kernel for this call, the default CPU device first."""
     reg = registry()
-    candidates = sorted(reg.devices(), key=lambda d: (d != Device("cpu"), d.backend, d.index))
-    for dev in candidates:
+    for dev in sorted(reg.devices(), key=lambda d: (str(d) != "numpy:0", d.backend, d.index)):
         other = reg.runtime(dev)
-        if other is not rt and why_unsupported(other, schema, metas, kattrs, dtype) is None:
-            return other
+        if other is not rt:
+            choice = choose(other, schema, metas, kattrs, dtype)
+            if choice.fn is not None:
+                return other, choice
     return None
 
 
-def kernel_error(op: str, rt: DeviceRuntime, exc: Exception) -> Exception:
+def kernel_error(op: str, rt: DeviceRuntime, exc: Exception, provider: str = "") -> Exception:
     """What to raise when the kernel of ``op`` on ``rt`` raised ``exc``: opdispatch's own errors as
-    they are, anything else as a `KernelError` naming the op, backend and device (``exc`` chained)."""
+    they are, anything else as a `KernelError` naming the op, provider and device (``exc`` chained)."""
     if isinstance(exc, OpDispatchError):
         return exc
-    err = KernelError(f"{op}: the kernel of backend {rt.backend!r} on {rt.device} raised {type(exc).__name__}: {exc}")
+    who = provider or rt.backend
+    err = KernelError(f"{op}: the kernel of {'backend' if who == rt.backend else 'provider'} {who!r} on "
+                      f"{rt.device} raised {type(exc).__name__}: {exc}")
     err.__cause__ = exc
     return err
 
@@ -156,64 +185,48 @@ def check_values(schema: OpSchema, rt: DeviceRuntime, datas: Sequence[Any], meta
     """Run ``schema.check_values``: integer inputs (class labels) are copied to the host, float
     inputs are passed as their `TensorMeta` (their values stay on the device)."""
     schema.check_values([None if d is None else rt.to_numpy(d, rt.device) if spec.kind == "int" else m  # type: ignore[misc]
-                         for spec, d, m in zip(schema.inputs, datas, metas)], kattrs)
+                         for spec, d, m in zip(schema.input_specs(len(datas)), datas, metas)], kattrs)
 
 
-def run_kernel(rt: DeviceRuntime, schema: OpSchema, datas: Sequence[Any], kattrs: dict) -> Any:
-    """Call the kernel of ``rt`` for ``schema``; a non-opdispatch exception becomes a `KernelError`."""
+def run_kernel(rt: DeviceRuntime, schema: OpSchema, choice: Choice, datas: Sequence[Any], kattrs: dict) -> Any:
+    """Call the chosen kernel; a non-opdispatch exception becomes a `KernelError`."""
     try:
-        return rt.kernels[schema.name].fn(*datas, **kattrs)
+        return choice.fn(*datas, **kattrs)  # type: ignore[misc]
     except Exception as exc:
-        raise kernel_error(schema.name, rt, exc) from exc
+        raise kernel_error(schema.name, rt, exc, choice.provider) from exc
 
 
-def execute(schema: OpSchema, rt: DeviceRuntime, datas: list[Any], metas: list[Optional[TensorMeta]],
-            outs: list[TensorMeta], kattrs: dict, placement: Placement) -> tuple[DeviceRuntime, tuple]:
-    """Run an inferred call on ``rt`` (or on a fallback device, when the policy allows); return the
-    runtime that holds the results and the backend arrays, one per output."""
-    dtype = outs[0].dtype
-    reason = why_unsupported(rt, schema, metas, kattrs, dtype)
+def unsupported(schema: OpSchema, rt: DeviceRuntime, reason: str, placement: Placement) -> UnsupportedError:
+    """The error for a call that cannot run on ``rt`` (with the hint or the fallback's failure)."""
+    if placement.fallback == "error":
+        return UnsupportedError(f"{schema.name}: cannot run on {rt.device}: {reason}; to run it elsewhere, allow a "
+                                f"fallback: with od.device(None, fallback='warn')")
+    return UnsupportedError(f"{schema.name}: cannot run on {rt.device}: {reason} and no other device can run it")
+
+
+def execute(schema: OpSchema, choice: Choice, rt: DeviceRuntime, datas: list[Any],
+            metas: list[Optional[TensorMeta]], outs: list[TensorMeta], kattrs: dict,
+            placement: Placement) -> tuple[DeviceRuntime, tuple]:
+    """Run an inferred call on ``rt`` with its kernel ``choice`` (or, when it has none and the policy
+    allows, on a fallback device); return the runtime that holds the results and the backend arrays,
+    one per output."""
     home = rt
-    if reason is not None:
-        other = None if placement.fallback == "error" else _fallback_runtime(rt, schema, metas, kattrs, dtype)
-        if other is None:
-            hint = "" if placement.fallback != "error" else \
-                "; to run it elsewhere, allow a fallback: with od.device(None, fallback='warn')"
-            found = " and no other device can run it" if placement.fallback != "error" else ""
-            raise UnsupportedError(f"{schema.name}: cannot run on {rt.device}: {reason}{found}{hint}")
-        _report(placement, PlacementEvent(schema.name, rt.device, other.device, reason))
+    if choice.fn is None:
+        reason = choice.reason or "no kernel"
+        found = None if placement.fallback == "error" else fallback_runtime(rt, schema, metas, kattrs, outs[0].dtype)
+        if found is None:
+            raise unsupported(schema, rt, reason, placement)
+        other, choice = found
+        report(placement, PlacementEvent(schema.name, rt.device, other.device, reason))
         datas = [None if d is None else other.from_numpy(rt.to_numpy(d, rt.device), other.device) for d in datas]
         rt = other
     if schema.check_values is not None:
         check_values(schema, rt, datas, metas, kattrs)
-    result = run_kernel(rt, schema, datas, kattrs)
+    result = run_kernel(rt, schema, choice, datas, kattrs)
     results = result if isinstance(result, tuple) else (result,)
     if len(results) != len(outs):
-        raise KernelError(f"{schema.name}: the kernel of backend {rt.backend!r} on {rt.device} returned "
+        raise KernelError(f"{schema.name}: the kernel of {choice.provider!r} on {rt.device} returned "
                           f"{len(results)} output(s); the schema expects {len(outs)}")
     if rt is not home:
         results = tuple(home.from_numpy(rt.to_numpy(r, rt.device), home.device) for r in results)
     return home, results
-
-
-def run(schema: OpSchema, args: Sequence[Any], attrs: dict) -> Any:
-    """Run op ``schema`` eagerly on ``args`` (tensors, array-likes or None) with user ``attrs``.
-
-    Returns a `Tensor`, or a tuple of them for ops with several outputs.
-    """
-    placement = current_placement()
-    nattrs = schema.normalize(attrs) if schema.attrs else attrs
-    rt, inputs, metas = gather(schema, args, placement)
-    outs, kattrs = schema.infer(schema.name, metas, nattrs)
-    recorders = recording.active()
-    tracer = next((r for r in recorders if getattr(r, "symbolic", False)), None) if recorders else None
-    if tracer is not None:  # a graph tracer: symbolic outputs, no kernel runs
-        tensors = tracer.outputs(schema, rt, inputs, kattrs, outs, placement)
-    else:
-        datas = [None if t is None else t._data for t in inputs]
-        rt, results = execute(schema, rt, datas, metas, outs, kattrs, placement)
-        tensors = tuple(make(r, m.shape, m.dtype, rt) for r, m in zip(results, outs))
-    for recorder in recorders:
-        recorder.record(schema, inputs, kattrs, tensors)
-    return tensors[0] if len(tensors) == 1 else tensors
-

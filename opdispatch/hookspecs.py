@@ -1,9 +1,18 @@
-"""Hook specifications a backend plugin implements (mark implementations with `opdispatch.hookimpl`).
+"""Hook specifications of the two kinds of plugins (mark implementations with `opdispatch.hookimpl`).
 
-Each installed distribution that declares an entry point in the group ``opdispatch.backends``
-is one plugin providing one backend. opdispatch calls each plugin's hooks once when it loads
-the plugin (lazily, on first use) and builds its kernel table from the answers; per-op calls
-never go through pluggy. Hooks take keyword arguments only.
+**Backends** (entry point group ``opdispatch.backends``) own devices: each installed distribution
+that declares such an entry point is one plugin providing one backend, and must implement all of
+`opdispatch_backend_info`, `opdispatch_devices`, `opdispatch_kernels`, `opdispatch_from_numpy`
+and `opdispatch_to_numpy`.
+
+**Kernel providers** (entry point group ``opdispatch.providers``) add kernels to the devices of
+backends they do not own (say, oneDNN kernels for ``numpy:0``) and must implement
+`opdispatch_provider_info` and `opdispatch_provider_kernels`. A plugin is one or the other.
+
+opdispatch calls each plugin's hooks itself, one plugin at a time and with keyword arguments
+only, once when it loads the plugin (lazily, on first use), so a failing plugin is reported on
+its own and never hides another; it builds its kernel tables from the answers, and per-op calls
+never go through pluggy.
 """
 
 from __future__ import annotations
@@ -13,15 +22,21 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pluggy
 
-from .backend import BackendInfo, DeviceInfo, Kernel
+from .backend import BackendInfo, DeviceInfo, Kernel, ProviderInfo
 from .device import Device
 
 PROJECT = "opdispatch"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+BACKEND_HOOKS = ("opdispatch_backend_info", "opdispatch_devices", "opdispatch_kernels", "opdispatch_from_numpy",
+                 "opdispatch_to_numpy")
+"""The hooks a backend must implement."""
+PROVIDER_HOOKS = ("opdispatch_provider_info", "opdispatch_provider_kernels")
+"""The hooks a kernel provider must implement."""
 
-@hookspec(firstresult=True)
+
+@hookspec
 def opdispatch_backend_info() -> BackendInfo:
     """Return the backend's name (the device prefix, e.g. ``"opencl"``) and version.
 
@@ -29,7 +44,7 @@ def opdispatch_backend_info() -> BackendInfo:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def opdispatch_devices() -> Sequence[DeviceInfo]:
     """Probe the machine and return the backend's devices (an empty list is fine).
 
@@ -39,21 +54,32 @@ def opdispatch_devices() -> Sequence[DeviceInfo]:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def opdispatch_kernels() -> Iterable[Kernel]:
     """Return the backend's kernels, one `Kernel` per op it implements.
 
     Each kernel's function must accept the op's inputs positionally and its canonical
     attributes as keywords (see ``opdispatch.ops.OPS[name]``); a mismatch is reported
-    when the plugin loads.
+    when the plugin loads. Ops without a kernel run their decomposition when they have one.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def opdispatch_from_numpy(array: np.ndarray, device: Device) -> Any:
     """Return a backend array on ``device`` holding a copy of the NumPy ``array``."""
 
 
-@hookspec(firstresult=True)
+@hookspec
 def opdispatch_to_numpy(data: Any, device: Device) -> np.ndarray:
     """Return a NumPy array holding a copy of the backend array ``data`` living on ``device``."""
+
+
+@hookspec
+def opdispatch_provider_info() -> ProviderInfo:
+    """Return the provider's name, version and priority (> 0; backends' own kernels have 0)."""
+
+
+@hookspec
+def opdispatch_provider_kernels() -> Iterable[Kernel]:
+    """Return the provider's kernels, each naming the backend whose devices it serves
+    (``Kernel(..., backend="numpy")``); it receives and returns that backend's arrays."""

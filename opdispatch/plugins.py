@@ -1,15 +1,18 @@
-"""Finding backend plugins and loading each one in isolation.
+"""Finding plugins (backends and kernel providers) and loading each one in isolation.
 
-Entry points in the group ``opdispatch.backends`` are iterated one by one (pluggy's own
-``load_setuptools_entrypoints`` stops at the first plugin that fails to import). Every step of
-loading a plugin -- import, hook validation, the backend's declarations, the device probe --
-is guarded, so a broken plugin is reported by name with the reason and the rest keep working.
+Entry points in the groups ``opdispatch.backends`` and ``opdispatch.providers`` are iterated
+one by one (pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to
+import). Every step of loading a plugin -- import, hook validation, its declarations, the device
+probe -- is guarded, so a broken plugin is reported by name with the reason and the rest keep
+working. A plugin's own ``SystemExit`` (or any other exception but the user's Ctrl-C) is that
+plugin's failure.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import re
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -17,13 +20,16 @@ from typing import Any, Callable, Optional
 import pluggy
 
 from . import hookspecs
-from .backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel
+from .backend import BUILTIN_PRIORITY, BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
 from .dtypes import FLOAT_DTYPES
 from .ops import OPS
 
-ENTRY_POINT_GROUP = "opdispatch.backends"
-REQUIRED_HOOKS = ("opdispatch_backend_info", "opdispatch_devices", "opdispatch_kernels",
-                  "opdispatch_from_numpy", "opdispatch_to_numpy")
+BACKEND_GROUP = "opdispatch.backends"
+PROVIDER_GROUP = "opdispatch.providers"
+ENTRY_POINT_GROUP = BACKEND_GROUP  # the group API.md names
+REQUIRED_HOOKS = hookspecs.BACKEND_HOOKS
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+NAME_RULE = "lowercase letters, digits, '_' and '-', starting with a letter, at most 64 characters"
 
 
 class PluginLoadError(Exception):
@@ -32,7 +38,7 @@ class PluginLoadError(Exception):
 
 @dataclass
 class LoadedBackend:
-    """Everything one plugin declared, or why it could not be used."""
+    """Everything one backend plugin declared, or why it could not be used."""
 
     name: str
     origin: str
@@ -40,10 +46,30 @@ class LoadedBackend:
     reason: str = ""
     version: str = ""
     description: str = ""
+    hidden: bool = False
     devices: list[DeviceInfo] = field(default_factory=list)
     kernels: dict[str, Kernel] = field(default_factory=dict)
     from_numpy: Optional[Callable[[Any, Any], Any]] = None
     to_numpy: Optional[Callable[[Any, Any], Any]] = None
+
+
+@dataclass
+class LoadedProvider:
+    """Everything one kernel provider declared, or why it could not be used."""
+
+    name: str
+    origin: str
+    status: str  # "loaded" | "failed"
+    reason: str = ""
+    version: str = ""
+    description: str = ""
+    priority: int = 0
+    kernels: list[Kernel] = field(default_factory=list)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The backends it provides kernels for."""
+        return tuple(sorted({k.backend for k in self.kernels if k.backend}))
 
 
 def make_manager() -> pluggy.PluginManager:
@@ -53,9 +79,9 @@ def make_manager() -> pluggy.PluginManager:
     return pm
 
 
-def entry_points() -> list[importlib.metadata.EntryPoint]:
-    """The installed entry points of the backend group, in a stable (name) order."""
-    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+def entry_points(group: str = BACKEND_GROUP) -> list[importlib.metadata.EntryPoint]:
+    """The installed entry points of ``group``, in a stable (name) order."""
+    return sorted(importlib.metadata.entry_points(group=group), key=lambda ep: ep.name)
 
 
 def describe_entry_point(ep: importlib.metadata.EntryPoint) -> str:
@@ -65,8 +91,21 @@ def describe_entry_point(ep: importlib.metadata.EntryPoint) -> str:
     return f"{ep.name} = {ep.value}{where}"
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """``"ValueError: message"``, one line."""
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def is_user_interrupt(exc: BaseException) -> bool:
+    """Exceptions a plugin must never swallow: the user's Ctrl-C."""
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def check_name(name: Any, what: str) -> str:
+    """``name`` when it can name a backend or provider (it prefixes device names), else `PluginLoadError`."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise PluginLoadError(f"{what} name {name!r} is not allowed; allowed: {NAME_RULE}")
+    return name
 
 
 def _impl(pm: pluggy.PluginManager, plugin: object, hook: str) -> Optional[Callable[..., Any]]:
@@ -82,10 +121,10 @@ def _transfer(call: Callable[..., Any], first: str) -> Callable[[Any, Any], Any]
     return lambda value, device: call(**{first: value, "device": device})
 
 
-def check_kernel(kernel: Any) -> Kernel:
+def check_kernel(kernel: Any, provider: bool = False) -> Kernel:
     """Validate one declared kernel against its op's schema; raise `PluginLoadError` if it does not fit."""
     if not isinstance(kernel, Kernel):
-        raise PluginLoadError(f"opdispatch_kernels returned {kernel!r}; allowed: opdispatch.backend.Kernel objects")
+        raise PluginLoadError(f"returned {kernel!r} as a kernel; allowed: opdispatch.backend.Kernel objects")
     schema = OPS.get(kernel.op)
     if schema is None:
         raise PluginLoadError(f"kernel for unknown op {kernel.op!r}; allowed ops: {sorted(OPS)}")
@@ -95,14 +134,25 @@ def check_kernel(kernel: Any) -> Kernel:
                               f"a non-empty subset of {[d.name for d in FLOAT_DTYPES]}")
     if not callable(kernel.fn):
         raise PluginLoadError(f"kernel for {kernel.op!r}: fn {kernel.fn!r} is not callable")
+    if kernel.supports is not None and not callable(kernel.supports):
+        raise PluginLoadError(f"kernel for {kernel.op!r}: supports {kernel.supports!r} is not callable")
+    if provider:
+        if kernel.backend is None:
+            raise PluginLoadError(f"kernel for {kernel.op!r} names no backend; allowed: Kernel(..., backend='numpy') "
+                                  f"naming the backend whose devices it serves")
+        check_name(kernel.backend, f"kernel for {kernel.op!r}: backend")
+    elif kernel.backend is not None:
+        raise PluginLoadError(f"kernel for {kernel.op!r} names backend {kernel.backend!r}; a backend's own kernels "
+                              f"leave it None (kernels for other backends come from providers, opdispatch.providers)")
     inputs = [i.name for i in schema.inputs]
     attrs = list(schema.kernel_attr_names())
     try:
         inspect.signature(kernel.fn).bind(*([None] * len(inputs)), **{a: None for a in attrs})
     except TypeError as exc:
         raise PluginLoadError(
-            f"kernel for {kernel.op!r} has signature {kernel.fn.__name__}{inspect.signature(kernel.fn)}, which does "
-            f"not fit the schema: it must take the inputs ({', '.join(inputs)}) positionally"
+            f"kernel for {kernel.op!r} has signature {getattr(kernel.fn, '__name__', 'fn')}"
+            f"{inspect.signature(kernel.fn)}, which does not fit the schema: it must take the inputs "
+            f"({', '.join(inputs)}{', ...' if schema.variadic else ''}) positionally"
             + (f" and the attributes ({', '.join(attrs)}) as keywords" if attrs else " and no other required argument")
             + f" ({exc})") from None
     except ValueError:
@@ -126,54 +176,124 @@ def _check_devices(devices: Any) -> list[DeviceInfo]:
     return sorted(devices, key=lambda d: d.index)
 
 
-def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: str,
-                 taken: "set[str]") -> LoadedBackend:
-    """Register ``plugin`` and collect its declarations; never raises for a broken plugin."""
-    result = LoadedBackend(name=name, origin=origin, status="failed")
+def kind_of(pm: pluggy.PluginManager, plugin: object) -> str:
+    """``"provider"`` when ``plugin`` implements the provider hooks, else ``"backend"``."""
+    return "provider" if _impl(pm, plugin, "opdispatch_provider_info") is not None else "backend"
+
+
+def register(pm: pluggy.PluginManager, plugin: object, name: str) -> Optional[str]:
+    """Register ``plugin`` with ``pm``; None, or why pluggy refused it."""
     try:
         pm.register(plugin, name=f"{name}@{id(plugin)}")
     except Exception as exc:  # pluggy.PluginValidationError, duplicate registration
-        result.reason = f"hook validation failed: {_error_text(exc)}"
-        return result
+        return f"hook validation failed: {error_text(exc)}"
+    return None
+
+
+def _guarded(pm: pluggy.PluginManager, plugin: object, result: Any, collect: Callable[[], None]) -> None:
+    """Run ``collect``; any failure becomes ``result``'s status (the user's Ctrl-C propagates)."""
     try:
-        _collect(pm, plugin, result, taken)
+        collect()
     except PluginLoadError as exc:
         result.status, result.reason = "failed", str(exc)
     except BackendUnavailable as exc:
         result.status, result.reason = "unavailable", str(exc) or "the backend reported itself unavailable"
-    except Exception as exc:
-        result.status, result.reason = "failed", f"error in plugin {name!r}: {_error_text(exc)}"
+    except BaseException as exc:  # a plugin's SystemExit is its own failure, not the user's program's
+        if is_user_interrupt(exc):
+            raise
+        result.status, result.reason = "failed", f"error in plugin {result.name!r}: {error_text(exc)}"
     if result.status == "failed":
         pm.unregister(plugin)
-    return result
 
 
-def _collect(pm: pluggy.PluginManager, plugin: object, result: LoadedBackend, taken: "set[str]") -> None:
+def _check_hooks(pm: pluggy.PluginManager, plugin: object, required: tuple[str, ...]) -> dict[str, Callable]:
     unknown = [c.name for c in pm.get_hookcallers(plugin) or [] if not c.has_spec()]
     if unknown:
-        raise PluginLoadError(f"implements unknown hook(s) {unknown}; allowed: {sorted(REQUIRED_HOOKS)}")
-    impls = {hook: _impl(pm, plugin, hook) for hook in REQUIRED_HOOKS}
+        raise PluginLoadError(f"implements unknown hook(s) {unknown}; allowed: {sorted(required)}")
+    impls = {hook: _impl(pm, plugin, hook) for hook in required}
     missing = [hook for hook, fn in impls.items() if fn is None]
     if missing:
         raise PluginLoadError(f"does not implement required hook(s) {missing}")
-    info = impls["opdispatch_backend_info"]()
-    if not isinstance(info, BackendInfo):
-        raise PluginLoadError(f"opdispatch_backend_info returned {info!r}; allowed: an opdispatch.backend.BackendInfo")
-    result.version, result.description = info.version, info.description
-    if info.name != result.name:
-        result.origin = f"{result.origin}; backend name {info.name!r}"
-        result.name = info.name
-    if info.name in taken:
-        raise PluginLoadError(f"backend name {info.name!r} is already provided by another plugin")
-    for kernel in impls["opdispatch_kernels"]() or ():
-        kernel = check_kernel(kernel)
-        if kernel.op in result.kernels:
-            raise PluginLoadError(f"declares two kernels for op {kernel.op!r}")
-        result.kernels[kernel.op] = kernel
-    result.from_numpy = _transfer(impls["opdispatch_from_numpy"], "array")
-    result.to_numpy = _transfer(impls["opdispatch_to_numpy"], "data")
-    result.devices = _check_devices(impls["opdispatch_devices"]())
-    if result.devices:
+    other = [h for h in hookspecs.BACKEND_HOOKS + hookspecs.PROVIDER_HOOKS
+             if h not in required and _impl(pm, plugin, h) is not None]
+    if other:
+        raise PluginLoadError(f"implements {other} as well as {list(required)}; a plugin is either a backend "
+                              f"({list(hookspecs.BACKEND_HOOKS)}) or a kernel provider "
+                              f"({list(hookspecs.PROVIDER_HOOKS)})")
+    return impls  # type: ignore[return-value]
+
+
+def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: str,
+                 taken: "set[str]") -> LoadedBackend:
+    """Register a backend ``plugin`` and collect its declarations; never raises for a broken plugin."""
+    result = LoadedBackend(name=name, origin=origin, status="failed")
+    result.reason = register(pm, plugin, name) or ""
+    if result.reason:
+        return result
+
+    def collect() -> None:
+        impls = _check_hooks(pm, plugin, hookspecs.BACKEND_HOOKS)
+        info = impls["opdispatch_backend_info"]()
+        if not isinstance(info, BackendInfo):
+            raise PluginLoadError(f"opdispatch_backend_info returned {info!r}; allowed: an "
+                                  f"opdispatch.backend.BackendInfo")
+        check_name(info.name, "backend")
+        result.version, result.description, result.hidden = info.version, info.description, info.hidden
+        if info.name != result.name:
+            result.origin = f"{result.origin}; backend name {info.name!r}"
+            result.name = info.name
+        if info.name in taken:
+            raise PluginLoadError(f"backend name {info.name!r} is already provided by another plugin")
+        for kernel in impls["opdispatch_kernels"]() or ():
+            kernel = check_kernel(kernel)
+            if kernel.op in result.kernels:
+                raise PluginLoadError(f"declares two kernels for op {kernel.op!r}")
+            result.kernels[kernel.op] = kernel
+        result.from_numpy = _transfer(impls["opdispatch_from_numpy"], "array")
+        result.to_numpy = _transfer(impls["opdispatch_to_numpy"], "data")
+        result.devices = _check_devices(impls["opdispatch_devices"]())
+        if result.devices:
+            result.status = "loaded"
+        else:
+            result.status, result.reason = "unavailable", "the backend found no device on this machine"
+
+    _guarded(pm, plugin, result, collect)
+    return result
+
+
+def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: str,
+                  taken: "set[str]") -> LoadedProvider:
+    """Register a kernel-provider ``plugin`` and collect its kernels; never raises for a broken plugin."""
+    result = LoadedProvider(name=name, origin=origin, status="failed")
+    result.reason = register(pm, plugin, name) or ""
+    if result.reason:
+        return result
+
+    def collect() -> None:
+        impls = _check_hooks(pm, plugin, hookspecs.PROVIDER_HOOKS)
+        info = impls["opdispatch_provider_info"]()
+        if not isinstance(info, ProviderInfo):
+            raise PluginLoadError(f"opdispatch_provider_info returned {info!r}; allowed: an "
+                                  f"opdispatch.backend.ProviderInfo")
+        check_name(info.name, "provider")
+        if info.name != result.name:
+            result.origin = f"{result.origin}; provider name {info.name!r}"
+            result.name = info.name
+        if info.name in taken:
+            raise PluginLoadError(f"name {info.name!r} is already used by another plugin")
+        if not isinstance(info.priority, int) or isinstance(info.priority, bool) or info.priority <= BUILTIN_PRIORITY:
+            raise PluginLoadError(f"priority {info.priority!r} is not allowed; allowed: an int > {BUILTIN_PRIORITY} "
+                                  f"(backends' own kernels have {BUILTIN_PRIORITY})")
+        result.version, result.description, result.priority = info.version, info.description, info.priority
+        seen: set[tuple[str, str]] = set()
+        for kernel in impls["opdispatch_provider_kernels"]() or ():
+            kernel = check_kernel(kernel, provider=True)
+            key = (kernel.backend or "", kernel.op)
+            if key in seen:
+                raise PluginLoadError(f"declares two kernels for op {kernel.op!r} on backend {kernel.backend!r}")
+            seen.add(key)
+            result.kernels.append(kernel)
         result.status = "loaded"
-    else:
-        result.status, result.reason = "unavailable", "the backend found no device on this machine"
+
+    _guarded(pm, plugin, result, collect)
+    return result

@@ -1,19 +1,30 @@
-"""The kernel table: loaded backends, their devices and per-device kernels, built once.
+"""The kernel table: loaded backends and kernel providers, their devices and per-device kernels.
 
 Plugins are discovered lazily, on the first call that needs a device, so ``import opdispatch``
-stays light. Per-op dispatch reads `DeviceRuntime` attributes and dicts; it never calls pluggy.
+stays light. Each device's runtime holds, per op, its candidate kernels in the order dispatch
+tries them: providers by priority (highest first, then by name), the backend's own kernels last.
+Per-op dispatch reads `DeviceRuntime` attributes and dicts; it never calls pluggy.
+
+A provider (or a backend's own kernels, by the backend's name) can be disabled and enabled again,
+from code (`disable_provider`) or for a whole process with the environment variable
+``OPDISPATCH_DISABLE_PROVIDERS=name,name``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional
 
-from .backend import DeviceInfo, Kernel
+from . import reference_backend
+from .backend import BUILTIN_PRIORITY, DeviceInfo, Kernel
 from .device import Device
-from .errors import DeviceError
-from .plugins import LoadedBackend, describe_entry_point, entry_points, load_backend, make_manager
+from .errors import DeviceError, InvalidArgumentError
+from .plugins import (BACKEND_GROUP, PROVIDER_GROUP, LoadedBackend, LoadedProvider, describe_entry_point,
+                      entry_points, error_text, is_user_interrupt, kind_of, load_backend, load_provider, make_manager)
+
+DISABLE_ENV = "OPDISPATCH_DISABLE_PROVIDERS"
 
 
 @dataclass(frozen=True)
@@ -27,90 +38,240 @@ class BackendStatus:
     devices: tuple[Device, ...]
     ops: tuple[str, ...]
     origin: str
+    hidden: bool = False
 
     def __str__(self) -> str:
         head = f"{self.name} {self.version or '?'}: {self.status}"
         return f"{head} ({self.reason})" if self.reason else head
 
 
-class DeviceRuntime:
-    """One usable device: its kernels and the backend's transfer functions.
+@dataclass(frozen=True)
+class ProviderStatus:
+    """What ``od.providers()`` reports for one kernel provider."""
 
-    ``fast`` maps ``(op, dtype)`` to a kernel function that needs no capability check, the
-    table eager dispatch's fast path reads.
+    name: str
+    status: str  # "loaded" | "failed"
+    reason: str
+    version: str
+    priority: int
+    targets: tuple[str, ...]
+    ops: tuple[str, ...]
+    origin: str
+    enabled: bool
+
+    def __str__(self) -> str:
+        head = f"{self.name} {self.version or '?'}: {self.status}"
+        if self.status == "loaded":
+            head += f", priority {self.priority}, for {', '.join(self.targets) or 'no backend'}"
+            head += "" if self.enabled else " (disabled)"
+        return f"{head} ({self.reason})" if self.reason else head
+
+
+class KernelEntry(NamedTuple):
+    """One candidate kernel of an op on a device, and where it comes from."""
+
+    kernel: Kernel
+    provider: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class KernelListing:
+    """One row of ``od.kernels()``: a kernel an op may run on a device, in dispatch order."""
+
+    device: Device
+    op: str
+    provider: str
+    priority: int
+    dtypes: tuple[str, ...]
+    conditional: bool  # it declares supports(): some calls may be declined
+    enabled: bool
+
+    def __str__(self) -> str:
+        cond = ", conditional" if self.conditional else ""
+        off = "" if self.enabled else " (disabled)"
+        return f"{self.op} on {self.device}: {self.provider} (priority {self.priority}; {', '.join(self.dtypes)}{cond}){off}"
+
+
+class DeviceRuntime:
+    """One usable device: its candidate kernels per op and the backend's transfer functions.
+
+    ``candidates[op]`` lists the enabled kernels in dispatch order; ``fast`` maps ``(op, dtype)``
+    to the function of the first candidate for that dtype when it is unconditional (no
+    ``supports``), the table eager dispatch's fast path reads; ``choices`` caches dispatch's
+    decision per call signature (cleared whenever the candidates change).
     """
 
-    __slots__ = ("device", "info", "backend", "kernels", "fast", "from_numpy", "to_numpy")
+    __slots__ = ("device", "info", "backend", "hidden", "candidates", "fast", "choices", "from_numpy", "to_numpy")
 
     def __init__(self, device: Device, info: DeviceInfo, backend: LoadedBackend) -> None:
         self.device = device
         self.info = info
         self.backend = backend.name
-        self.kernels: dict[str, Kernel] = dict(backend.kernels)
-        self.fast: dict[tuple[str, Any], Callable[..., Any]] = {
-            (k.op, dt): k.fn for k in self.kernels.values() if k.supports is None
-            for dt in k.dtype_set & info.dtype_set}
+        self.hidden = backend.hidden
+        self.candidates: dict[str, tuple[KernelEntry, ...]] = {}
+        self.fast: dict[tuple[str, Any], Callable[..., Any]] = {}
+        self.choices: dict[Any, Any] = {}
         self.from_numpy: Callable[[Any, Device], Any] = backend.from_numpy  # type: ignore[assignment]
         self.to_numpy: Callable[[Any, Device], Any] = backend.to_numpy  # type: ignore[assignment]
 
+    def install(self, candidates: dict[str, tuple[KernelEntry, ...]]) -> None:
+        """Replace the candidate kernels (and the tables derived from them)."""
+        fast = {}
+        for op, entries in candidates.items():
+            for dtype in self.info.dtype_set:
+                first = next((e for e in entries if dtype in e.kernel.dtype_set), None)
+                if first is not None and first.kernel.supports is None:
+                    fast[(op, dtype)] = first.kernel.fn
+        self.candidates, self.fast, self.choices = candidates, fast, {}
+
+    @property
+    def kernels(self) -> dict[str, Kernel]:
+        """The first candidate kernel of each op that has one (what runs when no dtype or supports() declines)."""
+        return {op: entries[0].kernel for op, entries in self.candidates.items() if entries}
+
     def __repr__(self) -> str:
-        return f"<DeviceRuntime {self.device} ({len(self.kernels)} kernels)>"
+        return f"<DeviceRuntime {self.device} ({len(self.candidates)} ops with kernels)>"
+
+
+def _disabled_from_env() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
 
 
 class Registry:
-    """Loaded backends and their device runtimes."""
+    """Loaded backends, kernel providers and the device runtimes built from them."""
 
     def __init__(self) -> None:
         self._pm = make_manager()
         self._backends: dict[str, LoadedBackend] = {}
+        self._providers: dict[str, LoadedProvider] = {}
         self._runtimes: dict[Device, DeviceRuntime] = {}
+        self._disabled: set[str] = _disabled_from_env()
         self._lock = threading.RLock()
+        self.add_plugin(reference_backend, name=reference_backend.NAME,
+                        origin="built in (opdispatch.reference_backend)")
 
+    # -- loading ---------------------------------------------------------------------------------
     def load_entry_points(self) -> None:
-        """Load every installed plugin of the ``opdispatch.backends`` group, each in isolation."""
-        for ep in entry_points():
-            origin = describe_entry_point(ep)
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # a plugin that fails to import must not break the others
-                self._add(LoadedBackend(name=ep.name, origin=origin, status="failed",
-                                        reason=f"import failed: {type(exc).__name__}: {exc}"))
-                continue
-            self.add_plugin(plugin, name=ep.name, origin=origin)
+        """Load every installed backend, then every installed provider, each in isolation."""
+        for group in (BACKEND_GROUP, PROVIDER_GROUP):
+            for ep in entry_points(group):
+                origin = describe_entry_point(ep)
+                try:
+                    plugin = ep.load()
+                except BaseException as exc:  # a plugin that fails (or exits) at import breaks nothing else
+                    if is_user_interrupt(exc):
+                        raise
+                    failed: Any = (LoadedBackend if group == BACKEND_GROUP else LoadedProvider)(
+                        name=ep.name, origin=origin, status="failed",
+                        reason=f"import failed: {error_text(exc)}")
+                    self._add(failed)
+                    continue
+                self.add_plugin(plugin, name=ep.name, origin=origin)
 
-    def add_plugin(self, plugin: object, name: Optional[str] = None, origin: str = "registered at run time") -> BackendStatus:
-        """Load one plugin object (a module or any object with hookimpls) and return its status."""
+    def add_plugin(self, plugin: object, name: Optional[str] = None,
+                   origin: str = "registered at run time") -> Any:
+        """Load one plugin object (a module or any object with hookimpls), backend or provider, and
+        return its status (`BackendStatus` or `ProviderStatus`)."""
         with self._lock:
-            taken = {n for n, b in self._backends.items() if b.status != "failed"}
-            loaded = load_backend(self._pm, plugin, name or getattr(plugin, "__name__", type(plugin).__name__),
-                                  origin, taken)
+            taken = {n for n, b in self._backends.items() if b.status != "failed"} | \
+                    {n for n, p in self._providers.items() if p.status != "failed"}
+            label = name or getattr(plugin, "__name__", type(plugin).__name__)
+            if kind_of(self._pm, plugin) == "provider":
+                loaded: Any = load_provider(self._pm, plugin, label, origin, taken)
+            else:
+                loaded = load_backend(self._pm, plugin, label, origin, taken)
             self._add(loaded)
             return self.status(loaded.name)
 
-    def _add(self, loaded: LoadedBackend) -> None:
+    def _add(self, loaded: Any) -> None:
+        table: dict = self._providers if isinstance(loaded, LoadedProvider) else self._backends
         name = loaded.name
-        if name in self._backends and loaded.status == "failed" and self._backends[name].status != "failed":
+        if name in table and loaded.status == "failed" and table[name].status != "failed":
             name = f"{name} ({loaded.origin})"  # keep the working one; still report the broken one
             loaded.name = name
-        self._backends[name] = loaded
-        for info in loaded.devices if loaded.status == "loaded" else ():
-            dev = Device(name, info.index)
-            self._runtimes[dev] = DeviceRuntime(dev, info, loaded)
+        table[name] = loaded
+        if isinstance(loaded, LoadedBackend) and loaded.status == "loaded":
+            for info in loaded.devices:
+                dev = Device(name, info.index)
+                self._runtimes[dev] = DeviceRuntime(dev, info, loaded)
+        self._rebuild()
 
-    def status(self, name: str) -> BackendStatus:
-        """The `BackendStatus` of backend ``name``."""
+    def _entries(self, rt: DeviceRuntime, enabled_only: bool) -> dict[str, tuple[KernelEntry, ...]]:
+        """Per op, the kernels for ``rt``'s device in dispatch order: providers by priority, then name;
+        the backend's own last."""
+        entries: dict[str, list[KernelEntry]] = {}
+        if not (enabled_only and rt.backend in self._disabled):
+            for op, k in self._backends[rt.backend].kernels.items():
+                entries.setdefault(op, []).append(KernelEntry(k, rt.backend, BUILTIN_PRIORITY))
+        for p in self._providers.values():
+            if p.status != "loaded" or (enabled_only and p.name in self._disabled):
+                continue
+            for k in p.kernels:
+                if k.backend == rt.backend:
+                    entries.setdefault(k.op, []).append(KernelEntry(k, p.name, p.priority))
+        return {op: tuple(sorted(es, key=lambda e: (-e.priority, e.provider))) for op, es in sorted(entries.items())}
+
+    def _rebuild(self) -> None:
+        """Recompute every device's candidate kernels from its backend and the enabled providers."""
+        for rt in self._runtimes.values():
+            rt.install(self._entries(rt, enabled_only=True))
+
+    # -- enabling and disabling ------------------------------------------------------------------
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Enable or disable the kernels of provider ``name`` (or a backend's own kernels, by its name)."""
+        with self._lock:
+            if name not in self._providers and name not in self._backends:
+                known = sorted(set(self._providers) | set(self._backends))
+                raise InvalidArgumentError(f"disable_provider: argument 'name' got {name!r}; allowed: a loaded "
+                                           f"provider or backend: {known}")
+            (self._disabled.discard if enabled else self._disabled.add)(name)
+            self._rebuild()
+
+    def disabled(self) -> set[str]:
+        """The names whose kernels are disabled."""
+        return set(self._disabled)
+
+    # -- queries -----------------------------------------------------------------------------------
+    def status(self, name: str) -> Any:
+        """The `BackendStatus` or `ProviderStatus` of plugin ``name``."""
+        if name in self._providers and name not in self._backends:
+            p = self._providers[name]
+            return ProviderStatus(name=p.name, status=p.status, reason=p.reason, version=p.version,
+                                  priority=p.priority, targets=p.targets,
+                                  ops=tuple(sorted({k.op for k in p.kernels})), origin=p.origin,
+                                  enabled=p.name not in self._disabled)
         b = self._backends[name]
         devices = tuple(Device(b.name, d.index) for d in b.devices) if b.status == "loaded" else ()
         return BackendStatus(name=b.name, status=b.status, reason=b.reason, version=b.version, devices=devices,
-                             ops=tuple(sorted(b.kernels)), origin=b.origin)
+                             ops=tuple(sorted(b.kernels)), origin=b.origin, hidden=b.hidden)
 
-    def backends(self) -> Mapping[str, BackendStatus]:
-        """Every backend seen, by name, in name order."""
-        return {name: self.status(name) for name in sorted(self._backends)}
+    def backends(self, hidden: bool = False) -> Mapping[str, BackendStatus]:
+        """Every backend seen (hidden ones only when asked), by name, in name order."""
+        return {name: self.status(name) for name in sorted(self._backends)
+                if hidden or not self._backends[name].hidden}
 
-    def devices(self) -> list[Device]:
-        """Every available device, ordered by backend then index."""
-        return sorted(self._runtimes, key=lambda d: (d.backend, d.index))
+    def providers(self) -> Mapping[str, ProviderStatus]:
+        """Every kernel provider seen, by name, in name order."""
+        return {name: self.status(name) for name in sorted(self._providers)}
+
+    def devices(self, hidden: bool = False) -> list[Device]:
+        """Every available device (hidden backends' only when asked), ordered by backend then index."""
+        return sorted((d for d, rt in self._runtimes.items() if hidden or not rt.hidden),
+                      key=lambda d: (d.backend, d.index))
+
+    def kernels(self, devices: Iterable[Device], op: Optional[str] = None) -> list[KernelListing]:
+        """The kernels each op may run on each of ``devices``, in dispatch order (disabled ones too)."""
+        rows = []
+        for dev in devices:
+            for name, entries in self._entries(self.runtime(dev), enabled_only=False).items():
+                if op is not None and name != op:
+                    continue
+                for e in entries:
+                    rows.append(KernelListing(dev, name, e.provider, e.priority,
+                                              tuple(sorted(d.name for d in e.kernel.dtype_set)),
+                                              e.kernel.supports is not None, e.provider not in self._disabled))
+        return rows
 
     def runtime(self, device: Device) -> DeviceRuntime:
         """The runtime of ``device``, or a `DeviceError` that says why it cannot be used."""
@@ -147,13 +308,14 @@ def registry() -> Registry:
     return reg
 
 
-def register_plugin(plugin: object, name: Optional[str] = None) -> BackendStatus:
-    """Load a backend plugin object that is not installed as an entry point (embedding, tests)."""
+def register_plugin(plugin: object, name: Optional[str] = None) -> Any:
+    """Load a plugin object that is not installed as an entry point (embedding, tests): a backend or a
+    kernel provider; returns its `BackendStatus` or `ProviderStatus`."""
     return registry().add_plugin(plugin, name=name)
 
 
 def reload() -> Registry:
-    """Forget every loaded backend and discover the installed plugins again.
+    """Forget every loaded plugin and discover the installed plugins again.
 
     Tensors created before keep working only if their backend is loaded again.
     """

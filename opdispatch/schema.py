@@ -1,9 +1,15 @@
 """`OpSchema`: one object per op holding everything the core knows about it.
 
-A schema holds the op's inputs, its typed attributes (defaults and normalisers), shape and
-dtype inference, the float64 reference implementation and what the conformance suite needs
-(the reduction length that scales tolerances). Later transformations (autodiff, graph passes)
-keep their own rule tables keyed by op name, in the style of JAX's primitives.
+A schema holds the op's family, inputs, typed attributes (defaults and normalisers), shape and
+dtype inference, the float64 reference implementation, its gradient rule, an optional
+decomposition into other ops, and what the conformance suite needs (the reduction length that
+scales tolerances). Schemas live in the family modules of `opdispatch.ops`; every table of ops
+(the op table, the reference, gradient and decomposition tables) is derived from them.
+
+Gradient rules and decompositions are written with ops: they receive ``F``, a namespace holding
+the function of every op (``F.conv2d``, ``F.conv2d_backward_input``, ...; `opdispatch.tensor.F`),
+so an op's whole definition sits in its family module without that module importing the eager
+frontend.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
+FAMILIES = ("conv", "pool", "norm", "nn", "linalg", "elementwise", "reduce", "layout")
+"""The op families, in the order tables list them; every layer (ops, reference, conformance cases,
+backends) uses these names for its modules."""
+
 
 class TensorMeta(NamedTuple):
     """What shape inference knows of a tensor: its shape and dtype."""
@@ -25,11 +35,14 @@ class TensorMeta(NamedTuple):
 
 @dataclass(frozen=True)
 class Input:
-    """One tensor input of an op. ``kind`` is ``'float'`` or ``'int'`` (class labels)."""
+    """One tensor input of an op. ``kind`` is ``'float'`` or ``'int'`` (class labels). A
+    ``variadic`` input (only the last one may be) takes a sequence of tensors: kernels receive
+    them as that many positional arguments."""
 
     name: str
     optional: bool = False
     kind: str = "float"
+    variadic: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,20 @@ class Attr:
 
 
 InferFn = Callable[[str, Sequence[Optional[TensorMeta]], dict], "tuple[list[TensorMeta], dict]"]
+VjpRule = Callable[[Any, Any, Sequence[Any]], Sequence[Any]]
+"""``rule(F, record, output_grads) -> input grads``: ``record`` has ``inputs``, ``outputs``,
+``attrs`` (kernel attributes) and ``wants(i)`` (whether input ``i`` needs its gradient); one
+gradient per input, None where none flows."""
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """An op defined by other ops: ``fn(F, *inputs, **kernel_attrs)`` returns the op's output(s),
+    computed with the functions of ``F``. ``uses`` names every op it calls (a test checks this), so
+    dispatch can tell without running it whether a device can run the decomposition."""
+
+    fn: Callable[..., Any]
+    uses: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -51,14 +78,19 @@ class OpSchema:
     ``infer(op, metas, attrs)`` gets the input metas (None for an absent optional input) and the
     statically normalised attributes; it validates, and returns the output metas together with
     the attributes the kernel receives (shape-dependent forms resolved, e.g. SAME padding made
-    explicit). ``reference(*arrays, **kernel_attrs)`` computes the result in float64.
+    explicit). Canonical attributes are themselves valid user attributes: normalising and inferring
+    them again gives them back (saved graphs and gradient rules rely on it).
+    ``reference(*arrays, **kernel_attrs)`` computes the result in float64.
     ``reduction_length(metas, kernel_attrs)`` is the number of terms summed per output element,
     from which the conformance suite derives tolerances; ``tolerance_factor`` scales them.
     ``check_values(arrays, kernel_attrs)`` validates input values (e.g. label range) before the kernel
     runs; ``arrays`` holds host copies of the integer inputs and the `TensorMeta` of the float ones.
+    ``vjp`` is the gradient rule (`VjpRule`); an op without one says why in ``no_vjp``.
+    ``decomposition`` defines the op by other ops, for devices without a kernel for it.
     """
 
     name: str
+    family: str
     inputs: tuple[Input, ...]
     attrs: tuple[Attr, ...]
     infer: InferFn
@@ -67,10 +99,21 @@ class OpSchema:
     reduction_length: Callable[[Sequence[Optional[TensorMeta]], dict], int] = lambda metas, attrs: 1
     tolerance_factor: float = 1.0
     check_values: Optional[Callable[[Sequence[Any], dict], None]] = None
+    vjp: Optional[VjpRule] = None
+    no_vjp: str = ""
+    decomposition: Optional[Decomposition] = None
     attr_names: tuple[str, ...] = field(init=False)
+    variadic: bool = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"op {self.name!r}: family {self.family!r} is not one of {FAMILIES}")
+        if self.vjp is None and not self.no_vjp:
+            raise ValueError(f"op {self.name!r}: give a gradient rule (vjp=) or say why it has none (no_vjp=)")
+        if any(i.variadic for i in self.inputs[:-1]):
+            raise ValueError(f"op {self.name!r}: only the last input may be variadic")
         object.__setattr__(self, "attr_names", tuple(a.name for a in self.attrs))
+        object.__setattr__(self, "variadic", bool(self.inputs) and self.inputs[-1].variadic)
 
     def normalize(self, given: dict) -> dict:
         """Validate user attributes and return them in canonical form, defaults filled in."""
@@ -86,6 +129,35 @@ class OpSchema:
     def kernel_attr_names(self) -> tuple[str, ...]:
         """The keyword arguments every kernel of this op must accept."""
         return self.attr_names
+
+    def input_specs(self, count: int) -> tuple[Input, ...]:
+        """The `Input` of each of ``count`` flat arguments (a variadic input repeated)."""
+        if not self.variadic:
+            return self.inputs
+        return self.inputs[:-1] + (self.inputs[-1],) * max(count - len(self.inputs) + 1, 0)
+
+    def flatten_args(self, args: Sequence[Any]) -> tuple[Any, ...]:
+        """The op function's arguments as flat kernel inputs: a variadic input's sequence spread out,
+        absent trailing optional inputs as None. Raises `InvalidArgumentError` for a wrong count."""
+        fixed = len(self.inputs) - self.variadic
+        if self.variadic:
+            if len(args) != len(self.inputs):
+                raise InvalidArgumentError(f"{self.name}: got {len(args)} positional argument(s); allowed: "
+                                           f"{', '.join(i.name for i in self.inputs)}")
+            seq = args[-1]
+            if not isinstance(seq, (list, tuple)) or not seq:
+                raise InvalidArgumentError(f"{self.name}: argument {self.inputs[-1].name!r} got "
+                                           f"{type(seq).__name__}; allowed: a non-empty list or tuple of tensors")
+            return tuple(args[:-1]) + tuple(seq)
+        if len(args) > fixed:
+            raise InvalidArgumentError(f"{self.name}: got {len(args)} positional argument(s); allowed: at most "
+                                       f"{fixed} ({', '.join(i.name for i in self.inputs)})")
+        missing = self.inputs[len(args):]
+        required = [i.name for i in missing if not i.optional]
+        if required:
+            raise InvalidArgumentError(f"{self.name}: missing input(s) {required}; allowed: "
+                                       f"{', '.join(i.name for i in self.inputs)}")
+        return tuple(args) + (None,) * len(missing)
 
 
 def passthrough(op: str, arg: str, value: Any) -> Any:

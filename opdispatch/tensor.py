@@ -1,14 +1,30 @@
-"""The eager `Tensor`: a backend array plus its shape, dtype and device."""
+"""The eager frontend: `Tensor`, running an op eagerly (`run`), the element-wise fast paths and
+``F``, the namespace holding the function of every op.
+
+Order of work for every call: normalise attributes, gather the inputs on one device, infer shapes
+and dtypes with the op's schema (so a bad call fails before any kernel runs and changes nothing),
+choose what runs it on the device (`opdispatch.dispatch.choose`: a kernel, or the op's
+decomposition, which then runs here op by op), run it, wrap the results. Element-wise ops take a
+fast path when their inputs are plain same-device tensors: the device's kernel directly.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+import numbers
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .device import Device, current_placement
+from . import recording
+from .device import Device
+from .dispatch import choose, execute, kernel_error
 from .dtypes import FLOAT_DTYPES, as_dtype
-from .errors import DTypeError
+from .errors import DeviceMismatchError, DTypeError, InvalidArgumentError
+from .ops import OPS, get_schema
+from .placement import Placement, PlacementEvent, current_placement, report
+from .recording import ACTIVE as _RECORDING
+from .registry import DeviceRuntime, registry
+from .schema import OpSchema, TensorMeta
 
 
 class Tensor:
@@ -24,6 +40,7 @@ class Tensor:
     _data: Any
     _shape: tuple[int, ...]
     _dtype: np.dtype
+    _rt: DeviceRuntime
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("create tensors with od.tensor(data, dtype=None, device=None)")
@@ -71,8 +88,6 @@ class Tensor:
 
     def to(self, device: Union[str, Device]) -> "Tensor":
         """This tensor's data on ``device`` (the same tensor when it is already there)."""
-        from .registry import registry
-
         rt = registry().runtime(Device(device))
         if rt is self._rt:
             return self
@@ -100,18 +115,18 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.numpy())
 
-    # operators: bound to the op functions at the bottom of this module
-    def __add__(self, other: Any) -> "Tensor": return _api.add(self, other)
-    def __radd__(self, other: Any) -> "Tensor": return _api.add(other, self)
-    def __sub__(self, other: Any) -> "Tensor": return _api.sub(self, other)
-    def __rsub__(self, other: Any) -> "Tensor": return _api.sub(other, self)
-    def __mul__(self, other: Any) -> "Tensor": return _api.mul(self, other)
-    def __rmul__(self, other: Any) -> "Tensor": return _api.mul(other, self)
-    def __truediv__(self, other: Any) -> "Tensor": return _api.div(self, other)
-    def __rtruediv__(self, other: Any) -> "Tensor": return _api.div(other, self)
-    def __matmul__(self, other: Any) -> "Tensor": return _api.matmul(self, other)
-    def __rmatmul__(self, other: Any) -> "Tensor": return _api.matmul(other, self)
-    def __neg__(self) -> "Tensor": return _api.neg(self)
+    # operators: the op functions defined below (late-bound names of this module)
+    def __add__(self, other: Any) -> "Tensor": return add(self, other)
+    def __radd__(self, other: Any) -> "Tensor": return add(other, self)
+    def __sub__(self, other: Any) -> "Tensor": return sub(self, other)
+    def __rsub__(self, other: Any) -> "Tensor": return sub(other, self)
+    def __mul__(self, other: Any) -> "Tensor": return mul(self, other)
+    def __rmul__(self, other: Any) -> "Tensor": return mul(other, self)
+    def __truediv__(self, other: Any) -> "Tensor": return div(self, other)
+    def __rtruediv__(self, other: Any) -> "Tensor": return div(other, self)
+    def __matmul__(self, other: Any) -> "Tensor": return F.matmul(self, other)
+    def __rmatmul__(self, other: Any) -> "Tensor": return F.matmul(other, self)
+    def __neg__(self) -> "Tensor": return neg(self)
 
 
 _new = object.__new__
@@ -158,8 +173,6 @@ def tensor(data: Any, dtype: Any = None, device: Union[str, Device, None] = None
 
     ``dtype`` defaults to NumPy's choice (float64 for Python floats, int64 for ints).
     """
-    from .registry import registry
-
     rt = registry().runtime(current_placement().device if device is None else Device(device))
     if isinstance(data, Tensor):
         data = data.numpy()
@@ -168,4 +181,216 @@ def tensor(data: Any, dtype: Any = None, device: Union[str, Device, None] = None
     return make(rt.from_numpy(arr, rt.device), arr.shape, arr.dtype, rt)
 
 
-from . import api as _api  # noqa: E402  (the op functions use Tensor; bind operators last)
+# -- eager execution -----------------------------------------------------------------------------
+
+def _is_weak_scalar(value: Any) -> bool:
+    return isinstance(value, (numbers.Number, bool)) and not isinstance(value, np.generic)
+
+
+def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
+           ) -> tuple[DeviceRuntime, list[Optional[Tensor]], list[Optional[TensorMeta]]]:
+    """Bring every input (flat, see `OpSchema.flatten_args`) onto one device: return its runtime, the
+    input tensors and their metas."""
+    op = schema.name
+    specs = schema.input_specs(len(args))
+    tensors = [(spec.name, a) for spec, a in zip(specs, args) if isinstance(a, Tensor)]
+    if not tensors:
+        rt = registry().runtime(placement.device)
+    else:
+        rt = tensors[0][1]._rt
+        for name, t in tensors[1:]:
+            if t._rt.device != rt.device:
+                rt = _resolve_mismatch(op, tensors, placement)
+                break
+    float_dtype = next((t._dtype for _, t in tensors if t._dtype.kind == "f"), None)
+    if float_dtype is None:  # like NumPy: Python scalars take the dtype of a float array input
+        float_dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
+    inputs: list[Optional[Tensor]] = []
+    metas: list[Optional[TensorMeta]] = []
+    for spec, value in zip(specs, args):
+        if value is None:
+            if not spec.optional:
+                raise InvalidArgumentError(f"{op}: argument {spec.name!r} got None; allowed: a tensor or array-like")
+            inputs.append(None)
+            metas.append(None)
+            continue
+        if not isinstance(value, Tensor):
+            dtype = (float_dtype if spec.kind == "float" else np.dtype("int64")) if _is_weak_scalar(value) else None
+            arr = host_array(value, dtype, op, spec.name)
+            value = make(rt.from_numpy(arr, rt.device), arr.shape, arr.dtype, rt)
+        elif value._rt is not rt:
+            value = value.to(rt.device) if value._rt.device != rt.device else value
+        inputs.append(value)
+        metas.append(TensorMeta(value._shape, value._dtype))
+    return rt, inputs, metas
+
+
+def _resolve_mismatch(op: str, tensors: list, placement: Placement) -> DeviceRuntime:
+    devices = {}
+    for name, t in tensors:
+        devices.setdefault(t._rt.device, name)
+    if placement.fallback == "error":
+        listing = ", ".join(f"{name!r} on {dev}" for dev, name in devices.items())
+        raise DeviceMismatchError(f"{op}: inputs live on different devices ({listing}); allowed: every input on "
+                                  f"one device -- move one with .to(device), or allow copies with "
+                                  f"od.device(None, fallback='warn')")
+    target = placement.device if placement.device in devices else tensors[0][1]._rt.device
+    moved = [f"{name!r} from {dev}" for dev, name in devices.items() if dev != target]
+    report(placement, PlacementEvent(op, target, target, f"copied {', '.join(moved)} to {target}"), stacklevel=5)
+    return registry().runtime(target)
+
+
+def run(schema: OpSchema, args: Sequence[Any], attrs: dict) -> Any:
+    """Run op ``schema`` eagerly on its flat inputs ``args`` (tensors, array-likes or None) with user
+    ``attrs``. Returns a `Tensor`, or a tuple of them for ops with several outputs.
+
+    Where the device has no kernel for the call but can run the op's decomposition, the
+    decomposition runs instead, op by op (so a gradient tape or a graph tracer sees those ops)."""
+    placement = current_placement()
+    nattrs = schema.normalize(attrs) if schema.attrs else attrs
+    rt, inputs, metas = gather(schema, args, placement)
+    outs, kattrs = schema.infer(schema.name, metas, nattrs)
+    choice = choose(rt, schema, metas, kattrs, outs[0].dtype)
+    if choice.decompose:
+        with recording.decomposing(schema.name):
+            return schema.decomposition.fn(F, *inputs, **kattrs)  # type: ignore[union-attr]
+    recorders = recording.active()
+    tracer = next((r for r in recorders if getattr(r, "symbolic", False)), None) if recorders else None
+    if tracer is not None:  # a graph tracer: symbolic outputs, no kernel runs (placement decides at run time)
+        tensors = tracer.outputs(schema, rt, inputs, kattrs, outs, placement)
+    else:
+        datas = [None if t is None else t._data for t in inputs]
+        rt, results = execute(schema, choice, rt, datas, metas, outs, kattrs, placement)
+        tensors = tuple(make(r, m.shape, m.dtype, rt) for r, m in zip(results, outs))
+    for recorder in recorders:
+        recorder.record(schema, inputs, kattrs, tensors)
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+# -- op functions: the generic one, and the element-wise fast paths ------------------------------------
+
+def _named(fn: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    fn.__module__ = "opdispatch"
+    return fn
+
+
+def op_function(schema: OpSchema) -> Callable[..., Any]:
+    """The generic function of an op: inputs positional (a variadic one as a sequence; absent
+    trailing optional inputs may be left out), attributes as keywords."""
+    def call(*args: Any, **attrs: Any) -> Any:
+        return run(schema, schema.flatten_args(args), attrs)
+
+    return _named(call, schema.name, schema.doc)
+
+
+_NO_ATTRS: dict = {}
+
+
+def _fast_kernel(rt: DeviceRuntime, schema: OpSchema, metas: tuple, dtype: np.dtype) -> Optional[Callable[..., Any]]:
+    """The kernel for a conditional (``supports()``) winner, decided once per signature; None when
+    the call needs general dispatch (no kernel, a decomposition, a fallback)."""
+    choice = choose(rt, schema, metas, _NO_ATTRS, dtype)
+    return choice.fn
+
+
+def unary_function(name: str) -> Callable[[Any], Tensor]:
+    """The function of element-wise unary op ``name``, with the fast path."""
+    schema = OPS[name]
+
+    def op(x: Any) -> Tensor:
+        if type(x) is Tensor and not _RECORDING[0]:
+            rt = x._rt
+            fn = rt.fast.get((name, x._dtype))
+            if fn is None and x._dtype in rt.info.dtype_set:
+                fn = _fast_kernel(rt, schema, (TensorMeta(x._shape, x._dtype),), x._dtype)
+            if fn is not None:
+                try:
+                    return make(fn(x._data), x._shape, x._dtype, rt)
+                except Exception as exc:
+                    raise kernel_error(name, rt, exc) from exc
+        return run(schema, (x,), _NO_ATTRS)
+
+    return _named(op, name, f"Element-wise {schema.doc}.")
+
+
+_SCALAR_LIMIT = 2**53  # Python ints below this convert to floats exactly, as the general path converts them
+
+
+def _weak_scalar(value: Any) -> bool:
+    kind = type(value)
+    return kind is float or (kind is int and -_SCALAR_LIMIT < value < _SCALAR_LIMIT)
+
+
+def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
+    """The function of element-wise binary op ``name``, with the fast paths (two tensors of one
+    shape, or a float tensor and a Python number)."""
+    schema = OPS[name]
+
+    def op(a: Any, b: Any) -> Tensor:
+        if not _RECORDING[0]:
+            if type(a) is Tensor and type(b) is Tensor:
+                rt = a._rt
+                if rt is b._rt and a._dtype is b._dtype and a._shape == b._shape:
+                    fn = rt.fast.get((name, a._dtype))
+                    if fn is None and a._dtype in rt.info.dtype_set:
+                        meta = TensorMeta(a._shape, a._dtype)
+                        fn = _fast_kernel(rt, schema, (meta, meta), a._dtype)
+                    if fn is not None:
+                        try:
+                            return make(fn(a._data, b._data), a._shape, a._dtype, rt)
+                        except Exception as exc:
+                            raise kernel_error(name, rt, exc) from exc
+            elif type(a) is Tensor and _weak_scalar(b) or type(b) is Tensor and _weak_scalar(a):
+                # tensor with a Python number: the number takes the tensor's float dtype (a 0-d array
+                # broadcast by the kernel), exactly what the general path does after validation
+                t = a if type(a) is Tensor else b
+                rt = t._rt
+                fn = rt.fast.get((name, t._dtype)) if t._dtype.kind == "f" else None
+                if fn is None and t._dtype.kind == "f" and t._dtype in rt.info.dtype_set:
+                    metas = (TensorMeta(t._shape, t._dtype), TensorMeta((), t._dtype))
+                    fn = _fast_kernel(rt, schema, metas if t is a else metas[::-1], t._dtype)
+                if fn is not None:
+                    s = rt.from_numpy(np.asarray(b if t is a else a, dtype=t._dtype), rt.device)
+                    try:
+                        out = fn(t._data, s) if t is a else fn(s, t._data)
+                    except Exception as exc:
+                        raise kernel_error(name, rt, exc) from exc
+                    return make(out, t._shape, t._dtype, rt)
+        return run(schema, (a, b), _NO_ATTRS)
+
+    return _named(op, name, f"Element-wise {schema.doc}.")
+
+
+class OpFunctions:
+    """``F``: the function of every op by name (``F.conv2d(x, w, stride=2)``,
+    ``F.conv2d_backward_input(dy, w, input_shape=..., ...)``), plus ``F.tensor``. Gradient rules and
+    decompositions are written with it. Element-wise ops are their fast-path functions."""
+
+    tensor = staticmethod(tensor)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        schema = get_schema(name)
+        fn = op_function(schema)
+        setattr(self, name, fn)
+        return fn
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(OPS) | {"tensor"})
+
+
+F = OpFunctions()
+for _name, _schema in OPS.items():
+    if _schema.family == "elementwise" and not _schema.attrs and len(_schema.inputs) in (1, 2) \
+            and not _name.endswith("_backward"):
+        setattr(F, _name, (unary_function if len(_schema.inputs) == 1 else binary_function)(_name))
+
+add: Callable[[Any, Any], Tensor] = F.add
+sub: Callable[[Any, Any], Tensor] = F.sub
+mul: Callable[[Any, Any], Tensor] = F.mul
+div: Callable[[Any, Any], Tensor] = F.div
+neg: Callable[[Any], Tensor] = F.neg
+

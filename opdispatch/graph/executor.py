@@ -9,47 +9,17 @@ the user's line that created it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from ..device import Device, current_placement
-from ..dispatch import check_values
+from ..device import Device
 from ..errors import InvalidArgumentError, KernelError, OpDispatchError
-from ..registry import DeviceRuntime, registry
-from ..schema import OpSchema, TensorMeta
-from ..tensor import Tensor, host_array, make
-from ..ops import OPS
-from .fused import kernel_for
-from .ir import Graph, Node
+from ..placement import current_placement
+from ..registry import registry
+from ..tensor import Tensor, host_array, make, tensor
+from .kernels import node_function
 
-
-def _copy_fn(src: DeviceRuntime, dst: DeviceRuntime) -> Callable[[Any], Any]:
-    def copy(data: Any, **attrs: Any) -> Any:
-        return dst.from_numpy(src.to_numpy(data, src.device), dst.device)
-    return copy
-
-
-def _checked(fn: Callable[..., Any], schema: OpSchema, rt: DeviceRuntime, metas: list) -> Callable[..., Any]:
-    def run(*datas: Any, **attrs: Any) -> Any:
-        check_values(schema, rt, datas, metas, attrs)
-        return fn(*datas, **attrs)
-    return run
-
-
-def node_function(graph: Graph, node: Node) -> Callable[..., Any]:
-    """The callable that runs ``node`` on its device (a kernel, a fused composition or a copy)."""
-    reg = registry()
-    rt = reg.runtime(node.device)
-    if node.op == "copy":
-        src_dev = graph.values[node.inputs[0]].device  # type: ignore[index]
-        return _copy_fn(reg.runtime(src_dev) if src_dev is not None else rt, rt)
-    fn = kernel_for(rt, node.op)
-    if fn is None:
-        raise KernelError(f"{node.describe()}: backend {rt.backend!r} on {rt.device} has no kernel for it")
-    schema = OPS[node.op]
-    if schema.check_values is None:
-        return fn
-    metas = [None if v is None else TensorMeta(graph.values[v].shape, graph.values[v].dtype) for v in node.inputs]
-    return _checked(fn, schema, rt, metas)
+if TYPE_CHECKING:
+    from .ir import Graph, Node
 
 
 def node_error(node: Node, rt_device: Device, exc: BaseException) -> BaseException:
@@ -134,8 +104,6 @@ class Executable:
 
 def as_inputs(graph: Graph, args: Sequence[Any]) -> list[Tensor]:
     """Check the arguments of a graph call against its inputs; array-likes become tensors."""
-    from ..tensor import tensor
-
     if len(args) != len(graph.inputs):
         raise InvalidArgumentError(f"graph {graph.name}: got {len(args)} argument(s); allowed: exactly "
                                    f"{len(graph.inputs)} ({', '.join(str(graph.values[v]) for v in graph.inputs)})")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from .. import recording
-from ..device import current_placement
+from ..placement import current_placement
 from ..errors import InvalidArgumentError, OpDispatchError
 from ..tensor import Tensor, tensor
 from .executor import Executable

@@ -51,6 +51,7 @@ class Node:
     device: Device
     sources: tuple[Source, ...] = ()
     fused_from: tuple[str, ...] = ()
+    decomposed_from: str = ""  # the op whose decomposition this node is part of (its device had no kernel)
 
     def where(self) -> str:
         """The user's line(s) that created this node, as ``file:line`` text."""
@@ -160,6 +161,8 @@ class Graph:
         lines = []
         for node in self.nodes:
             what = f"copy %{node.inputs[0]} -> {node.device}" if node.op == "copy" else node.op
+            if node.decomposed_from:
+                what += f" [decomposition of {node.decomposed_from}]"
             lines.append(f"{node.device}  {what}  ({node.where()})")
         return "\n".join(lines)
 
@@ -176,6 +179,7 @@ class Graph:
             attrs = " ".join(f"{k}={_short(v)}" for k, v in node.attrs.items())
             outs = ", ".join(f"%{o}: {self.values[o]}" for o in node.outputs)
             fused = f" fused[{'+'.join(node.fused_from)}]" if node.fused_from else ""
+            fused += f" decomposed[{node.decomposed_from}]" if node.decomposed_from else ""
             line = f"  {outs} = {node.op}({', '.join(val(v) for v in node.inputs)}){fused}"
             line += f" {{{attrs}}}" if attrs else ""
             line += f"  # {', '.join(_short_source(s) for s in node.sources)}"
@@ -203,7 +207,8 @@ def _short_source(src: Source) -> str:
 
 
 def make_node(op: str, inputs: Sequence[Optional[int]], outputs: Sequence[int], attrs: Mapping[str, Any],
-              device: Device, sources: Sequence[Source] = (), fused_from: Sequence[str] = ()) -> Node:
+              device: Device, sources: Sequence[Source] = (), fused_from: Sequence[str] = (),
+              decomposed_from: str = "") -> Node:
     """Build a `Node` with frozen attributes."""
     return Node(op, tuple(inputs), tuple(outputs), MappingProxyType(dict(attrs)), device,
-                tuple(dict.fromkeys(sources)), tuple(fused_from))
+                tuple(dict.fromkeys(sources)), tuple(fused_from), decomposed_from)

@@ -1,18 +1,20 @@
 """The pass pipeline and its switches.
 
 ``optimize`` runs the device-independent passes right after tracing; ``lower`` places the graph
-for the devices of a call, then fuses for those devices and plans memory. Every pass is on by
-default; ``od.function(fn, passes={"fuse": False})`` switches one off.
+for the devices of a call, expands the nodes a device runs as decompositions, then fuses for those
+devices and plans memory. Every optional pass is on by default; ``od.function(fn, passes={"fuse":
+False})`` switches one off (decomposition is not optional: without it such a node cannot run).
 """
 
 from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence, Union
 
-from ..device import Device, Placement
+from ..device import Device
+from ..placement import Placement
 from ..errors import InvalidArgumentError
 from .ir import Graph
-from .passes import eliminate_common_subexpressions, eliminate_dead_code, fold_constants, fuse, plan_memory
+from .passes import decompose, eliminate_common_subexpressions, eliminate_dead_code, fold_constants, fuse, plan_memory
 from .placement import place
 
 PASS_NAMES = ("constant_fold", "cse", "dce", "fuse", "memory")
@@ -44,7 +46,7 @@ def lower(graph: Graph, devices: Sequence[Union[str, Device]], placement: Placem
           options: Optional[Mapping[str, bool]] = None) -> Graph:
     """Place ``graph`` for inputs on ``devices``; fuse for those devices; plan memory."""
     opts = pass_options(options)
-    graph = place(graph, devices, placement)
+    graph = decompose(place(graph, devices, placement))
     if opts["fuse"]:
         fused = fuse(graph)
         graph = optimize(fused, opts) if fused is not graph else graph

@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional, Sequence, Union
 
-from ..device import Device, Placement
-from ..dispatch import PlacementEvent, _report
+from ..device import Device
 from ..errors import DeviceMismatchError, OpDispatchError, UnsupportedError
+from ..placement import Placement, PlacementEvent
+from ..placement import report as _report
 from ..registry import DeviceRuntime, registry
 from ..schema import TensorMeta
-from .fused import why_unsupported_op
 from .ir import Graph, Node, make_node
+from .kernels import has_kernel, why_unsupported_op
 
 _HINT = "; to run it elsewhere, allow a fallback: with od.device(None, fallback='warn')"
 
@@ -128,6 +129,6 @@ def _fallback(reg, rt: DeviceRuntime, node: Node, metas, dtype) -> Optional[Devi
     candidates = sorted(reg.devices(), key=lambda d: (d != Device("cpu"), d.backend, d.index))
     for dev in candidates:
         other = reg.runtime(dev)
-        if other is not rt and why_unsupported_op(other, node.op, metas, dict(node.attrs), dtype) is None:
+        if other is not rt and has_kernel(other, node.op, metas, dict(node.attrs), dtype):
             return other
     return None

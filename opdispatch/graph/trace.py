@@ -14,7 +14,9 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from .. import recording
 from ..device import Device
+from ..registry import registry
 from ..schema import OpSchema, TensorMeta
 from ..tensor import Tensor
 from .errors import GraphTraceError
@@ -85,9 +87,13 @@ class Tracer:
 
     def input(self, t: Tensor) -> TracedTensor:
         """A new graph input shaped like ``t``."""
-        vid = self._new_value(t._shape, t._dtype, t._rt.device)
+        return self.symbolic_input(t._shape, t._dtype, t._rt)
+
+    def symbolic_input(self, shape: tuple, dtype: np.dtype, rt: Any) -> TracedTensor:
+        """A new graph input of ``shape`` and ``dtype`` on the device of runtime ``rt``."""
+        vid = self._new_value(shape, dtype, rt.device)
         self._inputs.append(vid)
-        return self._traced(vid, t._shape, t._dtype, t._rt, None)
+        return self._traced(vid, shape, dtype, rt, None)
 
     def value_of(self, t: Tensor) -> int:
         """The graph value of ``t``: its own for a traced tensor, else a constant holding its data."""
@@ -110,7 +116,9 @@ class Tracer:
         src = user_source(2)
         in_ids = [None if t is None else self.value_of(t) for t in inputs]
         out_ids = [self._new_value(m.shape, m.dtype, rt.device) for m in outs]
-        self._nodes.append(make_node(schema.name, in_ids, out_ids, kattrs, rt.device, [src] if src else []))
+        within = recording.decomposing_ops()
+        self._nodes.append(make_node(schema.name, in_ids, out_ids, kattrs, rt.device, [src] if src else [],
+                                     decomposed_from=within[0] if within else ""))
         return tuple(self._traced(v, m.shape, m.dtype, rt, src) for v, m in zip(out_ids, outs))
 
     def record(self, schema: OpSchema, inputs: Sequence[Any], attrs: dict, outputs: Sequence[Any]) -> None:
@@ -118,8 +126,6 @@ class Tracer:
 
     def copy(self, t: TracedTensor, device: Device) -> Tensor:
         """Record an explicit copy of ``t`` onto ``device``."""
-        from ..registry import registry
-
         rt = registry().runtime(device)
         if rt is t._rt:
             return t

@@ -1,25 +1,39 @@
-"""The op table: every op's `OpSchema`, by name."""
+"""The op table: every op's `OpSchema`, by name, collected from the family modules.
+
+Each family module (conv, pool, norm, nn, linalg, elementwise, reduce, layout) defines its ops'
+schemas (forward, backward and fused ops together), their gradient rules and decompositions; this
+module only gathers them, so adding an op means editing its family, never a list here.
+"""
 
 from __future__ import annotations
 
-from ..errors import InvalidArgumentError
-from ..schema import OpSchema
-from .conv import CONV2D
-from .elementwise import ADD, DIV, EXP, LOG, MUL, NEG, RELU, SIGMOID, SQRT, SUB, TANH
-from .fused import FUSED_OPS
-from .grad import GRAD_OPS
-from .linalg import MATMUL
-from .nn import LOG_SOFTMAX, SOFTMAX, SOFTMAX_CROSS_ENTROPY
-from .norm import BATCH_NORM
-from .pool import AVG_POOL2D, MAX_POOL2D
-from .reduce import MAX, MEAN, SUM
-from .shape_ops import FLATTEN, RESHAPE, TRANSPOSE
+from types import ModuleType
 
-OPS: dict[str, OpSchema] = {s.name: s for s in (
-    CONV2D, MAX_POOL2D, AVG_POOL2D, BATCH_NORM, MATMUL,
-    RELU, SIGMOID, TANH, EXP, LOG, SQRT, NEG, ADD, SUB, MUL, DIV,
-    SUM, MEAN, MAX, RESHAPE, TRANSPOSE, FLATTEN, SOFTMAX, LOG_SOFTMAX, SOFTMAX_CROSS_ENTROPY,
-) + GRAD_OPS + FUSED_OPS}
+from ..errors import InvalidArgumentError
+from ..schema import FAMILIES as FAMILY_NAMES
+from ..schema import Decomposition, Input, OpSchema, TensorMeta
+from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
+
+FAMILIES: tuple[ModuleType, ...] = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+"""The family modules, in the order of `opdispatch.schema.FAMILIES`."""
+
+
+def _collect() -> dict[str, OpSchema]:
+    table: dict[str, OpSchema] = {}
+    for module in FAMILIES:
+        for schema in vars(module).values():
+            if isinstance(schema, OpSchema) and schema.family == module.FAMILY:
+                if schema.name in table and table[schema.name] is not schema:
+                    raise RuntimeError(f"op {schema.name!r} is defined twice")
+                table[schema.name] = schema
+    return dict(sorted(table.items()))
+
+
+OPS: dict[str, OpSchema] = _collect()
+"""Every op by name (forward, backward and fused), in name order."""
+
+if tuple(m.FAMILY for m in FAMILIES) != FAMILY_NAMES:  # pragma: no cover - a developer error
+    raise RuntimeError("opdispatch.ops.FAMILIES is out of step with opdispatch.schema.FAMILIES")
 
 
 def get_schema(name: str) -> OpSchema:
@@ -28,3 +42,17 @@ def get_schema(name: str) -> OpSchema:
         return OPS[name]
     except KeyError:
         raise InvalidArgumentError(f"unknown op {name!r}; allowed: {sorted(OPS)}") from None
+
+
+def family_of(name: str) -> str:
+    """The family of op ``name``."""
+    return get_schema(name).family
+
+
+def ops_of(family: str) -> list[str]:
+    """The ops of ``family``, in name order."""
+    return [name for name, s in OPS.items() if s.family == family]
+
+
+__all__ = ["OPS", "FAMILIES", "OpSchema", "Input", "TensorMeta", "Decomposition", "get_schema", "family_of",
+           "ops_of"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..attrs import INT_MAX, _is_int
 from ..dtypes import require_float, require_same
-from ..errors import ShapeError
+from ..errors import ShapeError, arg_error
 from ..schema import TensorMeta
 
 
@@ -47,3 +48,28 @@ def prod(dims: Sequence[int]) -> int:
     for d in dims:
         out *= d
     return out
+
+
+MAX_ELEMENTS = 2**60
+"""Bound on the element count of a shape attribute: a float64 array of it fits an int64 byte count."""
+
+
+def shape4(what: str):
+    """Normaliser of a 4-d shape attribute such as ``input_shape`` (N, C, H, W)."""
+
+    def normalize(op: str, arg: str, value: Any) -> tuple[int, int, int, int]:
+        if isinstance(value, (tuple, list)) and len(value) == 4 and all(_is_int(v) and 1 <= v <= INT_MAX
+                                                                        for v in value) \
+                and prod(value) < MAX_ELEMENTS:
+            return tuple(int(v) for v in value)  # type: ignore[return-value]
+        raise arg_error(op, arg, value, f"a sequence of 4 ints in [1, {INT_MAX}] {what}, at most {MAX_ELEMENTS - 1} "
+                        f"elements in all (8-byte elements addressable in int64)")
+
+    return normalize
+
+
+def require_dy(op: str, dy: TensorMeta, expected: tuple, forward: str) -> None:
+    """Raise `ShapeError` unless the upstream gradient ``dy`` has the forward output's shape."""
+    if tuple(dy.shape) != tuple(expected):
+        raise ShapeError(f"{op}: argument 'dy' got shape {dy.shape}; allowed: {expected}, the output shape of "
+                         f"{forward}")

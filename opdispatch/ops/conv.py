@@ -1,13 +1,23 @@
-"""conv2d: NCHW input, OIHW weights, cross-correlation as in every DL framework."""
+"""The conv family: conv2d (NCHW input, OIHW weights, cross-correlation as in every DL framework),
+the fused conv2d_bias_relu, and conv2d's input and weight gradients as ops of their own.
+
+Each decomposes into im2col written with ops (a pad, one strided slice per kernel tap, a concat)
+and one batched matmul, so a backend with the layout primitives and matmul runs them all.
+"""
 
 from __future__ import annotations
 
 from .. import reference
 from ..attrs import INT_MAX, to_int, to_padding, to_pair
 from ..errors import ShapeError
-from ..schema import Attr, Input, OpSchema, TensorMeta
+from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
-from ._checks import float_inputs, require_positive_dims, require_rank
+from ._checks import float_inputs, require_dy, require_positive_dims, require_rank, shape4
+from ._rules import without
+from ._windows import padded_shape, stacked, tap_starts, window_taps
+from .layout import slice_adjoint
+
+FAMILY = "conv"
 
 
 def check_window_fits(op: str, arg: str, value, hw, kernel, dilation, pads, what: str = "kernel") -> None:
@@ -23,22 +33,6 @@ def check_window_fits(op: str, arg: str, value, hw, kernel, dilation, pads, what
             raise ShapeError(f"{op}: argument {arg!r} got {value}: the {what} {name} spans {span} (size {kernel[axis]}, dilation "
                              f"{dilation[axis]}) but the padded input {name} is {padded} "
                              f"(input {hw[axis]}, padding {pads[axis]}); allowed: a span <= the padded input")
-
-
-def _infer(op, metas, attrs):
-    x, w, bias = metas
-    dtype = float_inputs(op, [("x", x), ("w", w), ("bias", bias)])
-    require_rank(op, "x", x, 4, "(N, C, H, W)")
-    require_rank(op, "w", w, 4, "(C_out, C_in / groups, KH, KW)")
-    require_positive_dims(op, "x", x)
-    require_positive_dims(op, "w", w)
-    c_out = w.shape[0]
-    if bias is not None:
-        require_rank(op, "bias", bias, 1, "(C_out,)")
-        if bias.shape[0] != c_out:
-            raise ShapeError(f"{op}: argument 'bias' got shape {bias.shape}; allowed: ({c_out},), one per filter")
-    pads, out_shape = conv_geometry(op, x.shape, w.shape, attrs, "x", "w")
-    return [TensorMeta(out_shape, dtype)], dict(attrs, padding=pads)
 
 
 def conv_geometry(op: str, x_shape: tuple, w_shape: tuple, attrs: dict, x_arg: str, w_arg: str):
@@ -59,18 +53,194 @@ def conv_geometry(op: str, x_shape: tuple, w_shape: tuple, attrs: dict, x_arg: s
     return pads, (n, c_out, oh, ow)
 
 
+def _infer(op, metas, attrs):
+    x, w, bias = metas
+    dtype = float_inputs(op, [("x", x), ("w", w), ("bias", bias)])
+    require_rank(op, "x", x, 4, "(N, C, H, W)")
+    require_rank(op, "w", w, 4, "(C_out, C_in / groups, KH, KW)")
+    require_positive_dims(op, "x", x)
+    require_positive_dims(op, "w", w)
+    c_out = w.shape[0]
+    if bias is not None:
+        require_rank(op, "bias", bias, 1, "(C_out,)")
+        if bias.shape[0] != c_out:
+            raise ShapeError(f"{op}: argument 'bias' got shape {bias.shape}; allowed: ({c_out},), one per filter")
+    pads, out_shape = conv_geometry(op, x.shape, w.shape, attrs, "x", "w")
+    return [TensorMeta(out_shape, dtype)], dict(attrs, padding=pads)
+
+
 def _reduction_length(metas, attrs):
     w = metas[1]
     return w.shape[1] * w.shape[2] * w.shape[3] + (metas[2] is not None)
 
 
+CONV_ATTRS = (Attr("stride", 1, to_pair), Attr("padding", 0, to_padding), Attr("dilation", 1, to_pair),
+              Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1)))
+
+
+# -- decompositions: im2col with ops, then one batched matmul ----------------------------------
+
+def _columns(F, x, kernel, stride, dilation, pads, out_hw):
+    """x's im2col matrix (N, C * KH * KW, OH * OW), rows ordered (channel, tap) like w's columns."""
+    n, c = x.shape[:2]
+    taps = [F.reshape(t, (n, c, out_hw[0] * out_hw[1]))
+            for t in window_taps(F, x, kernel, stride, dilation, pads, out_hw)]
+    return F.reshape(stacked(F, taps, 2), (n, c * len(taps), out_hw[0] * out_hw[1]))
+
+
+def _conv2d(F, x, w, bias=None, *, stride, padding, dilation, groups):
+    n, c_out, (kh, kw) = x.shape[0], w.shape[0], w.shape[2:]
+    oh, ow = output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    k = w.shape[1] * kh * kw
+    cols = F.reshape(_columns(F, x, (kh, kw), stride, dilation, padding, (oh, ow)), (n, groups, k, oh * ow))
+    y = F.reshape(F.matmul(F.reshape(w, (groups, c_out // groups, k)), cols), (n, c_out, oh, ow))
+    return y if bias is None else y + F.reshape(bias, (c_out, 1, 1))
+
+
+def _conv2d_bias_relu(F, x, w, bias=None, **attrs):
+    return F.relu(F.conv2d(x, w, bias, **attrs))
+
+
+def _conv2d_backward_weight(F, x, dy, *, weight_shape, stride, padding, dilation, groups):
+    c_out, c_per_group, kh, kw = weight_shape
+    n, (oh, ow) = x.shape[0], dy.shape[2:]
+    k = c_per_group * kh * kw
+    cols = F.reshape(_columns(F, x, (kh, kw), stride, dilation, padding, (oh, ow)), (n, groups, k, oh * ow))
+    dyg = F.reshape(dy, (n, groups, c_out // groups, oh * ow))
+    return F.reshape(F.sum(F.matmul(dyg, F.transpose(cols, (0, 1, 3, 2))), axis=0), weight_shape)
+
+
+def _conv2d_backward_input(F, dy, w, *, input_shape, stride, padding, dilation, groups):
+    """im2col's adjoint: w^T dy per tap, each scattered back where the tap read (slice adjoints)."""
+    n, c, h, wd = input_shape
+    c_out, c_per_group, kh, kw = w.shape
+    oh, ow = dy.shape[2:]
+    wt = F.transpose(F.reshape(w, (groups, c_out // groups, c_per_group * kh * kw)), (0, 2, 1))
+    dcols = F.reshape(F.matmul(wt, F.reshape(dy, (n, groups, c_out // groups, oh * ow))), (n, c, kh * kw, oh, ow))
+    padded, _ = padded_shape(input_shape, (kh, kw), stride, dilation, padding, (oh, ow))
+    total = None
+    for t, (r, q) in enumerate(tap_starts((kh, kw), dilation)):
+        tap = F.reshape(F.slice(dcols, starts=(t,), ends=(t + 1,), axes=(2,)), (n, c, oh, ow))
+        part = slice_adjoint(F, tap, padded, (0, 0, r, q), (1, 1) + tuple(stride))
+        total = part if total is None else total + part
+    (pt, _), (pl, _) = padding
+    return F.slice(total, starts=(pt, pl), ends=(pt + h, pl + wd), axes=(2, 3))
+
+
+_IM2COL = ("pad", "slice", "reshape", "concat")
+CONV2D_DECOMPOSITION = Decomposition(_conv2d, uses=_IM2COL + ("matmul", "add"))
+
+
+# -- gradient rules -------------------------------------------------------------------------------
+
+def _conv2d_vjp(F, rec, grads):
+    x, w, bias = rec.inputs
+    (dy,) = grads
+    a = rec.attrs
+    dx = F.conv2d_backward_input(dy, w, input_shape=x.shape, **a) if rec.wants(0) else None
+    dw = F.conv2d_backward_weight(x, dy, weight_shape=w.shape, **a) if rec.wants(1) else None
+    db = F.sum(dy, axis=(0, 2, 3)) if bias is not None and rec.wants(2) else None
+    return [dx, dw, db]
+
+
+def _conv2d_bias_relu_vjp(F, rec, grads):
+    return _conv2d_vjp(F, rec, [F.relu_backward(grads[0], rec.outputs[0])])  # y > 0 exactly where conv2d's is
+
+
+def _conv2d_backward_input_vjp(F, rec, grads):
+    """dx = conv2d_backward_input(dy, w) is bilinear: its adjoints are conv2d and the weight gradient."""
+    dy, w = rec.inputs
+    a = without(rec.attrs, "input_shape")
+    g = grads[0]
+    return [F.conv2d(g, w, **a) if rec.wants(0) else None,
+            F.conv2d_backward_weight(g, dy, weight_shape=w.shape, **a) if rec.wants(1) else None]
+
+
+def _conv2d_backward_weight_vjp(F, rec, grads):
+    """dw = conv2d_backward_weight(x, dy) is bilinear: its adjoints are the input gradient and conv2d."""
+    x, dy = rec.inputs
+    a = without(rec.attrs, "weight_shape")
+    g = grads[0]
+    return [F.conv2d_backward_input(dy, g, input_shape=x.shape, **a) if rec.wants(0) else None,
+            F.conv2d(x, g, **a) if rec.wants(1) else None]
+
+
+# -- schemas ------------------------------------------------------------------------------------
+
 CONV2D = OpSchema(
-    name="conv2d",
+    name="conv2d", family=FAMILY,
     inputs=(Input("x"), Input("w"), Input("bias", optional=True)),
-    attrs=(Attr("stride", 1, to_pair), Attr("padding", 0, to_padding), Attr("dilation", 1, to_pair),
-           Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1))),
+    attrs=CONV_ATTRS,
     infer=_infer,
-    reference=reference.conv2d,
+    reference=reference.conv.conv2d,
     doc="2-D cross-correlation of x (N, C, H, W) with w (C_out, C/groups, KH, KW), plus bias.",
     reduction_length=_reduction_length,
+    vjp=_conv2d_vjp,
+    decomposition=CONV2D_DECOMPOSITION,
+)
+
+CONV2D_BIAS_RELU = OpSchema(
+    name="conv2d_bias_relu", family=FAMILY, inputs=CONV2D.inputs, attrs=CONV_ATTRS, infer=_infer,
+    reference=reference.conv.conv2d_bias_relu, doc="relu(conv2d(x, w, bias)) in one op (made by graph fusion)",
+    reduction_length=_reduction_length, vjp=_conv2d_bias_relu_vjp,
+    decomposition=Decomposition(_conv2d_bias_relu, uses=("conv2d", "relu")))
+
+
+def _infer_conv_input(op, metas, attrs):
+    dy, w = metas
+    dtype = float_inputs(op, [("dy", dy), ("w", w)])
+    require_rank(op, "dy", dy, 4, "(N, C_out, OH, OW)")
+    require_rank(op, "w", w, 4, "(C_out, C_in / groups, KH, KW)")
+    require_positive_dims(op, "w", w)
+    x_shape = attrs["input_shape"]
+    pads, expected = conv_geometry(op, x_shape, w.shape, attrs, "input_shape", "w")
+    require_dy(op, dy, expected, f"conv2d(x of shape {x_shape}, w of shape {w.shape}) with these attributes")
+    return [TensorMeta(x_shape, dtype)], dict(attrs, padding=pads)
+
+
+def _infer_conv_weight(op, metas, attrs):
+    x, dy = metas
+    dtype = float_inputs(op, [("x", x), ("dy", dy)])
+    require_rank(op, "x", x, 4, "(N, C, H, W)")
+    require_rank(op, "dy", dy, 4, "(N, C_out, OH, OW)")
+    require_positive_dims(op, "x", x)
+    w_shape = attrs["weight_shape"]
+    pads, expected = conv_geometry(op, x.shape, w_shape, attrs, "x", "weight_shape")
+    require_dy(op, dy, expected, f"conv2d(x of shape {x.shape}, w of shape {w_shape}) with these attributes")
+    return [TensorMeta(w_shape, dtype)], dict(attrs, padding=pads)
+
+
+def _conv_input_terms(metas, attrs):
+    c_out, _, kh, kw = metas[1].shape
+    return c_out // attrs["groups"] * kh * kw
+
+
+def _conv_weight_terms(metas, attrs):
+    n, _, oh, ow = metas[1].shape
+    return n * oh * ow
+
+
+CONV2D_BACKWARD_INPUT = OpSchema(
+    name="conv2d_backward_input", family=FAMILY,
+    inputs=(Input("dy"), Input("w")),
+    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)")),) + CONV_ATTRS,
+    infer=_infer_conv_input,
+    reference=reference.conv.conv2d_backward_input,
+    doc="Gradient of conv2d with respect to x: the transposed convolution of dy with w, of input_shape.",
+    reduction_length=_conv_input_terms,
+    vjp=_conv2d_backward_input_vjp,
+    decomposition=Decomposition(_conv2d_backward_input, uses=("transpose", "reshape", "matmul", "slice", "pad",
+                                                              "add")),
+)
+
+CONV2D_BACKWARD_WEIGHT = OpSchema(
+    name="conv2d_backward_weight", family=FAMILY,
+    inputs=(Input("x"), Input("dy")),
+    attrs=(Attr("weight_shape", None, shape4("(C_out, C_in / groups, KH, KW)")),) + CONV_ATTRS,
+    infer=_infer_conv_weight,
+    reference=reference.conv.conv2d_backward_weight,
+    doc="Gradient of conv2d with respect to w: dy correlated with the windows of x, of weight_shape.",
+    reduction_length=_conv_weight_terms,
+    vjp=_conv2d_backward_weight_vjp,
+    decomposition=Decomposition(_conv2d_backward_weight, uses=_IM2COL + ("transpose", "matmul", "sum")),
 )

@@ -1,12 +1,15 @@
-"""Element-wise unary ops and broadcasting binary ops."""
+"""The elementwise family: unary ops, broadcasting binary ops and the relu gradient."""
 
 from __future__ import annotations
 
 from .. import reference
 from ..errors import ShapeError
-from ..schema import Input, OpSchema, TensorMeta
+from ..schema import Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import broadcast_shapes
 from ._checks import float_inputs
+from ._rules import unbroadcast
+
+FAMILY = "elementwise"
 
 
 def _infer_unary(op, metas, attrs):
@@ -25,24 +28,55 @@ def _infer_binary(op, metas, attrs):
     return [TensorMeta(shape, dtype)], attrs
 
 
-def _unary(name: str, doc: str, tolerance_factor: float = 1.0) -> OpSchema:
-    return OpSchema(name=name, inputs=(Input("x"),), attrs=(), infer=_infer_unary,
-                    reference=getattr(reference, name), doc=doc, tolerance_factor=tolerance_factor)
+def _unary(name: str, doc: str, vjp, tolerance_factor: float = 1.0, decomposition=None) -> OpSchema:
+    return OpSchema(name=name, family=FAMILY, inputs=(Input("x"),), attrs=(), infer=_infer_unary,
+                    reference=getattr(reference.elementwise, name), doc=doc, tolerance_factor=tolerance_factor,
+                    vjp=vjp, decomposition=decomposition)
 
 
-def _binary(name: str, doc: str) -> OpSchema:
-    return OpSchema(name=name, inputs=(Input("a"), Input("b")), attrs=(), infer=_infer_binary,
-                    reference=getattr(reference, name), doc=doc)
+def _binary(name: str, doc: str, vjp) -> OpSchema:
+    return OpSchema(name=name, family=FAMILY, inputs=(Input("a"), Input("b")), attrs=(), infer=_infer_binary,
+                    reference=getattr(reference.elementwise, name), doc=doc, vjp=vjp)
 
 
-RELU = _unary("relu", "max(x, 0)")
-SIGMOID = _unary("sigmoid", "1 / (1 + exp(-x))", 4.0)
-TANH = _unary("tanh", "hyperbolic tangent", 4.0)
-EXP = _unary("exp", "e ** x", 4.0)
-LOG = _unary("log", "natural logarithm", 4.0)
-SQRT = _unary("sqrt", "square root")
-NEG = _unary("neg", "-x")
-ADD = _binary("add", "a + b with NumPy broadcasting")
-SUB = _binary("sub", "a - b with NumPy broadcasting")
-MUL = _binary("mul", "a * b with NumPy broadcasting")
-DIV = _binary("div", "a / b with NumPy broadcasting")
+def _binary_grads(F, rec, da, db):
+    a, b = rec.inputs
+    return [unbroadcast(F, da, a.shape) if rec.wants(0) else None,
+            unbroadcast(F, db, b.shape) if rec.wants(1) else None]
+
+
+def _sigmoid(F, x):
+    """1 / (1 + exp(-x)): exp(-x) overflowing to inf gives exactly 0."""
+    return F.div(1.0, F.add(1.0, F.exp(F.neg(x))))
+
+
+RELU = _unary("relu", "max(x, 0)", lambda F, rec, g: [F.relu_backward(g[0], rec.inputs[0])])
+SIGMOID = _unary("sigmoid", "1 / (1 + exp(-x))",
+                 lambda F, rec, g: [g[0] * rec.outputs[0] * (1.0 - rec.outputs[0])], 4.0,
+                 Decomposition(_sigmoid, uses=("neg", "exp", "add", "div")))
+TANH = _unary("tanh", "hyperbolic tangent", lambda F, rec, g: [g[0] * (1.0 - rec.outputs[0] * rec.outputs[0])], 4.0)
+EXP = _unary("exp", "e ** x", lambda F, rec, g: [g[0] * rec.outputs[0]], 4.0)
+LOG = _unary("log", "natural logarithm", lambda F, rec, g: [g[0] / rec.inputs[0]], 4.0)
+SQRT = _unary("sqrt", "square root", lambda F, rec, g: [g[0] * 0.5 / rec.outputs[0]])
+NEG = _unary("neg", "-x", lambda F, rec, g: [-g[0]])
+ADD = _binary("add", "a + b with NumPy broadcasting", lambda F, rec, g: _binary_grads(F, rec, g[0], g[0]))
+SUB = _binary("sub", "a - b with NumPy broadcasting", lambda F, rec, g: _binary_grads(F, rec, g[0], -g[0]))
+MUL = _binary("mul", "a * b with NumPy broadcasting",
+              lambda F, rec, g: _binary_grads(F, rec, g[0] * rec.inputs[1], g[0] * rec.inputs[0]))
+DIV = _binary("div", "a / b with NumPy broadcasting",
+              lambda F, rec, g: _binary_grads(F, rec, g[0] / rec.inputs[1], -(g[0] * rec.outputs[0]) / rec.inputs[1]))
+
+
+def _infer_relu_backward(op, metas, attrs):
+    dy, x = metas
+    dtype = float_inputs(op, [("dy", dy), ("x", x)])
+    if x.shape != dy.shape:
+        raise ShapeError(f"{op}: argument 'x' got shape {x.shape}; allowed: {dy.shape}, the shape of dy")
+    return [TensorMeta(dy.shape, dtype)], attrs
+
+
+RELU_BACKWARD = OpSchema(
+    name="relu_backward", family=FAMILY, inputs=(Input("dy"), Input("x")), attrs=(), infer=_infer_relu_backward,
+    reference=reference.elementwise.relu_backward, doc="dy where x > 0, else 0 (the gradient of relu)",
+    # linear in dy, with the same mask: second-order use
+    vjp=lambda F, rec, g: [F.relu_backward(g[0], rec.inputs[1]), None])

@@ -1,4 +1,4 @@
-"""matmul with numpy.matmul semantics."""
+"""The linalg family: matmul with numpy.matmul semantics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from ..errors import ShapeError
 from ..schema import Input, OpSchema, TensorMeta
 from ..shapes import broadcast_shapes
 from ._checks import float_inputs, require_min_rank
+from ._rules import unbroadcast
+
+FAMILY = "linalg"
 
 
 def _infer(op, metas, attrs):
@@ -27,16 +30,34 @@ def _infer(op, metas, attrs):
     return [TensorMeta(out, dtype)], attrs
 
 
+def _swap_last(F, t):
+    n = len(t.shape)
+    return F.transpose(t, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def _matmul_vjp(F, rec, grads):
+    a, b = rec.inputs
+    (dy,) = grads
+    a2 = F.reshape(a, (1,) + a.shape) if len(a.shape) == 1 else a
+    b2 = F.reshape(b, b.shape + (1,)) if len(b.shape) == 1 else b
+    batch = dy.shape[:len(dy.shape) - (len(a.shape) > 1) - (len(b.shape) > 1)]
+    dy2 = F.reshape(dy, batch + (a2.shape[-2], b2.shape[-1]))
+    da = F.reshape(unbroadcast(F, F.matmul(dy2, _swap_last(F, b2)), a2.shape), a.shape) if rec.wants(0) else None
+    db = F.reshape(unbroadcast(F, F.matmul(_swap_last(F, a2), dy2), b2.shape), b.shape) if rec.wants(1) else None
+    return [da, db]
+
+
 def _inner(metas, attrs):
     return metas[0].shape[-1]
 
 
 MATMUL = OpSchema(
-    name="matmul",
+    name="matmul", family=FAMILY,
     inputs=(Input("a"), Input("b")),
     attrs=(),
     infer=_infer,
-    reference=reference.matmul,
+    reference=reference.linalg.matmul,
     doc="Matrix product following numpy.matmul (1-D promotion, broadcast batch dimensions).",
     reduction_length=_inner,
+    vjp=_matmul_vjp,
 )

@@ -1,4 +1,5 @@
-"""softmax, log_softmax and softmax_cross_entropy."""
+"""The nn family: softmax, log_softmax, the classification loss softmax_cross_entropy and its
+gradient op. softmax and log_softmax decompose into max-shifted exp, sum and log."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from .. import reference
 from ..attrs import to_axis
 from ..dtypes import is_integer
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
-from ..schema import Attr, Input, OpSchema, TensorMeta, passthrough
+from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
 from ._checks import float_inputs, require_min_rank, require_positive_dims, require_rank
+
+FAMILY = "nn"
 
 
 def _infer_softmax(op, metas, attrs):
@@ -60,15 +63,57 @@ def label_checker(op: str):
 _check_labels = label_checker("softmax_cross_entropy")
 
 
-SOFTMAX = OpSchema(name="softmax", inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough),),
-                   infer=_infer_softmax, reference=reference.softmax, doc="exp(x) normalised along axis",
-                   reduction_length=_axis_length, tolerance_factor=4.0)
-LOG_SOFTMAX = OpSchema(name="log_softmax", inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough),),
-                       infer=_infer_softmax, reference=reference.log_softmax, doc="x - logsumexp(x) along axis",
-                       reduction_length=_axis_length, tolerance_factor=4.0)
+def _softmax(F, x, *, axis):
+    e = F.exp(x - F.max(x, axis=axis, keepdims=True))
+    return e / F.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(F, x, *, axis):
+    shifted = x - F.max(x, axis=axis, keepdims=True)
+    return shifted - F.log(F.sum(F.exp(shifted), axis=axis, keepdims=True))
+
+
+def _softmax_vjp(F, rec, grads):
+    (y,), (dy,) = rec.outputs, grads
+    return [y * (dy - F.sum(dy * y, axis=rec.attrs["axis"], keepdims=True))]
+
+
+def _log_softmax_vjp(F, rec, grads):
+    (y,), (dy,) = rec.outputs, grads
+    return [dy - F.exp(y) * F.sum(dy, axis=rec.attrs["axis"], keepdims=True)]
+
+
+SOFTMAX = OpSchema(name="softmax", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough),),
+                   infer=_infer_softmax, reference=reference.nn.softmax, doc="exp(x) normalised along axis",
+                   reduction_length=_axis_length, tolerance_factor=4.0, vjp=_softmax_vjp,
+                   decomposition=Decomposition(_softmax, uses=("max", "sub", "exp", "sum", "div")))
+LOG_SOFTMAX = OpSchema(name="log_softmax", family=FAMILY, inputs=(Input("x"),),
+                       attrs=(Attr("axis", -1, passthrough),),
+                       infer=_infer_softmax, reference=reference.nn.log_softmax, doc="x - logsumexp(x) along axis",
+                       reduction_length=_axis_length, tolerance_factor=4.0, vjp=_log_softmax_vjp,
+                       decomposition=Decomposition(_log_softmax, uses=("max", "sub", "exp", "sum", "log")))
 SOFTMAX_CROSS_ENTROPY = OpSchema(
-    name="softmax_cross_entropy", inputs=(Input("logits"), Input("labels", kind="int")), attrs=(),
-    infer=_infer_xent, reference=reference.softmax_cross_entropy,
+    name="softmax_cross_entropy", family=FAMILY, inputs=(Input("logits"), Input("labels", kind="int")), attrs=(),
+    infer=_infer_xent, reference=reference.nn.softmax_cross_entropy,
     doc="mean over the batch of -log_softmax(logits)[i, labels[i]]",
     reduction_length=lambda metas, attrs: metas[0].shape[0] * metas[0].shape[1], tolerance_factor=4.0,
-    check_values=_check_labels)
+    check_values=_check_labels,
+    vjp=lambda F, rec, g: [F.softmax_cross_entropy_backward(*rec.inputs, g[0]), None])
+
+
+def _infer_xent_backward(op, metas, attrs):
+    logits, labels, dloss = metas
+    _infer_xent(op, [logits, labels], attrs)
+    dtype = float_inputs(op, [("logits", logits), ("dloss", dloss)])
+    require_rank(op, "dloss", dloss, 0, "(a scalar: the gradient of the mean loss)")
+    return [TensorMeta(logits.shape, dtype)], attrs
+
+
+SOFTMAX_CROSS_ENTROPY_BACKWARD = OpSchema(
+    name="softmax_cross_entropy_backward", family=FAMILY,
+    inputs=(Input("logits"), Input("labels", kind="int"), Input("dloss")), attrs=(),
+    infer=_infer_xent_backward, reference=reference.nn.softmax_cross_entropy_backward,
+    doc="(softmax(logits) - onehot(labels)) * dloss / N",
+    reduction_length=lambda metas, attrs: metas[0].shape[1], tolerance_factor=4.0,
+    check_values=label_checker("softmax_cross_entropy_backward"),
+    no_vjp="softmax_cross_entropy_backward has no gradient rule yet (second derivatives of the loss)")

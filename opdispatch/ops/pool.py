@@ -1,21 +1,36 @@
-"""max_pool2d and avg_pool2d over NCHW input."""
+"""The pool family over NCHW input: max_pool2d, avg_pool2d and their gradients.
+
+max and average pooling decompose into window taps written with ops (a pad with -inf or 0 and
+one strided slice per tap) combined by a max reduction or a sum; the average-pooling gradient
+scatters each tap back with slice adjoints. The max-pooling gradient (first maximum of each
+window) has no decomposition: a device runs it with its own kernel (or, when max_pool2d itself
+was decomposed, autodiff differentiates the decomposition, whose max splits exact ties equally).
+"""
 
 from __future__ import annotations
 
+import math
+
 from .. import reference
 from ..attrs import to_bool, to_padding, to_pair
-from ..errors import arg_error, ShapeError
-from ..schema import Attr, Input, OpSchema, TensorMeta
+from ..errors import ShapeError, arg_error
+from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
-from ._checks import float_inputs, require_positive_dims, require_rank
+from ._checks import float_inputs, require_dy, require_positive_dims, require_rank, shape4
+from ._rules import without
+from ._windows import padded_shape, stacked, tap_starts, window_taps
 from .conv import check_window_fits
+from .layout import slice_adjoint
+
+FAMILY = "pool"
 
 
 def _stride(op, arg, value):
     return None if value is None else to_pair(op, arg, value)
 
 
-def _infer_pool(op, metas, attrs):
+def infer_pool(op, metas, attrs):
+    """Validate a pooling of x (``metas[0]``); return its output meta and kernel attributes."""
     (x,) = metas
     dtype = float_inputs(op, [("x", x)])
     require_rank(op, "x", x, 4, "(N, C, H, W)")
@@ -42,23 +57,129 @@ def _window(metas, attrs):
     return attrs["kernel_size"][0] * attrs["kernel_size"][1]
 
 
+MAX_POOL_ATTRS = (Attr("kernel_size", None, to_pair), Attr("stride", None, _stride), Attr("padding", 0, to_padding),
+                  Attr("dilation", 1, to_pair), Attr("ceil_mode", False, to_bool))
+AVG_POOL_ATTRS = (Attr("kernel_size", None, to_pair), Attr("stride", None, _stride), Attr("padding", 0, to_padding),
+                  Attr("ceil_mode", False, to_bool), Attr("count_include_pad", True, to_bool))
+
+
+# -- decompositions ---------------------------------------------------------------------------
+
+def _max_pool2d(F, x, *, kernel_size, stride, padding, dilation, ceil_mode):
+    out_hw = output_hw(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    taps = window_taps(F, x, kernel_size, stride, dilation, padding, out_hw, fill=-math.inf)
+    return taps[0] if len(taps) == 1 else F.max(stacked(F, taps, 4), axis=4)
+
+
+def _divisor(F, like, hw, attrs: dict):
+    """The (OH, OW) divisors of average pooling an input of spatial size ``hw``, computed on the host
+    from the shapes, as a tensor on the device (and of the dtype) of ``like``."""
+    div = reference.pool.avg_pool_divisor(hw, **attrs)
+    return F.tensor(div, dtype=like.dtype, device=like.device)
+
+
+def _avg_pool2d(F, x, **attrs):
+    a = attrs
+    out_hw = output_hw(x.shape[2:], a["kernel_size"], a["stride"], a["padding"], (1, 1), a["ceil_mode"])
+    taps = window_taps(F, x, a["kernel_size"], a["stride"], (1, 1), a["padding"], out_hw)
+    total = taps[0]
+    for t in taps[1:]:
+        total = total + t
+    return total / _divisor(F, x, x.shape[2:], a)
+
+
+def _avg_pool2d_backward(F, dy, *, input_shape, **attrs):
+    a = attrs
+    share = dy / _divisor(F, dy, input_shape[2:], a)
+    padded, _ = padded_shape(input_shape, a["kernel_size"], a["stride"], (1, 1), a["padding"], dy.shape[2:])
+    total = None
+    for r, q in tap_starts(a["kernel_size"], (1, 1)):
+        part = slice_adjoint(F, share, padded, (0, 0, r, q), (1, 1) + tuple(a["stride"]))
+        total = part if total is None else total + part
+    (pt, _), (pl, _) = a["padding"]
+    return F.slice(total, starts=(pt, pl), ends=(pt + input_shape[2], pl + input_shape[3]), axes=(2, 3))
+
+
+# -- gradient rules -------------------------------------------------------------------------------
+
+def _max_pool2d_vjp(F, rec, grads):
+    return [F.max_pool2d_backward(rec.inputs[0], grads[0], **rec.attrs)]
+
+
+def _avg_pool2d_vjp(F, rec, grads):
+    return [F.avg_pool2d_backward(grads[0], input_shape=rec.inputs[0].shape, **rec.attrs)]
+
+
+def _avg_pool2d_backward_vjp(F, rec, grads):
+    """avg_pool2d_backward is linear in dy; its adjoint is avg_pool2d itself."""
+    return [F.avg_pool2d(grads[0], **without(rec.attrs, "input_shape"))]
+
+
+# -- schemas ------------------------------------------------------------------------------------
+
 MAX_POOL2D = OpSchema(
-    name="max_pool2d",
+    name="max_pool2d", family=FAMILY,
     inputs=(Input("x"),),
-    attrs=(Attr("kernel_size", None, to_pair), Attr("stride", None, _stride), Attr("padding", 0, to_padding),
-           Attr("dilation", 1, to_pair), Attr("ceil_mode", False, to_bool)),
-    infer=_infer_pool,
-    reference=reference.max_pool2d,
+    attrs=MAX_POOL_ATTRS,
+    infer=infer_pool,
+    reference=reference.pool.max_pool2d,
     doc="Maximum over each (dilated) window; padding counts as -inf.",
+    vjp=_max_pool2d_vjp,
+    decomposition=Decomposition(_max_pool2d, uses=("pad", "slice", "reshape", "concat", "max")),
 )
 
 AVG_POOL2D = OpSchema(
-    name="avg_pool2d",
+    name="avg_pool2d", family=FAMILY,
     inputs=(Input("x"),),
-    attrs=(Attr("kernel_size", None, to_pair), Attr("stride", None, _stride), Attr("padding", 0, to_padding),
-           Attr("ceil_mode", False, to_bool), Attr("count_include_pad", True, to_bool)),
-    infer=_infer_pool,
-    reference=reference.avg_pool2d,
+    attrs=AVG_POOL_ATTRS,
+    infer=infer_pool,
+    reference=reference.pool.avg_pool2d,
     doc="Mean over each window; count_include_pad picks the divisor (see API.md).",
     reduction_length=_window,
+    vjp=_avg_pool2d_vjp,
+    decomposition=Decomposition(_avg_pool2d, uses=("pad", "slice", "add", "div")),
+)
+
+
+def _infer_max_pool_backward(op, metas, attrs):
+    x, dy = metas
+    dtype = float_inputs(op, [("x", x), ("dy", dy)])
+    outs, kattrs = infer_pool(op, [x], attrs)
+    require_rank(op, "dy", dy, 4, "(N, C, OH, OW)")
+    require_dy(op, dy, outs[0].shape, f"max_pool2d(x of shape {x.shape}) with these attributes")
+    return [TensorMeta(x.shape, dtype)], kattrs
+
+
+def _infer_avg_pool_backward(op, metas, attrs):
+    (dy,) = metas
+    dtype = float_inputs(op, [("dy", dy)])
+    require_rank(op, "dy", dy, 4, "(N, C, OH, OW)")
+    x = TensorMeta(attrs["input_shape"], dtype)
+    outs, kattrs = infer_pool(op, [x], attrs)
+    require_dy(op, dy, outs[0].shape, f"avg_pool2d(x of shape {x.shape}) with these attributes")
+    return [x], kattrs
+
+
+MAX_POOL2D_BACKWARD = OpSchema(
+    name="max_pool2d_backward", family=FAMILY,
+    inputs=(Input("x"), Input("dy")),
+    attrs=MAX_POOL_ATTRS,
+    infer=_infer_max_pool_backward,
+    reference=reference.pool.max_pool2d_backward,
+    doc="Gradient of max_pool2d: each window's dy goes to its first maximal input element (row-major), "
+        "accumulated over overlapping windows; padding gets nothing.",
+    reduction_length=_window,
+    no_vjp="max_pool2d_backward has no gradient rule yet (second derivatives through max pooling)",
+)
+
+AVG_POOL2D_BACKWARD = OpSchema(
+    name="avg_pool2d_backward", family=FAMILY,
+    inputs=(Input("dy"),),
+    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)")),) + AVG_POOL_ATTRS,
+    infer=_infer_avg_pool_backward,
+    reference=reference.pool.avg_pool2d_backward,
+    doc="Gradient of avg_pool2d: each window's dy over its divisor, spread over its real input elements.",
+    reduction_length=_window,
+    vjp=_avg_pool2d_backward_vjp,
+    decomposition=Decomposition(_avg_pool2d_backward, uses=("div", "pad", "slice", "reshape", "add")),
 )

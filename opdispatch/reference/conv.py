@@ -1,4 +1,5 @@
-"""Reference conv2d: cross-correlation (no kernel flip), NCHW input, OIHW weights."""
+"""Reference conv family: conv2d (cross-correlation, no kernel flip; NCHW input, OIHW weights), the fused
+conv2d_bias_relu, and conv2d's input and weight gradients as explicit adjoints over kernel taps."""
 
 from __future__ import annotations
 
@@ -35,3 +36,54 @@ def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
 def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
     """relu(conv2d(x, w, bias))."""
     return np.maximum(conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups), 0.0)
+
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def _tap_slice(i, j, stride, dilation, out_hw):
+    """The (rows, cols) slices of the padded input seen by kernel tap (i, j) over every output position."""
+    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_hw
+    return (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
+    """The adjoint of conv2d in x: every tap (i, j) scatters ``w[:, :, i, j]^T dy`` back onto the padded
+    input positions it read; the padding is then cropped away."""
+    dy, w = _f64(dy), _f64(w)
+    n, c_in, h, wd = input_shape
+    c_out, c_per_group, kh, kw = w.shape
+    (pt, pb), (pl, pr) = padding
+    oh, ow = dy.shape[2:]
+    out_per_group = c_out // groups
+    dxp = np.zeros((n, c_in, h + pt + pb, wd + pl + pr))
+    for g in range(groups):
+        chans = slice(g * c_per_group, (g + 1) * c_per_group)
+        dyg = dy[:, g * out_per_group:(g + 1) * out_per_group]
+        wg = w[g * out_per_group:(g + 1) * out_per_group]
+        for i in range(kh):
+            for j in range(kw):
+                rows, cols = _tap_slice(i, j, stride, dilation, (oh, ow))
+                dxp[:, chans, rows, cols] += np.einsum("nohw,oc->nchw", dyg, wg[:, :, i, j])
+    return dxp[:, :, pt:pt + h, pl:pl + wd]
+
+
+def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
+    """The derivative of conv2d in w: per tap (i, j), dy contracted with the input pixels the tap saw."""
+    x, dy = _f64(x), _f64(dy)
+    c_out, c_per_group, kh, kw = weight_shape
+    (pt, pb), (pl, pr) = padding
+    oh, ow = dy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    out_per_group = c_out // groups
+    dw = np.zeros(weight_shape)
+    for g in range(groups):
+        xg = xp[:, g * c_per_group:(g + 1) * c_per_group]
+        dyg = dy[:, g * out_per_group:(g + 1) * out_per_group]
+        for i in range(kh):
+            for j in range(kw):
+                rows, cols = _tap_slice(i, j, stride, dilation, (oh, ow))
+                dw[g * out_per_group:(g + 1) * out_per_group, :, i, j] = \
+                    np.einsum("nohw,nchw->oc", dyg, xg[:, :, rows, cols])
+    return dw

@@ -68,3 +68,8 @@ def div(a, b):
     """a / b, broadcasting (inf or nan on division by zero, as IEEE says)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return _f64(a) / _f64(b)
+
+
+def relu_backward(dy, x):
+    """dy where x > 0, else 0."""
+    return np.where(_f64(x) > 0, _f64(dy), 0.0)

@@ -1,4 +1,4 @@
-"""Reference softmax family and the classification loss."""
+"""Reference nn family: softmax, log_softmax, the classification loss and its gradient."""
 
 from __future__ import annotations
 
@@ -24,3 +24,15 @@ def softmax_cross_entropy(logits, labels):
     logp = log_softmax(logits, axis=1)
     labels = np.asarray(labels)
     return np.asarray(-np.mean(logp[np.arange(logp.shape[0]), labels]))
+
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def softmax_cross_entropy_backward(logits, labels, dloss):
+    """(softmax(logits) - onehot(labels)) * dloss / N."""
+    p = softmax(logits, axis=1)
+    n = p.shape[0]
+    p[np.arange(n), np.asarray(labels)] -= 1.0
+    return p * (float(_f64(dloss)) / n)

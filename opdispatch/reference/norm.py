@@ -1,4 +1,4 @@
-"""Reference batch normalisation (PyTorch semantics)."""
+"""Reference norm family: batch normalisation (PyTorch semantics) and its gradient."""
 
 from __future__ import annotations
 
@@ -31,3 +31,33 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
     new_mean = (1 - momentum) * rm + momentum * mean
     new_var = (1 - momentum) * rv + momentum * var * count / (count - 1)
     return y, new_mean, new_var
+
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, training, eps):
+    """(dx, dweight, dbias) of ``y = weight * (x - mean) / sqrt(var + eps) + bias``. In training, mean
+    and (biased) var are the batch statistics and dx includes their dependence on x."""
+    x, dy = _f64(x), _f64(dy)
+    c = x.shape[1]
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    axes = (0,) + tuple(range(2, x.ndim))
+    gamma = np.ones(c) if weight is None else _f64(weight)
+    if training:
+        mean, var = x.mean(axis=axes), x.var(axis=axes)
+    else:
+        mean, var = _f64(running_mean), _f64(running_var)
+    invstd = 1.0 / np.sqrt(var + eps)
+    xhat = (x - mean.reshape(bshape)) * invstd.reshape(bshape)
+    dbias = dy.sum(axis=axes)
+    dweight = (dy * xhat).sum(axis=axes)
+    dxhat = dy * gamma.reshape(bshape)
+    if training:
+        # d xhat_k / d x_j = invstd * (delta_jk - 1/M - xhat_j xhat_k / M)
+        dx = invstd.reshape(bshape) * (dxhat - dxhat.mean(axis=axes, keepdims=True)
+                                       - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+    else:
+        dx = dxhat * invstd.reshape(bshape)
+    return dx, dweight, dbias

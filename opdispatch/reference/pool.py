@@ -1,4 +1,4 @@
-"""Reference max and average pooling, NCHW."""
+"""Reference pool family, NCHW: max and average pooling and their gradients (loops over windows)."""
 
 from __future__ import annotations
 
@@ -41,17 +41,80 @@ def avg_pool2d(x, *, kernel_size, stride, padding, ceil_mode, count_include_pad)
     (``count_include_pad``) or the number of real input elements in it."""
     x = np.asarray(x, dtype=np.float64)
     dil = (1, 1)
-    h, w = x.shape[2:]
-    oh, ow = output_hw((h, w), kernel_size, stride, padding, dil, ceil_mode)
+    oh, ow = output_hw(x.shape[2:], kernel_size, stride, padding, dil, ceil_mode)
     xp = _pad_for_windows(x, padding, kernel_size, stride, dil, oh, ow, 0.0)
     total = sum(_windows(xp, kernel_size, stride, dil, oh, ow))
-    # Divisor: count the ones of a mask covering the real input (count_include_pad=False) or
-    # the padded input (True); ceil_mode's overhang beyond the padding never counts.
+    return total / avg_pool_divisor(x.shape[2:], kernel_size=kernel_size, stride=stride, padding=padding,
+                                    ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+
+
+def avg_pool_divisor(hw, *, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    """The (OH, OW) divisors of average pooling an input of spatial size ``hw``: per window, the
+    number of elements of the padded input (``count_include_pad``) or of the real input it covers;
+    ceil_mode's overhang beyond the padding never counts."""
+    dil = (1, 1)
+    h, w = hw
+    oh, ow = output_hw((h, w), kernel_size, stride, padding, dil, ceil_mode)
     (pt, pb), (pl, pr) = padding
-    if count_include_pad:
-        mask = np.pad(np.ones((1, 1, h + pt + pb, w + pl + pr)),
-                      ((0, 0), (0, 0), (0, xp.shape[2] - (h + pt + pb)), (0, xp.shape[3] - (w + pl + pr))))
+    if count_include_pad:  # a mask covering the padded input, extended by the overhang with zeros
+        ones = np.ones((1, 1, h + pt + pb, w + pl + pr))
+        mask = _pad_for_windows(ones, ((0, 0), (0, 0)), kernel_size, stride, dil, oh, ow, 0.0)
     else:
         mask = _pad_for_windows(np.ones((1, 1, h, w)), padding, kernel_size, stride, dil, oh, ow, 0.0)
-    divisor = sum(_windows(mask, kernel_size, stride, dil, oh, ow))
-    return total / divisor
+    return sum(_windows(mask, kernel_size, stride, dil, oh, ow))[0, 0]
+
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def _window_taps(a, size, k, stride, pad_lo, dilation):
+    """Input indices (inside [0, size)) of window ``a`` along one axis, in order."""
+    start = a * stride - pad_lo
+    return [start + t * dilation for t in range(k) if 0 <= start + t * dilation < size]
+
+
+def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_mode):
+    """Per output window: find its first maximal real input element in row-major order (NaN counts
+    as maximal) and add the window's dy there. Padding taps are never candidates (a dilated window
+    that sees only padding passes no gradient)."""
+    x, dy = _f64(x), _f64(dy)
+    n, c, h, w = x.shape
+    oh, ow = dy.shape[2:]
+    dx = np.zeros_like(x)
+    ni, ci = np.indices((n, c))
+    for a in range(oh):
+        rows = _window_taps(a, h, kernel_size[0], stride[0], padding[0][0], dilation[0])
+        for b in range(ow):
+            cols = _window_taps(b, w, kernel_size[1], stride[1], padding[1][0], dilation[1])
+            if not rows or not cols:
+                continue  # a dilated window whose taps all land in the padding: no input to credit
+            rr = np.array([r for r in rows for _ in cols], dtype=np.intp)
+            qq = np.array([q for _ in rows for q in cols], dtype=np.intp)
+            vals = x[:, :, rr, qq]  # (N, C, taps), row-major over the window
+            m = vals.max(axis=-1, keepdims=True)
+            first = np.argmax((vals == m) | (np.isnan(vals) & np.isnan(m)), axis=-1)
+            np.add.at(dx, (ni, ci, rr[first], qq[first]), dy[:, :, a, b])
+    return dx
+
+
+def avg_pool2d_backward(dy, *, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    """Per output window: its dy divided by the window's divisor (the window clipped to the padded
+    input, or to the real input without count_include_pad), added to each real element."""
+    dy = _f64(dy)
+    n, c, h, w = input_shape
+    oh, ow = dy.shape[2:]
+    dx = np.zeros(input_shape)
+
+    def extent(a, size, k, s, pads):
+        start = a * s - pads[0]
+        real = (max(start, 0), min(start + k, size))
+        counted = (max(start, -pads[0]), min(start + k, size + pads[1])) if count_include_pad else real
+        return real, counted[1] - counted[0]
+
+    for a in range(oh):
+        (r0, r1), count_h = extent(a, h, kernel_size[0], stride[0], padding[0])
+        for b in range(ow):
+            (q0, q1), count_w = extent(b, w, kernel_size[1], stride[1], padding[1])
+            dx[:, :, r0:r1, q0:q1] += (dy[:, :, a, b] / (count_h * count_w))[:, :, None, None]
+    return dx

@@ -15,14 +15,13 @@ import numpy as np
 from ...errors import OpDispatchError
 from ...registry import registry
 from ..ir import Graph, readonly
+from ..kernels import node_function
 
 MAX_GROWTH_BYTES = 1 << 16  # fold when the result is at most this or at most its inputs' size
 
 
 def fold_constants(graph: Graph, max_growth_bytes: int = MAX_GROWTH_BYTES) -> Graph:
     """``graph`` with every foldable node replaced by constants."""
-    from ..executor import node_function
-
     constants = dict(graph.constants)
     values = dict(graph.values)
     nodes = []

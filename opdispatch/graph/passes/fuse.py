@@ -4,8 +4,8 @@
 - ``batch_norm(conv2d(x, w, b))`` in inference folds the normalisation into the conv's weights and
   bias, written with ops the device has (constant folding then precomputes them when the
   parameters are constants);
-- ``relu(conv2d(x, w, b))`` becomes the fused op ``conv2d_bias_relu`` (the backend's fused kernel,
-  or its conv2d and relu kernels back to back).
+- ``relu(conv2d(x, w, b))`` becomes the fused op ``conv2d_bias_relu`` where the device has a kernel
+  for it (a device without one gains nothing from the fused node).
 
 Fused nodes keep the user lines of every node they came from.
 """
@@ -16,8 +16,9 @@ from typing import Optional
 
 from ...errors import OpDispatchError
 from ...registry import registry
-from ..fused import why_unsupported_op
+from ...schema import TensorMeta
 from ..ir import Graph, Node
+from ..kernels import has_kernel
 from .relu_output import read_relu_outputs
 from .pool_grad import mask_before_max_pool_backward
 from .rewrite import Rewriter, single_reader, splice
@@ -40,12 +41,10 @@ def _can_run(graph: Graph, node: Node, op: str, inputs, attrs: dict) -> bool:
         return False
     metas = [None if v is None else _meta(graph, v) for v in inputs]
     dtype = graph.values[node.outputs[0]].dtype
-    return why_unsupported_op(rt, op, metas, attrs, dtype) is None
+    return has_kernel(rt, op, metas, attrs, dtype)
 
 
-def _meta(graph: Graph, v: int):
-    from ...schema import TensorMeta
-
+def _meta(graph: Graph, v: int) -> TensorMeta:
     info = graph.values[v]
     return TensorMeta(info.shape, info.dtype)
 
@@ -56,7 +55,7 @@ def _has_kernels(graph: Graph, node: Node, ops) -> bool:
     except OpDispatchError:
         return False
     dtype = graph.values[node.outputs[0]].dtype
-    return all(op in rt.kernels and dtype in rt.kernels[op].dtype_set for op in ops)
+    return all(any(dtype in e.kernel.dtype_set for e in rt.candidates.get(op, ())) for op in ops)
 
 
 def _producer_conv(graph: Graph, producers: dict, consumers: dict, v: Optional[int], node: Node,

@@ -48,6 +48,10 @@ class Rewriter:
             outputs = [self._new(ValueInfo(m.shape, m.dtype, device)) for m in outs]
         return make_node(op, inputs, outputs, kattrs, device, sources, fused_from)
 
+    def new_value(self, info: ValueInfo) -> int:
+        """A new value described by ``info``."""
+        return self._new(info)
+
     def _new(self, info: ValueInfo) -> int:
         vid = self._next
         self._next += 1

@@ -1,0 +1,106 @@
+"""Conformance cases of the conv family: the deterministic grid and the seeded random generators
+of its ops (conv2d, conv2d_bias_relu, conv2d_backward_input, conv2d_backward_weight)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterator
+
+from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+
+def conv2d_grid() -> Iterator[Case]:
+    for padding in PADDINGS:
+        for stride in (1, 2, (2, 1)):
+            yield Case("conv2d", (normal(2, 3, 7, 6), normal(4, 3, 3, 2), None), {"stride": stride, "padding": padding})
+    # SAME with even and odd total padding; dilation; groups incl. depthwise; bias; edge sizes
+    yield Case("conv2d", (normal(1, 2, 8, 8), normal(3, 2, 4, 4), normal(3)), {"padding": "SAME"})          # odd total (3)
+    yield Case("conv2d", (normal(1, 2, 8, 8), normal(3, 2, 3, 3), normal(3)), {"padding": "SAME"})          # even total (2)
+    yield Case("conv2d", (normal(1, 2, 9, 9), normal(3, 2, 3, 3), None), {"padding": "SAME", "stride": 2})
+    yield Case("conv2d", (normal(2, 2, 9, 8), normal(2, 2, 3, 3), None), {"padding": "SAME", "dilation": 2})
+    yield Case("conv2d", (normal(2, 2, 9, 8), normal(2, 2, 3, 2), normal(2)), {"dilation": (2, 3), "padding": 1})
+    yield Case("conv2d", (normal(2, 4, 6, 6), normal(6, 2, 3, 3), normal(6)), {"groups": 2, "padding": 1})
+    yield Case("conv2d", (normal(2, 4, 6, 6), normal(4, 1, 3, 3), None), {"groups": 4, "padding": "SAME"})  # depthwise
+    yield Case("conv2d", (normal(1, 3, 5, 5), normal(6, 1, 3, 3), normal(6)), {"groups": 3, "stride": 2})   # depth multiplier
+    yield Case("conv2d", (normal(1, 1, 1, 1), normal(1, 1, 1, 1), None), {})                           # 1x1 image
+    yield Case("conv2d", (normal(1, 1, 1, 1), normal(2, 1, 3, 3), normal(2)), {"padding": "SAME"})
+    yield Case("conv2d", (normal(3, 5, 4, 4), normal(2, 5, 1, 1), normal(2)), {})                          # pointwise
+    yield Case("conv2d", (normal(2, 3, 5, 7), normal(2, 3, 5, 7), None), {})                           # kernel = input
+    yield Case("conv2d", (normal(1, 2, 10, 3), normal(1, 2, 1, 3), None), {"stride": (3, 1)})          # 1xK, non-square
+
+
+def fused_grid() -> Iterator[Case]:
+    """conv2d_bias_relu on every conv2d grid call."""
+    for case in conv2d_grid():
+        yield Case("conv2d_bias_relu", case.inputs, case.attrs)
+
+
+def conv_backward_cases(x: tuple, w: tuple, attrs: dict) -> Iterator[Case]:
+    """Both conv2d gradients of ``conv2d(x, w, **attrs)``."""
+    dy = In(forward_shape("conv2d", (x, w, None), attrs))
+    yield Case("conv2d_backward_input", (dy, In(w)), dict(attrs, input_shape=x))
+    yield Case("conv2d_backward_weight", (In(x), dy), dict(attrs, weight_shape=w))
+
+
+def grad_conv_grid() -> Iterator[Case]:
+    for padding in PADDINGS:
+        for stride in (1, 2, (2, 1)):
+            yield from conv_backward_cases((2, 3, 7, 6), (4, 3, 3, 2), {"stride": stride, "padding": padding})
+    yield from conv_backward_cases((1, 2, 8, 8), (3, 2, 4, 4), {"padding": "SAME"})            # odd total (3)
+    yield from conv_backward_cases((1, 2, 8, 8), (3, 2, 3, 3), {"padding": "SAME"})            # even total (2)
+    yield from conv_backward_cases((1, 2, 9, 9), (3, 2, 3, 3), {"padding": "SAME", "stride": 2})
+    yield from conv_backward_cases((1, 2, 8, 7), (2, 2, 2, 4), {"padding": "SAME", "stride": (3, 2)})
+    yield from conv_backward_cases((2, 2, 9, 8), (2, 2, 3, 3), {"padding": "SAME", "dilation": 2})
+    yield from conv_backward_cases((2, 2, 9, 8), (2, 2, 3, 2), {"dilation": (2, 3), "padding": 1})
+    yield from conv_backward_cases((1, 2, 10, 9), (3, 2, 2, 3), {"dilation": 2, "stride": 3,
+                                                                 "padding": ((2, 0), (1, 3))})
+    yield from conv_backward_cases((2, 4, 6, 6), (6, 2, 3, 3), {"groups": 2, "padding": 1})
+    yield from conv_backward_cases((2, 4, 6, 6), (4, 1, 3, 3), {"groups": 4, "padding": "SAME"})  # depthwise
+    yield from conv_backward_cases((1, 3, 5, 5), (6, 1, 3, 3), {"groups": 3, "stride": 2})        # multiplier
+    yield from conv_backward_cases((1, 1, 1, 1), (1, 1, 1, 1), {})
+    yield from conv_backward_cases((1, 1, 1, 1), (2, 1, 3, 3), {"padding": "SAME"})
+    yield from conv_backward_cases((3, 5, 4, 4), (2, 5, 1, 1), {})                                # pointwise
+    yield from conv_backward_cases((2, 3, 5, 7), (2, 3, 5, 7), {})                                # kernel = input
+    yield from conv_backward_cases((1, 2, 10, 3), (1, 2, 1, 3), {"stride": (3, 1)})               # rows skipped
+    yield from conv_backward_cases((2, 3, 7, 7), (4, 3, 2, 2), {"stride": 3})                     # gaps between taps
+    yield from conv_backward_cases((2, 16, 12, 12), (32, 16, 3, 3), {"padding": 1})               # longer sums
+
+
+def _conv2d(r: random.Random) -> Case:
+    groups = r.choice([1, 1, 2, 3])
+    cg, og = r.randint(1, 3), r.randint(1, 3)
+    if r.random() < 0.2:
+        cg, og = 1, 1  # depthwise
+    kh, kw = r.randint(1, 4), r.randint(1, 4)
+    x = In((r.randint(1, 3), groups * cg, r.randint(1, 10), r.randint(1, 10)))
+    w = In((groups * og, cg, kh, kw))
+    bias = In((groups * og,)) if r.random() < 0.5 else None
+    return Case("conv2d", (x, w, bias), {"stride": rand_pair(r, 1, 3), "padding": rand_padding(r),
+                                         "dilation": rand_pair(r, 1, 2), "groups": groups})
+
+
+def _conv2d_backward(op: str) -> Callable[[random.Random], Case]:
+    def make(r: random.Random) -> Case:
+        fwd = _conv2d(r)
+        x, w, _ = fwd.inputs
+        dy = In(output_shape_of(fwd))
+        if op == "conv2d_backward_input":
+            return Case(op, (dy, w), dict(fwd.attrs, input_shape=x.shape))
+        return Case(op, (x, dy), dict(fwd.attrs, weight_shape=w.shape))
+    return make
+
+
+def _renamed(case: Case, op: str) -> Case:
+    """The same call of another op with the same signature (a fused op and its first part)."""
+    return Case(op, case.inputs, case.attrs)
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (conv2d_grid, fused_grid, grad_conv_grid,)
+"""The grid generators, each numbered from seed 0."""
+
+RANDOM: dict[str, Callable[[random.Random], Case]] = {
+    'conv2d': _conv2d,
+    'conv2d_bias_relu': lambda r: _renamed(_conv2d(r), "conv2d_bias_relu"),
+    'conv2d_backward_input': _conv2d_backward("conv2d_backward_input"),
+    'conv2d_backward_weight': _conv2d_backward("conv2d_backward_weight"),
+}
+"""Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

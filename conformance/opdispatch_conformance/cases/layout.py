@@ -1,0 +1,120 @@
+"""Conformance cases of the layout family: the deterministic grid and the seeded random generators
+of its ops (reshape, transpose, flatten, broadcast_to, pad, slice, concat)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterator
+
+from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+
+def layout_grid() -> Iterator[Case]:
+    yield Case("reshape", (normal(2, 3, 4),), {"shape": (4, 6)})
+    yield Case("reshape", (normal(2, 3, 4),), {"shape": (-1, 2)})
+    yield Case("reshape", (normal(6),), {"shape": (1, 6, 1)})
+    yield Case("reshape", (normal(1),), {"shape": ()})
+    for axes in (None, (1, 0, 2), (2, 0, 1)):
+        yield Case("transpose", (normal(2, 3, 4),), {"axes": axes})
+    yield Case("transpose", (normal(5),), {})
+    for start in (0, 1, 2, -1):
+        yield Case("flatten", (normal(2, 3, 4),), {"start_axis": start})
+
+
+def broadcast_to_grid() -> Iterator[Case]:
+    for src, dst in (((), (2, 3)), ((3,), (2, 3)), ((2, 1), (2, 4)), ((1, 3, 1), (2, 3, 4)), ((2, 3), (2, 3)),
+                     ((1,), (0,)), ((4, 1, 1), (2, 4, 3, 5)), ((5,), (5,))):
+        yield Case("broadcast_to", (normal(*src),), {"shape": dst})
+
+
+def movement_grid() -> Iterator[Case]:
+    """pad (every mode), slice (every step sign, clamping, empty results) and concat."""
+    for mode in ("constant", "reflect", "edge"):
+        yield Case("pad", (normal(2, 3, 4),), {"pads": ((1, 2), (2, 1)), "mode": mode})
+        yield Case("pad", (normal(5),), {"pads": ((3, 0),), "mode": mode})
+        yield Case("pad", (normal(2, 3, 4),), {"pads": ((0, 0), (1, 1), (0, 2)), "mode": mode})
+    yield Case("pad", (normal(2, 2),), {"pads": ((1, 1), (1, 1)), "value": -2.5})
+    yield Case("pad", (normal(1, 2, 3, 3),), {"pads": ((0, 0), (0, 0), (1, 2), (2, 1)), "value": float("-inf")})
+    yield Case("pad", (normal(0, 3),), {"pads": ((1, 1), (0, 0))})
+    yield Case("pad", (normal(),), {"pads": ()})
+    for starts, ends, axes, steps in (((1,), (3,), None, None), ((0, 1), (None, None), (0, 2), (2, 2)),
+                                      ((-1,), (None,), (1,), (-1,)), ((3,), (0,), (2,), (-2,)),
+                                      ((-100,), (100,), None, None), ((2,), (1,), None, None),
+                                      ((0, 0, 0), (2, 3, 4), None, (1, 3, 3)), ((1,), (-1,), (-1,), (1,))):
+        yield Case("slice", (normal(2, 3, 4),), {"starts": starts, "ends": ends, "axes": axes, "steps": steps})
+    yield Case("slice", (normal(9, 9),), {"starts": (8, 1), "ends": (None, 9), "steps": (-3, 4)})
+    yield Case("concat", (normal(2, 3), normal(4, 3)), {"axis": 0})
+    yield Case("concat", (normal(2, 3), normal(2, 1), normal(2, 5)), {"axis": -1})
+    yield Case("concat", (normal(1, 2, 2, 3),), {"axis": 2})
+    yield Case("concat", (normal(2, 0, 3), normal(2, 4, 3)), {"axis": 1})
+
+
+def _pad(r: random.Random) -> Case:
+    shp = rand_shape(r) or (3,)
+    mode = r.choice(["constant", "reflect", "edge"])
+    pads = []
+    for d in shp[len(shp) - r.randint(0, len(shp)):]:
+        limit = d - 1 if mode == "reflect" else 3
+        pads.append((r.randint(0, max(limit, 0)), r.randint(0, max(limit, 0))))
+    return Case("pad", (In(shp),), {"pads": tuple(pads), "mode": mode, "value": round(r.uniform(-2, 2), 2)})
+
+
+def _slice(r: random.Random) -> Case:
+    shp = rand_shape(r) or (4,)
+    axes = tuple(sorted(r.sample(range(len(shp)), r.randint(1, len(shp)))))
+    starts, ends, steps = [], [], []
+    for a in axes:
+        d = shp[a]
+        starts.append(r.randint(-d - 1, d + 1))
+        ends.append(r.choice([None, r.randint(-d - 1, d + 1)]))
+        steps.append(r.choice([1, 1, 2, 3, -1, -2]))
+    return Case("slice", (In(shp),), {"starts": tuple(starts), "ends": tuple(ends), "axes": axes,
+                                      "steps": tuple(steps)})
+
+
+def _concat(r: random.Random) -> Case:
+    shp = rand_shape(r) or (3,)
+    axis = r.randrange(len(shp))
+    parts = tuple(In(shp[:axis] + (r.randint(0, 3),) + shp[axis + 1:]) for _ in range(r.randint(1, 4)))
+    return Case("concat", parts, {"axis": axis - len(shp) if r.random() < 0.3 else axis})
+
+
+def _reshape(r: random.Random) -> Case:
+    shape = rand_shape(r)
+    new = list(shape)
+    r.shuffle(new)
+    if new and r.random() < 0.5:
+        new[r.randrange(len(new))] = -1
+    return Case("reshape", (In(shape),), {"shape": tuple(new)})
+
+
+def _transpose(r: random.Random) -> Case:
+    shape = rand_shape(r)
+    axes = list(range(len(shape)))
+    r.shuffle(axes)
+    return Case("transpose", (In(shape),), {"axes": tuple(axes) if r.random() < 0.8 else None})
+
+
+def _flatten(r: random.Random) -> Case:
+    shape = rand_shape(r) or (3,)
+    return Case("flatten", (In(shape),), {"start_axis": r.randint(-len(shape), len(shape) - 1)})
+
+
+def _broadcast_to(r: random.Random) -> Case:
+    dst = rand_shape(r)
+    src = tuple(1 if r.random() < 0.4 else d for d in dst[r.randint(0, len(dst)):])
+    return Case("broadcast_to", (In(src),), {"shape": dst})
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (layout_grid, broadcast_to_grid, movement_grid,)
+"""The grid generators, each numbered from seed 0."""
+
+RANDOM: dict[str, Callable[[random.Random], Case]] = {
+    'reshape': _reshape,
+    'transpose': _transpose,
+    'flatten': _flatten,
+    'broadcast_to': _broadcast_to,
+    'pad': _pad,
+    'slice': _slice,
+    'concat': _concat,
+}
+"""Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

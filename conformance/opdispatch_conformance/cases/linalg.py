@@ -1,0 +1,32 @@
+"""Conformance cases of the linalg family: the deterministic grid and the seeded random generators
+of its ops (matmul)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterator
+
+from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+
+def matmul_grid() -> Iterator[Case]:
+    for a, b in [((3, 4), (4, 5)), ((4,), (4,)), ((4,), (4, 3)), ((3, 4), (4,)), ((2, 3, 4), (4, 5)),
+                 ((2, 1, 3, 4), (5, 4, 2)), ((3, 4), (2, 4, 5)), ((1, 1), (1, 1)), ((5,), (2, 5, 3)),
+                 ((16, 64), (64, 8))]:
+        yield Case("matmul", (normal(*a), normal(*b)), {})
+
+
+def _matmul(r: random.Random) -> Case:
+    m, k, n = r.randint(1, 6), r.randint(1, 8), r.randint(1, 6)
+    batch = tuple(r.randint(1, 3) for _ in range(r.randint(0, 2)))
+    a = r.choice([(k,), batch + (m, k)])
+    b = r.choice([(k,), tuple(1 if r.random() < 0.3 else d for d in batch) + (k, n)])
+    return Case("matmul", (In(a), In(b)), {})
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (matmul_grid,)
+"""The grid generators, each numbered from seed 0."""
+
+RANDOM: dict[str, Callable[[random.Random], Case]] = {
+    'matmul': _matmul,
+}
+"""Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

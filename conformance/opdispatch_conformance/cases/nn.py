@@ -1,0 +1,54 @@
+"""Conformance cases of the nn family: the deterministic grid and the seeded random generators
+of its ops (softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_backward)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterator
+
+from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+
+def nn_grid() -> Iterator[Case]:
+    for op in ("softmax", "log_softmax"):
+        for shape, axis in (((4, 5), -1), ((4, 5), 0), ((2, 3, 4), 1), ((6,), 0), ((3, 1), 1)):
+            yield Case(op, (normal(*shape),), {"axis": axis})
+        yield Case(op, (In((2, 6), "uniform", -120.0, 120.0),), {})  # large logits: exp overflows unless max-shifted
+    for n, c in ((4, 5), (1, 1), (16, 10), (3, 2)):
+        yield Case("softmax_cross_entropy", (normal(n, c), In((n,), "labels", high=c)), {})
+    yield Case("softmax_cross_entropy", (In((4, 3), "uniform", -60.0, 60.0), In((4,), "labels", high=3)), {})
+
+
+def xent_backward_grid() -> Iterator[Case]:
+    for n, c in ((4, 5), (1, 1), (16, 10), (3, 2)):
+        yield Case("softmax_cross_entropy_backward", (normal(n, c), In((n,), "labels", high=c), normal()), {})
+    yield Case("softmax_cross_entropy_backward", (In((4, 3), "uniform", -60.0, 60.0), In((4,), "labels", high=3),
+                                                  normal()), {})
+
+
+def _softmax(op: str) -> Callable[[random.Random], Case]:
+    def make(r: random.Random) -> Case:
+        shape = rand_shape(r) or (4,)
+        return Case(op, (In(shape, "uniform", -10.0, 10.0),), {"axis": r.randint(-len(shape), len(shape) - 1)})
+    return make
+
+
+def _xent(r: random.Random) -> Case:
+    n, c = r.randint(1, 8), r.randint(1, 6)
+    return Case("softmax_cross_entropy", (In((n, c), "uniform", -5.0, 5.0), In((n,), "labels", high=c)), {})
+
+
+def _xent_backward(r: random.Random) -> Case:
+    fwd = _xent(r)
+    return Case("softmax_cross_entropy_backward", fwd.inputs + (In(()),), {})
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (nn_grid, xent_backward_grid,)
+"""The grid generators, each numbered from seed 0."""
+
+RANDOM: dict[str, Callable[[random.Random], Case]] = {
+    'softmax': _softmax("softmax"),
+    'log_softmax': _softmax("log_softmax"),
+    'softmax_cross_entropy': _xent,
+    'softmax_cross_entropy_backward': _xent_backward,
+}
+"""Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

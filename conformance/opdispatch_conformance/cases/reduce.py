@@ -1,0 +1,61 @@
+"""Conformance cases of the reduce family: the deterministic grid and the seeded random generators
+of its ops (sum, mean, max, max_backward)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterator
+
+from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+
+def reduce_grid() -> Iterator[Case]:
+    for op in ("sum", "mean", "max"):
+        for axis in (None, 0, 1, -1, (0, 2)):
+            for keepdims in (False, True):
+                yield Case(op, (normal(2, 3, 4),), {"axis": axis, "keepdims": keepdims})
+        yield Case(op, (normal(5),), {})
+        yield Case(op, (normal(),), {})
+        yield Case(op, (normal(3, 4),), {"axis": (1, 0)})
+
+
+def max_backward_grid() -> Iterator[Case]:
+    for axis in (None, 0, 1, -1, (0, 2)):
+        for keepdims in (False, True):
+            attrs = {"axis": axis, "keepdims": keepdims}
+            yield Case("max_backward", (normal(2, 3, 4), In(forward_shape("max", ((2, 3, 4),), attrs))), attrs)
+    yield Case("max_backward", (normal(5), normal()), {})
+    yield Case("max_backward", (normal(), normal()), {})
+    yield Case("max_backward", (normal(3, 4), normal()), {"axis": (1, 0)})
+    ties = In((3, 4), "array", values=(1, 5, 5, 2, 7, 7, 7, 7, 0, -1, 3, 3))
+    for axis in (None, 0, 1):
+        for keepdims in (False, True):
+            attrs = {"axis": axis, "keepdims": keepdims}
+            yield Case("max_backward", (ties, In(forward_shape("max", ((3, 4),), attrs))), attrs)
+
+
+def _reduce(op: str) -> Callable[[random.Random], Case]:
+    def make(r: random.Random) -> Case:
+        shape = rand_shape(r)
+        axis: Any = None
+        if shape and r.random() < 0.7:
+            axis = tuple(sorted(r.sample(range(-len(shape), 0), r.randint(1, len(shape)))))
+            axis = axis[0] if len(axis) == 1 and r.random() < 0.5 else axis
+        return Case(op, (In(shape),), {"axis": axis, "keepdims": r.random() < 0.5})
+    return make
+
+
+def _max_backward(r: random.Random) -> Case:
+    fwd = _reduce("max")(r)
+    return Case("max_backward", (fwd.inputs[0], In(output_shape_of(fwd))), fwd.attrs)
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (reduce_grid, max_backward_grid,)
+"""The grid generators, each numbered from seed 0."""
+
+RANDOM: dict[str, Callable[[random.Random], Case]] = {
+    'sum': _reduce("sum"),
+    'mean': _reduce("mean"),
+    'max': _reduce("max"),
+    'max_backward': _max_backward,
+}
+"""Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

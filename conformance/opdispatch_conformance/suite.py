@@ -1,0 +1,104 @@
+"""Assemble the conformance cases and run them on devices, printing progress per op."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import sys
+import time
+from typing import Iterable, Optional, TextIO
+
+import numpy as np
+import opdispatch as od
+from opdispatch import Device, InvalidArgumentError
+from opdispatch.ops import OPS
+
+from .cases import Case, grid_cases, random_cases
+from .gradients import SUFFIX, gradient_cases, run_gradient_cases
+from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, run_cases
+
+FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
+
+
+def collect_cases(ops: Optional[Iterable[str]] = None, random_per_op: int = 10, seed: int = 0,
+                  onnx: bool = True, notes: Optional[list[str]] = None) -> list[Case]:
+    """Grid cases, ``random_per_op`` seeded random cases per op and, when the ``onnx`` package is
+    installed, the ONNX-derived cases; restricted to ``ops`` when given."""
+    wanted = sorted(OPS) if ops is None else list(ops)
+    unknown = [op for op in wanted if op not in OPS]
+    if unknown:
+        raise InvalidArgumentError(f"conformance: argument 'ops' got {unknown}; allowed: {sorted(OPS)}")
+    cases = [c for c in grid_cases() if c.op in wanted]
+    for op in wanted:
+        cases.extend(random_cases(op, random_per_op, seed))
+    if onnx:
+        if importlib.util.find_spec("onnx") is None:
+            if notes is not None:
+                notes.append("the onnx package is not installed: the ONNX-derived cases are left out "
+                             "(pip install onnx)")
+        else:
+            from .onnx_cases import conformance_cases
+
+            cases.extend(c for c in conformance_cases() if c.op in wanted)
+    return cases
+
+
+def default_dtypes(dev: Device) -> list[str]:
+    """The float dtypes ``dev`` supports, in a fixed order."""
+    supported = od.device_info(dev).dtype_set
+    return [d.name for d in FLOAT_DTYPES if d in supported]
+
+
+GRADIENT_CHOICES = ("yes", "no", "only")
+
+
+def run_device(dev: Device, cases: list[Case], dtypes: Optional[list[str]] = None, mode: str = "eager",
+               out: Optional[TextIO] = sys.stderr, gradients: str = "yes") -> dict:
+    """Run ``cases`` on ``dev`` op by op, printing a progress line per op; return the run record.
+
+    ``gradients`` says whether the gradient checks (`opdispatch_conformance.gradients`) of the
+    differentiable cases run too: "yes", "no" or "only" (then the forward checks do not run).
+    """
+    if gradients not in GRADIENT_CHOICES:
+        raise InvalidArgumentError(f"conformance: argument 'gradients' got {gradients!r}; "
+                                   f"allowed: {', '.join(GRADIENT_CHOICES)}")
+    backend = od.backends(hidden=True)[dev.backend]
+    dtypes = dtypes or default_dtypes(dev)
+    by_op: dict[str, list[Case]] = {}
+    for case in cases:
+        by_op.setdefault(case.op, []).append(case)
+    results: list[CaseResult] = []
+    start = time.perf_counter()
+    for n, (op, op_cases) in enumerate(sorted(by_op.items()), 1):
+        batches = []
+        for provider in competing_providers(dev, op):
+            label = op if provider is None else f"{op} [{provider}]"
+            with (od.use_provider(provider) if provider is not None else contextlib.nullcontext()):
+                if gradients != "only":
+                    batches.append((label, _pinned(run_cases(op_cases, dev, dtypes, mode), provider)))
+                if gradients != "no" and gradient_cases(op_cases):
+                    batches.append((label + SUFFIX, _pinned(run_gradient_cases(op_cases, dev, dtypes, mode),
+                                                            provider)))
+        for label, rs in batches:
+            results.extend(rs)
+            if out is not None:
+                counts = {s: sum(r.status == s for r in rs) for s in (PASSED, FAILED, UNSUPPORTED)}
+                print(f"  [{dev} {n:>2}/{len(by_op)}] {label:<27} {counts[PASSED]:>4} passed {counts[FAILED]:>4} "
+                      f"failed {counts[UNSUPPORTED]:>4} unsupported", file=out, flush=True)
+    if out is not None:
+        print(f"  [{dev}] {len(results)} checks in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    return {"backend": backend.name, "version": backend.version, "mode": mode, "dtypes": dtypes, "results": results}
+
+
+def _pinned(results: list[CaseResult], provider: Optional[str]) -> list[CaseResult]:
+    """Results of a run pinned to ``provider`` all name it (declined cases included)."""
+    return results if provider is None else [dataclasses.replace(r, pinned=provider) for r in results]
+
+
+def competing_providers(dev: Device, op: str) -> list[Optional[str]]:
+    """Whose kernels of ``op`` to check on ``dev``: [None] (whatever dispatch picks: the one kernel,
+    or the decomposition) when at most one enabled provider has a kernel for it, else each of them,
+    in dispatch order (the suite certifies every provider, not only the winner)."""
+    names = [k.provider for k in od.kernels(dev, op) if k.enabled]
+    return [None] if len(names) <= 1 else list(names)

@@ -1,0 +1,39 @@
+"""The public op functions (``od.conv2d`` ...), one module per op family.
+
+Ops without a public function here (the backward ops, fused ops) are still callable: `op_function`
+gives the function of any op by name, and `opdispatch.tensor.F` holds them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..ops import get_schema
+from ..tensor import F
+from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from .conv import *  # noqa: F401,F403
+from .elementwise import *  # noqa: F401,F403
+from .layout import *  # noqa: F401,F403
+from .linalg import *  # noqa: F401,F403
+from .nn import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
+from .reduce import *  # noqa: F401,F403
+
+__all__ = ["op_function"]
+__all__ += conv.__all__
+__all__ += pool.__all__
+__all__ += norm.__all__
+__all__ += nn.__all__
+__all__ += linalg.__all__
+__all__ += elementwise.__all__
+__all__ += reduce.__all__
+__all__ += layout.__all__
+
+
+def op_function(name: str) -> Callable[..., Any]:
+    """The function that runs op ``name`` (forward, backward or fused): its public function when it
+    has one, else the generic one (inputs positional, attributes as keywords)."""
+    get_schema(name)  # an unknown op: InvalidArgumentError listing the known ones
+    public = globals().get(name)
+    return public if name in __all__ and callable(public) else getattr(F, name)

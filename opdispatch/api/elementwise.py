@@ -1,0 +1,19 @@
+"""Public functions of the elementwise family: each is the op's fast-path function (`opdispatch.tensor.F`)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..tensor import F, Tensor, add, div, mul, neg, sub
+
+__all__ = ["relu", "sigmoid", "tanh", "exp", "log", "sqrt", "neg", "add", "sub", "mul", "div"]
+
+Unary = Callable[[Any], Tensor]
+
+relu: Unary = F.relu
+sigmoid: Unary = F.sigmoid
+tanh: Unary = F.tanh
+exp: Unary = F.exp
+log: Unary = F.log
+sqrt: Unary = F.sqrt
+_EXPORTED = (add, sub, mul, div, neg)  # defined with the Tensor operators

@@ -1,0 +1,46 @@
+"""Public functions of the layout family."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+from ..ops import OPS
+from ..tensor import Tensor, run
+from ._types import ArrayLike
+
+__all__ = ["reshape", "transpose", "flatten", "pad", "slice", "concat"]
+
+
+def reshape(x: ArrayLike, shape: Union[int, Sequence[int]]) -> Tensor:
+    """The same elements in row-major order under ``shape``; one entry may be -1 (inferred)."""
+    return run(OPS["reshape"], (x,), {"shape": shape})
+
+
+def transpose(x: ArrayLike, axes: Optional[Sequence[int]] = None) -> Tensor:
+    """Permute the axes (None reverses them)."""
+    return run(OPS["transpose"], (x,), {"axes": axes})
+
+
+def flatten(x: ArrayLike, start_axis: int = 1) -> Tensor:
+    """Merge every axis from ``start_axis`` on into one."""
+    return run(OPS["flatten"], (x,), {"start_axis": start_axis})
+
+
+def pad(x: ArrayLike, pads: Sequence[tuple[int, int]], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """x padded by ``pads``, ((before, after), ...) for the last len(pads) axes: with ``value``
+    ("constant"), mirrored without repeating the edge ("reflect", each pad smaller than its axis)
+    or with copies of the edge ("edge"), as numpy.pad."""
+    return run(OPS["pad"], (x,), {"pads": pads, "mode": mode, "value": value})
+
+
+def slice(x: ArrayLike, starts: Sequence[int], ends: Sequence[Optional[int]], axes: Optional[Sequence[int]] = None,
+          steps: Optional[Sequence[int]] = None) -> Tensor:  # noqa: A001 - op name
+    """``x[start:end:step]`` along each of ``axes`` (default: the first len(starts) axes), with
+    Python's meaning of negative and out-of-range indices (ONNX Slice); an end of None runs to the
+    end in the step's direction. ``steps`` default to 1 and may be negative."""
+    return run(OPS["slice"], (x,), {"starts": starts, "ends": ends, "axes": axes, "steps": steps})
+
+
+def concat(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    """The tensors joined along ``axis`` (their shapes equal elsewhere)."""
+    return run(OPS["concat"], OPS["concat"].flatten_args((tensors,)), {"axis": axis})

@@ -1,0 +1,132 @@
+"""``od.explain``: how a call would run on a device, without running it.
+
+The answer names the kernel dispatch would pick (and its provider), what every other candidate
+kernel said, or, when the device has no kernel, the op's decomposition as the ops it would run
+(each with its own kernel), or why the call cannot run there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .device import Device
+from .dispatch import choose, decomposable
+from .errors import InvalidArgumentError
+from .graph.passes.decompose import trace_decomposition
+from .ops import get_schema
+from .placement import current_placement
+from .registry import registry
+from .schema import TensorMeta
+from .tensor import Tensor
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one call runs on one device.
+
+    ``how`` is ``"kernel"`` (``provider``'s kernel), ``"decomposition"`` (the ops in ``parts``) or
+    ``"unsupported"`` (``reason`` says why). ``candidates`` lists every kernel the device has for
+    the op, in dispatch order, as ``(provider, verdict)``.
+    """
+
+    op: str
+    device: Device
+    how: str
+    provider: str = ""
+    reason: str = ""
+    candidates: tuple[tuple[str, str], ...] = ()
+    parts: tuple["Plan", ...] = field(default=())
+
+    @property
+    def supported(self) -> bool:
+        """Whether the call can run on the device (a kernel or the decomposition)."""
+        return self.how != "unsupported"
+
+    def lines(self, indent: int = 0) -> list[str]:
+        """The plan as indented text lines."""
+        pad = "  " * indent
+        if self.how == "kernel":
+            head = f"{pad}{self.op} on {self.device}: kernel of {self.provider!r}"
+        elif self.how == "decomposition":
+            head = f"{pad}{self.op} on {self.device}: decomposed into {len(self.parts)} op call(s)"
+        else:
+            head = f"{pad}{self.op} on {self.device}: unsupported ({self.reason})"
+        out = [head]
+        out += [f"{pad}  candidate {p!r}: {v}" for p, v in self.candidates if indent == 0]
+        for part in self.parts:
+            out += part.lines(indent + 1)
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def _meta(value: Any, op: str, name: str) -> Optional[TensorMeta]:
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        return TensorMeta(value.shape, value.dtype)
+    if isinstance(value, TensorMeta):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], tuple):
+        return TensorMeta(tuple(value[0]), np.dtype(value[1]))
+    if isinstance(value, np.ndarray):
+        return TensorMeta(value.shape, value.dtype)
+    raise InvalidArgumentError(f"explain: argument {name!r} of {op} got {type(value).__name__}; allowed: a tensor, "
+                               f"a NumPy array, a TensorMeta or a (shape, dtype) pair")
+
+
+def explain(op: str, *inputs: Any, device: Union[str, Device, None] = None, **attrs: Any) -> Plan:
+    """How ``op(*inputs, **attrs)`` would run on ``device`` (default: the device of the first tensor
+    input, else the current one). Inputs may be tensors, NumPy arrays, `TensorMeta` or (shape, dtype)
+    pairs: only their shapes and dtypes matter. A call the op's schema rejects raises its usual error.
+    """
+    schema = get_schema(op)
+    args = schema.flatten_args(inputs)
+    if device is None:
+        device = next((a.device for a in args if isinstance(a, Tensor)), current_placement().device)
+    rt = registry().runtime(Device(device))
+    metas = [_meta(a, op, spec.name) for a, spec in zip(args, schema.input_specs(len(args)))]
+    outs, kattrs = schema.infer(op, metas, schema.normalize(attrs) if schema.attrs else attrs)
+    dtype = outs[0].dtype
+    choice = choose(rt, schema, metas, kattrs, dtype)
+    candidates = tuple((e.provider, _verdict(e, choice, metas, kattrs, dtype, op))
+                       for e in rt.candidates.get(op, ()))
+    if choice.fn is not None:
+        return Plan(op, rt.device, "kernel", provider=choice.provider, candidates=candidates)
+    if choice.decompose:
+        sub = trace_decomposition(op, rt, metas, kattrs)
+        parts = []
+        for node in sub.nodes:
+            part = choose(rt, get_schema(node.op), [None if v is None else TensorMeta(sub.values[v].shape,
+                                                                                      sub.values[v].dtype)
+                                                    for v in node.inputs], dict(node.attrs),
+                          sub.values[node.outputs[0]].dtype)
+            parts.append(Plan(node.op, rt.device, "kernel" if part.fn is not None else "unsupported",
+                              provider=part.provider, reason=part.reason or ""))
+        return Plan(op, rt.device, "decomposition", candidates=candidates, parts=tuple(parts))
+    reason = choice.reason or "no kernel"
+    if schema.decomposition is not None and "decomposition" not in reason:
+        reason += f"; {decomposable(rt, op, dtype)}"
+    return Plan(op, rt.device, "unsupported", reason=reason, candidates=candidates)
+
+
+def _verdict(entry: Any, choice: Any, metas: list, kattrs: dict, dtype: np.dtype, op: str) -> str:
+    if choice.fn is entry.kernel.fn and choice.provider == entry.provider:
+        return "chosen"
+    if dtype not in entry.kernel.dtype_set:
+        return f"declines {dtype.name} (supports {', '.join(sorted(d.name for d in entry.kernel.dtype_set))})"
+    if entry.kernel.supports is not None:
+        try:
+            reason = entry.kernel.supports(metas, kattrs)
+        except Exception as exc:
+            return f"supports() raised {type(exc).__name__}: {exc}"
+        if reason:
+            return f"declines: {reason}"
+    return "not reached (a higher-priority kernel is chosen)" if choice.fn is not None else "disabled by a pin"
+
+
+__all__ = ["Plan", "explain"]

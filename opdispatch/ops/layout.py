@@ -1,0 +1,336 @@
+"""The layout family: reshape, transpose, flatten, broadcast_to, pad, slice and concat.
+
+pad, slice and concat are the movement primitives the decompositions of windowed ops are built
+from (im2col is a pad, one strided slice per kernel tap and a concat), so a backend with kernels
+for these, matmul and the elementwise and reduce ops can run convolutions and pooling.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Optional
+
+from .. import reference
+from ..attrs import INT_MAX, _is_int, to_axis, to_float, to_shape
+from ..errors import ShapeError, arg_error
+from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
+from ..shapes import broadcast_shapes
+from ._checks import MAX_ELEMENTS, float_inputs, prod
+from ._rules import unbroadcast
+
+FAMILY = "layout"
+
+
+def _check_size(op: str, arg: str, value: Any, shape: tuple) -> None:
+    if prod(shape) >= MAX_ELEMENTS:
+        raise arg_error(op, arg, value, f"a result of at most {MAX_ELEMENTS - 1} elements (this gives shape "
+                        f"{shape})", ShapeError)
+
+
+# -- reshape, transpose, flatten, broadcast_to --------------------------------------------------
+
+def _infer_reshape(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    shape = attrs["shape"]
+    if prod(d for d in shape if d > 0) > 2**63 - 1:
+        raise arg_error(op, "shape", shape, "dimensions whose product fits in int64", ShapeError)
+    size = prod(x.shape)
+    known = prod(d for d in shape if d != -1)
+    if -1 in shape:
+        if known == 0 or size % known:
+            raise arg_error(op, "shape", shape, f"a shape whose -1 can be resolved for {size} elements "
+                            f"(input shape {x.shape})", ShapeError)
+        shape = tuple(size // known if d == -1 else d for d in shape)
+    elif known != size:
+        raise arg_error(op, "shape", shape, f"a shape with {size} elements (input shape {x.shape})", ShapeError)
+    return [TensorMeta(shape, dtype)], {"shape": shape}
+
+
+def _infer_transpose(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    ndim = len(x.shape)
+    axes = attrs["axes"]
+    if axes is None:
+        axes = tuple(reversed(range(ndim)))
+    elif isinstance(axes, (tuple, list)) and len(axes) == ndim:
+        axes = tuple(to_axis(op, "axes", a, ndim) for a in axes)
+        if sorted(axes) != list(range(ndim)):
+            raise arg_error(op, "axes", attrs["axes"], f"a permutation of range({ndim})")
+    else:
+        raise arg_error(op, "axes", axes, f"None or a permutation of range({ndim}) for input shape {x.shape}")
+    return [TensorMeta(tuple(x.shape[a] for a in axes), dtype)], {"axes": axes}
+
+
+def _infer_flatten(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    start = to_axis(op, "start_axis", attrs["start_axis"], len(x.shape))
+    return [TensorMeta(x.shape[:start] + (prod(x.shape[start:]),), dtype)], {"start_axis": start}
+
+
+def _target_shape(op: str, arg: str, value: Any) -> tuple[int, ...]:
+    if _is_int(value):
+        value = (value,)
+    if isinstance(value, (tuple, list)) and all(_is_int(v) and 0 <= v <= INT_MAX for v in value):
+        return tuple(int(v) for v in value)
+    raise arg_error(op, arg, value, f"a sequence of ints in [0, {INT_MAX}] (or one such int)")
+
+
+def _infer_broadcast_to(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    shape = attrs["shape"]
+    _check_size(op, "shape", shape, shape)
+    if len(shape) < len(x.shape) or broadcast_shapes(tuple(x.shape), shape) != shape:
+        raise arg_error(op, "shape", shape, f"a shape that x of shape {x.shape} broadcasts to under NumPy rules "
+                        f"(at least {len(x.shape)} dimensions; each dimension of x equal to the matching "
+                        f"trailing one or 1)", ShapeError)
+    return [TensorMeta(shape, dtype)], {"shape": shape}
+
+
+def _transpose_vjp(F, rec, grads):
+    axes = rec.attrs["axes"]
+    return [F.transpose(grads[0], tuple(sorted(range(len(axes)), key=lambda i: axes[i])))]
+
+
+def _reshape_back(F, rec, grads):
+    return [F.reshape(grads[0], rec.inputs[0].shape)]
+
+
+def _flatten(F, x, *, start_axis):
+    return F.reshape(x, x.shape[:start_axis] + (prod(x.shape[start_axis:]),))
+
+
+RESHAPE = OpSchema(name="reshape", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("shape", None, to_shape),),
+                   infer=_infer_reshape, reference=reference.layout.reshape,
+                   doc="the same elements, row-major, under a new shape (one -1 is inferred)", vjp=_reshape_back)
+TRANSPOSE = OpSchema(name="transpose", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("axes", None, passthrough),),
+                     infer=_infer_transpose, reference=reference.layout.transpose,
+                     doc="permute axes (None reverses them)", vjp=_transpose_vjp)
+FLATTEN = OpSchema(name="flatten", family=FAMILY, inputs=(Input("x"),),
+                   attrs=(Attr("start_axis", 1, passthrough),),
+                   infer=_infer_flatten, reference=reference.layout.flatten,
+                   doc="merge every axis from start_axis on into one", vjp=_reshape_back,
+                   decomposition=Decomposition(_flatten, uses=("reshape",)))
+BROADCAST_TO = OpSchema(
+    name="broadcast_to", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("shape", None, _target_shape),),
+    infer=_infer_broadcast_to, reference=reference.layout.broadcast_to,
+    doc="x broadcast to shape under NumPy rules",
+    vjp=lambda F, rec, g: [unbroadcast(F, g[0], rec.inputs[0].shape)])
+
+
+# -- pad --------------------------------------------------------------------------------------
+
+PAD_MODES = ("constant", "reflect", "edge")
+
+
+def _pads(op: str, arg: str, value: Any) -> tuple[tuple[int, int], ...]:
+    if isinstance(value, (tuple, list)) and all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(v) and 0 <= v <= INT_MAX for v in p)
+            for p in value):
+        return tuple((int(a), int(b)) for a, b in value)
+    raise arg_error(op, arg, value, f"a sequence of (before, after) pairs of ints in [0, {INT_MAX}], one pair per "
+                    f"trailing axis")
+
+
+def _mode(op: str, arg: str, value: Any) -> str:
+    if value not in PAD_MODES:
+        raise arg_error(op, arg, value, ", ".join(map(repr, PAD_MODES)))
+    return str(value)
+
+
+def _infer_pad(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    given = attrs["pads"]
+    ndim = len(x.shape)
+    if len(given) > ndim:
+        raise arg_error(op, "pads", given, f"at most {ndim} (before, after) pairs for x of shape {x.shape}",
+                        ShapeError)
+    pads = ((0, 0),) * (ndim - len(given)) + tuple(given)
+    mode = attrs["mode"]
+    for axis, ((before, after), dim) in enumerate(zip(pads, x.shape)):
+        if mode == "reflect" and max(before, after) >= dim:
+            raise arg_error(op, "pads", given, f"reflect padding smaller than the padded dimension (axis {axis} has "
+                            f"size {dim})", ShapeError)
+        if mode == "edge" and (before or after) and dim == 0:
+            raise arg_error(op, "pads", given, f"edge padding of non-empty axes only (axis {axis} is empty)",
+                            ShapeError)
+    shape = tuple(d + a + b for d, (a, b) in zip(x.shape, pads))
+    _check_size(op, "pads", given, shape)
+    return [TensorMeta(shape, dtype)], {"pads": pads, "mode": mode, "value": attrs["value"]}
+
+
+def _pad_axis_adjoint(F, g, axis: int, before: int, after: int, dim: int, mode: str):
+    """The gradient, along one axis, of padding an axis of size ``dim`` by (before, after) in ``mode``."""
+    if not before and not after:
+        return g
+    inner = _take(F, g, axis, before, before + dim)
+    if mode == "constant":
+        return inner
+    ndim = len(g.shape)
+    for side, width in (("before", before), ("after", after)):
+        if not width:
+            continue
+        part = _take(F, g, axis, 0, before) if side == "before" else _take(F, g, axis, before + dim, before + dim + after)
+        if mode == "edge":  # every padded element copied the edge element
+            edge = F.sum(part, axis=axis, keepdims=True)
+            spot = (0, dim - 1) if side == "before" else (dim - 1, 0)
+        else:  # reflect: padded element k (counting outwards) copied element k of the mirror image
+            edge = _flip(F, part, axis)
+            spot = (1, dim - 1 - width) if side == "before" else (dim - 1 - width, 1)
+        pads = tuple(spot if a == axis else (0, 0) for a in range(ndim))
+        inner = inner + F.pad(edge, pads)
+    return inner
+
+
+def _pad_vjp(F, rec, grads):
+    (x,), a = rec.inputs, rec.attrs
+    g = grads[0]
+    for axis in reversed(range(len(x.shape))):  # numpy pads axis after axis: undo them in reverse
+        before, after = a["pads"][axis]
+        g = _pad_axis_adjoint(F, g, axis, before, after, x.shape[axis], a["mode"])
+    return [g]
+
+
+PAD = OpSchema(
+    name="pad", family=FAMILY, inputs=(Input("x"),),
+    attrs=(Attr("pads", None, _pads), Attr("mode", "constant", _mode), Attr("value", 0.0, to_float)),
+    infer=_infer_pad, reference=reference.layout.pad,
+    doc="x padded on its trailing axes: with value (constant), mirrored without the edge (reflect) or with copies "
+        "of the edge (edge), as numpy.pad",
+    vjp=_pad_vjp)
+
+
+# -- slice ------------------------------------------------------------------------------------
+
+INDEX_LIMIT = 2**63
+
+
+def _indices(allow_none: bool, optional: bool):
+    """Normaliser of a slice attribute: ints (or one int); None entries where ``allow_none``; None
+    for the whole attribute where ``optional``."""
+    none = " or None" if allow_none else ""
+
+    def normalize(op: str, arg: str, value: Any) -> Optional[tuple]:
+        if value is None and optional:
+            return None
+        if _is_int(value):
+            value = (value,)
+        if isinstance(value, (tuple, list)) and all(
+                (v is None and allow_none) or (_is_int(v) and -INDEX_LIMIT <= v < INDEX_LIMIT) for v in value):
+            return tuple(None if v is None else int(v) for v in value)
+        raise arg_error(op, arg, value, f"a sequence of ints{none} in [-2**63, 2**63) (or one int)")
+
+    return normalize
+
+
+def _infer_slice(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    ndim = len(x.shape)
+    starts, ends = attrs["starts"], attrs["ends"]
+    axes = attrs["axes"] if attrs["axes"] is not None else tuple(range(len(starts)))
+    steps = attrs["steps"] if attrs["steps"] is not None else (1,) * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise arg_error(op, "ends", ends, f"as many entries as starts ({len(starts)}), axes and steps", ShapeError)
+    axes = tuple(to_axis(op, "axes", a, ndim) for a in axes)
+    if len(set(axes)) != len(axes):
+        raise arg_error(op, "axes", attrs["axes"], "distinct axes")
+    if 0 in steps:
+        raise arg_error(op, "steps", steps, "non-zero steps")
+    canon = {a: (0, d, 1) for a, d in enumerate(x.shape)}
+    shape = list(x.shape)
+    for a, b, e, s in zip(axes, starts, ends, steps):
+        lo, hi, step = builtins.slice(b, e, s).indices(x.shape[a])
+        n = len(range(lo, hi, step))
+        if n == 0:
+            canon[a] = (0, 0, step)
+        else:
+            end = lo + step * (n - 1) + (1 if step > 0 else -1)
+            canon[a] = (lo, end if end >= 0 else None, step)
+        shape[a] = n
+    kattrs = {"starts": tuple(canon[a][0] for a in range(ndim)), "ends": tuple(canon[a][1] for a in range(ndim)),
+              "axes": tuple(range(ndim)), "steps": tuple(canon[a][2] for a in range(ndim))}
+    return [TensorMeta(tuple(shape), dtype)], kattrs
+
+
+def _take(F, x, axis: int, start: int, end: int):
+    """``x[start:end]`` along ``axis``."""
+    if start == 0 and end == x.shape[axis]:
+        return x
+    return F.slice(x, starts=(start,), ends=(end,), axes=(axis,))
+
+
+def _flip(F, x, axis: int):
+    """``x`` reversed along ``axis``."""
+    return F.slice(x, starts=(x.shape[axis] - 1,), ends=(None,), axes=(axis,), steps=(-1,))
+
+
+def slice_adjoint(F, g, input_shape: tuple, starts: tuple, steps: tuple):
+    """The gradient of a canonical slice: ``g`` scattered into zeros of ``input_shape`` at the positions
+    the slice read (every ``steps[a]``-th element from ``starts[a]``), written with pad, reshape and slice."""
+    ndim = len(input_shape)
+    pads = []
+    for a in range(ndim):
+        size, start, step, n = input_shape[a], starts[a], steps[a], g.shape[a]
+        if n == 0:
+            pads.append((0, size))
+            continue
+        if step < 0:  # read backwards: walk it forwards
+            g = _flip(F, g, a) if n > 1 else g
+            start, step = start + step * (n - 1), -step
+        if step > 1 and n > 1:  # step - 1 zeros after each element, cut where the input ends
+            shape = g.shape
+            g = F.reshape(g, shape[:a + 1] + (1,) + shape[a + 1:])
+            g = F.pad(g, ((0, 0),) * (a + 1) + ((0, step - 1),) + ((0, 0),) * (ndim - a - 1))
+            g = F.reshape(g, shape[:a] + (n * step,) + shape[a + 1:])
+            g = _take(F, g, a, 0, min(n * step, size - start))
+        pads.append((start, size - start - g.shape[a]))
+    return F.pad(g, tuple(pads)) if any(p != (0, 0) for p in pads) else g
+
+
+SLICE = OpSchema(
+    name="slice", family=FAMILY, inputs=(Input("x"),),
+    attrs=(Attr("starts", None, _indices(False, False)), Attr("ends", None, _indices(True, False)),
+           Attr("axes", None, _indices(False, True)), Attr("steps", None, _indices(False, True))),
+    infer=_infer_slice, reference=reference.layout.slice,
+    doc="x[start:end:step] on the given axes (ONNX Slice, Python's clamping; an end of None runs to the end "
+        "in the step's direction); kernels receive every axis in order",
+    vjp=lambda F, rec, g: [slice_adjoint(F, g[0], rec.inputs[0].shape, rec.attrs["starts"], rec.attrs["steps"])])
+
+
+# -- concat -----------------------------------------------------------------------------------
+
+def _infer_concat(op, metas, attrs):
+    named = [(f"tensors[{i}]", m) for i, m in enumerate(metas)]
+    dtype = float_inputs(op, named)
+    first = metas[0]
+    ndim = len(first.shape)
+    if ndim == 0:
+        raise arg_error(op, "tensors", "a 0-d tensor", "tensors of rank >= 1", ShapeError)
+    axis = to_axis(op, "axis", attrs["axis"], ndim)
+    for name, m in named[1:]:
+        if len(m.shape) != ndim or any(d != e for i, (d, e) in enumerate(zip(m.shape, first.shape)) if i != axis):
+            raise ShapeError(f"{op}: argument {name!r} got shape {m.shape}; allowed: the shape of tensors[0] "
+                             f"{first.shape} except along axis {axis}")
+    shape = first.shape[:axis] + (sum(m.shape[axis] for m in metas),) + first.shape[axis + 1:]
+    return [TensorMeta(shape, dtype)], {"axis": axis}
+
+
+def _concat_vjp(F, rec, grads):
+    axis, g = rec.attrs["axis"], grads[0]
+    out, start = [], 0
+    for i, x in enumerate(rec.inputs):
+        end = start + x.shape[axis]
+        out.append(_take(F, g, axis, start, end) if rec.wants(i) else None)
+        start = end
+    return out
+
+
+CONCAT = OpSchema(
+    name="concat", family=FAMILY, inputs=(Input("tensors", variadic=True),), attrs=(Attr("axis", 0, passthrough),),
+    infer=_infer_concat, reference=reference.layout.concat,
+    doc="the tensors joined along axis (same shapes elsewhere)", vjp=_concat_vjp)

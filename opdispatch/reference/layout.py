@@ -1,0 +1,55 @@
+"""Reference layout family: reshape, transpose, flatten, broadcast_to, pad, slice, concat."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+
+def reshape(x, *, shape):
+    """The same elements in row-major order under ``shape`` (no -1 left: inference resolved it)."""
+    return np.reshape(np.asarray(x, dtype=np.float64), shape)
+
+
+def transpose(x, *, axes):
+    """Permute the axes."""
+    return np.transpose(np.asarray(x, dtype=np.float64), axes)
+
+
+def flatten(x, *, start_axis):
+    """Merge every axis from ``start_axis`` on into one."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.reshape(x.shape[:start_axis] + (int(np.prod(x.shape[start_axis:])),))
+
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def broadcast_to(x, *, shape):
+    """x broadcast to ``shape`` (a float64 copy)."""
+    return np.array(np.broadcast_to(_f64(x), shape))
+
+
+def pad(x, *, pads, mode, value):
+    """x padded by ``pads`` ((before, after) for every axis): with ``value`` ("constant"), the mirror
+    image without the edge ("reflect") or copies of the edge ("edge"), as numpy.pad."""
+    x = _f64(x)
+    if mode == "constant":
+        return np.pad(x, pads, mode="constant", constant_values=value)
+    return np.pad(x, pads, mode=mode)
+
+
+def slice(x, *, starts, ends, axes, steps):  # noqa: A001 - op name
+    """Python's ``x[start:end:step]`` on each axis (canonical: every axis, an end of None runs past 0)."""
+    x = _f64(x)
+    index = [builtins.slice(None)] * x.ndim
+    for a, b, e, s in zip(axes, starts, ends, steps):
+        index[a] = builtins.slice(b, e, s)
+    return np.array(x[tuple(index)])
+
+
+def concat(*xs, axis):
+    """The inputs joined along ``axis``."""
+    return np.concatenate([_f64(x) for x in xs], axis=axis)

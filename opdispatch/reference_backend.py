@@ -1,0 +1,62 @@
+"""The built-in, hidden ``reference`` backend: every op's float64 reference (`opdispatch.reference`)
+as a device, ``reference:0``.
+
+It is a plugin written like any other, registered by the core itself. Being ``hidden``, it is not
+listed by ``od.devices()`` (pass ``hidden=True``) and never chosen as a fallback, but tensors can be
+made on it and every op runs there: computed in float64 and rounded once to the input's dtype, it
+is the conformance suite's oracle (gradients included: the VJP rules run on it). Slow by design.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .backend import BackendInfo, DeviceInfo, Kernel
+from .dtypes import FLOAT_DTYPES
+from .hookspecs import hookimpl
+from .ops import OPS
+
+NAME = "reference"
+
+
+def _rounded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with its float64 results rounded to the dtype of the first float input."""
+
+    def kernel(*arrays: Any, **attrs: Any) -> Any:
+        dtype = next((a.dtype for a in arrays if a is not None and a.dtype.kind == "f"), np.dtype("float64"))
+        out = fn(*arrays, **attrs)
+        if isinstance(out, tuple):
+            return tuple(np.asarray(o).astype(dtype) for o in out)
+        return np.asarray(out).astype(dtype)
+
+    kernel.__name__ = f"reference_{name}"
+    return kernel
+
+
+@hookimpl
+def opdispatch_backend_info() -> BackendInfo:
+    return BackendInfo(name=NAME, version="float64", description="the float64 reference of every op (an oracle)",
+                       hidden=True)
+
+
+@hookimpl
+def opdispatch_devices() -> list[DeviceInfo]:
+    return [DeviceInfo(index=0, name="float64 reference (hidden)", dtypes=tuple(d.name for d in FLOAT_DTYPES))]
+
+
+@hookimpl
+def opdispatch_kernels() -> list[Kernel]:
+    dtypes = tuple(d.name for d in FLOAT_DTYPES)
+    return [Kernel(name, _rounded(name, schema.reference), dtypes=dtypes) for name, schema in OPS.items()]
+
+
+@hookimpl
+def opdispatch_from_numpy(array: np.ndarray, device: Any) -> np.ndarray:
+    return np.array(array, copy=True)
+
+
+@hookimpl
+def opdispatch_to_numpy(data: np.ndarray, device: Any) -> np.ndarray:
+    return np.array(data, copy=True)
