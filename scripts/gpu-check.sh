@@ -9,7 +9,7 @@
 # 2. prints `opdispatch devices` (cupy:0 must be listed, else the backend's reason is shown)
 # 3. runs `opdispatch conformance --device cupy:0` (every op, forward and gradient, float16/32/64),
 #    writing gpu-conformance.json and gpu-conformance.md
-# 4. runs the GPU tests of tests/test_cupy_backend.py (placement, gradients, multi-GPU when present)
+# 4. runs the GPU tests of backends/cupy/tests/test_cupy_backend.py (placement, gradients, multi-GPU when present)
 # 5. runs bench/cupy_vs_torch.py (vs PyTorch CUDA when installed, else vs the NumPy backend),
 #    writing gpu-bench.json
 # Exit status: non-zero when a step fails. Set CUPY_CACHE_DIR to keep compiled kernels elsewhere.
@@ -59,7 +59,7 @@ step "conformance on cupy:0"
 "$VENV/bin/opdispatch" conformance --device cupy:0 --report gpu-conformance.json --markdown gpu-conformance.md
 
 step "GPU tests"
-"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider tests/test_cupy_backend.py -k "gpu and not conformance"
+"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider backends/cupy/tests/test_cupy_backend.py -k "gpu and not conformance"
 
 step "benchmark: CuPy backend vs peer"
 "$VENV/bin/python" bench/cupy_vs_torch.py --json gpu-bench.json

@@ -7,7 +7,7 @@ broken one, so the conformance suite can be shown to catch each mistake.
 from __future__ import annotations
 
 import numpy as np
-import opdispatch_numpy.grad as grad_kernels
+import opdispatch_numpy.conv as grad_kernels
 import opdispatch_numpy.plugin as numpy_plugin
 from opdispatch_numpy.conv import conv2d
 from opdispatch_numpy.norm import batch_norm

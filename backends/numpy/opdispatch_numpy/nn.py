@@ -1,6 +1,8 @@
-"""softmax family and the classification loss, numerically stable, in the input dtype."""
+"""softmax family and the classification loss (and its gradient), numerically stable, in the input dtype."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -21,3 +23,18 @@ def softmax_cross_entropy(logits, labels):
     logp = log_softmax(logits, axis=1)
     picked = logp[np.arange(logits.shape[0]), labels]
     return np.asarray(-np.mean(picked), dtype=logits.dtype)
+
+
+def softmax_cross_entropy_backward(logits, labels, dloss):
+    p = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+    p /= np.sum(p, axis=1, keepdims=True)
+    n = logits.shape[0]
+    p[np.arange(n), labels] -= 1
+    p *= dloss / logits.dtype.type(n)
+    return p
+
+
+KERNELS: dict[str, Callable] = {
+    "softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
+    "softmax_cross_entropy_backward": softmax_cross_entropy_backward,
+}

@@ -1,6 +1,8 @@
-"""Batch norm: one fused scale-and-shift pass over x (no per-step temporaries of x's size)."""
+"""Batch norm: one fused scale-and-shift pass over x (no per-step temporaries of x's size), and its gradient."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -42,3 +44,31 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
     new_mean = (1 - m) * running_mean + m * mean
     new_var = (1 - m) * running_var + m * var * x.dtype.type(count / (count - 1))
     return y, new_mean.astype(x.dtype, copy=False), new_var.astype(x.dtype, copy=False)
+
+
+def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, training, eps):
+    c = x.shape[1]
+    bshape, axes = layout(x)
+    if training:
+        _, xhat, var = batch_stats(x, bshape, axes)
+    else:
+        xhat = x - running_mean.reshape(bshape)
+        var = running_var
+    invstd = 1 / np.sqrt(var + x.dtype.type(eps))
+    xhat *= invstd.reshape(bshape)
+    dbias = np.sum(dy, axis=axes)
+    dweight = np.sum(dy * xhat, axis=axes)
+    scale = invstd if weight is None else invstd * weight
+    if training:
+        count = x.dtype.type(x.size // c)
+        dx = xhat
+        dx *= -(dweight / count).reshape(bshape)
+        dx += dy
+        dx -= (dbias / count).reshape(bshape)
+        dx *= scale.reshape(bshape)
+    else:
+        dx = dy * scale.reshape(bshape)
+    return dx, dweight, dbias
+
+
+KERNELS: dict[str, Callable] = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward}

@@ -8,16 +8,11 @@ import numpy as np
 from opdispatch import hookimpl
 from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
 
-from . import __version__
-from .conv import conv2d, conv2d_bias_relu
-from .elementwise import KERNELS as ELEMENTWISE
-from .grad import KERNELS as GRAD
-from .nn import log_softmax, softmax, softmax_cross_entropy
-from .norm import batch_norm
-from .pool import avg_pool2d, max_pool2d
-from .shape_ops import KERNELS as SHAPE_OPS
+from . import __version__, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 
 DTYPES = ("float32", "float64")
+FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+"""The kernel modules, one per op family; each declares its ops' kernels in ``KERNELS``."""
 
 
 @hookimpl
@@ -33,9 +28,7 @@ def opdispatch_devices() -> list[DeviceInfo]:
 
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
-    named = {"conv2d": conv2d, "conv2d_bias_relu": conv2d_bias_relu, "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "batch_norm": batch_norm,
-             "softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
-             **ELEMENTWISE, **SHAPE_OPS, **GRAD}
+    named = {op: fn for family in FAMILIES for op, fn in family.KERNELS.items()}
     return [Kernel(op, fn, dtypes=DTYPES) for op, fn in sorted(named.items())]
 
 

@@ -12,9 +12,9 @@ from opdispatch.shapes import output_hw
 
 from .arrays import CLArray, empty
 from .launch import i32, kernel, run_1d
+from .layout import permute
 from .linalg import Operand, gemm
 from .runtime import MAX_ELEMENTS, check_size, round_up
-from .shape_ops import permute
 
 FAMILY = "conv"
 COLS_BUDGET = 256 << 20  # bytes of the column matrix per chunk

@@ -10,8 +10,8 @@ import numpy as np
 
 from .arrays import CLArray, empty
 from .launch import i32, kernel
+from .layout import broadcast_to
 from .runtime import DeviceState, round_up
-from .shape_ops import broadcast_to
 
 FAMILY = "linalg"
 RM = 8  # rows per work-item; a work-item covers RM x 2*VW outputs (16 vector accumulators)

@@ -1,13 +1,35 @@
-"""softmax_cross_entropy and its gradient; labels stay in their own integer dtype on the device."""
+"""softmax, log_softmax, softmax_cross_entropy and its gradient as row kernels; labels stay in their own
+integer dtype on the device."""
 
 from __future__ import annotations
 
 from .arrays import CLArray, empty
 from .launch import i32, kernel, run_rows, scalar
-from .reduce import row_local
+from .layout import permute
+from .reduce import inverse, row_local, to_rows
 from .runtime import cl_type
 
 FAMILY = "nn"
+
+
+def _softmax(x: CLArray, axis: int, log_mode: bool) -> CLArray:
+    dev = x.dev
+    rows2d, perm, _ = to_rows(x, (axis,))
+    m, k = rows2d.shape
+    out = empty(dev, rows2d.shape, x.dtype)
+    knl = kernel(dev, "reduce", "softmax_rows", x.dtype)  # a row kernel of the reduce program (cl/reduce.cl)
+    run_rows(dev, knl, m, rows2d.buf, out.buf, i32(k), i32(int(log_mode)), want=row_local(k))
+    return permute(out.view(tuple(x.shape[a] for a in perm)), inverse(perm))
+
+
+def softmax(x: CLArray, *, axis: int) -> CLArray:
+    """exp(x) normalised along ``axis``."""
+    return _softmax(x, axis, False)
+
+
+def log_softmax(x: CLArray, *, axis: int) -> CLArray:
+    """x - logsumexp(x) along ``axis``."""
+    return _softmax(x, axis, True)
 
 
 def _kernel(logits: CLArray, labels: CLArray, name: str):
@@ -37,5 +59,5 @@ def softmax_cross_entropy_backward(logits: CLArray, labels: CLArray, dloss: CLAr
     return out
 
 
-KERNELS = {"softmax_cross_entropy": softmax_cross_entropy,
+KERNELS = {"softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
            "softmax_cross_entropy_backward": softmax_cross_entropy_backward}

@@ -14,12 +14,14 @@ import numpy as np
 from opdispatch import hookimpl
 from opdispatch.backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel
 
-from . import __version__
+from . import __version__, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 from .arrays import MAX_RANK
 from .errors import op_scope
 from .runtime import MAX_ELEMENTS
 
 DTYPES = ("float32", "float64")
+FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+"""The kernel modules, one per op family; each declares its ops' kernels in ``KERNELS`` (none imports pyopencl)."""
 
 
 def _pyopencl_version() -> str:
@@ -61,10 +63,8 @@ def opdispatch_devices() -> list[DeviceInfo]:
 
 def all_kernels() -> dict[str, Any]:
     """Every op's kernel function, by op name."""
-    from . import conv, elementwise, linalg, nn, norm, pool, reduce, shape_ops
-
     table: dict[str, Any] = {}
-    for module in (elementwise, shape_ops, reduce, nn, linalg, conv, pool, norm):
+    for module in FAMILIES:
         table.update(module.KERNELS)
     return table
 

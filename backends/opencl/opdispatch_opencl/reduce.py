@@ -1,6 +1,6 @@
-"""Reductions (sum, mean, max), the softmax family and max's gradient, all as row kernels over a
-(rows, K) view whose K axis holds the reduced elements (moved last by one strided copy when they
-are not already the trailing axes)."""
+"""Reductions (sum, mean, max) and max's gradient, all as row kernels over a (rows, K) view whose K
+axis holds the reduced elements (moved last by one strided copy when they are not already the
+trailing axes). `to_rows`, `row_local` and `inverse` also serve the softmax family (`nn`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Sequence
 
 from .arrays import CLArray, empty
 from .launch import i32, kernel, run_1d, run_rows, scalar
-from .shape_ops import permute
+from .layout import permute
 
 FAMILY = "reduce"
 SEQ_MAX_K = 32  # rows up to this long are reduced by one work-item each
@@ -63,32 +63,12 @@ def max_(x: CLArray, *, axis: tuple, keepdims: bool) -> CLArray:
     return _reduce(x, axis, keepdims, "max", divide=False)
 
 
-def _softmax(x: CLArray, axis: int, log_mode: bool) -> CLArray:
-    dev = x.dev
-    rows2d, perm, _ = to_rows(x, (axis,))
-    m, k = rows2d.shape
-    out = empty(dev, rows2d.shape, x.dtype)
-    knl = kernel(dev, FAMILY, "softmax_rows", x.dtype)
-    run_rows(dev, knl, m, rows2d.buf, out.buf, i32(k), i32(int(log_mode)), want=row_local(k))
-    return permute(out.view(tuple(x.shape[a] for a in perm)), inverse(perm))
-
-
 def inverse(perm: Sequence[int]) -> tuple[int, ...]:
     """The inverse permutation."""
     inv = [0] * len(perm)
     for i, p in enumerate(perm):
         inv[p] = i
     return tuple(inv)
-
-
-def softmax(x: CLArray, *, axis: int) -> CLArray:
-    """exp(x) normalised along ``axis``."""
-    return _softmax(x, axis, False)
-
-
-def log_softmax(x: CLArray, *, axis: int) -> CLArray:
-    """x - logsumexp(x) along ``axis``."""
-    return _softmax(x, axis, True)
 
 
 def max_backward(x: CLArray, dy: CLArray, *, axis: tuple, keepdims: bool) -> CLArray:
@@ -102,5 +82,4 @@ def max_backward(x: CLArray, dy: CLArray, *, axis: tuple, keepdims: bool) -> CLA
     return permute(out.view(tuple(x.shape[a] for a in perm)), inverse(perm))
 
 
-KERNELS = {"sum": sum_, "mean": mean, "max": max_, "softmax": softmax, "log_softmax": log_softmax,
-           "max_backward": max_backward}
+KERNELS = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward}

@@ -6,7 +6,7 @@ is one large matrix product rather than N small ones.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from ..xp import Array, array_module
 from .windows import Pads, Pair, col2im, crop, im2col, padded, span
@@ -79,3 +79,9 @@ def conv2d_backward_weight(x: Array, dy: Array, *, weight_shape: tuple, stride: 
     cols = _columns(x, (kh, kw), stride, padding, dilation, groups, _out_hw(dy))
     dw = xp.matmul(_dy_matrix(dy, groups), cols.transpose(0, 2, 1))  # (G, Og, Cg*KH*KW)
     return dw.reshape(o, cg, kh, kw)
+
+
+KERNELS: dict[str, Callable[..., Array]] = {
+    "conv2d": conv2d, "conv2d_bias_relu": conv2d_bias_relu, "conv2d_backward_input": conv2d_backward_input,
+    "conv2d_backward_weight": conv2d_backward_weight,
+}

@@ -1,4 +1,4 @@
-"""Element-wise ops, broadcasting binary ops, relu_backward and broadcast_to."""
+"""Element-wise ops, broadcasting binary ops and relu_backward."""
 
 from __future__ import annotations
 
@@ -70,12 +70,7 @@ def relu_backward(dy: Array, x: Array) -> Array:
     return xp.where(x > 0, dy, xp.zeros((), dtype=dy.dtype))
 
 
-def broadcast_to(x: Array, *, shape: tuple) -> Array:
-    """x broadcast to ``shape``, materialised (a contiguous copy, not a stride-0 view)."""
-    return array_module(x).broadcast_to(x, tuple(shape)).copy()  # copy() is C-ordered, keeps 0-d
-
-
 KERNELS: dict[str, Callable[..., Array]] = {
     "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "exp": exp, "log": log, "sqrt": sqrt, "neg": neg,
-    "add": add, "sub": sub, "mul": mul, "div": div, "relu_backward": relu_backward, "broadcast_to": broadcast_to,
+    "add": add, "sub": sub, "mul": mul, "div": div, "relu_backward": relu_backward,
 }

@@ -1,4 +1,4 @@
-"""Layout ops: reshape, transpose, flatten (views where the array module allows them)."""
+"""Layout ops: reshape, transpose, flatten (views where the array module allows them) and broadcast_to."""
 
 from __future__ import annotations
 
@@ -23,4 +23,10 @@ def flatten(x: Array, *, start_axis: int) -> Array:
     return array_module(x).reshape(x, tuple(x.shape[:start_axis]) + (math.prod(x.shape[start_axis:]),))
 
 
-KERNELS: dict[str, Callable[..., Array]] = {"reshape": reshape, "transpose": transpose, "flatten": flatten}
+def broadcast_to(x: Array, *, shape: tuple) -> Array:
+    """x broadcast to ``shape``, materialised (a contiguous copy, not a stride-0 view)."""
+    return array_module(x).broadcast_to(x, tuple(shape)).copy()  # copy() is C-ordered, keeps 0-d
+
+
+KERNELS: dict[str, Callable[..., Array]] = {"reshape": reshape, "transpose": transpose, "flatten": flatten,
+                                         "broadcast_to": broadcast_to}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..xp import Array, array_module
 
 
 def matmul(a: Array, b: Array) -> Array:
     """a @ b with 1-D promotion and broadcast batch dimensions."""
     return array_module(a, b).matmul(a, b)
+
+
+KERNELS: dict[str, Callable[..., Array]] = {"matmul": matmul}

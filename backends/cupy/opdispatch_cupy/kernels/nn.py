@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..xp import Array, array_module
 
 
@@ -38,3 +40,9 @@ def softmax_cross_entropy_backward(logits: Array, labels: Array, dloss: Array) -
     p = softmax(logits, axis=1)
     p = xp.where(_onehot(labels, logits), p - 1, p)
     return p * (dloss / logits.shape[0])
+
+
+KERNELS: dict[str, Callable[..., Array]] = {
+    "softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
+    "softmax_cross_entropy_backward": softmax_cross_entropy_backward,
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from ..xp import Array, array_module
 
@@ -66,3 +66,6 @@ def batch_norm_backward(x: Array, dy: Array, running_mean: Array, running_var: A
     # dx = gain * (dy - mean(dy) - xhat * mean(dy * xhat)), with mean(dy) = dbias / M etc.
     dx = _per_channel(gain, x) * (dy - _per_channel(dbias / count, x) - xhat * _per_channel(dweight / count, x))
     return dx, dweight, dbias
+
+
+KERNELS: dict[str, Callable[..., object]] = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward}

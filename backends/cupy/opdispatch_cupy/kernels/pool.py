@@ -7,6 +7,8 @@ views, so overlapping windows accumulate without scatter or atomics.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from opdispatch.shapes import output_hw
 
@@ -103,3 +105,9 @@ def avg_pool2d_backward(dy: Array, *, input_shape: tuple, kernel_size: Pair, str
     for _, _, rows, cols in taps(kernel_size, stride, dil, out_hw):
         dxpad[:, :, rows, cols] += share
     return crop(dxpad, padding, (h, w))
+
+
+KERNELS: dict[str, Callable[..., Array]] = {
+    "max_pool2d": max_pool2d, "max_pool2d_backward": max_pool2d_backward,
+    "avg_pool2d": avg_pool2d, "avg_pool2d_backward": avg_pool2d_backward,
+}

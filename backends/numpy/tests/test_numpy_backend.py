@@ -41,7 +41,7 @@ def test_numpy_kernel_matches_reference(case, dtype):
 @pytest.mark.parametrize("pad", [0, 1])
 def test_conv_results_never_alias_the_reused_scratch_buffers(pad):
     from opdispatch_numpy.conv import conv2d
-    from opdispatch_numpy.grad import conv2d_backward_input, conv2d_backward_weight
+    from opdispatch_numpy.conv import conv2d_backward_input, conv2d_backward_weight
 
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
@@ -66,7 +66,7 @@ def test_conv_results_never_alias_the_reused_scratch_buffers(pad):
 ])
 def test_stride_one_input_gradient_as_a_forward_conv_matches_the_reference(w_shape, padding, dilation, groups):
     from opdispatch.reference import conv2d_backward_input as reference
-    from opdispatch_numpy.grad import conv2d_backward_input
+    from opdispatch_numpy.conv import conv2d_backward_input
 
     rng = np.random.default_rng(1)
     x_shape = (2, w_shape[1] * groups, 7, 6)
@@ -88,7 +88,7 @@ def test_stride_one_input_gradient_as_a_forward_conv_matches_the_reference(w_sha
 def test_batch_folded_weight_gradient_matches_the_reference(w_shape, stride, padding, dilation, groups):
     from opdispatch.reference import conv2d_backward_weight as reference
     from opdispatch.shapes import output_hw
-    from opdispatch_numpy.grad import conv2d_backward_weight
+    from opdispatch_numpy.conv import conv2d_backward_weight
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, w_shape[1] * groups, 7, 6))
@@ -100,7 +100,7 @@ def test_batch_folded_weight_gradient_matches_the_reference(w_shape, stride, pad
 
 
 def test_masked_gradients_keep_non_finite_values_out_of_masked_positions():
-    from opdispatch_numpy.grad import relu_backward
+    from opdispatch_numpy.elementwise import relu_backward
 
     x = np.array([1.0, -1.0, 0.0, 2.0, -3.0], np.float32)
     dy = np.array([np.inf, np.nan, np.inf, -np.inf, 5.0], np.float32)
