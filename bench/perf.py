@@ -115,8 +115,8 @@ def od_peer(graph: bool) -> Callable[[Workload], Callable[[], Any]]:
             f = wrap(lambda x, w: od.conv2d(x, w, stride=wl.attrs["stride"], padding=wl.attrs["pad"]))
             return lambda: f(*ts)
         if wl.kind == "conv_bwd":
-            from opdispatch.grad_api import conv2d_backward_input, conv2d_backward_weight
-
+            conv2d_backward_input = od.op_function("conv2d_backward_input")
+            conv2d_backward_weight = od.op_function("conv2d_backward_weight")
             x, w, dy = ts
             kw = dict(stride=wl.attrs["stride"], padding=wl.attrs["pad"])
             f = wrap(lambda x, w, dy: (conv2d_backward_input(dy, w, input_shape=x.shape, **kw),

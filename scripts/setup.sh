@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install opdispatch, its in-tree backends and the test tools into it.
+# Create .venv (if missing) and install opdispatch, its in-tree backends, the conformance suite
+# (conformance/, distribution opdispatch-conformance) and the test tools into it.
 # The CuPy backend installs everywhere; without a GPU it reports itself unavailable (its tests skip).
 # The OpenCL backend comes with PoCL, a CPU OpenCL driver, so opencl:0 exists on any machine. Where
 # that PoCL's LLVM does not know the CPU (it then fails on every kernel: "unknown target CPU
@@ -13,7 +14,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q -e ".[test]" -e backends/numpy -e "backends/cupy[cuda12x]" -e "backends/opencl[pocl]"
+.venv/bin/python -m pip install -q -e ".[test]" -e backends/numpy -e "conformance[onnx]" -e "backends/cupy[cuda12x]" \
+  -e "backends/opencl[pocl]"
 
 opencl_compiles() {
   .venv/bin/python -c "import sys, opdispatch_opencl.runtime as r; sys.exit(0 if r.probe() else 1)" 2>/dev/null

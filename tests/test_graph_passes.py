@@ -9,7 +9,7 @@ import pytest
 
 import opdispatch as od
 from opdispatch.backend import DeviceInfo, Kernel
-from opdispatch.device import current_placement
+from opdispatch.placement import current_placement
 from opdispatch.graph.passes import (eliminate_common_subexpressions, eliminate_dead_code, fold_batch_norm,
                                      fold_bias_add, fold_constants, fuse, fuse_conv_relu, plan_memory,
                                      mask_before_max_pool_backward, read_relu_outputs)

@@ -1,22 +1,25 @@
 """Deliberately broken kernels: each is the NumPy backend's kernel with one classic mistake.
 
 `make_mutant_plugin(name)` builds a backend ``mutant_<name>`` that has every NumPy kernel but the
-broken one, so the conformance suite can be shown to catch each mistake.
+broken one, so the conformance suite can be shown to catch each mistake (its own tests do, for
+every mutant; ``od.register_plugin(make_mutant_plugin(name))`` then ``opdispatch conformance
+--device mutant_<name>:0`` shows it by hand).
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
-import opdispatch_numpy.conv as grad_kernels
+import opdispatch_numpy.conv as conv_kernels
 import opdispatch_numpy.plugin as numpy_plugin
+from opdispatch import hookimpl
+from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+from opdispatch.shapes import output_hw
 from opdispatch_numpy.conv import conv2d
 from opdispatch_numpy.norm import batch_norm
 from opdispatch_numpy.pool import max_pool2d
 from opdispatch_numpy.windows import pad_hw, tap
-
-from fake_backends import make_plugin
-from opdispatch.backend import DeviceInfo, Kernel
-from opdispatch.shapes import output_hw
 
 
 def _pool_taps(x, kernel_size, stride, padding, dilation, out_hw, fill, reduce):
@@ -132,7 +135,7 @@ def relu_backward_leaky(dy, x):
 
 def conv_backward_input_unflipped(dy, w, *, input_shape, stride, padding, dilation, groups):
     """The transposed convolution uses the weights unflipped (a correlation where a convolution is due)."""
-    return grad_kernels.conv2d_backward_input(dy, np.ascontiguousarray(w[:, :, ::-1, ::-1]), input_shape=input_shape,
+    return conv_kernels.conv2d_backward_input(dy, np.ascontiguousarray(w[:, :, ::-1, ::-1]), input_shape=input_shape,
                                               stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
@@ -156,12 +159,36 @@ MUTANTS = {
 GRADIENT_OF = {"relu_backward": "relu", "conv2d_backward_input": "conv2d"}
 
 
+class NumpyVariant:
+    """A backend plugin named ``name``: the NumPy backend's kernels, with ``replace`` swapped in (op ->
+    kernel function), on one CPU device."""
+
+    def __init__(self, name: str, replace: dict[str, Callable[..., Any]], description: str = "") -> None:
+        self.name, self.replace, self.description = name, replace, description
+
+    @hookimpl
+    def opdispatch_backend_info(self) -> BackendInfo:
+        return BackendInfo(name=self.name, version="mutant", description=self.description)
+
+    @hookimpl
+    def opdispatch_devices(self) -> list[DeviceInfo]:
+        return [DeviceInfo(index=0, name=self.description or self.name)]
+
+    @hookimpl
+    def opdispatch_kernels(self) -> list[Kernel]:
+        kept = [k for k in numpy_plugin.opdispatch_kernels() if k.op not in self.replace]
+        return kept + [Kernel(op, fn, dtypes=("float32", "float64")) for op, fn in self.replace.items()]
+
+    @hookimpl
+    def opdispatch_from_numpy(self, array: np.ndarray, device: Any) -> np.ndarray:
+        return np.array(array, copy=True)
+
+    @hookimpl
+    def opdispatch_to_numpy(self, data: np.ndarray, device: Any) -> np.ndarray:
+        return np.array(data, copy=True)
+
+
 def make_mutant_plugin(name: str) -> object:
     """A backend ``mutant_<name>``: the NumPy kernels with ``MUTANTS[name]`` swapped in."""
     op, broken = MUTANTS[name]
-
-    return make_plugin(f"mutant_{name}",
-                       lambda: [k for k in numpy_plugin.opdispatch_kernels() if k.op != op] + [Kernel(op, broken)],
-                       devices=[DeviceInfo(index=0, name=f"NumPy with a broken {op}")],
-                       to_numpy=lambda data: np.array(data, copy=True),
-                       from_numpy=lambda array: np.array(array, copy=True))
+    return NumpyVariant(f"mutant_{name}", {op: broken}, f"NumPy with a broken {op}")

@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("onnx", reason="the ONNX backend test data ships with the onnx package (extra 'test')")
 
-from opdispatch.conformance.onnx_cases import (  # noqa: E402 - after the importorskip
+from opdispatch_conformance.onnx_cases import (  # noqa: E402 - after the importorskip
     COVERED_OPS, TRANSLATORS, EagerExecutor, OnnxCase, ReferenceExecutor, float_dtype, load_cases, node_attrs,
     run_graph)
 

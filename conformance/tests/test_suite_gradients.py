@@ -12,10 +12,9 @@ import opdispatch_numpy.plugin as numpy_plugin
 from fake_backends import make_plugin
 from opdispatch.backend import DeviceInfo
 from opdispatch.cli import main
-from opdispatch.conformance.gradients import SUFFIX, reference_runtime, run_gradient_case
-from opdispatch.conformance.runner import FAILED, PASSED, UNSUPPORTED
-from opdispatch.conformance.suite import collect_cases, run_device
-from opdispatch.vjp import VJP
+from opdispatch_conformance.gradients import SUFFIX, reference_runtime, run_gradient_case
+from opdispatch_conformance.runner import FAILED, PASSED, UNSUPPORTED
+from opdispatch_conformance.suite import collect_cases, run_device
 
 
 def test_the_reference_runtime_is_private():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import opdispatch as od
-from mutants import GRADIENT_OF, MUTANTS, make_mutant_plugin
-from opdispatch.conformance.runner import FAILED
-from opdispatch.conformance.suite import collect_cases, run_device
+from opdispatch_conformance.mutants import GRADIENT_OF, MUTANTS, make_mutant_plugin
+from opdispatch_conformance.runner import FAILED
+from opdispatch_conformance.suite import collect_cases, run_device
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))

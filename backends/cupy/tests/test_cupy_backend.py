@@ -26,8 +26,8 @@ import pytest
 
 import opdispatch as od
 from opdispatch.backend import BackendUnavailable
-from opdispatch.conformance.runner import FAILED, PASSED
-from opdispatch.conformance.suite import collect_cases, run_device
+from opdispatch_conformance.runner import FAILED, PASSED
+from opdispatch_conformance.suite import collect_cases, run_device
 from opdispatch.ops import OPS
 from opdispatch.plugins import check_kernel
 

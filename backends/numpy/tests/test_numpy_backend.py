@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import opdispatch as od
-from opdispatch.conformance.cases import grid_cases
-from opdispatch.conformance.tolerance import compare, derive
-from opdispatch.grad_api import op_function
+from opdispatch_conformance.cases import grid_cases
+from opdispatch_conformance.tolerance import compare, derive
+from opdispatch import op_function
 from opdispatch.ops import OPS
 from opdispatch.schema import TensorMeta
 
@@ -110,8 +110,8 @@ def test_masked_gradients_keep_non_finite_values_out_of_masked_positions():
 
 def test_conv_kernels_agree_with_the_reference_when_the_batch_is_split_into_chunks(monkeypatch):
     import opdispatch_numpy.scratch as scratch
-    from opdispatch.conformance.runner import FAILED
-    from opdispatch.conformance.suite import collect_cases, run_device
+    from opdispatch_conformance.runner import FAILED
+    from opdispatch_conformance.suite import collect_cases, run_device
 
     monkeypatch.setattr(scratch, "CHUNK_BYTES", 1)  # one sample per chunk: every chunk boundary is exercised
     ops = ["conv2d", "conv2d_bias_relu", "conv2d_backward_input", "conv2d_backward_weight"]

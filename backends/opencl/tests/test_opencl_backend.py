@@ -268,8 +268,8 @@ def test_gradients_run_on_the_device():
 
 @needs_device
 def test_conv_kernels_agree_with_the_reference_when_the_images_are_chunked(monkeypatch):
-    from opdispatch.conformance.runner import FAILED
-    from opdispatch.conformance.suite import collect_cases, run_device
+    from opdispatch_conformance.runner import FAILED
+    from opdispatch_conformance.suite import collect_cases, run_device
     from opdispatch_opencl import conv
 
     monkeypatch.setattr(conv, "COLS_BUDGET", 1)  # one image per column buffer
