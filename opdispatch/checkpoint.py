@@ -27,7 +27,8 @@ import numpy as np
 
 from .device import Device
 from .errors import OpDispatchError
-from .files import FileFault, Missing, SafeNpz, bad_member_name, atomic_write, check_shape, loads_json, open_regular, short
+from .files import (FileFault, Missing, SafeNpz, atomic_write, bad_member_name, check_shape, loads_json, open_regular,
+                    short)
 from .optim import OPTIMIZERS, Optimizer
 from .tensor import Tensor, tensor
 

@@ -29,7 +29,8 @@ import numpy as np
 from ..device import Device
 from ..dtypes import FLOAT_DTYPES
 from ..errors import OpDispatchError
-from ..files import FileFault, Missing, SafeNpz, atomic_write, check_shape, loads_json, nbytes, open_regular, read_all, short
+from ..files import (FileFault, Missing, SafeNpz, atomic_write, check_shape, loads_json, nbytes, open_regular, read_all,
+                     short)
 from ..schema import TensorMeta
 from .errors import GraphFormatError
 from ..ops import OPS
