@@ -177,13 +177,16 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def json_depth(text: str) -> int:
-    """The deepest nesting of ``[`` / ``{`` in JSON ``text`` (strings skipped), without recursion."""
+    """The deepest nesting of ``[`` / ``{`` in JSON ``text`` (strings skipped), without recursion
+    and in bounded extra memory (the brackets are counted a chunk at a time)."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text)).encode("ascii")
-    if not brackets:
-        return 0
-    codes = np.frombuffer(brackets, dtype=np.uint8)
-    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
+    depth = deepest = 0
+    chunk = 2**18
+    for start in range(0, len(brackets), chunk):
+        codes = np.frombuffer(brackets, dtype=np.uint8, count=min(chunk, len(brackets) - start), offset=start)
+        run = np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)) + depth
+        deepest, depth = max(deepest, int(run.max())), int(run[-1])
+    return deepest
 
 
 def _no_duplicates(pairs: list) -> dict:
