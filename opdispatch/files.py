@@ -39,6 +39,10 @@ MAX_NPY_HEADER = 65536
 MAX_RANK = 32
 """The most dimensions a stored array may declare (NumPy's own limit is 64)."""
 
+MAX_MEMBERS = 100_000
+"""The most entries an ``.npz`` archive may have (counted before ``zipfile`` parses them: each
+costs about 500 bytes of Python objects and 3 us, so this bounds both)."""
+
 
 class FileFault(Exception):
     """A file (or a part of it) that is not what the reader accepts; ``part`` names the part."""
@@ -244,6 +248,28 @@ def nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return n
 
 
+def _count_entries(fh: BinaryIO, size: int) -> int:
+    """An upper bound on the central directory's entries (its record signatures), found the way
+    ``zipfile`` finds the directory; 0 when there is none to find (``zipfile`` then says why)."""
+    tail_len = min(size, 22 + 65535)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or tail_len - at < 22:
+        return 0
+    end = size - tail_len + at
+    cd_size = struct.unpack_from("<L", tail, at + 12)[0]
+    if at >= 20 and tail[at - 20: at - 16] == b"PK\x06\x07" and end >= 76:  # zip64: the record precedes
+        fh.seek(end - 76)
+        record = fh.read(56)
+        if record[:4] == b"PK\x06\x06":
+            cd_size, end = struct.unpack_from("<Q", record, 40)[0], end - 76
+    if cd_size > end:
+        return 0
+    fh.seek(end - cd_size)
+    return fh.read(cd_size).count(b"PK\x01\x02")
+
+
 class SafeNpz:
     """An ``.npz`` archive (as ``np.savez`` writes it) read defensively from an open regular file.
 
@@ -258,7 +284,12 @@ class SafeNpz:
 
     def __init__(self, fh: BinaryIO, size: int) -> None:
         self.size = size
+        entries = _count_entries(fh, size)
+        if entries > MAX_MEMBERS:
+            raise FileFault("file", f"has about {entries} zip entries; allowed: at most {MAX_MEMBERS} "
+                                    f"(opdispatch.files.MAX_MEMBERS)")
         try:
+            fh.seek(0)
             self.zip = zipfile.ZipFile(fh)
             infos = self.zip.infolist()
         except Exception as exc:  # BadZipFile, struct/Unicode/Value/OSError, NotImplementedError...

@@ -29,7 +29,7 @@ PEAK_LIMIT = 64 * 2**20  # bytes traced (tracemalloc sees NumPy's buffers too) w
 
 # -- building zips and .npy members byte by byte ----------------------------------------------------------
 
-def zip_bytes(entries, comment=b""):
+def zip_bytes(entries, comment=b"", count=None):
     """A zip archive from ``entries`` (dicts): ``name``, ``data`` (the stored bytes), and forgeries:
     ``method``, ``flags``, ``crc``, ``file_size``, ``compress_size`` (declared), ``offset`` (central
     directory's local-header offset), ``local_name``, ``no_local`` (central entry only)."""
@@ -50,7 +50,8 @@ def zip_bytes(entries, comment=b""):
                                e.get("offset", offset)) + name
     cd_offset = len(out)
     out += central
-    out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central), cd_offset,
+    n = len(entries) if count is None else count
+    out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n & 0xFFFF, n & 0xFFFF, len(central), cd_offset,
                        len(comment)) + comment
     return bytes(out)
 
@@ -191,6 +192,9 @@ CHECKPOINTS = {
                               "header declares shape [536870912] float32 (2147483648 bytes)"),
     "npy-header-shape-10^12": (lambda: ckpt(**{"params/w": npy_header(header_of("<f4", (10**6, 10**6)))}),
                                "header declares shape [1000000, 1000000]"),
+    "120000-zip-entries": (lambda: zip_bytes([{"name": "meta.json.npy", "data": meta_npy(meta())}] + [
+        {"name": f"params/p{i}.npy", "no_local": True, "offset": 0} for i in range(120000)], count=1),
+        "has about 120001 zip entries; allowed: at most 100000"),
     "npy-header-length-4GiB": (lambda: ckpt(**{"params/w": npy_header("{}", version=2, length=2**32 - 1)}),
                                ".npy header of 4294967295 bytes"),
     # .npy headers
@@ -408,6 +412,26 @@ def test_the_size_limit_is_documented_and_can_be_raised(tmp_path, monkeypatch):
     assert od.load_checkpoint(path, max_bytes=len(GOOD)).metadata == {"epoch": 3}
     with pytest.raises(od.CheckpointError, match="'max_bytes' got -1"):
         od.load_checkpoint(path, max_bytes=-1)
+
+
+def test_the_entry_limit_counts_zip64_directories_and_can_be_raised(tmp_path, monkeypatch):
+    import zipfile
+
+    import opdispatch.files as files
+
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w") as zf:  # over 65535 entries: zipfile writes a zip64 end record
+        zf.writestr("meta.json.npy", meta_npy(meta()))
+        for i in range(66000):
+            zf.writestr(f"params/p{i}.npy", W)
+    t0 = time.perf_counter()
+    with pytest.raises(od.CheckpointError, match="arrays do not match meta.json"):  # under the limit: parsed
+        od.load_checkpoint(path)
+    assert time.perf_counter() - t0 < 5 * TIME_LIMIT_S
+    monkeypatch.setattr(files, "MAX_MEMBERS", 1000)
+    _refuse(od.load_checkpoint, str(path), od.CheckpointError, ["has about 66001 zip entries; allowed: at most 1000"])
+    monkeypatch.setattr(files, "MAX_MEMBERS", 2)
+    _refuse(od.load_checkpoint, str(_write(tmp_path / "few.npz", GOOD)), od.CheckpointError, ["at most 2"])
 
 
 def test_every_single_byte_corruption_is_refused_or_harmless(tmp_path):
