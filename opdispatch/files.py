@@ -90,7 +90,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], Any]) -> None:
     tmp: Optional[str] = None
     done = False
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:200]}.", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
