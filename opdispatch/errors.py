@@ -17,6 +17,11 @@ class InvalidArgumentError(OpDispatchError, ValueError):
     """An op argument or attribute has a value the op does not allow."""
 
 
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument is of a type the function does not accept (None or a list where a dict is
+    expected, an array where a tensor is expected)."""
+
+
 class ShapeError(InvalidArgumentError):
     """Input shapes do not fit the op (rank, channel count, window larger than the input...)."""
 

@@ -10,6 +10,11 @@ name -> tensor) and `step` replaces them::
     grads = tape.gradient(loss, list(opt.params.values()))
     opt.step(dict(zip(opt.params, grads)))
 
+`step` validates everything before it changes anything: ``grads`` must be a dict whose every
+entry names a parameter and holds a tensor of that parameter's shape, dtype and device; the
+whole update is then computed and committed at once, so a step that raises (a bad gradient, a
+kernel failing midway) leaves the parameters, the slots and the step count as they were.
+
 `state_dict` / `load_state_dict` give the optimizer's state as host arrays plus JSON-able
 settings, which `opdispatch.checkpoint` writes without pickle.
 """
@@ -22,12 +27,18 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import api, recording
-from .errors import InvalidArgumentError
+from .errors import ArgumentTypeError, DeviceMismatchError, DTypeError, InvalidArgumentError
 from .tensor import Tensor, tensor
 
 
+def _number(cls: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentTypeError(f"{cls}: argument {name!r} got {value!r}; allowed: a number")
+    return float(value)
+
+
 def _positive(cls: str, name: str, value: float, allow_zero: bool = False) -> float:
-    value = float(value)
+    value = _number(cls, name, value)
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         allowed = "a finite number >= 0" if allow_zero else "a finite number > 0"
         raise InvalidArgumentError(f"{cls}: argument {name!r} got {value}; allowed: {allowed}")
@@ -35,7 +46,7 @@ def _positive(cls: str, name: str, value: float, allow_zero: bool = False) -> fl
 
 
 def _fraction(cls: str, name: str, value: float) -> float:
-    value = float(value)
+    value = _number(cls, name, value)
     if not 0.0 <= value < 1.0:
         raise InvalidArgumentError(f"{cls}: argument {name!r} got {value}; allowed: 0 <= {name} < 1")
     return value
@@ -48,10 +59,16 @@ class Optimizer:
     slot_names: tuple[str, ...] = ()
 
     def __init__(self, params: Mapping[str, Tensor]) -> None:
+        if not isinstance(params, Mapping):
+            raise ArgumentTypeError(f"{type(self).__name__}: argument 'params' got {type(params).__name__}; "
+                                    f"allowed: a non-empty dict name -> float tensor")
         if not params:
             raise InvalidArgumentError(f"{type(self).__name__}: argument 'params' got no parameters; "
                                        f"allowed: a non-empty dict name -> float tensor")
         for name, p in params.items():
+            if not isinstance(name, str):
+                raise ArgumentTypeError(f"{type(self).__name__}: parameter name {name!r} is {type(name).__name__}; "
+                                        f"allowed: strings")
             if not isinstance(p, Tensor) or p.dtype.kind != "f":
                 raise InvalidArgumentError(f"{type(self).__name__}: parameter {name!r} is {type(p).__name__}; "
                                            f"allowed: float tensors")
@@ -72,30 +89,68 @@ class Optimizer:
         """The hyper-parameters, JSON-able."""
         raise NotImplementedError
 
-    def _update(self, name: str, p: Tensor, g: Tensor) -> Tensor:
+    def _update(self, name: str, p: Tensor, g: Tensor, t: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """The new value of parameter ``name`` and of its slots at step ``t``; changes nothing."""
         raise NotImplementedError
 
-    def step(self, grads: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Apply one update with ``grads`` (name -> gradient, the parameters' shapes); return the new params.
-
-        Parameters without a gradient in ``grads`` keep their value. Nothing changes when a name
-        is unknown or a shape does not match.
-        """
+    def _check(self, grads: Any) -> None:
         cls = type(self).__name__
         if any(getattr(r, "symbolic", False) for r in recording.active()):
             raise InvalidArgumentError(f"{cls}.step: called inside od.function; allowed: outside traced functions "
                                        f"(return the gradients from the traced function and step with them), "
                                        f"because the optimizer keeps its parameters and state between calls")
+        if not isinstance(grads, Mapping):
+            hint = (" (for a list of gradients in the order of opt.params: dict(zip(opt.params, grads)))"
+                    if isinstance(grads, (list, tuple)) else "")
+            raise ArgumentTypeError(f"{cls}.step: argument 'grads' got {type(grads).__name__}; allowed: a dict "
+                                    f"parameter name -> gradient tensor{hint}")
         for name, g in grads.items():
-            if name not in self.params:
+            if not isinstance(name, str) or name not in self.params:
                 raise InvalidArgumentError(f"{cls}.step: gradient for unknown parameter {name!r}; "
                                            f"allowed: {sorted(self.params)}")
-            if tuple(g.shape) != self.params[name].shape:
+            p = self.params[name]
+            if not isinstance(g, Tensor):
+                raise ArgumentTypeError(f"{cls}.step: gradient of {name!r} is {type(g).__name__}; allowed: an od "
+                                        f"tensor of the parameter's shape, dtype and device (leave a parameter "
+                                        f"out of 'grads' to keep its value)")
+            if tuple(g.shape) != p.shape:
                 raise InvalidArgumentError(f"{cls}.step: gradient of {name!r} has shape {tuple(g.shape)}; "
-                                           f"allowed: the parameter's shape {self.params[name].shape}")
-        self.steps += 1
+                                           f"allowed: the parameter's shape {p.shape}")
+            if g.dtype != p.dtype:
+                raise DTypeError(f"{cls}.step: gradient of {name!r} has dtype {g.dtype.name}; allowed: the "
+                                 f"parameter's dtype {p.dtype.name}")
+            if g.device != p.device:
+                raise DeviceMismatchError(f"{cls}.step: gradient of {name!r} is on {g.device}; allowed: the "
+                                          f"parameter's device {p.device}")
+
+    def step(self, grads: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Apply one update with ``grads`` (name -> gradient, of the parameters' shapes, dtypes and
+        devices); return the new params.
+
+        Parameters without a gradient in ``grads`` keep their value. Everything is checked first
+        and the update is committed only once it has been computed for every parameter, so a step
+        that raises (an unknown name, a gradient of the wrong type, shape, dtype or device, a
+        kernel failing midway) changes nothing: parameters, slots and step count stay as they were.
+        """
+        self._check(grads)
+        t = self.steps + 1
+        new_params: dict[str, Tensor] = {}
+        new_slots: dict[str, dict[str, Tensor]] = {s: {} for s in self.slot_names}
         for name, g in grads.items():
-            self.params[name] = self._update(name, self.params[name], g)
+            p = self.params[name]
+            new_p, slots = self._update(name, p, g, t)
+            for what in (new_p, *slots.values()):
+                if (what.shape, what.dtype, what.device) != (p.shape, p.dtype, p.device):
+                    raise DTypeError(f"{type(self).__name__}.step: the update of {name!r} came out "
+                                     f"{what.dtype.name}{list(what.shape)} on {what.device}; allowed: the "
+                                     f"parameter's {p.dtype.name}{list(p.shape)} on {p.device}")
+            new_params[name] = new_p
+            for slot, value in slots.items():
+                new_slots[slot][name] = value
+        self.params.update(new_params)
+        for slot, values in new_slots.items():
+            self.slots[slot].update(values)
+        self.steps = t
         return self.params
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -107,11 +162,14 @@ class Optimizer:
     def load_state_dict(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         """Restore what `state_dict` gave, onto the parameters' devices. Validates before changing anything."""
         cls = type(self).__name__
+        if not isinstance(meta, Mapping) or not isinstance(arrays, Mapping):
+            raise ArgumentTypeError(f"{cls}.load_state_dict: arguments got {type(meta).__name__} and "
+                                    f"{type(arrays).__name__}; allowed: two dicts, as state_dict returns them")
         if meta.get("kind") != self.kind:
             raise InvalidArgumentError(f"{cls}.load_state_dict: state of a {meta.get('kind')!r} optimizer; "
                                        f"allowed: {self.kind!r}")
         steps = meta.get("steps")
-        if not isinstance(steps, int) or steps < 0:
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise InvalidArgumentError(f"{cls}.load_state_dict: 'steps' got {steps!r}; allowed: an int >= 0")
         slots: dict[str, dict[str, Tensor]] = {s: {} for s in self.slot_names}
         for key, arr in arrays.items():
@@ -120,6 +178,9 @@ class Optimizer:
                 raise InvalidArgumentError(f"{cls}.load_state_dict: unknown state entry {key!r}; allowed: "
                                            f"<slot>/<param> with slot in {list(self.slot_names)}")
             p = self.params[name]
+            if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+                raise ArgumentTypeError(f"{cls}.load_state_dict: {key!r} is {type(arr).__name__} "
+                                        f"{getattr(arr, 'dtype', '')}; allowed: a NumPy array of numbers")
             if tuple(arr.shape) != p.shape:
                 raise InvalidArgumentError(f"{cls}.load_state_dict: {key!r} has shape {tuple(arr.shape)}; "
                                            f"allowed: the parameter's shape {p.shape}")
@@ -145,15 +206,16 @@ class SGD(Optimizer):
     def settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay, "nesterov": self.nesterov}
 
-    def _update(self, name: str, p: Tensor, g: Tensor) -> Tensor:
+    def _update(self, name: str, p: Tensor, g: Tensor, t: int) -> tuple[Tensor, dict[str, Tensor]]:
+        slots = {}
         if self.weight_decay:
             g = api.add(g, api.mul(p, self.weight_decay))
         if self.momentum:
             v_old = self.slots["velocity"].get(name)
             v = g if v_old is None else api.add(api.mul(v_old, self.momentum), g)
-            self.slots["velocity"][name] = v
+            slots["velocity"] = v
             g = api.add(g, api.mul(v, self.momentum)) if self.nesterov else v
-        return api.sub(p, api.mul(g, self.lr))
+        return api.sub(p, api.mul(g, self.lr)), slots
 
 
 class Adam(Optimizer):
@@ -174,17 +236,15 @@ class Adam(Optimizer):
     def settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def _update(self, name: str, p: Tensor, g: Tensor) -> Tensor:
+    def _update(self, name: str, p: Tensor, g: Tensor, t: int) -> tuple[Tensor, dict[str, Tensor]]:
         b1, b2 = self.beta1, self.beta2
         m_old, v_old = self.slots["m"].get(name), self.slots["v"].get(name)
         m = api.mul(g, 1 - b1) if m_old is None else api.add(api.mul(m_old, b1), api.mul(g, 1 - b1))
         g2 = api.mul(g, g)
         v = api.mul(g2, 1 - b2) if v_old is None else api.add(api.mul(v_old, b2), api.mul(g2, 1 - b2))
-        self.slots["m"][name], self.slots["v"][name] = m, v
-        t = self.steps
         step_size = self.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
         eps_hat = self.eps * math.sqrt(1 - b2 ** t)  # PyTorch's form of eps, folded past the bias correction
-        return api.sub(p, api.mul(api.div(m, api.add(api.sqrt(v), eps_hat)), step_size))
+        return api.sub(p, api.mul(api.div(m, api.add(api.sqrt(v), eps_hat)), step_size)), {"m": m, "v": v}
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

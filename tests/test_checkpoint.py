@@ -77,7 +77,7 @@ def _meta(**over):
 
 
 @pytest.mark.parametrize("make, fragment", [
-    (lambda p: p.write_bytes(b"not a zip at all"), "not a readable checkpoint"),
+    (lambda p: p.write_bytes(b"not a zip at all"), "not a readable .npz"),
     (lambda p: _write_npz(p, **{"params/w": np.ones(2, np.float32)}), "has no meta.json"),
     (lambda p: _write_npz(p, **{"meta.json": _meta(version=7), "params/w": np.ones(2, np.float32)}), "version 7"),
     (lambda p: _write_npz(p, **{"meta.json": _meta(format="other"), "params/w": np.ones(2, np.float32)}),
@@ -87,7 +87,7 @@ def _meta(**over):
                                 "params/x": np.ones(2, np.float32)}), "unexpected"),
     (lambda p: _write_npz(p, **{"meta.json": np.frombuffer(b"{nope", dtype=np.uint8)}), "not valid JSON"),
     (lambda p: _write_npz(p, **{"meta.json": _meta(), "params/w": np.array([object(), 1], dtype=object)}),
-     "not a readable checkpoint"),
+     "pickled object arrays are refused"),
     (lambda p: _write_npz(p, **{"meta.json": _meta(optimizer={"kind": "os.system", "settings": {}}),
                                 "params/w": np.ones(2, np.float32)}), "not understood"),
 ])

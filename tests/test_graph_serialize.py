@@ -87,8 +87,43 @@ def test_tampered_json_is_a_format_error(saved, change, match):
         od.load_graph(path)
 
 
-def test_malformed_files_are_format_errors(saved):
-    _, path, _, _ = saved
+def save_v1(g, path):
+    """Write ``g`` as earlier releases did: ``<base>.json`` (version 1) and the constants in ``<base>.npz``."""
+    from opdispatch.graph.serialize import to_dict
+
+    doc = to_dict(g)
+    del doc["data"]
+    doc["version"] = 1
+    base = path[:-5] if path.endswith(".json") else path
+    with open(base + ".json", "w") as fh:
+        json.dump(doc, fh, indent=1)
+    np.savez(base + ".npz", **{f"c{c}": np.asarray(a) for c, a in g.constants.items()})
+
+
+def test_save_writes_one_self_contained_json_file(saved, tmp_path):
+    g, path, args, want = saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.json"]
+    with open(path) as fh:
+        doc = json.load(fh)
+    assert doc["version"] == 2 and set(doc["data"]) == {str(c) for c in g.constants}
+    g.save(str(tmp_path / "bare"))  # a path without .json gets it, as before
+    np.testing.assert_array_equal(od.load_graph(str(tmp_path / "bare"))(*args).numpy(), want.numpy())
+    assert (tmp_path / "bare.json").exists() and not (tmp_path / "bare.npz").exists()
+
+
+def test_the_version_1_pair_still_loads(saved, tmp_path):
+    g, _, args, want = saved
+    path = str(tmp_path / "old.json")
+    save_v1(g, path)
+    loaded = od.load_graph(path)
+    assert str(loaded) == str(g.replace())
+    np.testing.assert_array_equal(loaded(*args).numpy(), want.numpy())
+
+
+def test_malformed_files_are_format_errors(saved, tmp_path):
+    g, _, _, _ = saved
+    path = str(tmp_path / "old.json")
+    save_v1(g, path)
     npz = path[:-5] + ".npz"
     with open(npz, "wb") as fh:
         fh.write(b"not a zip")
@@ -99,16 +134,17 @@ def test_malformed_files_are_format_errors(saved):
         od.load_graph(path)
     with open(path, "w") as fh:
         fh.write("{not json")
-    with pytest.raises(od.GraphFormatError, match="cannot read"):
+    with pytest.raises(od.GraphFormatError, match="not valid JSON"):
         od.load_graph(path)
-    with pytest.raises(od.GraphFormatError):
+    with pytest.raises(od.GraphFormatError, match="no such file"):
         od.load_graph(path + ".missing")
 
 
-def test_constant_with_wrong_shape_is_a_format_error(saved):
-    g, path, _, _ = saved
-    npz = path[:-5] + ".npz"
-    np.savez(npz, **{f"c{c}": np.zeros(1, np.float32) for c in g.constants})
+def test_constant_with_wrong_shape_is_a_format_error(saved, tmp_path):
+    g, _, _, _ = saved
+    path = str(tmp_path / "old.json")
+    save_v1(g, path)
+    np.savez(path[:-5] + ".npz", **{f"c{c}": np.zeros(1, np.float32) for c in g.constants})
     with pytest.raises(od.GraphFormatError, match="constant"):
         od.load_graph(path)
 

@@ -151,7 +151,9 @@ class Graph:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def save(self, path: str) -> None:
-        """Write ``path`` (JSON) and its constants beside it (``.npz``); see `opdispatch.load_graph`."""
+        """Write ``path`` (``.json`` added when missing): one JSON file holding the structure and the
+        constants, written atomically (the old file or the new one, never a mixture); see
+        `opdispatch.load_graph`, which also reads the JSON + ``.npz`` pairs of format version 1."""
         from .serialize import save
 
         save(self, path)
