@@ -278,8 +278,19 @@ def _named(fn: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
 
 def op_function(schema: OpSchema) -> Callable[..., Any]:
     """The generic function of an op: inputs positional (a variadic one as a sequence; absent
-    trailing optional inputs may be left out), attributes as keywords."""
+    trailing optional inputs may be left out), then attributes, positional in the schema's order
+    after every input, or as keywords."""
+    n_inputs, names = len(schema.inputs), schema.attr_names
+
     def call(*args: Any, **attrs: Any) -> Any:
+        if len(args) > n_inputs:
+            extra = args[n_inputs:]
+            if len(extra) > len(names) or any(n in attrs for n in names[:len(extra)]):
+                raise InvalidArgumentError(f"{schema.name}: got {len(args)} positional argument(s); allowed: the "
+                                           f"inputs ({', '.join(i.name for i in schema.inputs)}), then the "
+                                           f"attributes ({', '.join(names)}) once each")
+            attrs = dict(zip(names, extra), **attrs)
+            args = args[:n_inputs]
         return run(schema, schema.flatten_args(args), attrs)
 
     return _named(call, schema.name, schema.doc)

@@ -9,17 +9,11 @@ import pkgutil
 
 import pytest
 
-FAMILY_OPS = {
-    "conv": {"conv2d", "conv2d_bias_relu", "conv2d_backward_input", "conv2d_backward_weight"},
-    "pool": {"max_pool2d", "avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward"},
-    "norm": {"batch_norm", "batch_norm_backward"},
-    "nn": {"softmax", "log_softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward"},
-    "linalg": {"matmul"},
-    "elementwise": {"relu", "sigmoid", "tanh", "exp", "log", "sqrt", "neg", "add", "sub", "mul", "div",
-                    "relu_backward"},
-    "reduce": {"sum", "mean", "max", "max_backward"},
-    "layout": {"reshape", "transpose", "flatten", "broadcast_to"},
-}
+from opdispatch.ops import OPS
+from opdispatch.schema import FAMILIES
+
+FAMILY_OPS = {family: {op for op, schema in OPS.items() if schema.family == family} for family in FAMILIES}
+"""The core's op families (from the op table), which every backend's kernel modules follow."""
 
 # backend -> (its package, the module holding FAMILIES, the package its family modules live in)
 BACKENDS = {

@@ -428,7 +428,8 @@ def check_call(call: Call) -> Optional[od.OpDispatchError]:
         assert msg.startswith(f"{name}:"), f"{call!r}: message does not start with the op name: {msg!r}"
         if isinstance(error, od.InvalidArgumentError):  # ShapeError and DTypeError too
             names = [spec.name for spec in schema.inputs] + list(schema.attr_names)
-            assert any(f"'{n}'" in msg for n in names), f"{call!r}: message names no argument: {msg!r}"
+            quoted = [f"'{n}'" for n in names] + [f"'{i.name}[" for i in schema.inputs if i.variadic]
+            assert any(q in msg for q in quoted), f"{call!r}: message names no argument: {msg!r}"
             assert "allowed" in msg, f"{call!r}: message does not say what is allowed: {msg!r}"
         return error
 

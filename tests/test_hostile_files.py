@@ -740,7 +740,7 @@ def test_saved_constants_round_trip_bit_exactly_for_every_dtype(tmp_path):
     consts = {i: (rng.standard_normal((2, 3)) * 100).astype(dt) for i, dt in enumerate(sorted(DTYPES))}
     consts[len(consts)] = np.array([np.nan, -0.0, np.inf], np.float32)
     consts[len(consts)] = np.zeros((0, 4), np.float16)
-    from opdispatch.graph.ir import Graph, ValueInfo
+    from opdispatch.graph import Graph, ValueInfo
 
     g = Graph(name="c", inputs=(), outputs=tuple(consts), nodes=(),
               values={i: ValueInfo(a.shape, a.dtype) for i, a in consts.items()}, constants=consts)

@@ -143,7 +143,7 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
     problems: list[str] = []
     worst = Worst()
     for i, want in sorted(refs.items()):
-        problems.extend(check_array(f"d/d {schema.inputs[i].name}", got[i], want, want.shape, dtype, tol, worst))
+        problems.extend(check_array(f"d/d {schema.input_specs(len(arrays))[i].name}", got[i], want, want.shape, dtype, tol, worst))
     return CaseResult(**base, **tol_fields, status=FAILED if problems else PASSED, max_abs=worst.max_abs,
                       max_rel=worst.max_rel, worst_ratio=worst.ratio, message="; ".join(problems))
 

@@ -80,7 +80,7 @@ def test_supports_reason_is_reported(clean_registry):
     od.register_plugin(make_mini(), name="mini")
     case = Case("conv2d", (In((1, 2, 4, 4)), In((2, 1, 3, 3)), None), {"groups": 2})
     res = run_case(case, od.Device("mini:0"), "float32")
-    assert (res.status, res.message) == (UNSUPPORTED, "groups > 1 is not implemented")
+    assert res.status == UNSUPPORTED and res.message.startswith("groups > 1 is not implemented; its decomposition needs")
 
 
 def test_run_goes_on_after_failures_and_reports_every_op(liar):
@@ -155,7 +155,7 @@ def test_full_suite_on_numpy_passes():
 
 
 def test_every_op_has_grid_and_random_cases():
-    from opdispatch_conformance.random_cases import GENERATORS
+    from opdispatch_conformance.cases import GENERATORS
     from opdispatch.ops import OPS
 
     assert set(GENERATORS) == set(OPS)

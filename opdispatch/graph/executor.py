@@ -1,6 +1,6 @@
 """Run a placed graph: each node's kernel on its device's runtime, buffers dropped after last use.
 
-`Executable` compiles a placed `Graph` once into a flat list of steps over numbered slots;
+`Executable` compiles a placed `GraphIR` once into a flat list of steps over numbered slots;
 constants are uploaded to the devices that read them at compile time. Each run releases a
 value's data as soon as the memory plan says its last reader has run, so the backend's memory
 can be reused by the next kernel. A kernel that fails is reported with the node, its op and
@@ -19,7 +19,7 @@ from ..tensor import Tensor, host_array, make, tensor
 from .kernels import node_function
 
 if TYPE_CHECKING:
-    from .ir import Graph, Node
+    from .ir import GraphIR, Node
 
 
 def node_error(node: Node, rt_device: Device, exc: BaseException) -> BaseException:
@@ -37,7 +37,7 @@ def node_error(node: Node, rt_device: Device, exc: BaseException) -> BaseExcepti
 class Executable:
     """A placed graph compiled into steps ``(fn, input slots, output slots, slots to free, attrs)``."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: GraphIR) -> None:
         reg = registry()
         self.graph = graph
         slot: dict[Any, int] = {}
@@ -102,7 +102,7 @@ class Executable:
         return [make(env[s], info.shape, info.dtype, rt) for s, info, rt in self.outputs]
 
 
-def as_inputs(graph: Graph, args: Sequence[Any]) -> list[Tensor]:
+def as_inputs(graph: GraphIR, args: Sequence[Any]) -> list[Tensor]:
     """Check the arguments of a graph call against its inputs; array-likes become tensors."""
     if len(args) != len(graph.inputs):
         raise InvalidArgumentError(f"graph {graph.name}: got {len(args)} argument(s); allowed: exactly "
@@ -118,7 +118,7 @@ def as_inputs(graph: Graph, args: Sequence[Any]) -> list[Tensor]:
     return out
 
 
-def run_graph(graph: Graph, args: Sequence[Any], options: Optional[dict] = None) -> list[Tensor]:
+def run_graph(graph: GraphIR, args: Sequence[Any], options: Optional[dict] = None) -> list[Tensor]:
     """Run ``graph`` on ``args``, placing it for their devices and the current `od.device` first."""
     from .pipeline import lower
 

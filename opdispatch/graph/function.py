@@ -20,7 +20,7 @@ from ..placement import current_placement
 from ..errors import InvalidArgumentError, OpDispatchError
 from ..tensor import Tensor, tensor
 from .executor import Executable
-from .ir import Graph
+from .graph import Graph
 from .pipeline import lower, optimize, pass_options
 from .source import innermost_user_source, user_traceback
 from .trace import Tracer, TracedTensor
@@ -170,7 +170,7 @@ def _trace(fn: Callable[..., Any], tree: Any, leaves: list) -> tuple[Graph, Any]
         recording.pop(token)
     out_leaves: list[Tensor] = []
     out_tree = _flatten_outputs(result, out_leaves)
-    return tracer.graph([tracer.value_of(t) for t in out_leaves]), out_tree
+    return Graph.of(tracer.graph([tracer.value_of(t) for t in out_leaves])), out_tree
 
 
 def trace(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Graph:

@@ -1,7 +1,7 @@
-"""The graph IR: immutable `Node`s in topological order over numbered values, and the `Graph`.
+"""The graph IR: immutable `Node`s in topological order over numbered values, and the `GraphIR`.
 
 Values are ints (``%3``). A value is a graph input, a constant (a read-only NumPy array kept in
-``Graph.constants``) or an output of exactly one node. Every node carries its op name, kernel
+``GraphIR.constants``) or an output of exactly one node. Every node carries its op name, kernel
 attributes, device and the user's source lines that created it (several for fused nodes).
 """
 
@@ -97,12 +97,12 @@ def readonly(array: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class Graph:
+class GraphIR:
     """A traced computation: inputs, constants, nodes in topological order, outputs.
 
-    Immutable: passes return new graphs. ``str(graph)`` prints every node with its attributes,
-    output shapes, dtypes, devices and the user's source lines; ``graph(*tensors)`` runs it on the
-    devices of its inputs (or of ``od.device``); ``graph.save(path)`` writes it without pickle.
+    Immutable: passes return new graphs (of the same class). ``str(graph)`` prints every node with
+    its attributes, output shapes, dtypes, devices and the user's source lines. The `od.Graph` users
+    get (`opdispatch.graph.graph.Graph`) adds running and saving.
     """
 
     name: str
@@ -114,7 +114,7 @@ class Graph:
     memory: Optional[MemoryPlan] = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)  # run-time plans, by placement
 
-    def replace(self, **changes: Any) -> "Graph":
+    def replace(self, **changes: Any) -> "GraphIR":
         """A copy with ``changes`` (mappings are frozen; the run-time cache starts empty)."""
         for key in ("values", "constants"):
             if key in changes:
@@ -142,21 +142,6 @@ class Graph:
     def ops(self) -> list[str]:
         """The op of each node, in order (handy in tests)."""
         return [n.op for n in self.nodes]
-
-    def __call__(self, *args: Any) -> Any:
-        """Run the graph: one tensor for one output, else a tuple."""
-        from .executor import run_graph
-
-        outs = run_graph(self, args)
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-    def save(self, path: str) -> None:
-        """Write ``path`` (``.json`` added when missing): one JSON file holding the structure and the
-        constants, written atomically (the old file or the new one, never a mixture); see
-        `opdispatch.load_graph`, which also reads the JSON + ``.npz`` pairs of format version 1."""
-        from .serialize import save
-
-        save(self, path)
 
     def placement(self) -> str:
         """The device each node runs on and the copies between devices, one line each."""

@@ -15,15 +15,15 @@ from ..registry import DeviceRuntime, registry
 from ..schema import OpSchema, TensorMeta
 
 if TYPE_CHECKING:
-    from .ir import Graph, Node
+    from .ir import GraphIR, Node
 
 
-def node_metas(graph: Graph, node: Node) -> list[Optional[TensorMeta]]:
+def node_metas(graph: GraphIR, node: Node) -> list[Optional[TensorMeta]]:
     """The shape and dtype of each input of ``node`` (None where an optional input is absent)."""
     return [None if v is None else TensorMeta(graph.values[v].shape, graph.values[v].dtype) for v in node.inputs]
 
 
-def node_choice(graph: Graph, node: Node, rt: Optional[DeviceRuntime] = None) -> Choice:
+def node_choice(graph: GraphIR, node: Node, rt: Optional[DeviceRuntime] = None) -> Choice:
     """What runs ``node`` on ``rt`` (default: its own device)."""
     rt = rt if rt is not None else registry().runtime(node.device)
     return choose(rt, OPS[node.op], node_metas(graph, node), dict(node.attrs), graph.values[node.outputs[0]].dtype)
@@ -55,7 +55,7 @@ def _checked(fn: Callable[..., Any], schema: OpSchema, rt: DeviceRuntime, metas:
     return run
 
 
-def node_function(graph: Graph, node: Node) -> Callable[..., Any]:
+def node_function(graph: GraphIR, node: Node) -> Callable[..., Any]:
     """The callable that runs ``node`` on its device (its kernel or a copy)."""
     reg = registry()
     rt = reg.runtime(node.device)

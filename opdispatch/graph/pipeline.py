@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Sequence, Union
 from ..device import Device
 from ..placement import Placement
 from ..errors import InvalidArgumentError
-from .ir import Graph
+from .ir import GraphIR
 from .passes import decompose, eliminate_common_subexpressions, eliminate_dead_code, fold_constants, fuse, plan_memory
 from .placement import place
 
@@ -31,7 +31,7 @@ def pass_options(passes: Optional[Mapping[str, bool]] = None) -> dict[str, bool]
     return opts
 
 
-def optimize(graph: Graph, opts: Mapping[str, bool]) -> Graph:
+def optimize(graph: GraphIR, opts: Mapping[str, bool]) -> GraphIR:
     """Constant folding, CSE and DCE (those switched on)."""
     if opts["constant_fold"]:
         graph = fold_constants(graph)
@@ -42,8 +42,8 @@ def optimize(graph: Graph, opts: Mapping[str, bool]) -> Graph:
     return graph
 
 
-def lower(graph: Graph, devices: Sequence[Union[str, Device]], placement: Placement,
-          options: Optional[Mapping[str, bool]] = None) -> Graph:
+def lower(graph: GraphIR, devices: Sequence[Union[str, Device]], placement: Placement,
+          options: Optional[Mapping[str, bool]] = None) -> GraphIR:
     """Place ``graph`` for inputs on ``devices``; fuse for those devices; plan memory."""
     opts = pass_options(options)
     graph = decompose(place(graph, devices, placement))

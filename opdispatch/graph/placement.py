@@ -19,13 +19,13 @@ from ..placement import Placement, PlacementEvent
 from ..placement import report as _report
 from ..registry import DeviceRuntime, registry
 from ..schema import TensorMeta
-from .ir import Graph, Node, make_node
+from .ir import GraphIR, Node, make_node
 from .kernels import has_kernel, why_unsupported_op
 
 _HINT = "; to run it elsewhere, allow a fallback: with od.device(None, fallback='warn')"
 
 
-def place(graph: Graph, input_devices: Sequence[Union[str, Device]], placement: Placement) -> Graph:
+def place(graph: GraphIR, input_devices: Sequence[Union[str, Device]], placement: Placement) -> GraphIR:
     """``graph`` placed for inputs on ``input_devices`` under ``placement`` (earlier automatic copies
     are dropped and placement starts over, so a placed or loaded graph can be placed again)."""
     reg = registry()
@@ -96,7 +96,7 @@ def place(graph: Graph, input_devices: Sequence[Union[str, Device]], placement: 
     return graph.replace(nodes=tuple(nodes), values=values, outputs=outputs)
 
 
-def _home(node: Node, ins: list, values: dict, graph: Graph, placement: Placement) -> Device:
+def _home(node: Node, ins: list, values: dict, graph: GraphIR, placement: Placement) -> Device:
     devices: dict[Device, int] = {}
     for pos, v in enumerate(ins):
         if v is not None and v not in graph.constants:

@@ -34,7 +34,7 @@ from ..files import (FileFault, Missing, SafeNpz, atomic_write, check_shape, loa
 from ..schema import TensorMeta
 from .errors import GraphFormatError
 from ..ops import OPS
-from .ir import Graph, ValueInfo, make_node, readonly
+from .ir import GraphIR, ValueInfo, make_node, readonly
 from .source import Source
 
 FORMAT = "opdispatch.graph"
@@ -69,7 +69,7 @@ def _encode(array: np.ndarray) -> str:
     return base64.b64encode(data.tobytes()).decode("ascii")
 
 
-def to_dict(graph: Graph) -> dict:
+def to_dict(graph: GraphIR) -> dict:
     """The JSON-ready description of ``graph``; constants are listed by value id in
     ``constants`` and their bytes are in ``data`` (base64, little-endian, C order)."""
     return {
@@ -85,7 +85,7 @@ def to_dict(graph: Graph) -> dict:
     }
 
 
-def save(graph: Graph, path: str) -> None:
+def save(graph: GraphIR, path: str) -> None:
     """Write ``graph`` with its constants to ``path`` (``.json`` added when missing), atomically:
     a unique temporary file beside it, fsynced, renamed over it; on any failure (also
     ``KeyboardInterrupt``) the old file stays and the temporary is removed."""
@@ -118,7 +118,7 @@ def _read_constants(npath: str, jpath: str, limit: int) -> dict[str, np.ndarray]
         raise _error(npath, fault, also) from None
 
 
-def load_graph(path: str, *, max_bytes: Optional[int] = None) -> Graph:
+def load_graph(path: str, *, max_bytes: Optional[int] = None) -> GraphIR:
     """Read a graph written by ``Graph.save`` (either format version); a malformed, tampered or
     hostile file is a `GraphFormatError` naming the file and the part at fault. Files over
     ``max_bytes`` (default `MAX_BYTES`) are refused unread."""
@@ -221,7 +221,7 @@ def _decode(c: int, text: Any, info: ValueInfo) -> np.ndarray:
     return out
 
 
-def from_dict(doc: Any, arrays: Optional[dict] = None, origin: str = "graph") -> Graph:
+def from_dict(doc: Any, arrays: Optional[dict] = None, origin: str = "graph") -> GraphIR:
     """Build and check a graph from its JSON description; ``arrays`` are a version 1 graph's
     constants (``c<id>`` -> array), version 2 documents carry their own. Errors name ``origin``."""
     try:
@@ -230,7 +230,7 @@ def from_dict(doc: Any, arrays: Optional[dict] = None, origin: str = "graph") ->
         raise _error(origin, fault) from None
 
 
-def _from_dict(doc: Any, arrays: Optional[dict]) -> Graph:
+def _from_dict(doc: Any, arrays: Optional[dict]) -> GraphIR:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise _fail("file", f"is not an opdispatch graph (format field must be {FORMAT!r})")
     version = doc.get("version")
@@ -295,7 +295,7 @@ def _from_dict(doc: Any, arrays: Optional[dict]) -> Graph:
             constants[c] = _decode(c, data[str(c)], info)
     nodes = [_node(i, spec, values, use, define) for i, spec in enumerate(_list(doc.get("nodes"), "nodes"))]
     outputs = [use(v, "outputs") for v in _list(doc.get("outputs"), "outputs")]
-    return Graph(name=name, inputs=tuple(inputs), outputs=tuple(outputs),
+    return GraphIR(name=name, inputs=tuple(inputs), outputs=tuple(outputs),
                  nodes=tuple(nodes), values=values, constants=constants).replace()
 
 

@@ -20,7 +20,7 @@ from ..registry import registry
 from ..schema import OpSchema, TensorMeta
 from ..tensor import Tensor
 from .errors import GraphTraceError
-from .ir import Graph, Node, ValueInfo, make_node, readonly
+from .ir import GraphIR, Node, ValueInfo, make_node, readonly
 from .source import Source, user_source
 
 
@@ -72,7 +72,7 @@ class TracedTensor(Tensor):
 
 
 class Tracer:
-    """Builds a `Graph` from the op calls dispatched while it is pushed (see `opdispatch.recording`)."""
+    """Builds a `GraphIR` from the op calls dispatched while it is pushed (see `opdispatch.recording`)."""
 
     symbolic = True  # dispatch asks `outputs` for symbolic results instead of running kernels
 
@@ -134,9 +134,9 @@ class Tracer:
         self._nodes.append(make_node("copy", [t._vid], [vid], {"device": str(device)}, device, [src] if src else []))
         return self._traced(vid, t._shape, t._dtype, rt, src)
 
-    def graph(self, outputs: Sequence[int]) -> Graph:
+    def graph(self, outputs: Sequence[int]) -> GraphIR:
         """The graph traced so far, with these output values."""
-        return Graph(name=self.name, inputs=tuple(self._inputs), outputs=tuple(outputs), nodes=tuple(self._nodes),
+        return GraphIR(name=self.name, inputs=tuple(self._inputs), outputs=tuple(outputs), nodes=tuple(self._nodes),
                      values=self._values, constants=self._constants).replace()
 
     def _new_value(self, shape: tuple, dtype: np.dtype, device: Optional[Device]) -> int:

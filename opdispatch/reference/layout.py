@@ -36,6 +36,8 @@ def pad(x, *, pads, mode, value):
     """x padded by ``pads`` ((before, after) for every axis): with ``value`` ("constant"), the mirror
     image without the edge ("reflect") or copies of the edge ("edge"), as numpy.pad."""
     x = _f64(x)
+    if not any(a or b for a, b in pads):  # nothing to pad (numpy.pad refuses a 0-d array)
+        return x
     if mode == "constant":
         return np.pad(x, pads, mode="constant", constant_values=value)
     return np.pad(x, pads, mode=mode)

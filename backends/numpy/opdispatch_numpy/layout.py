@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from typing import Callable
 
@@ -24,5 +25,21 @@ def broadcast_to(x, *, shape):
     return np.broadcast_to(x, shape)
 
 
+def pad(x, *, pads, mode, value):
+    if not any(a or b for a, b in pads):  # nothing to pad (numpy.pad refuses a 0-d array)
+        return x
+    if mode == "constant":
+        return np.pad(x, pads, mode="constant", constant_values=value)
+    return np.pad(x, pads, mode=mode)
+
+
+def slice(x, *, starts, ends, axes, steps):  # noqa: A001 - op name
+    return x[tuple(builtins.slice(b, e, s) for b, e, s in zip(starts, ends, steps))]
+
+
+def concat(*xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
 KERNELS: dict[str, Callable] = {"reshape": reshape, "transpose": transpose, "flatten": flatten,
-                                "broadcast_to": broadcast_to}
+                                "broadcast_to": broadcast_to, "pad": pad, "slice": slice, "concat": concat}

@@ -7,6 +7,7 @@ import pytest
 
 import opdispatch as od
 from opdispatch_conformance.cases import grid_cases
+from opdispatch_conformance.runner import as_args
 from opdispatch_conformance.tolerance import compare, derive
 from opdispatch import op_function
 from opdispatch.ops import OPS
@@ -21,7 +22,7 @@ def test_numpy_kernel_matches_reference(case, dtype):
     schema = OPS[case.op]
     arrays = case.make_inputs(dtype)
     fn = op_function(case.op)
-    result = fn(*arrays, **case.attrs)
+    result = fn(*as_args(schema, arrays), **case.attrs)
     results = result if isinstance(result, tuple) else (result,)
     metas = [None if a is None else TensorMeta(a.shape, a.dtype) for a in arrays]
     outs, kattrs = schema.infer(schema.name, metas, schema.normalize(case.attrs))
@@ -65,7 +66,7 @@ def test_conv_results_never_alias_the_reused_scratch_buffers(pad):
     ((6, 8, 2, 2), ((3, 3), (0, 0)), (1, 1), 1),         # padding wider than the kernel: the scatter path
 ])
 def test_stride_one_input_gradient_as_a_forward_conv_matches_the_reference(w_shape, padding, dilation, groups):
-    from opdispatch.reference import conv2d_backward_input as reference
+    reference = OPS["conv2d_backward_input"].reference
     from opdispatch_numpy.conv import conv2d_backward_input
 
     rng = np.random.default_rng(1)
@@ -86,7 +87,7 @@ def test_stride_one_input_gradient_as_a_forward_conv_matches_the_reference(w_sha
     ((6, 8, 3, 3), (1, 1), ((1, 0), (1, 1)), (1, 1), 2),
 ])
 def test_batch_folded_weight_gradient_matches_the_reference(w_shape, stride, padding, dilation, groups):
-    from opdispatch.reference import conv2d_backward_weight as reference
+    reference = OPS["conv2d_backward_weight"].reference
     from opdispatch.shapes import output_hw
     from opdispatch_numpy.conv import conv2d_backward_weight
 

@@ -1,4 +1,4 @@
-"""Graph passes: each a function Graph -> Graph that can be switched off and tested alone."""
+"""Graph passes: each a function GraphIR -> GraphIR that can be switched off and tested alone."""
 
 from __future__ import annotations
 

@@ -14,13 +14,13 @@ import numpy as np
 
 from ...errors import OpDispatchError
 from ...registry import registry
-from ..ir import Graph, readonly
+from ..ir import GraphIR, readonly
 from ..kernels import node_function
 
 MAX_GROWTH_BYTES = 1 << 16  # fold when the result is at most this or at most its inputs' size
 
 
-def fold_constants(graph: Graph, max_growth_bytes: int = MAX_GROWTH_BYTES) -> Graph:
+def fold_constants(graph: GraphIR, max_growth_bytes: int = MAX_GROWTH_BYTES) -> GraphIR:
     """``graph`` with every foldable node replaced by constants."""
     constants = dict(graph.constants)
     values = dict(graph.values)

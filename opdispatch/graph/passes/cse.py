@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..ir import Graph, freeze
+from ..ir import GraphIR, freeze
 
 
-def eliminate_common_subexpressions(graph: Graph) -> Graph:
+def eliminate_common_subexpressions(graph: GraphIR) -> GraphIR:
     """``graph`` with duplicate computations and duplicate constants computed once."""
     alias: dict[int, int] = {}
     constants: dict[int, Any] = {}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..ir import Graph
+from ..ir import GraphIR
 
 
-def eliminate_dead_code(graph: Graph) -> Graph:
+def eliminate_dead_code(graph: GraphIR) -> GraphIR:
     """``graph`` without the nodes whose outputs nothing needs (ops have no side effects)."""
     live = set(graph.outputs)
     kept = []

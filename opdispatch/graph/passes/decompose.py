@@ -14,13 +14,13 @@ from ...ops import OPS
 from ...registry import registry
 from ...schema import TensorMeta
 from ...tensor import F
-from ..ir import Graph, Node, make_node
+from ..ir import GraphIR, Node, make_node
 from ..kernels import node_choice
 from ..trace import Tracer
 from .rewrite import Rewriter
 
 
-def decompose(graph: Graph) -> Graph:
+def decompose(graph: GraphIR) -> GraphIR:
     """``graph`` with every node its device runs as a decomposition expanded into the decomposition's ops."""
     rw = Rewriter(graph)
     nodes: list[Node] = []
@@ -42,7 +42,7 @@ def decompose(graph: Graph) -> Graph:
     return rw.build(nodes) if changed else graph
 
 
-def trace_decomposition(op: str, rt: Any, metas: Sequence[Optional[TensorMeta]], kattrs: dict) -> Graph:
+def trace_decomposition(op: str, rt: Any, metas: Sequence[Optional[TensorMeta]], kattrs: dict) -> GraphIR:
     """The graph of ``op``'s decomposition on the device of runtime ``rt``, for inputs of ``metas``
     (absent optional inputs None) and kernel attributes ``kattrs``; its inputs are the present inputs."""
     tracer = Tracer(f"decomposition of {op}")
@@ -57,7 +57,7 @@ def trace_decomposition(op: str, rt: Any, metas: Sequence[Optional[TensorMeta]],
     return tracer.graph([tracer.value_of(t) for t in outs])
 
 
-def _expanded(rw: Rewriter, graph: Graph, node: Node, rt: Any) -> list[Node]:
+def _expanded(rw: Rewriter, graph: GraphIR, node: Node, rt: Any) -> list[Node]:
     metas = [None if v is None else TensorMeta(graph.values[v].shape, graph.values[v].dtype) for v in node.inputs]
     sub = trace_decomposition(node.op, rt, metas, dict(node.attrs))
     ids = {sv: v for sv, v in zip(sub.inputs, [v for v in node.inputs if v is not None])}

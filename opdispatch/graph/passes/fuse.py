@@ -17,7 +17,7 @@ from typing import Optional
 from ...errors import OpDispatchError
 from ...registry import registry
 from ...schema import TensorMeta
-from ..ir import Graph, Node
+from ..ir import GraphIR, Node
 from ..kernels import has_kernel
 from .relu_output import read_relu_outputs
 from .pool_grad import mask_before_max_pool_backward
@@ -26,7 +26,7 @@ from .rewrite import Rewriter, single_reader, splice
 BN_FOLD_OPS = ("add", "sqrt", "div", "reshape", "mul", "sub", "neg", "conv2d")
 
 
-def fuse(graph: Graph) -> Graph:
+def fuse(graph: GraphIR) -> GraphIR:
     """Apply every fusion rule in turn (after pointing relu gradients at relu outputs, which frees
     the pre-activations of training graphs for fusion, and moving relu gradients before max-pool
     gradients, where they act on a tensor the window size smaller)."""
@@ -34,7 +34,7 @@ def fuse(graph: Graph) -> Graph:
     return fuse_conv_relu(fold_batch_norm(fold_bias_add(graph)))
 
 
-def _can_run(graph: Graph, node: Node, op: str, inputs, attrs: dict) -> bool:
+def _can_run(graph: GraphIR, node: Node, op: str, inputs, attrs: dict) -> bool:
     try:
         rt = registry().runtime(node.device)
     except OpDispatchError:
@@ -44,12 +44,12 @@ def _can_run(graph: Graph, node: Node, op: str, inputs, attrs: dict) -> bool:
     return has_kernel(rt, op, metas, attrs, dtype)
 
 
-def _meta(graph: Graph, v: int) -> TensorMeta:
+def _meta(graph: GraphIR, v: int) -> TensorMeta:
     info = graph.values[v]
     return TensorMeta(info.shape, info.dtype)
 
 
-def _has_kernels(graph: Graph, node: Node, ops) -> bool:
+def _has_kernels(graph: GraphIR, node: Node, ops) -> bool:
     try:
         rt = registry().runtime(node.device)
     except OpDispatchError:
@@ -58,7 +58,7 @@ def _has_kernels(graph: Graph, node: Node, ops) -> bool:
     return all(any(dtype in e.kernel.dtype_set for e in rt.candidates.get(op, ())) for op in ops)
 
 
-def _producer_conv(graph: Graph, producers: dict, consumers: dict, v: Optional[int], node: Node,
+def _producer_conv(graph: GraphIR, producers: dict, consumers: dict, v: Optional[int], node: Node,
                    op: str = "conv2d") -> Optional[Node]:
     if v is None or v not in producers:
         return None
@@ -68,7 +68,7 @@ def _producer_conv(graph: Graph, producers: dict, consumers: dict, v: Optional[i
     return conv
 
 
-def fold_bias_add(graph: Graph) -> Graph:
+def fold_bias_add(graph: GraphIR) -> GraphIR:
     """``add(conv2d(x, w), b)`` with b of shape (C,1,1) or (1,C,1,1) -> ``conv2d(x, w, reshape(b, (C,)))``."""
     producers, consumers = graph.producers(), graph.consumers()
     rw = Rewriter(graph)
@@ -100,7 +100,7 @@ def fold_bias_add(graph: Graph) -> Graph:
     return rw.build(splice(graph, drop, replace_at))
 
 
-def fold_batch_norm(graph: Graph) -> Graph:
+def fold_batch_norm(graph: GraphIR) -> GraphIR:
     """Inference ``batch_norm(conv2d(x, w, b), mean, var, gamma, beta)`` -> ``conv2d(x, w * s, (b - mean) * s + beta)``
     with ``s = gamma / sqrt(var + eps)``, all written with ops."""
     producers, consumers = graph.producers(), graph.consumers()
@@ -140,7 +140,7 @@ def fold_batch_norm(graph: Graph) -> Graph:
     return rw.build(splice(graph, drop, replace_at))
 
 
-def fuse_conv_relu(graph: Graph) -> Graph:
+def fuse_conv_relu(graph: GraphIR) -> GraphIR:
     """``relu(conv2d(x, w, b))`` -> ``conv2d_bias_relu(x, w, b)`` where the device can run it."""
     producers, consumers = graph.producers(), graph.consumers()
     rw = Rewriter(graph)

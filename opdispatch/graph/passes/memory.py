@@ -10,10 +10,10 @@ into directly.
 
 from __future__ import annotations
 
-from ..ir import Graph, MemoryPlan
+from ..ir import GraphIR, MemoryPlan
 
 
-def plan_memory(graph: Graph) -> Graph:
+def plan_memory(graph: GraphIR) -> GraphIR:
     """``graph`` with a `MemoryPlan` (graph inputs belong to the caller, constants to the graph)."""
     keep = set(graph.outputs) | set(graph.inputs) | set(graph.constants)
     last: dict[int, int] = {}

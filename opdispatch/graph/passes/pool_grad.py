@@ -10,7 +10,7 @@ reads the routed gradient.
 
 from __future__ import annotations
 
-from ..ir import Graph, Node
+from ..ir import GraphIR, Node
 from .rewrite import Rewriter, single_reader, splice
 
 
@@ -18,7 +18,7 @@ def _key(node: Node) -> tuple:
     return tuple(sorted(node.attrs.items()))
 
 
-def mask_before_max_pool_backward(graph: Graph) -> Graph:
+def mask_before_max_pool_backward(graph: GraphIR) -> GraphIR:
     """``graph`` with each matching relu gradient moved before its max-pool gradient."""
     producers, consumers = graph.producers(), graph.consumers()
     pooled: dict[tuple, tuple[int, int]] = {}  # (input, attrs, device) -> (pooled value, node index)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import Graph
+from ..ir import GraphIR
 
 
-def read_relu_outputs(graph: Graph) -> Graph:
+def read_relu_outputs(graph: GraphIR) -> GraphIR:
     """``graph`` with every ``relu_backward`` reading the matching relu's output when there is one."""
     relu_of: dict[tuple, tuple[int, int]] = {}  # (x, device) -> (relu output, node index)
     nodes = list(graph.nodes)

@@ -9,14 +9,14 @@ import numpy as np
 from ...device import Device
 from ...schema import TensorMeta
 from ...ops import OPS
-from ..ir import Graph, Node, ValueInfo, make_node, readonly
+from ..ir import GraphIR, Node, ValueInfo, make_node, readonly
 from ..source import Source
 
 
 class Rewriter:
     """Collects new values, constants and nodes for a rewritten copy of ``graph``."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: GraphIR) -> None:
         self.graph = graph
         self.values: dict[int, ValueInfo] = dict(graph.values)
         self.constants: dict[int, np.ndarray] = dict(graph.constants)
@@ -58,17 +58,17 @@ class Rewriter:
         self.values[vid] = info
         return vid
 
-    def build(self, nodes: Sequence[Node]) -> Graph:
+    def build(self, nodes: Sequence[Node]) -> GraphIR:
         """The rewritten graph with ``nodes``."""
         return self.graph.replace(nodes=tuple(nodes), values=self.values, constants=self.constants)
 
 
-def single_reader(graph: Graph, consumers: dict[int, list[int]], v: int) -> bool:
+def single_reader(graph: GraphIR, consumers: dict[int, list[int]], v: int) -> bool:
     """True when value ``v`` is read by exactly one node and is not a graph output."""
     return len(consumers.get(v, ())) == 1 and v not in graph.outputs
 
 
-def splice(graph: Graph, drop: set[int], replace_at: dict[int, list[Node]]) -> list[Node]:
+def splice(graph: GraphIR, drop: set[int], replace_at: dict[int, list[Node]]) -> list[Node]:
     """``graph``'s nodes without the indices in ``drop``, the node at each index of ``replace_at``
     replaced by that list of nodes."""
     nodes: list[Node] = []

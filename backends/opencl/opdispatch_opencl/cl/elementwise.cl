@@ -53,3 +53,38 @@ __kernel void strided_copy_rows(__global const T* x, __global T* y, const int ro
     __global T* dst = y + y_off + row * inner;
     for (int k = 0; k < inner; ++k) dst[k] = src[k * step];
 }
+
+/* y[i] = x[x_off + offset(i)]: slices (x_off is the first element read; strides may be negative). */
+__kernel void strided_copy_from(__global const T* x, __global T* y, const int n, const int8 shape, const int8 st,
+                                const int x_off) {
+    int i = get_global_id(0);
+    if (i < n) y[i] = x[x_off + strided_offset(i, shape, st)];
+}
+
+/* y[y_off + offset(i)] = x[i]: a part written into its place in a larger array (concat). */
+__kernel void strided_store(__global const T* x, __global T* y, const int n, const int8 shape, const int8 st,
+                            const int y_off) {
+    int i = get_global_id(0);
+    if (i < n) y[y_off + strided_offset(i, shape, st)] = x[i];
+}
+
+/* Padding: each output element reads its source element, or is `value` (mode 0, constant); sources
+ * past an edge are mirrored without the edge (mode 1, reflect: padding < size) or clamped to it
+ * (mode 2, edge). Shapes are padded in front to 8 dimensions with 1 (before 0). */
+#define PAD_STEP(c)                                                          \
+    q = rem % oshape.c; rem /= oshape.c; s = q - before.c; d = ishape.c;     \
+    if (s < 0 || s >= d) {                                                   \
+        if (mode == 0) outside = 1;                                          \
+        else if (mode == 1) s = s < 0 ? -s : 2 * (d - 1) - s;                \
+        else s = s < 0 ? 0 : d - 1;                                          \
+    }                                                                        \
+    off += s * xst.c;
+__kernel void pad_nd(__global const T* x, __global T* y, const int n, const int8 oshape, const int8 ishape,
+                     const int8 before, const int8 xst, const int mode, const T value) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    int rem = i, off = 0, outside = 0, q, s, d;
+    PAD_STEP(s7) PAD_STEP(s6) PAD_STEP(s5) PAD_STEP(s4) PAD_STEP(s3) PAD_STEP(s2) PAD_STEP(s1) PAD_STEP(s0)
+    y[i] = outside ? value : x[off];
+}
+#undef PAD_STEP
