@@ -46,7 +46,7 @@ class Plan:
         return self.how != "unsupported"
 
     def lines(self, indent: int = 0) -> list[str]:
-        """The plan as indented text lines."""
+        """The plan as indented text lines (a decomposition's identical parts counted once)."""
         pad = "  " * indent
         if self.how == "kernel":
             head = f"{pad}{self.op} on {self.device}: kernel of {self.provider!r}"
@@ -56,8 +56,13 @@ class Plan:
             head = f"{pad}{self.op} on {self.device}: unsupported ({self.reason})"
         out = [head]
         out += [f"{pad}  candidate {p!r}: {v}" for p, v in self.candidates if indent == 0]
+        counts: dict[tuple, int] = {}
         for part in self.parts:
-            out += part.lines(indent + 1)
+            key = (part.op, part.how, part.provider, part.reason)
+            counts[key] = counts.get(key, 0) + 1
+        for (op, how, provider, reason), n in counts.items():
+            what = f"kernel of {provider!r}" if how == "kernel" else f"unsupported ({reason})"
+            out.append(f"{pad}  {op} x{n}: {what}")
         return out
 
     def __str__(self) -> str:

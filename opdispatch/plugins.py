@@ -176,9 +176,9 @@ def _check_devices(devices: Any) -> list[DeviceInfo]:
     return sorted(devices, key=lambda d: d.index)
 
 
-def kind_of(pm: pluggy.PluginManager, plugin: object) -> str:
-    """``"provider"`` when ``plugin`` implements the provider hooks, else ``"backend"``."""
-    return "provider" if _impl(pm, plugin, "opdispatch_provider_info") is not None else "backend"
+def kind_of(plugin: object) -> str:
+    """``"provider"`` when ``plugin`` implements `opdispatch_provider_info`, else ``"backend"``."""
+    return "provider" if callable(getattr(plugin, "opdispatch_provider_info", None)) else "backend"
 
 
 def register(pm: pluggy.PluginManager, plugin: object, name: str) -> Optional[str]:

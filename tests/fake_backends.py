@@ -113,3 +113,31 @@ def make_broken(kind: str) -> object:
     if kind == "bad-hook-args":
         cls.opdispatch_kernels = hookimpl(lambda self, nonsense: [])
     return plugin
+
+
+PRIMITIVES = ("add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "tanh", "relu", "relu_backward", "sum",
+              "max", "max_backward", "reshape", "transpose", "broadcast_to", "matmul", "pad", "slice", "concat",
+              "softmax_cross_entropy", "softmax_cross_entropy_backward")
+"""The small primitive set of the ``prims`` test backend: elementwise, reductions, movement, matmul and the
+loss. Every other op it runs is a decomposition."""
+
+
+def make_primitive_backend(name: str = "prims") -> object:
+    """A float32/float64 backend with the NumPy kernels of `PRIMITIVES` only, its arrays wrapped in `Box`
+    (so nothing can reach the NumPy backend's kernels by accident)."""
+    import opdispatch_numpy.plugin as numpy_plugin
+
+    def boxed(fn):
+        def kernel(*args, **attrs):
+            out = fn(*[a.array if isinstance(a, Box) else a for a in args], **attrs)
+            return tuple(Box(np.asarray(o)) for o in out) if isinstance(out, tuple) else Box(np.asarray(out))
+        kernel.__name__ = getattr(fn, "__name__", "kernel")
+        return kernel
+
+    def kernels():
+        return [Kernel(k.op, boxed(k.fn), dtypes=("float32", "float64"))
+                for k in numpy_plugin.opdispatch_kernels() if k.op in PRIMITIVES]
+
+    return make_plugin(name, kernels, devices=[DeviceInfo(index=0, name="primitive ops only")],
+                       to_numpy=lambda data: np.array(data.array, copy=True),
+                       from_numpy=lambda array: Box(np.array(array, copy=True)))

@@ -33,9 +33,9 @@ import pytest
 
 import opdispatch as od
 from opdispatch import registry as od_registry
+from pip_plugins import PLUGINS, install, forget_modules
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = Path(__file__).resolve().parent / "plugins"
 DISTS = ("opdispatch-fake", "opdispatch-broken-import", "opdispatch-bad-signature")
 MODULES = ("opdispatch_fake", "opdispatch_broken_import", "opdispatch_bad_signature")
 EP_NAMES = {"fake", "broken_import", "badsig"}
@@ -49,32 +49,13 @@ pytestmark = pytest.mark.filterwarnings("error::opdispatch.PlacementWarning")
 # installing the distributions
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-           "PIP_NO_CACHE_DIR": "1"}
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env,
-                          timeout=180)
-
-
 def _install(target: Path, scratch: Path) -> None:
     """Install the three distributions into ``target`` with real pip, from a copy of their sources."""
-    # build from a copy, so setuptools' build/ and *.egg-info never land in the source tree
-    sources = []
-    for dist in DISTS:
-        dst = scratch / "src" / dist
-        shutil.copytree(PLUGINS / dist, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build",
-                                                                          "*.egg-info"))
-        sources.append(str(dst))
-    proc = _pip("install", "--no-deps", "--no-index", "--no-build-isolation", "--target", str(target), *sources)
-    if proc.returncode != 0:
-        pytest.fail(f"pip could not install the test plugins (the test extra provides setuptools and wheel):\n"
-                    f"{proc.stdout}\n{proc.stderr}")
+    install(DISTS, target, scratch)
 
 
 def _forget_plugin_modules() -> None:
-    for mod in list(sys.modules):
-        if mod.split(".")[0] in MODULES:
-            del sys.modules[mod]
+    forget_modules(MODULES)
 
 
 @pytest.fixture(scope="module")
