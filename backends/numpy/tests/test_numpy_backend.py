@@ -119,3 +119,17 @@ def test_conv_kernels_agree_with_the_reference_when_the_batch_is_split_into_chun
     run = run_device(od.Device("numpy:0"), collect_cases(ops, random_per_op=10, onnx=False), out=None)
     assert {r.op for r in run["results"]} >= set(ops)
     assert [r.case for r in run["results"] if r.status == FAILED] == []
+
+
+def test_the_conformance_suite_passes_on_numpy_0():
+    """The whole suite (grid, seeded random and ONNX-derived cases; forward and gradients) on this
+    backend's own device."""
+    from opdispatch_conformance import report
+    from opdispatch_conformance.runner import FAILED
+    from opdispatch_conformance.suite import collect_cases, run_device
+
+    run = run_device(od.Device("numpy:0"), collect_cases(random_per_op=10), out=None)
+    failed = [r for r in run["results"] if r.status == FAILED]
+    assert not failed, report.failures_text(failed)
+    assert {r.op for r in run["results"]} == set(OPS) | {op + ".grad" for op, s in OPS.items() if s.vjp is not None}
+    assert {r.provider for r in run["results"]} == {"numpy"}

@@ -331,3 +331,17 @@ def test_no_device_that_compiles_makes_the_backend_unavailable_with_the_reason(m
     monkeypatch.setattr(runtime, "_COMPILES", {})
     with pytest.raises(BackendUnavailable, match="no OpenCL device can compile kernels.*unknown target CPU"):
         plugin.opdispatch_devices()
+
+
+@needs_device
+def test_the_conformance_suite_passes_on_opencl_0():
+    """The whole suite (forward and gradients, every dtype the device has) on this backend's own device."""
+    from opdispatch.ops import OPS
+    from opdispatch_conformance import report
+    from opdispatch_conformance.runner import FAILED
+    from opdispatch_conformance.suite import collect_cases, run_device
+
+    run = run_device(od.Device(DEV), collect_cases(random_per_op=5), out=None)
+    failed = [r for r in run["results"] if r.status == FAILED]
+    assert not failed, report.failures_text(failed)
+    assert {r.op for r in run["results"]} >= set(OPS)
