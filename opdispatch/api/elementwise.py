@@ -6,12 +6,13 @@ from typing import Any, Callable
 
 from ..tensor import F, Tensor, add, div, mul, neg, sub
 
-__all__ = ["relu", "sigmoid", "tanh", "exp", "log", "sqrt", "neg", "add", "sub", "mul", "div"]
+__all__ = ["relu", "sigmoid", "silu", "tanh", "exp", "log", "sqrt", "neg", "add", "sub", "mul", "div"]
 
 Unary = Callable[[Any], Tensor]
 
 relu: Unary = F.relu
 sigmoid: Unary = F.sigmoid
+silu: Unary = F.silu
 tanh: Unary = F.tanh
 exp: Unary = F.exp
 log: Unary = F.log

@@ -67,6 +67,16 @@ DIV = _binary("div", "a / b with NumPy broadcasting",
               lambda F, rec, g: _binary_grads(F, rec, g[0] / rec.inputs[1], -(g[0] * rec.outputs[0]) / rec.inputs[1]))
 
 
+def _silu_vjp(F, rec, grads):
+    x = rec.inputs[0]
+    s = F.sigmoid(x)
+    return [grads[0] * s * (1.0 + x * (1.0 - s))]
+
+
+SILU = _unary("silu", "x * sigmoid(x)", _silu_vjp, 4.0,
+              Decomposition(lambda F, x: x * F.sigmoid(x), uses=("sigmoid", "mul")))
+
+
 def _infer_relu_backward(op, metas, attrs):
     dy, x = metas
     dtype = float_inputs(op, [("dy", dy), ("x", x)])

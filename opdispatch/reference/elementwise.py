@@ -21,6 +21,11 @@ def sigmoid(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def silu(x):
+    """x * sigmoid(x)."""
+    return _f64(x) * sigmoid(x)
+
+
 def tanh(x):
     """Hyperbolic tangent."""
     return np.tanh(_f64(x))

@@ -48,12 +48,19 @@ def _relu_backward(r: random.Random) -> Case:
     return Case("relu_backward", (In(shape), In(shape)), {})
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (elementwise_grid, relu_backward_grid,)
+def silu_grid() -> Iterator[Case]:
+    for shape in ((), (7,), (2, 3, 4)):
+        yield Case("silu", (normal(*shape),), {})
+    yield Case("silu", (In((50,), "uniform", -60.0, 60.0),), {})
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (elementwise_grid, relu_backward_grid, silu_grid,)
 """The grid generators, each numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'relu': _unary("relu"),
     'sigmoid': _unary("sigmoid"),
+    'silu': _unary("silu"),
     'tanh': _unary("tanh"),
     'exp': _unary("exp"),
     'log': _unary("log"),
