@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .. import reference
+from ..attrs import to_float
 from ..errors import ShapeError
-from ..schema import Decomposition, Input, OpSchema, TensorMeta
+from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import broadcast_shapes
 from ._checks import float_inputs
 from ._rules import unbroadcast
@@ -75,6 +76,24 @@ def _silu_vjp(F, rec, grads):
 
 SILU = _unary("silu", "x * sigmoid(x)", _silu_vjp, 4.0,
               Decomposition(lambda F, x: x * F.sigmoid(x), uses=("sigmoid", "mul")))
+
+
+def _leaky_relu_vjp(F, rec, grads):
+    """dy where x > 0, negative_slope * dy elsewhere (PyTorch's choice at 0)."""
+    g, x = grads[0], rec.inputs[0]
+    passed = F.relu_backward(g, x)
+    return [passed + (g - passed) * rec.attrs["negative_slope"]]
+
+
+def _leaky_relu(F, x, *, negative_slope):
+    return F.relu(x) - F.relu(-x) * negative_slope
+
+
+LEAKY_RELU = OpSchema(
+    name="leaky_relu", family=FAMILY, inputs=(Input("x"),),
+    attrs=(Attr("negative_slope", 0.01, to_float),), infer=_infer_unary,
+    reference=reference.elementwise.leaky_relu, doc="x where x > 0, else negative_slope * x",
+    vjp=_leaky_relu_vjp, decomposition=Decomposition(_leaky_relu, uses=("relu", "neg", "mul", "sub")))
 
 
 def _infer_relu_backward(op, metas, attrs):

@@ -21,6 +21,12 @@ def sigmoid(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def leaky_relu(x, *, negative_slope):
+    """x where x > 0, else negative_slope * x (NaN stays NaN)."""
+    x = _f64(x)
+    return np.where(x > 0, x, x * negative_slope)
+
+
 def silu(x):
     """x * sigmoid(x)."""
     return _f64(x) * sigmoid(x)

@@ -51,8 +51,12 @@ def relu_backward(dy, x):
     return select(x > 0, dy)
 
 
+def leaky_relu(x, *, negative_slope):
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
 KERNELS: dict[str, Callable] = {
     "relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "exp": exp, "log": log, "sqrt": sqrt,
     "neg": np.negative, "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": div,
-    "relu_backward": relu_backward,
+    "relu_backward": relu_backward, "leaky_relu": leaky_relu,
 }

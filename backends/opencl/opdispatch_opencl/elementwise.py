@@ -6,7 +6,7 @@ import math
 from typing import Callable, Optional
 
 from .arrays import CLArray, broadcast_strides, collapse, contiguous_strides, empty, int8
-from .launch import i32, kernel, run_1d
+from .launch import i32, kernel, run_1d, scalar
 
 FAMILY = "elementwise"
 ROW_MIN = 32  # strided copies with runs and rows at least this long go one run per work-item
@@ -72,6 +72,14 @@ def strided_copy(x: CLArray, shape: tuple, strides: tuple, out: Optional[CLArray
     return out
 
 
+def leaky_relu(x: CLArray, *, negative_slope: float) -> CLArray:
+    """x where x > 0, else negative_slope * x."""
+    out = empty(x.dev, x.shape, x.dtype)
+    run_1d(x.dev, kernel(x.dev, FAMILY, "leaky_relu_k", x.dtype), x.size, x.buf, out.buf, i32(x.size),
+           scalar(negative_slope, x.dtype))
+    return out
+
+
 def relu_backward(dy: CLArray, x: CLArray) -> CLArray:
     """dy where x > 0, else 0."""
     return binary("relu_backward_k", dy, x)
@@ -81,4 +89,5 @@ KERNELS = {name.removesuffix("_k"): _unary(name)
            for name in ("relu_k", "sigmoid_k", "tanh_k", "exp_k", "log_k", "sqrt_k", "neg_k")}
 KERNELS.update({name.removesuffix("_k"): _binary(name) for name in ("add_k", "sub_k", "mul_k", "div_k")})
 KERNELS["relu_backward"] = relu_backward
+KERNELS["leaky_relu"] = leaky_relu
 __all__ = ["KERNELS", "binary", "strided_copy", "contiguous_strides"]

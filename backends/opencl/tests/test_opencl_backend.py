@@ -50,13 +50,13 @@ def test_every_device_is_listed_in_a_stable_order():
 
 
 @needs_device
-def test_backend_is_loaded_with_every_op():
+def test_backend_is_loaded_with_a_kernel_for_every_op_but_pure_decompositions():
     status = od.backends()["opencl"]
     assert status.status == "loaded"
     assert od.Device(DEV) in od.devices()
     from opdispatch.ops import OPS
 
-    assert set(status.ops) == set(OPS)
+    assert set(status.ops) == set(OPS) - {"silu"}  # silu is x * sigmoid(x): its decomposition is its kernel
 
 
 def test_no_platform_makes_the_backend_unavailable(monkeypatch):

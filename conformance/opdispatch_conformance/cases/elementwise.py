@@ -52,6 +52,13 @@ def silu_grid() -> Iterator[Case]:
     for shape in ((), (7,), (2, 3, 4)):
         yield Case("silu", (normal(*shape),), {})
     yield Case("silu", (In((50,), "uniform", -60.0, 60.0),), {})
+    for slope in (0.01, 0.2, 0.0, 1.0, -0.5):
+        yield Case("leaky_relu", (normal(2, 3, 4),), {"negative_slope": slope})
+    yield Case("leaky_relu", (normal(),), {})
+
+
+def _leaky_relu(r: random.Random) -> Case:
+    return Case("leaky_relu", (In(rand_shape(r)),), {"negative_slope": round(r.uniform(-1, 1), 3)})
 
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (elementwise_grid, relu_backward_grid, silu_grid,)
@@ -61,6 +68,7 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'relu': _unary("relu"),
     'sigmoid': _unary("sigmoid"),
     'silu': _unary("silu"),
+    'leaky_relu': _leaky_relu,
     'tanh': _unary("tanh"),
     'exp': _unary("exp"),
     'log': _unary("log"),

@@ -12,6 +12,11 @@ def relu(x: Array) -> Array:
     return array_module(x).maximum(x, 0)
 
 
+def leaky_relu(x: Array, *, negative_slope: float) -> Array:
+    """x where x > 0, else negative_slope * x."""
+    return array_module(x).where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
 def sigmoid(x: Array) -> Array:
     """1 / (1 + exp(-x)), from exp(-|x|) so that no exponent overflows."""
     xp = array_module(x)
@@ -72,5 +77,5 @@ def relu_backward(dy: Array, x: Array) -> Array:
 
 KERNELS: dict[str, Callable[..., Array]] = {
     "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "exp": exp, "log": log, "sqrt": sqrt, "neg": neg,
-    "add": add, "sub": sub, "mul": mul, "div": div, "relu_backward": relu_backward,
+    "add": add, "sub": sub, "mul": mul, "div": div, "relu_backward": relu_backward, "leaky_relu": leaky_relu,
 }

@@ -14,6 +14,11 @@ UNARY(log_k, log(v))
 UNARY(sqrt_k, sqrt(v))
 UNARY(neg_k, -v)
 
+__kernel void leaky_relu_k(__global const T* x, __global T* y, const int n, const T slope) {
+    int i = get_global_id(0);
+    if (i < n) { T v = x[i]; y[i] = v > (T)0 ? v : v * slope; }
+}
+
 #define BINARY(name, expr)                                                  \
 __kernel void name##_same(__global const T* a, __global const T* b, __global T* y, const int n) { \
     int i = get_global_id(0);                                               \
