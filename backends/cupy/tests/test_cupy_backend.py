@@ -67,7 +67,8 @@ def sim(clean_registry):
 
 def test_every_op_has_a_kernel_in_every_dtype():
     declared = {k.op: k for k in plugin.opdispatch_kernels()}
-    assert set(declared) == set(OPS) - {"silu"}  # silu runs as its decomposition, x * sigmoid(x)
+    assert set(declared) <= set(OPS)
+    assert {op for op in OPS if op not in declared} <= {op for op, s in OPS.items() if s.decomposition is not None}
     for k in declared.values():
         check_kernel(k)  # the signature fits the schema (the wrapper keeps the kernel's signature)
         assert {d.name for d in k.dtype_set} == {"float16", "float32", "float64"}
