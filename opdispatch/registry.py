@@ -90,7 +90,8 @@ class KernelListing:
     def __str__(self) -> str:
         cond = ", conditional" if self.conditional else ""
         off = "" if self.enabled else " (disabled)"
-        return f"{self.op} on {self.device}: {self.provider} (priority {self.priority}; {', '.join(self.dtypes)}{cond}){off}"
+        return (f"{self.op} on {self.device}: {self.provider} "
+                f"(priority {self.priority}; {', '.join(self.dtypes)}{cond}){off}")
 
 
 class DeviceRuntime:
@@ -287,7 +288,8 @@ class Registry:
             raise DeviceError(f"device {device}: backend {backend.name!r} is {backend.status}: {backend.reason}; "
                               f"available devices: {available}")
         raise DeviceError(f"device {device}: backend {backend.name!r} has devices "
-                          f"{[str(Device(backend.name, d.index)) for d in backend.devices]}; available devices: {available}")
+                          f"{[str(Device(backend.name, d.index)) for d in backend.devices]}; "
+                          f"available devices: {available}")
 
 
 _REGISTRY: Optional[Registry] = None

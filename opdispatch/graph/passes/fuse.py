@@ -120,9 +120,9 @@ def fold_batch_norm(graph: GraphIR) -> GraphIR:
         c = graph.values[y].shape[1]
         new: list[Node] = []
 
-        def op(name: str, *args, **attrs) -> int:
-            new.append(rw.node(name, list(args), attrs, dev, bn.sources))
-            return new[-1].outputs[0]
+        def op(name: str, *args, **attrs) -> int:  # called only within this iteration, so the late binding is right
+            new.append(rw.node(name, list(args), attrs, dev, bn.sources))  # noqa: B023
+            return new[-1].outputs[0]  # noqa: B023
 
         std = op("sqrt", op("add", var, rw.constant(bn.attrs["eps"], dtype)))
         scale = op("div", gamma if gamma is not None else rw.constant(1.0, dtype), std)
