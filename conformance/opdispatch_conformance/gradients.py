@@ -3,7 +3,8 @@
 For a forward case ``y = op(inputs)``, the device computes ``d<y, dy>/d input`` with
 `GradientTape` (the op's VJP rule, run with the device's own kernels: backward ops such as
 ``conv2d_backward_input`` and the ops composed VJPs are written with), for a seeded random
-``dy``; in graph mode the forward call and the tape's backward are one ``od.function``. The oracle runs the very same VJP rules on the core's hidden float64 ``reference:0`` device, whose
+``dy``; in graph mode the forward call and the tape's backward are one ``od.function``. The
+oracle runs the very same VJP rules on the core's hidden float64 ``reference:0`` device, whose
 kernels are the reference implementations, so a wrong kernel anywhere in the backward
 pass of the device shows up here as a wrong gradient of the op that used it. The reference
 backward itself is checked against float64 finite differences in the project's tests.
@@ -143,7 +144,8 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
     problems: list[str] = []
     worst = Worst()
     for i, want in sorted(refs.items()):
-        problems.extend(check_array(f"d/d {schema.input_specs(len(arrays))[i].name}", got[i], want, want.shape, dtype, tol, worst))
+        problems.extend(check_array(f"d/d {schema.input_specs(len(arrays))[i].name}", got[i], want, want.shape, dtype,
+                                    tol, worst))
     return CaseResult(**base, **tol_fields, status=FAILED if problems else PASSED, max_abs=worst.max_abs,
                       max_rel=worst.max_rel, worst_ratio=worst.ratio, message="; ".join(problems))
 

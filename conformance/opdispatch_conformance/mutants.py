@@ -38,7 +38,7 @@ def _pool_taps(x, kernel_size, stride, padding, dilation, out_hw, fill, reduce):
 
 def same_on_wrong_side(x, w, bias=None, *, stride, padding, dilation, groups):
     """Odd SAME padding put first (top/left) instead of last."""
-    (t, b), (l, r) = padding
+    (t, b), (l, r) = padding  # noqa: E741 - top, bottom, left, right
     return conv2d(x, w, bias, stride=stride, padding=((b, t), (r, l)), dilation=dilation, groups=groups)
 
 

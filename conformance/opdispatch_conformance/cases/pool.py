@@ -4,9 +4,9 @@ of its ops (max_pool2d, avg_pool2d, max_pool2d_backward, avg_pool2d_backward).""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding
 
 def pool_grid(op: str) -> Iterator[Case]:
     x = normal(2, 3, 7, 6)
@@ -111,7 +111,8 @@ def _avg_pool2d_backward(r: random.Random) -> Case:
     return Case("avg_pool2d_backward", (In(output_shape_of(fwd)),), dict(fwd.attrs, input_shape=fwd.inputs[0].shape))
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (lambda: pool_grid("max_pool2d"), lambda: pool_grid("avg_pool2d"), grad_pool_grid,)
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (lambda: pool_grid("max_pool2d"), lambda: pool_grid("avg_pool2d"),
+                                                   grad_pool_grid,)
 """The grid generators, each numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
