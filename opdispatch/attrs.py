@@ -118,7 +118,7 @@ def to_axes(op: str, arg: str, value: Any, ndim: int) -> tuple[int, ...]:
     if isinstance(value, (tuple, list)):
         axes = [to_axis(op, arg, v, ndim) if _is_int(v) else None for v in value]
         if None not in axes and len(set(axes)) == len(axes):
-            return tuple(sorted(axes))
+            return tuple(sorted(a for a in axes if a is not None))
     raise arg_error(op, arg, value, f"None, an int or a sequence of distinct ints in [{-ndim}, {ndim - 1}]")
 
 

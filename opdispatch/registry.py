@@ -177,7 +177,7 @@ class Registry:
         with self._lock:
             taken = {n for n, b in self._backends.items() if b.status != "failed"} | \
                     {n for n, p in self._providers.items() if p.status != "failed"}
-            label = name or getattr(plugin, "__name__", type(plugin).__name__)
+            label = name if name else getattr(plugin, "__name__", type(plugin).__name__)
             if kind_of(self._pm, plugin) == "provider":
                 loaded: Any = load_provider(self._pm, plugin, label, origin, taken)
             else:

@@ -226,7 +226,7 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
 
 
 def _resolve_mismatch(op: str, tensors: list, placement: Placement) -> DeviceRuntime:
-    devices = {}
+    devices: dict[Device, str] = {}
     for name, t in tensors:
         devices.setdefault(t._rt.device, name)
     if placement.fallback == "error":
