@@ -118,8 +118,8 @@ def gradient_reproduction(case: Case, dev: Device, dtype: str, mode: str = "eage
 def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") -> Optional[CaseResult]:
     """Check the gradient of ``case`` on ``dev`` in ``dtype`` (through ``od.function`` in graph
     ``mode``); None when no gradient flows to any input."""
-    base = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
-            "repro": gradient_reproduction(case, dev, dtype, mode)}
+    base: dict[str, Any] = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
+                            "repro": gradient_reproduction(case, dev, dtype, mode)}
     try:
         schema, arrays, metas, outs, kattrs, provider, reason = prepare(case, dev, dtype)
     except od.KernelError as exc:
@@ -134,7 +134,7 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
         return None
     tol = gradient_tolerance(schema, metas, kattrs, dtype, int(np.prod(outs[0].shape, dtype=np.int64)),
                              list(refs.values()))
-    tol_fields = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
+    tol_fields: dict[str, Any] = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
     try:
         got = _device_gradients(dev, case, arrays, dy, sorted(refs), mode)
     except UnsupportedError as exc:  # a backward op the device lacks: reported, not failed

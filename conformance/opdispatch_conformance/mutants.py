@@ -139,7 +139,7 @@ def conv_backward_input_unflipped(dy, w, *, input_shape, stride, padding, dilati
                                               stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
-MUTANTS = {
+MUTANTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "same_wrong_side": ("conv2d", same_on_wrong_side),
     "groups_ignored": ("conv2d", groups_ignored),
     "dilation_ignored": ("conv2d", dilation_ignored),

@@ -63,14 +63,14 @@ def summarize(results: Iterable[CaseResult]) -> list[Summary]:
     for (op, dtype, pinned), rs in sorted(groups.items()):
         provider = pinned or ", ".join(sorted({r.provider for r in rs if r.provider})) or "-"
         measured = [r for r in rs if r.worst_ratio is not None]
-        worst = max(measured, key=lambda r: r.worst_ratio) if measured else None
+        worst = max(measured, key=lambda r: r.worst_ratio or 0.0) if measured else None  # measured: not None
         out.append(Summary(
             op=op, dtype=dtype, provider=provider,
             passed=sum(r.status == PASSED for r in rs), failed=sum(r.status == FAILED for r in rs),
             unsupported=sum(r.status == UNSUPPORTED for r in rs),
             max_abs=max([r.max_abs for r in measured if r.max_abs is not None], default=0.0),
             max_rel=max([r.max_rel for r in measured if r.max_rel is not None], default=0.0),
-            worst_ratio=worst.worst_ratio if worst else 0.0,
+            worst_ratio=(worst.worst_ratio or 0.0) if worst else 0.0,
             rtol=worst.rtol if worst else None, atol=worst.atol if worst else None,
             unsupported_reasons=tuple(sorted({r.message for r in rs if r.status == UNSUPPORTED}))))
     return out

@@ -83,6 +83,7 @@ def _conv2d_backward(op: str) -> Callable[[random.Random], Case]:
     def make(r: random.Random) -> Case:
         fwd = _conv2d(r)
         x, w, _ = fwd.inputs
+        assert x is not None and w is not None
         dy = In(output_shape_of(fwd))
         if op == "conv2d_backward_input":
             return Case(op, (dy, w), dict(fwd.attrs, input_shape=x.shape))

@@ -52,6 +52,7 @@ def _batch_norm(r: random.Random) -> Case:
 def _batch_norm_backward(r: random.Random) -> Case:
     fwd = _batch_norm(r)
     x, rm, rv, weight, _ = fwd.inputs
+    assert x is not None
     return Case("batch_norm_backward", (x, In(x.shape), rm, rv, weight),
                 {"training": fwd.attrs["training"], "eps": fwd.attrs["eps"]})
 
