@@ -77,7 +77,8 @@ def enable_provider(name: str) -> None:
 
 __all__ = [
     "Tensor", "tensor", "TensorMeta", "GradientTape", "GradientError", "Device", "device", "devices", "get_device",
-    "backends", "device_info", "providers", "kernels", "disable_provider", "enable_provider", "use_provider", "explain", "Plan",
+    "backends", "device_info", "providers", "kernels", "disable_provider", "enable_provider", "use_provider", "explain",
+    "Plan",
     "register_plugin", "BackendStatus", "ProviderStatus", "KernelListing", "PlacementEvent", "placement_log",
     "clear_placement_log", "hookimpl", "BackendInfo", "ProviderInfo", "DeviceInfo", "Kernel", "BackendUnavailable",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",

@@ -95,7 +95,7 @@ def to_padding(op: str, arg: str, value: Any) -> Padding2d:
             if 0 <= min(ph, pw) and max(ph, pw) <= INT_MAX:
                 return ((ph, ph), (pw, pw))
         elif all(isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(i) for i in v) for v in value):
-            (t, b), (l, r) = value
+            (t, b), (l, r) = value  # noqa: E741 - top, bottom, left, right
             if 0 <= min(t, b, l, r) and max(t, b, l, r) <= INT_MAX:
                 return ((int(t), int(b)), (int(l), int(r)))
     raise arg_error(op, arg, value, PADDING_ALLOWED)
@@ -118,7 +118,7 @@ def to_axes(op: str, arg: str, value: Any, ndim: int) -> tuple[int, ...]:
     if isinstance(value, (tuple, list)):
         axes = [to_axis(op, arg, v, ndim) if _is_int(v) else None for v in value]
         if None not in axes and len(set(axes)) == len(axes):
-            return tuple(sorted(axes))
+            return tuple(sorted(a for a in axes if a is not None))
     raise arg_error(op, arg, value, f"None, an int or a sequence of distinct ints in [{-ndim}, {ndim - 1}]")
 
 

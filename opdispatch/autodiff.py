@@ -97,7 +97,7 @@ class GradientTape:
             raise GradientError("GradientTape.gradient: this tape was already used; allowed: one gradient call "
                                 "per non-persistent tape (use GradientTape(persistent=True) for more)")
         single = isinstance(sources, Tensor)
-        srcs = [sources] if single else list(sources)
+        srcs: list[Tensor] = [sources] if isinstance(sources, Tensor) else list(sources)
         if not isinstance(target, Tensor) or target.dtype.kind != "f":
             raise GradientError(f"GradientTape.gradient: argument 'target' got {target!r}; allowed: a float tensor")
         for i, src in enumerate(srcs):

@@ -20,6 +20,7 @@ class Device:
 
     backend: str
     index: int
+    _str: str
 
     def __init__(self, spec: Union[str, "Device"], index: Optional[int] = None) -> None:
         if isinstance(spec, Device):

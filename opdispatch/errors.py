@@ -46,7 +46,8 @@ class KernelError(OpDispatchError):
     """A backend kernel raised while running an op; the original error is chained."""
 
 
-def arg_error(op: str, arg: str, value: object, allowed: str, cls: type[InvalidArgumentError] = InvalidArgumentError) -> InvalidArgumentError:
+def arg_error(op: str, arg: str, value: object, allowed: str,
+              cls: type[InvalidArgumentError] = InvalidArgumentError) -> InvalidArgumentError:
     """Build the standard message ``op: argument 'arg' got value; allowed: ...``."""
     return cls(f"{op}: argument {arg!r} got {value!r}; allowed: {allowed}")
 

@@ -26,7 +26,7 @@ import stat
 import struct
 import tempfile
 import zipfile
-from typing import Any, BinaryIO, Callable, Collection, Optional
+from typing import IO, Any, BinaryIO, Callable, Collection, Optional
 
 import numpy as np
 
@@ -359,7 +359,7 @@ class SafeNpz:
         return np.array(arr, dtype=dtype.newbyteorder("="), order="C", copy=True)
 
     @staticmethod
-    def _header(member: BinaryIO, size: int, where: str,
+    def _header(member: IO[bytes], size: int, where: str,
                 dtypes: Collection[str]) -> tuple[np.dtype, tuple[int, ...], bool, int]:
         pre = member.read(8)
         if len(pre) < 8 or pre[:6] != _NPY_MAGIC:

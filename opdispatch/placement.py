@@ -25,7 +25,7 @@ class Placement(NamedTuple):
 
 
 _PLACEMENT: contextvars.ContextVar[Placement] = contextvars.ContextVar(
-    "opdispatch_placement", default=Placement(DEFAULT_DEVICE, "error"))
+    "opdispatch_placement", default=Placement(DEFAULT_DEVICE, "error"))  # noqa: B039 - a NamedTuple, immutable
 
 
 def current_placement() -> Placement:

@@ -147,7 +147,7 @@ def check_kernel(kernel: Any, provider: bool = False) -> Kernel:
     inputs = [i.name for i in schema.inputs]
     attrs = list(schema.kernel_attr_names())
     try:
-        inspect.signature(kernel.fn).bind(*([None] * len(inputs)), **{a: None for a in attrs})
+        inspect.signature(kernel.fn).bind(*([None] * len(inputs)), **dict.fromkeys(attrs))
     except TypeError as exc:
         raise PluginLoadError(
             f"kernel for {kernel.op!r} has signature {getattr(kernel.fn, '__name__', 'fn')}"

@@ -90,7 +90,8 @@ class KernelListing:
     def __str__(self) -> str:
         cond = ", conditional" if self.conditional else ""
         off = "" if self.enabled else " (disabled)"
-        return f"{self.op} on {self.device}: {self.provider} (priority {self.priority}; {', '.join(self.dtypes)}{cond}){off}"
+        return (f"{self.op} on {self.device}: {self.provider} "
+                f"(priority {self.priority}; {', '.join(self.dtypes)}{cond}){off}")
 
 
 class DeviceRuntime:
@@ -176,7 +177,7 @@ class Registry:
         with self._lock:
             taken = {n for n, b in self._backends.items() if b.status != "failed"} | \
                     {n for n, p in self._providers.items() if p.status != "failed"}
-            label = name or getattr(plugin, "__name__", type(plugin).__name__)
+            label = name if name else getattr(plugin, "__name__", type(plugin).__name__)
             if kind_of(plugin) == "provider":
                 loaded: Any = load_provider(self._pm, plugin, label, origin, taken)
             else:
@@ -287,7 +288,8 @@ class Registry:
             raise DeviceError(f"device {device}: backend {backend.name!r} is {backend.status}: {backend.reason}; "
                               f"available devices: {available}")
         raise DeviceError(f"device {device}: backend {backend.name!r} has devices "
-                          f"{[str(Device(backend.name, d.index)) for d in backend.devices]}; available devices: {available}")
+                          f"{[str(Device(backend.name, d.index)) for d in backend.devices]}; "
+                          f"available devices: {available}")
 
 
 _REGISTRY: Optional[Registry] = None

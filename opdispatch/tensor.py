@@ -198,7 +198,7 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
         rt = registry().runtime(placement.device)
     else:
         rt = tensors[0][1]._rt
-        for name, t in tensors[1:]:
+        for _, t in tensors[1:]:
             if t._rt.device != rt.device:
                 rt = _resolve_mismatch(op, tensors, placement)
                 break
@@ -226,7 +226,7 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
 
 
 def _resolve_mismatch(op: str, tensors: list, placement: Placement) -> DeviceRuntime:
-    devices = {}
+    devices: dict[Device, str] = {}
     for name, t in tensors:
         devices.setdefault(t._rt.device, name)
     if placement.fallback == "error":

@@ -18,6 +18,7 @@ import train_cnn  # noqa: E402
 import opdispatch as od  # noqa: E402
 
 
+@pytest.mark.slow
 def test_two_epochs_learn_and_resume_continues(tmp_path, capsys):
     ckpt = str(tmp_path / "digits.npz")
     acc = train_cnn.main(["--epochs", "2", "--save", ckpt, "--batch-norm"])
@@ -32,6 +33,7 @@ def test_two_epochs_learn_and_resume_continues(tmp_path, capsys):
     assert "epoch   3: train loss" in out.out and "resumed" in out.err
 
 
+@pytest.mark.slow
 def test_zero_epochs_evaluates_the_checkpoint(tmp_path):
     ckpt = str(tmp_path / "d.npz")
     acc = train_cnn.main(["--epochs", "1", "--save", ckpt, "--optimizer", "sgd"])

@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     runs = {str(dev) if len(modes) == 1 else f"{dev} ({mode})":
             run_device(dev, cases, dtypes, mode, gradients=args.gradients) for dev in devices for mode in modes}
     failed = 0
-    for dev, run in runs.items():
-        print(f"\n== {dev} ({run['backend']} {run['version']}) ==")
+    for label, run in runs.items():
+        print(f"\n== {label} ({run['backend']} {run['version']}) ==")
         print(report.table(report.summarize(run["results"])))
         text = report.failures_text(run["results"], limit=args.show_failures, tracebacks=args.tracebacks)
         if text:

@@ -3,7 +3,8 @@
 For a forward case ``y = op(inputs)``, the device computes ``d<y, dy>/d input`` with
 `GradientTape` (the op's VJP rule, run with the device's own kernels: backward ops such as
 ``conv2d_backward_input`` and the ops composed VJPs are written with), for a seeded random
-``dy``; in graph mode the forward call and the tape's backward are one ``od.function``. The oracle runs the very same VJP rules on the core's hidden float64 ``reference:0`` device, whose
+``dy``; in graph mode the forward call and the tape's backward are one ``od.function``. The
+oracle runs the very same VJP rules on the core's hidden float64 ``reference:0`` device, whose
 kernels are the reference implementations, so a wrong kernel anywhere in the backward
 pass of the device shows up here as a wrong gradient of the op that used it. The reference
 backward itself is checked against float64 finite differences in the project's tests.
@@ -117,8 +118,8 @@ def gradient_reproduction(case: Case, dev: Device, dtype: str, mode: str = "eage
 def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") -> Optional[CaseResult]:
     """Check the gradient of ``case`` on ``dev`` in ``dtype`` (through ``od.function`` in graph
     ``mode``); None when no gradient flows to any input."""
-    base = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
-            "repro": gradient_reproduction(case, dev, dtype, mode)}
+    base: dict[str, Any] = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
+                            "repro": gradient_reproduction(case, dev, dtype, mode)}
     try:
         schema, arrays, metas, outs, kattrs, provider, reason = prepare(case, dev, dtype)
     except od.KernelError as exc:
@@ -133,7 +134,7 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
         return None
     tol = gradient_tolerance(schema, metas, kattrs, dtype, int(np.prod(outs[0].shape, dtype=np.int64)),
                              list(refs.values()))
-    tol_fields = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
+    tol_fields: dict[str, Any] = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
     try:
         got = _device_gradients(dev, case, arrays, dy, sorted(refs), mode)
     except UnsupportedError as exc:  # a backward op the device lacks: reported, not failed
@@ -143,7 +144,8 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
     problems: list[str] = []
     worst = Worst()
     for i, want in sorted(refs.items()):
-        problems.extend(check_array(f"d/d {schema.input_specs(len(arrays))[i].name}", got[i], want, want.shape, dtype, tol, worst))
+        problems.extend(check_array(f"d/d {schema.input_specs(len(arrays))[i].name}", got[i], want, want.shape, dtype,
+                                    tol, worst))
     return CaseResult(**base, **tol_fields, status=FAILED if problems else PASSED, max_abs=worst.max_abs,
                       max_rel=worst.max_rel, worst_ratio=worst.ratio, message="; ".join(problems))
 

@@ -38,7 +38,7 @@ def _pool_taps(x, kernel_size, stride, padding, dilation, out_hw, fill, reduce):
 
 def same_on_wrong_side(x, w, bias=None, *, stride, padding, dilation, groups):
     """Odd SAME padding put first (top/left) instead of last."""
-    (t, b), (l, r) = padding
+    (t, b), (l, r) = padding  # noqa: E741 - top, bottom, left, right
     return conv2d(x, w, bias, stride=stride, padding=((b, t), (r, l)), dilation=dilation, groups=groups)
 
 
@@ -139,7 +139,7 @@ def conv_backward_input_unflipped(dy, w, *, input_shape, stride, padding, dilati
                                               stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
-MUTANTS = {
+MUTANTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "same_wrong_side": ("conv2d", same_on_wrong_side),
     "groups_ignored": ("conv2d", groups_ignored),
     "dilation_ignored": ("conv2d", dilation_ignored),

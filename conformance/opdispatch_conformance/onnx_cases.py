@@ -139,8 +139,9 @@ def load_cases() -> list[OnnxCase]:
     # The node tests of our ops: one node of a covered op, and the expanded function bodies of
     # those tests (named "<test>_expanded[_verN]"). Expanded bodies of other ops (attention, layer
     # normalisation, ...) use Mul or Exp too but test those other ops, so they are left out.
-    own = {tc.name for tc in node_cases
-           if len(tc.model.graph.node) == 1 and tc.model.graph.node[0].op_type in COVERED_OPS}
+    own = {tc.name for tc in node_cases  # node tests always carry their model (Optional for the other kinds)
+           if len(tc.model.graph.node) == 1  # type: ignore[union-attr]
+           and tc.model.graph.node[0].op_type in COVERED_OPS}  # type: ignore[union-attr]
     cases = [_from_node_case(tc) for tc in node_cases
              if tc.name in own or tc.name.split("_expanded")[0] in own]
     for kind in FILE_KINDS:
@@ -389,7 +390,7 @@ def _reduce(onnx_op, op):
         else:
             axes = list(a.get("axes", []))
         if axes:
-            axis = tuple(axes)
+            axis: Optional[tuple[int, ...]] = tuple(axes)
         else:  # no axes: every axis, or (noop_with_empty_axes) none, which is our axis=()
             axis = () if a.get("noop_with_empty_axes", 0) else None
         return ex(op, args[0], axis=axis, keepdims=bool(a.get("keepdims", 1)))

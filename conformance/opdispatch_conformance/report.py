@@ -45,9 +45,10 @@ class Summary:
         return "unsupported"
 
     def to_dict(self) -> dict:
-        return {"op": self.op, "dtype": self.dtype, "provider": self.provider, "verdict": self.verdict, "passed": self.passed,
-                "failed": self.failed, "unsupported": self.unsupported, "max_abs_error": self.max_abs,
-                "max_rel_error": self.max_rel, "worst_error_over_tolerance": self.worst_ratio,
+        return {"op": self.op, "dtype": self.dtype, "provider": self.provider, "verdict": self.verdict,
+                "passed": self.passed, "failed": self.failed, "unsupported": self.unsupported,
+                "max_abs_error": self.max_abs, "max_rel_error": self.max_rel,
+                "worst_error_over_tolerance": self.worst_ratio,
                 "rtol_at_worst": self.rtol, "atol_at_worst": self.atol,
                 "unsupported_reasons": list(self.unsupported_reasons)}
 
@@ -62,14 +63,14 @@ def summarize(results: Iterable[CaseResult]) -> list[Summary]:
     for (op, dtype, pinned), rs in sorted(groups.items()):
         provider = pinned or ", ".join(sorted({r.provider for r in rs if r.provider})) or "-"
         measured = [r for r in rs if r.worst_ratio is not None]
-        worst = max(measured, key=lambda r: r.worst_ratio) if measured else None
+        worst = max(measured, key=lambda r: r.worst_ratio or 0.0) if measured else None  # measured: not None
         out.append(Summary(
             op=op, dtype=dtype, provider=provider,
             passed=sum(r.status == PASSED for r in rs), failed=sum(r.status == FAILED for r in rs),
             unsupported=sum(r.status == UNSUPPORTED for r in rs),
             max_abs=max([r.max_abs for r in measured if r.max_abs is not None], default=0.0),
             max_rel=max([r.max_rel for r in measured if r.max_rel is not None], default=0.0),
-            worst_ratio=worst.worst_ratio if worst else 0.0,
+            worst_ratio=(worst.worst_ratio or 0.0) if worst else 0.0,
             rtol=worst.rtol if worst else None, atol=worst.atol if worst else None,
             unsupported_reasons=tuple(sorted({r.message for r in rs if r.status == UNSUPPORTED}))))
     return out
@@ -162,12 +163,13 @@ def markdown(runs: dict[str, dict]) -> str:
         run = runs[dev]
         results = run["results"]
         parts += [f"## {dev} ({run['backend']} {run['version']}, {run['mode']} mode)", "",
-                  "| op | dtype | provider | passed | failed | unsupported | max abs err | max rel err | err/tol | rtol "
-                  "| verdict |",
+                  "| op | dtype | provider | passed | failed | unsupported | max abs err | max rel err | err/tol "
+                  "| rtol | verdict |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in summarize(results):
-            parts.append(f"| {s.op} | {s.dtype} | {s.provider} | {s.passed} | {s.failed} | {s.unsupported} | {_num(s.max_abs)} | "
-                         f"{_num(s.max_rel)} | {s.worst_ratio:.3f} | {_num(s.rtol)} | {s.verdict} |")
+            parts.append(f"| {s.op} | {s.dtype} | {s.provider} | {s.passed} | {s.failed} | {s.unsupported} | "
+                         f"{_num(s.max_abs)} | {_num(s.max_rel)} | {s.worst_ratio:.3f} | {_num(s.rtol)} | "
+                         f"{s.verdict} |")
         reasons = sorted({(r.op, r.message) for r in results if r.status == UNSUPPORTED})
         if reasons:
             parts += ["", "Unsupported (declared by the backend):", ""]

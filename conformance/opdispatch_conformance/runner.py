@@ -127,8 +127,8 @@ def raised(base: dict, tol_fields: dict, exc: BaseException) -> CaseResult:
 def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
              call: Optional[Callable[[Case, list, Device], Any]] = None) -> CaseResult:
     """Run one case on ``dev`` in ``dtype`` and compare it with the float64 reference."""
-    base = {"op": case.op, "case": case.name, "source": case.source, "dtype": dtype,
-            "repro": reproduction(case, dev, dtype, mode)}
+    base: dict[str, Any] = {"op": case.op, "case": case.name, "source": case.source, "dtype": dtype,
+                            "repro": reproduction(case, dev, dtype, mode)}
     try:
         schema, arrays, metas, outs, kattrs, provider, reason = prepare(case, dev, dtype)
     except od.KernelError as exc:  # a supports() that raised: the plugin's failure, not a skip
@@ -139,7 +139,7 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
     ref = schema.reference(*arrays, **kattrs)
     refs = [np.asarray(r) for r in (ref if isinstance(ref, tuple) else (ref,))]
     tol = derive(schema, metas, kattrs, dtype, refs)
-    tol_fields = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
+    tol_fields: dict[str, Any] = {"rtol": tol.rtol, "atol": tol.atol, "reduction_length": tol.reduction_length}
     try:
         with device_scope(dev, fallback="error"):
             result = (call or CALLS[mode])(case, arrays, dev)

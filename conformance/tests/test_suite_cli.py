@@ -138,6 +138,7 @@ def test_cli_unknown_device_is_a_clear_error(capsys):
     assert "no backend named 'nosuch'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_pytest_entry_runs_the_same_cases(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "opdispatch_conformance", "--od-device",
                            "numpy:0", "--od-ops", "relu,max_pool2d", "--od-dtypes", "float32", "--od-random", "2",

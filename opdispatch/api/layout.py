@@ -33,8 +33,8 @@ def pad(x: ArrayLike, pads: Sequence[tuple[int, int]], mode: str = "constant", v
     return run(OPS["pad"], (x,), {"pads": pads, "mode": mode, "value": value})
 
 
-def slice(x: ArrayLike, starts: Sequence[int], ends: Sequence[Optional[int]], axes: Optional[Sequence[int]] = None,
-          steps: Optional[Sequence[int]] = None) -> Tensor:  # noqa: A001 - op name
+def slice(x: ArrayLike, starts: Sequence[int], ends: Sequence[Optional[int]],  # noqa: A001 - op name
+          axes: Optional[Sequence[int]] = None, steps: Optional[Sequence[int]] = None) -> Tensor:
     """``x[start:end:step]`` along each of ``axes`` (default: the first len(starts) axes), with
     Python's meaning of negative and out-of-range indices (ONNX Slice); an end of None runs to the
     end in the step's direction. ``steps`` default to 1 and may be negative."""

@@ -139,7 +139,8 @@ class Function:
 
     def _trace(self, tree: Any, leaves: list, placement: Any) -> _Entry:
         traced, out_tree = _trace(self._fn, tree, leaves)
-        graph = lower(optimize(traced, self._opts), [t._rt.device for t in leaves], placement, self._opts)
+        # the passes keep the class of their input: Graph.of returns this very object, typed as a Graph
+        graph = Graph.of(lower(optimize(traced, self._opts), [t._rt.device for t in leaves], placement, self._opts))
         return _Entry(traced, graph, out_tree, Executable(graph))
 
 

@@ -33,7 +33,9 @@ def place(graph: GraphIR, input_devices: Sequence[Union[str, Device]], placement
     alias: dict[int, int] = {}
     for node in graph.nodes:
         if node.op == "copy" and node.attrs.get("auto"):
-            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])  # type: ignore[arg-type]
+            src = node.inputs[0]
+            assert src is not None  # a copy has its one input
+            alias[node.outputs[0]] = alias.get(src, src)
             del values[node.outputs[0]]
     for v, dev in zip(graph.inputs, input_devices):
         values[v] = replace(values[v], device=Device(dev))

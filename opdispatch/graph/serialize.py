@@ -292,6 +292,7 @@ def _from_dict(doc: Any, arrays: Optional[dict]) -> GraphIR:
                 raise _fail(f"constant {c}", f"array is {got}; allowed: shape {info.shape} dtype {info.dtype.name}")
             constants[c] = readonly(arr)
         else:
+            assert isinstance(data, dict)  # checked above
             constants[c] = _decode(c, data[str(c)], info)
     nodes = [_node(i, spec, values, use, define) for i, spec in enumerate(_list(doc.get("nodes"), "nodes"))]
     outputs = [use(v, "outputs") for v in _list(doc.get("outputs"), "outputs")]
@@ -334,6 +335,7 @@ def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values:
         if len(ins) != 1 or len(outs) != 1 or ins[0] is None or set(attrs) != {"device"}:
             raise _fail(where, "a copy takes one input and one output and a 'device' attribute")
         _device(attrs["device"], where)
+        assert metas[0] is not None  # ins[0] is not None (checked above)
         expected = [metas[0]]
     else:
         schema = OPS.get(op)

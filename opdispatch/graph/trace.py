@@ -29,6 +29,10 @@ class TracedTensor(Tensor):
 
     __slots__ = ("_vid", "_tracer", "_source")
 
+    _vid: int
+    _tracer: Tracer
+    _source: Optional[Source]
+
     def _leak(self, what: str) -> GraphTraceError:
         src = user_source(3)
         where = f" at {src} ({src.code})" if src is not None else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -42,8 +42,8 @@ def float_inputs(op: str, named: Sequence[tuple[str, Optional[TensorMeta]]]) -> 
     return require_same(op, present)
 
 
-def prod(dims: Sequence[int]) -> int:
-    """Product of a sequence of ints (1 for an empty one)."""
+def prod(dims: Iterable[int]) -> int:
+    """Product of ints (1 for an empty one)."""
     out = 1
     for d in dims:
         out *= d

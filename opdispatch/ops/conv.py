@@ -30,9 +30,9 @@ def check_window_fits(op: str, arg: str, value, hw, kernel, dilation, pads, what
             raise ShapeError(f"{op}: argument 'padding' resolves to {pads[axis]} on the {name} axis (a {what} "
                              f"spanning {span}), a padded {name} of {padded}; allowed: at most {INT_MAX}")
         if span > padded:
-            raise ShapeError(f"{op}: argument {arg!r} got {value}: the {what} {name} spans {span} (size {kernel[axis]}, dilation "
-                             f"{dilation[axis]}) but the padded input {name} is {padded} "
-                             f"(input {hw[axis]}, padding {pads[axis]}); allowed: a span <= the padded input")
+            raise ShapeError(f"{op}: argument {arg!r} got {value}: the {what} {name} spans {span} "
+                             f"(size {kernel[axis]}, dilation {dilation[axis]}) but the padded input {name} is "
+                             f"{padded} (input {hw[axis]}, padding {pads[axis]}); allowed: a span <= the padded input")
 
 
 def conv_geometry(op: str, x_shape: tuple, w_shape: tuple, attrs: dict, x_arg: str, w_arg: str):

@@ -174,7 +174,8 @@ def _pad_axis_adjoint(F, g, axis: int, before: int, after: int, dim: int, mode: 
     for side, width in (("before", before), ("after", after)):
         if not width:
             continue
-        part = _take(F, g, axis, 0, before) if side == "before" else _take(F, g, axis, before + dim, before + dim + after)
+        part = (_take(F, g, axis, 0, before) if side == "before"
+                else _take(F, g, axis, before + dim, before + dim + after))
         if mode == "edge":  # every padded element copied the edge element
             edge = F.sum(part, axis=axis, keepdims=True)
             spot = (0, dim - 1) if side == "before" else (dim - 1, 0)

@@ -30,6 +30,14 @@ def _axis_length(metas, attrs):
     return metas[0].shape[attrs["axis"]]
 
 
+def _xent_terms(metas, attrs):
+    return metas[0].shape[0] * metas[0].shape[1]
+
+
+def _xent_backward_terms(metas, attrs):
+    return metas[0].shape[1]
+
+
 def _infer_xent(op, metas, attrs):
     logits, labels = metas
     dtype = float_inputs(op, [("logits", logits)])
@@ -96,7 +104,7 @@ SOFTMAX_CROSS_ENTROPY = OpSchema(
     name="softmax_cross_entropy", family=FAMILY, inputs=(Input("logits"), Input("labels", kind="int")), attrs=(),
     infer=_infer_xent, reference=reference.nn.softmax_cross_entropy,
     doc="mean over the batch of -log_softmax(logits)[i, labels[i]]",
-    reduction_length=lambda metas, attrs: metas[0].shape[0] * metas[0].shape[1], tolerance_factor=4.0,
+    reduction_length=_xent_terms, tolerance_factor=4.0,
     check_values=_check_labels,
     vjp=lambda F, rec, g: [F.softmax_cross_entropy_backward(*rec.inputs, g[0]), None])
 
@@ -114,6 +122,6 @@ SOFTMAX_CROSS_ENTROPY_BACKWARD = OpSchema(
     inputs=(Input("logits"), Input("labels", kind="int"), Input("dloss")), attrs=(),
     infer=_infer_xent_backward, reference=reference.nn.softmax_cross_entropy_backward,
     doc="(softmax(logits) - onehot(labels)) * dloss / N",
-    reduction_length=lambda metas, attrs: metas[0].shape[1], tolerance_factor=4.0,
+    reduction_length=_xent_backward_terms, tolerance_factor=4.0,
     check_values=label_checker("softmax_cross_entropy_backward"),
     no_vjp="softmax_cross_entropy_backward has no gradient rule yet (second derivatives of the loss)")

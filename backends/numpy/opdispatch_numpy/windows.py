@@ -46,4 +46,5 @@ def windows(xp: np.ndarray, kernel, stride, dilation, out_hw) -> np.ndarray:
 def tap(xp: np.ndarray, i: int, j: int, stride, dilation, out_hw) -> np.ndarray:
     """The strided slice (N, C, OH, OW) of ``xp`` seen by kernel tap (i, j)."""
     h0, w0 = i * dilation[0], j * dilation[1]
-    return xp[:, :, h0:h0 + stride[0] * (out_hw[0] - 1) + 1:stride[0], w0:w0 + stride[1] * (out_hw[1] - 1) + 1:stride[1]]
+    return xp[:, :, h0:h0 + stride[0] * (out_hw[0] - 1) + 1:stride[0],
+              w0:w0 + stride[1] * (out_hw[1] - 1) + 1:stride[1]]

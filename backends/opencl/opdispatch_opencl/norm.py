@@ -31,8 +31,8 @@ def batch_norm(x: CLArray, running_mean: CLArray, running_var: CLArray, weight: 
     mean, var = batch_stats(x) if training else (running_mean, running_var)
     y = empty(dev, x.shape, x.dtype)
     run_1d(dev, kernel(dev, FAMILY, "bn_apply", x.dtype), x.size, x.buf, y.buf, mean.buf, var.buf,
-           (weight if weight is not None else mean).buf, (bias if bias is not None else mean).buf, i32(weight is not None), i32(bias is not None),
-           scalar(eps, x.dtype), i32(c), i32(s), i32(x.size))
+           (weight if weight is not None else mean).buf, (bias if bias is not None else mean).buf,
+           i32(weight is not None), i32(bias is not None), scalar(eps, x.dtype), i32(c), i32(s), i32(x.size))
     if not training:
         return y
     count = n * s
@@ -53,8 +53,8 @@ def batch_norm_backward(x: CLArray, dy: CLArray, running_mean: CLArray, running_
              dweight.buf, dbias.buf, scalar(eps, x.dtype), i32(n), i32(c), i32(s))
     dx = empty(dev, x.shape, x.dtype)
     run_1d(dev, kernel(dev, FAMILY, "bn_backward_dx", x.dtype), x.size, x.buf, dy.buf, mean.buf, var.buf,
-           (weight if weight is not None else mean).buf, i32(weight is not None), dweight.buf, dbias.buf, scalar(eps, x.dtype),
-           i32(int(training)), i32(n * s), i32(c), i32(s), i32(x.size), dx.buf)
+           (weight if weight is not None else mean).buf, i32(weight is not None), dweight.buf, dbias.buf,
+           scalar(eps, x.dtype), i32(int(training)), i32(n * s), i32(c), i32(s), i32(x.size), dx.buf)
     return dx, dweight, dbias
 
 

@@ -4,23 +4,24 @@ of its ops (conv2d, conv2d_bias_relu, conv2d_backward_input, conv2d_backward_wei
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding
 
 def conv2d_grid() -> Iterator[Case]:
     for padding in PADDINGS:
         for stride in (1, 2, (2, 1)):
             yield Case("conv2d", (normal(2, 3, 7, 6), normal(4, 3, 3, 2), None), {"stride": stride, "padding": padding})
     # SAME with even and odd total padding; dilation; groups incl. depthwise; bias; edge sizes
-    yield Case("conv2d", (normal(1, 2, 8, 8), normal(3, 2, 4, 4), normal(3)), {"padding": "SAME"})          # odd total (3)
-    yield Case("conv2d", (normal(1, 2, 8, 8), normal(3, 2, 3, 3), normal(3)), {"padding": "SAME"})          # even total (2)
+    yield Case("conv2d", (normal(1, 2, 8, 8), normal(3, 2, 4, 4), normal(3)), {"padding": "SAME"})  # odd total (3)
+    yield Case("conv2d", (normal(1, 2, 8, 8), normal(3, 2, 3, 3), normal(3)), {"padding": "SAME"})  # even total (2)
     yield Case("conv2d", (normal(1, 2, 9, 9), normal(3, 2, 3, 3), None), {"padding": "SAME", "stride": 2})
     yield Case("conv2d", (normal(2, 2, 9, 8), normal(2, 2, 3, 3), None), {"padding": "SAME", "dilation": 2})
     yield Case("conv2d", (normal(2, 2, 9, 8), normal(2, 2, 3, 2), normal(2)), {"dilation": (2, 3), "padding": 1})
     yield Case("conv2d", (normal(2, 4, 6, 6), normal(6, 2, 3, 3), normal(6)), {"groups": 2, "padding": 1})
     yield Case("conv2d", (normal(2, 4, 6, 6), normal(4, 1, 3, 3), None), {"groups": 4, "padding": "SAME"})  # depthwise
-    yield Case("conv2d", (normal(1, 3, 5, 5), normal(6, 1, 3, 3), normal(6)), {"groups": 3, "stride": 2})   # depth multiplier
+    # depth multiplier
+    yield Case("conv2d", (normal(1, 3, 5, 5), normal(6, 1, 3, 3), normal(6)), {"groups": 3, "stride": 2})
     yield Case("conv2d", (normal(1, 1, 1, 1), normal(1, 1, 1, 1), None), {})                           # 1x1 image
     yield Case("conv2d", (normal(1, 1, 1, 1), normal(2, 1, 3, 3), normal(2)), {"padding": "SAME"})
     yield Case("conv2d", (normal(3, 5, 4, 4), normal(2, 5, 1, 1), normal(2)), {})                          # pointwise
@@ -82,6 +83,7 @@ def _conv2d_backward(op: str) -> Callable[[random.Random], Case]:
     def make(r: random.Random) -> Case:
         fwd = _conv2d(r)
         x, w, _ = fwd.inputs
+        assert x is not None and w is not None
         dy = In(output_shape_of(fwd))
         if op == "conv2d_backward_input":
             return Case(op, (dy, w), dict(fwd.attrs, input_shape=x.shape))

@@ -4,9 +4,9 @@ of its ops (relu, sigmoid, tanh, exp, log, sqrt, neg, add, sub, mul, div, relu_b
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import Case, In, normal, positive, rand_shape
 
 def elementwise_grid() -> Iterator[Case]:
     for op in ("relu", "sigmoid", "tanh", "exp", "neg"):

@@ -4,9 +4,9 @@ of its ops (reshape, transpose, flatten, broadcast_to, pad, slice, concat)."""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import Case, In, normal, rand_shape
 
 def layout_grid() -> Iterator[Case]:
     yield Case("reshape", (normal(2, 3, 4),), {"shape": (4, 6)})

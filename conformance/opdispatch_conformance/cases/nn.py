@@ -4,9 +4,9 @@ of its ops (softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_b
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import Case, In, normal, rand_shape
 
 def nn_grid() -> Iterator[Case]:
     for op in ("softmax", "log_softmax"):

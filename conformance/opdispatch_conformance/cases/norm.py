@@ -4,9 +4,9 @@ of its ops (batch_norm, batch_norm_backward)."""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import Case, In, normal, positive
 
 def batch_norm_grid() -> Iterator[Case]:
     for shape in ((2, 3, 4, 5), (8, 4), (1, 2, 3, 3), (4, 1, 1, 1)):
@@ -17,8 +17,10 @@ def batch_norm_grid() -> Iterator[Case]:
             yield Case("batch_norm", (normal(*shape),) + stats + wb, {})
             yield Case("batch_norm", (normal(*shape),) + stats + wb, {"training": True, "momentum": 0.3})
     yield Case("batch_norm", (normal(2, 3, 2, 2), normal(3), positive(3), positive(3), None), {"eps": 1e-3})
-    yield Case("batch_norm", (normal(2, 3, 2, 2), normal(3), positive(3), None, normal(3)), {"training": True, "momentum": 0.0})
-    yield Case("batch_norm", (normal(2, 3, 2, 2), normal(3), positive(3), None, None), {"training": True, "momentum": 1.0})
+    yield Case("batch_norm", (normal(2, 3, 2, 2), normal(3), positive(3), None, normal(3)),
+               {"training": True, "momentum": 0.0})
+    yield Case("batch_norm", (normal(2, 3, 2, 2), normal(3), positive(3), None, None),
+               {"training": True, "momentum": 1.0})
 
 
 def grad_batch_norm_grid() -> Iterator[Case]:
@@ -28,7 +30,8 @@ def grad_batch_norm_grid() -> Iterator[Case]:
             for weight in (None, positive(c)):
                 yield Case("batch_norm_backward", (normal(*shape), normal(*shape), normal(c), positive(c), weight),
                            {"training": training})
-    yield Case("batch_norm_backward", (normal(2, 3, 2, 2), normal(2, 3, 2, 2), normal(3), positive(3), normal(3)), {"eps": 1e-3})
+    yield Case("batch_norm_backward", (normal(2, 3, 2, 2), normal(2, 3, 2, 2), normal(3), positive(3), normal(3)),
+               {"eps": 1e-3})
     yield Case("batch_norm_backward", (normal(2, 3, 2, 2), normal(2, 3, 2, 2), normal(3), positive(3), normal(3)),
                {"training": True, "eps": 0.5})
     yield Case("batch_norm_backward", (normal(16, 8, 6, 6), normal(16, 8, 6, 6), normal(8), positive(8), positive(8)),
@@ -49,6 +52,7 @@ def _batch_norm(r: random.Random) -> Case:
 def _batch_norm_backward(r: random.Random) -> Case:
     fwd = _batch_norm(r)
     x, rm, rv, weight, _ = fwd.inputs
+    assert x is not None
     return Case("batch_norm_backward", (x, In(x.shape), rm, rv, weight),
                 {"training": fwd.attrs["training"], "eps": fwd.attrs["eps"]})
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding
 
 def pool_grid(op: str) -> Iterator[Case]:
     x = normal(2, 3, 7, 6)
@@ -48,7 +48,7 @@ def grad_pool_grid() -> Iterator[Case]:
     x = (2, 3, 7, 6)
     for k in (2, 3, (3, 2)):
         for stride in (None, 1, 2):
-            attrs = {"kernel_size": k, "stride": stride}
+            attrs: dict[str, Any] = {"kernel_size": k, "stride": stride}
             yield max_pool_backward_case(In(x), attrs)
             yield avg_pool_backward_case(x, attrs)
     for padding in (1, (1, 0), ((0, 1), (1, 0)), "VALID", "SAME"):
@@ -108,10 +108,13 @@ def _max_pool2d_backward(r: random.Random) -> Case:
 
 def _avg_pool2d_backward(r: random.Random) -> Case:
     fwd = _pool("avg_pool2d")(r)
-    return Case("avg_pool2d_backward", (In(output_shape_of(fwd)),), dict(fwd.attrs, input_shape=fwd.inputs[0].shape))
+    x = fwd.inputs[0]
+    assert x is not None
+    return Case("avg_pool2d_backward", (In(output_shape_of(fwd)),), dict(fwd.attrs, input_shape=x.shape))
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (lambda: pool_grid("max_pool2d"), lambda: pool_grid("avg_pool2d"), grad_pool_grid,)
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (lambda: pool_grid("max_pool2d"), lambda: pool_grid("avg_pool2d"),
+                                                   grad_pool_grid,)
 """The grid generators, each numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, positive, rand_pair, rand_padding, rand_shape
+from .base import Case, In, forward_shape, normal, output_shape_of, rand_shape
 
 def reduce_grid() -> Iterator[Case]:
     for op in ("sum", "mean", "max"):

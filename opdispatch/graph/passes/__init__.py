@@ -11,5 +11,6 @@ from .memory import plan_memory
 from .pool_grad import mask_before_max_pool_backward
 from .relu_output import read_relu_outputs
 
-__all__ = ["fold_constants", "eliminate_common_subexpressions", "eliminate_dead_code", "decompose", "fuse", "fold_bias_add",
-           "fold_batch_norm", "fuse_conv_relu", "plan_memory", "read_relu_outputs", "mask_before_max_pool_backward"]
+__all__ = ["fold_constants", "eliminate_common_subexpressions", "eliminate_dead_code", "decompose", "fuse",
+           "fold_bias_add", "fold_batch_norm", "fuse_conv_relu", "plan_memory", "read_relu_outputs",
+           "mask_before_max_pool_backward"]

@@ -28,13 +28,13 @@ def eliminate_common_subexpressions(graph: GraphIR) -> GraphIR:
     changed = bool(alias)
     for node in graph.nodes:
         inputs = tuple(resolve(v) for v in node.inputs)
-        key = (node.op, inputs, freeze(node.attrs), node.device)
-        earlier = seen.get(key)
+        node_key = (node.op, inputs, freeze(node.attrs), node.device)
+        earlier = seen.get(node_key)
         if earlier is not None:
             alias.update(zip(node.outputs, earlier))
             changed = True
             continue
-        seen[key] = node.outputs
+        seen[node_key] = node.outputs
         if inputs != node.inputs:
             node = _with_inputs(node, inputs)
         nodes.append(node)

@@ -60,7 +60,7 @@ def trace_decomposition(op: str, rt: Any, metas: Sequence[Optional[TensorMeta]],
 def _expanded(rw: Rewriter, graph: GraphIR, node: Node, rt: Any) -> list[Node]:
     metas = [None if v is None else TensorMeta(graph.values[v].shape, graph.values[v].dtype) for v in node.inputs]
     sub = trace_decomposition(node.op, rt, metas, dict(node.attrs))
-    ids = {sv: v for sv, v in zip(sub.inputs, [v for v in node.inputs if v is not None])}
+    ids = dict(zip(sub.inputs, [v for v in node.inputs if v is not None]))
     for c, arr in sub.constants.items():
         ids[c] = rw.constant(arr, arr.dtype)
     for sv, v in zip(sub.outputs, node.outputs):

@@ -79,8 +79,9 @@ def fold_bias_add(graph: GraphIR) -> GraphIR:
             continue
         for conv_in, bias_in in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
             conv = _producer_conv(graph, producers, consumers, conv_in, node)
-            if conv is None or conv.inputs[2] is not None or producers[conv_in] in drop:
+            if conv is None or conv_in is None or conv.inputs[2] is not None or producers[conv_in] in drop:
                 continue
+            assert bias_in is not None  # add has two required inputs
             c = graph.values[conv_in].shape[1]
             b = graph.values[bias_in]
             if b.shape not in ((c, 1, 1), (1, c, 1, 1)) or b.dtype != graph.values[conv_in].dtype or \
@@ -112,17 +113,18 @@ def fold_batch_norm(graph: GraphIR) -> GraphIR:
             continue
         y, mean, var, gamma, beta = bn.inputs
         conv = _producer_conv(graph, producers, consumers, y, bn)
-        if conv is None or producers[y] in drop or not _has_kernels(graph, bn, BN_FOLD_OPS):
+        if conv is None or y is None or producers[y] in drop or not _has_kernels(graph, bn, BN_FOLD_OPS):
             continue
         x, w, b = conv.inputs
+        assert w is not None  # a required input of conv2d
         dev, src = bn.device, conv.sources + bn.sources
         dtype = graph.values[y].dtype
         c = graph.values[y].shape[1]
         new: list[Node] = []
 
-        def op(name: str, *args, **attrs) -> int:
-            new.append(rw.node(name, list(args), attrs, dev, bn.sources))
-            return new[-1].outputs[0]
+        def op(name: str, *args, **attrs) -> int:  # called only within this iteration, so the late binding is right
+            new.append(rw.node(name, list(args), attrs, dev, bn.sources))  # noqa: B023
+            return new[-1].outputs[0]  # noqa: B023
 
         std = op("sqrt", op("add", var, rw.constant(bn.attrs["eps"], dtype)))
         scale = op("div", gamma if gamma is not None else rw.constant(1.0, dtype), std)
@@ -149,13 +151,14 @@ def fuse_conv_relu(graph: GraphIR) -> GraphIR:
     for i, node in enumerate(graph.nodes):
         if node.op != "relu":
             continue
-        conv = _producer_conv(graph, producers, consumers, node.inputs[0], node)
-        if conv is None or not _can_run(graph, conv, "conv2d_bias_relu", conv.inputs, dict(conv.attrs)):
+        x = node.inputs[0]
+        conv = _producer_conv(graph, producers, consumers, x, node)
+        if conv is None or x is None or not _can_run(graph, conv, "conv2d_bias_relu", conv.inputs, dict(conv.attrs)):
             continue
         parts = conv.fused_from or ("conv2d",)
         fused = rw.node("conv2d_bias_relu", list(conv.inputs), dict(conv.attrs), node.device,
                         conv.sources + node.sources, parts + ("relu",), outputs=node.outputs)
-        drop.add(producers[node.inputs[0]])
+        drop.add(producers[x])
         replace_at[i] = [fused]
     if not replace_at:
         return graph
