@@ -1,20 +1,27 @@
 """The ``opdispatch`` command: ``devices`` lists backends, providers and devices (``--kernels``: which
-kernel each op runs on each device); ``conformance`` runs the conformance suite, which is its own
-distribution (``opdispatch-conformance``)."""
+kernel each op runs on each device). Other subcommands come from installed distributions through the
+entry point group ``opdispatch.commands`` (name -> ``main(argv) -> int``): ``conformance`` is the
+conformance suite's (distribution ``opdispatch-conformance``)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib.metadata
 import sys
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .device import Device
 from .errors import OpDispatchError
 from .registry import registry
 
+COMMAND_GROUP = "opdispatch.commands"
 CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install opdispatch-conformance "
                     "(in this repository: pip install -e conformance)")
+
+
+def installed_commands() -> dict[str, Any]:
+    """Subcommands other distributions provide: name -> entry point (loaded only when run)."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)}
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -54,13 +61,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``opdispatch`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    commands = installed_commands()
+    if argv and argv[0] in commands:
+        command: Callable[[list[str]], int] = commands[argv[0]].load()
+        return int(command(argv[1:]))
     if argv[:1] == ["conformance"]:
-        if importlib.util.find_spec("opdispatch_conformance") is None:
-            print(f"opdispatch: error: {CONFORMANCE_HINT}", file=sys.stderr)
-            return 2
-        from opdispatch_conformance.cli import main as conformance_main
-
-        return conformance_main(argv[1:])
+        print(f"opdispatch: error: {CONFORMANCE_HINT}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="opdispatch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("devices", help="list backends, kernel providers, their status and devices")
@@ -70,7 +77,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dev.add_argument("--op", help="with --kernels: only this op")
     dev.add_argument("--hidden", action="store_true", help="include hidden backends (the built-in reference:0)")
     dev.set_defaults(fn=cmd_devices)
-    sub.add_parser("conformance", help=f"run the conformance suite ({CONFORMANCE_HINT})")
+    for name, ep in sorted(commands.items()):
+        sub.add_parser(name, help=f"from {ep.dist.name if ep.dist else ep.value} (opdispatch {name} --help)")
+    if "conformance" not in commands:
+        sub.add_parser("conformance", help=f"not installed: {CONFORMANCE_HINT}")
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

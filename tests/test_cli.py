@@ -1,0 +1,24 @@
+"""The ``opdispatch`` command: subcommands from installed distributions, the install hint without them."""
+
+from __future__ import annotations
+
+from opdispatch import cli
+
+
+def test_conformance_is_a_subcommand_the_suite_installs(capsys):
+    assert "conformance" in cli.installed_commands()
+    assert cli.installed_commands()["conformance"].value == "opdispatch_conformance.cli:main"
+
+
+def test_without_the_suite_the_command_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "installed_commands", lambda: {})
+    assert cli.main(["conformance", "--all"]) == 2
+    assert "pip install opdispatch-conformance" in capsys.readouterr().err
+
+
+def test_devices_lists_backends_and_hidden_ones_on_request(capsys):
+    assert cli.main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy:0" in out and "reference:0" not in out
+    assert cli.main(["devices", "--hidden"]) == 0
+    assert "reference:0" in capsys.readouterr().out
