@@ -158,48 +158,60 @@ class Kept:
     """One earlier call's outputs: the tensors, and their values as read back right after the call."""
 
     case: Case
+    dtype: str
     tensors: list
     values: list
 
 
 @dataclass
 class History:
-    """The outputs of earlier calls, per (device, op, dtype): the last call's, and the last call's
-    with each output shape. `recheck` reads them again after a later call of the same op."""
+    """The outputs of earlier calls of each op on each device: the last call's (whatever its dtype),
+    the last call's in each dtype, and the last call's with each dtype and output shapes (a
+    buffer pool keyed by shape reuses across cases that are not adjacent). `recheck` reads them
+    again after a later call of the same op; `keep` records a call."""
 
     last: dict = field(default_factory=dict)
+    by_dtype: dict = field(default_factory=dict)
     by_shape: dict = field(default_factory=dict)
 
     def recheck(self, case: Case, dev: Device, dtype: str, shapes: tuple) -> tuple[list[str], list[Case]]:
-        """Problems with earlier outputs of ``case.op`` on ``dev`` in ``dtype`` that changed by now
-        (``shapes``: the output shapes of the call that just ran), and the earlier cases concerned."""
-        key = (str(dev), case.op, dtype)
-        earlier = [k for k in (self.last.get(key), self.by_shape.get(key + (shapes,))) if k is not None]
+        """Problems with earlier outputs of ``case.op`` on ``dev`` that changed by now (``dtype`` and
+        ``shapes``: the dtype and output shapes of the call that just ran), and the earlier cases concerned."""
+        key = (str(dev), case.op)
+        found = (self.last.get(key), self.by_dtype.get(key + (dtype,)), self.by_shape.get(key + (dtype, shapes)))
         problems, concerned = [], []
-        for kept in ({id(k): k for k in earlier}.values()):
+        for kept in {id(k): k for k in found if k is not None}.values():
             for i, (t, before) in enumerate(zip(kept.tensors, kept.values)):
                 label = f"output {i}" if len(kept.tensors) > 1 else "output"
+                earlier = f"the earlier call {kept.case.name} [{kept.dtype}]"
                 try:
                     now = np.asarray(t.numpy())
                 except Exception as exc:  # noqa: BLE001 - the backend cannot read it back any more
-                    problems.append(f"the {label} of the earlier call {kept.case.name} cannot be read back after "
-                                    f"this call ({type(exc).__name__}: {exc})")
-                    concerned.append(kept.case)
+                    problems.append(f"the {label} of {earlier} cannot be read back after this call "
+                                    f"({type(exc).__name__}: {exc})")
+                    concerned.append(kept)
                     break
                 change = changed(before, now)
                 if change:
-                    problems.append(f"the {label} of the earlier call {kept.case.name} changed after this call "
-                                    f"({change}): the kernel reuses or aliases its output buffers across calls")
-                    concerned.append(kept.case)
+                    problems.append(f"the {label} of {earlier} changed after this call ({change}): the kernel "
+                                    f"reuses or aliases its output buffers across calls")
+                    concerned.append(kept)
                     break
-        return problems, concerned
+        self._forget(concerned)  # each change is reported once, by the call after which it was seen
+        return problems, [k.case for k in concerned if k.dtype == dtype]
+
+    def _forget(self, kept: list) -> None:
+        gone = {id(k) for k in kept}
+        for table in (self.last, self.by_dtype, self.by_shape):
+            for key in [key for key, k in table.items() if id(k) in gone]:
+                del table[key]
 
     def keep(self, case: Case, dev: Device, dtype: str, tensors: list, values: list) -> None:
-        """Remember the outputs of ``case`` (read back as ``values``) for later rechecks."""
-        key = (str(dev), case.op, dtype)
-        kept = Kept(case, list(tensors), [np.array(v, copy=True) for v in values])
-        self.last[key] = kept
-        self.by_shape[key + (tuple(v.shape for v in values),)] = kept
+        """Remember the outputs of ``case`` in ``dtype`` (read back as ``values``) for later rechecks."""
+        key = (str(dev), case.op)
+        kept = Kept(case, dtype, list(tensors), [np.array(v, copy=True) for v in values])
+        self.last[key] = self.by_dtype[key + (dtype,)] = kept
+        self.by_shape[key + (dtype, tuple(v.shape for v in values))] = kept
 
 
 def changed(before: np.ndarray, now: np.ndarray) -> str:
@@ -314,9 +326,11 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
             earlier, concerned = history.recheck(case, dev, dtype, tuple(v.shape for v in values))
             if earlier:
                 problems += earlier
-                base["repro"] = sequence_reproduction(concerned[:1] + [case], dev, dtype, mode)
-            if len(values) == len(refs) and not problems:
-                history.keep(case, dev, dtype, list(result if isinstance(result, tuple) else (result,)), values)
+                if concerned:  # an earlier call in another dtype: both dtypes run by default
+                    base["repro"] = sequence_reproduction(concerned[:1] + [case], dev, dtype, mode)
+            results = result if isinstance(result, tuple) else (result,)
+            if len(values) == len(results):  # every output a Tensor, read back
+                history.keep(case, dev, dtype, list(results), values)
     except Exception as exc:  # e.g. the backend cannot read back what its kernel returned
         return CaseResult(**base, **tol_fields, status=FAILED,
                           message=f"reading the result back raised {type(exc).__name__}: {exc}",
