@@ -313,7 +313,8 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
     try:
         with device_scope(dev, fallback="error"), np.errstate(all="ignore"):
             inputs = [None if a is None else tensor(a, device=dev) for a in host]
-            before = [None if t is None else np.asarray(t.numpy()) for t in inputs]
+            # copies: a backend's to_numpy may hand out its own buffer
+            before = [None if t is None else np.array(t.numpy(), copy=True) for t in inputs]
             result = run(case, inputs, dev)
     except Exception as exc:  # a kernel that raises is a failure with its traceback; the run goes on
         return raised(base, tol_fields, exc)

@@ -144,11 +144,12 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Compari
 
 
 def _expected(e: np.ndarray, e_d: np.ndarray, where: Any) -> str:
-    """The expected value at ``where`` in words: the rounded reference, and the float64 one when they differ."""
+    """The expected value at ``where`` in words: the float64 reference, and what it rounds to in the
+    dtype where that overflows or underflows."""
     at = tuple(int(i) for i in where)
-    if e[at] == e_d[at] or (math.isnan(e[at]) and math.isnan(e_d[at])):
-        return f"{e_d[at]:.9g}"
-    return f"{e_d[at]:.9g} (the float64 reference {e[at]:.9g} rounded to the dtype)"
+    if np.isfinite(e[at]) and (np.isinf(e_d[at]) or (e_d[at] == 0) != (e[at] == 0)):  # overflow or underflow
+        return f"{e_d[at]:.9g} (the float64 reference {e[at]:.9g} rounded to the dtype)"
+    return f"{e[at]:.9g}"
 
 
 @dataclass

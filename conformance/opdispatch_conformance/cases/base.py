@@ -73,15 +73,16 @@ class In:
             return f"uniform({dims};{_short(self.low)}..{_short(self.high)})"
         return dims if self.kind == "normal" else f"{self.kind}({dims})"
 
-    def _key(self) -> tuple:
+    def key(self) -> tuple:
+        """What equality and hashing compare (the pool values bit for bit)."""
         values = None if self.values is None else np.asarray(self.values, dtype=np.float64).tobytes()
         return (self.shape, self.kind, self.low, self.high, values)
 
     def __eq__(self, other: object) -> bool:  # bitwise on the values: a NaN in a pool equals itself
-        return isinstance(other, In) and self._key() == other._key()
+        return isinstance(other, In) and self.key() == other.key()
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self.key())
 
     def to_dict(self) -> dict:
         """The JSON form of the recipe (see `Case.to_json`); NaN and infinities as strings."""
