@@ -76,7 +76,8 @@ def reproduction(case: Case, device: Device, dtype: str, mode: str = "eager") ->
 
 def sequence_reproduction(cases: Sequence[Case], device: Device, dtype: str, mode: str = "eager") -> str:
     """A one-line shell command that reruns ``cases`` one after the other, in the suite's order
-    (selected by name; with the ``--seed`` and ``--random`` their random cases need)."""
+    (selected by name; with the ``--seed`` and ``--random`` their random cases need), in ``dtype``
+    (one dtype, or several comma-separated)."""
     head = f"opdispatch conformance --device {device} --dtypes {dtype} --mode {mode}"
     ops = ",".join(sorted({c.op for c in cases}))
     extra = ""
@@ -174,9 +175,9 @@ class History:
     by_dtype: dict = field(default_factory=dict)
     by_shape: dict = field(default_factory=dict)
 
-    def recheck(self, case: Case, dev: Device, dtype: str, shapes: tuple) -> tuple[list[str], list[Case]]:
+    def recheck(self, case: Case, dev: Device, dtype: str, shapes: tuple) -> tuple[list[str], list[Kept]]:
         """Problems with earlier outputs of ``case.op`` on ``dev`` that changed by now (``dtype`` and
-        ``shapes``: the dtype and output shapes of the call that just ran), and the earlier cases concerned."""
+        ``shapes``: the dtype and output shapes of the call that just ran), and the earlier calls concerned."""
         key = (str(dev), case.op)
         found = (self.last.get(key), self.by_dtype.get(key + (dtype,)), self.by_shape.get(key + (dtype, shapes)))
         problems, concerned = [], []
@@ -198,7 +199,7 @@ class History:
                     concerned.append(kept)
                     break
         self._forget(concerned)  # each change is reported once, by the call after which it was seen
-        return problems, [k.case for k in concerned if k.dtype == dtype]
+        return problems, concerned
 
     def _forget(self, kept: list) -> None:
         gone = {id(k) for k in kept}
@@ -231,7 +232,8 @@ def changed(before: np.ndarray, now: np.ndarray) -> str:
     if not diff.size:
         return ""
     at = tuple(int(i) for i in np.unravel_index(int(diff[0]), before.shape))
-    return f"{diff.size} of {before.size} elements, first at index {at}: was {_scalar(before[at])}, now {_scalar(now[at])}"
+    return (f"{diff.size} of {before.size} elements, first at index {at}: was {_scalar(before[at])}, "
+            f"now {_scalar(now[at])}")
 
 
 def _scalar(value: Any) -> str:
@@ -327,8 +329,10 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
             earlier, concerned = history.recheck(case, dev, dtype, tuple(v.shape for v in values))
             if earlier:
                 problems += earlier
-                if concerned:  # an earlier call in another dtype: both dtypes run by default
-                    base["repro"] = sequence_reproduction(concerned[:1] + [case], dev, dtype, mode)
+                first = concerned[0]
+                cases = [case] if first.case.name == case.name else [first.case, case]
+                dtypes = dtype if first.dtype == dtype else f"{first.dtype},{dtype}"
+                base["repro"] = sequence_reproduction(cases, dev, dtypes, mode)
             results = result if isinstance(result, tuple) else (result,)
             if len(values) == len(results):  # every output a Tensor, read back
                 history.keep(case, dev, dtype, list(results), values)

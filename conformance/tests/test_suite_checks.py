@@ -119,7 +119,7 @@ def test_each_change_is_reported_once():
     history.keep(Case("relu", (In((3,)),), seed=1), dev, "float32", [a], [np.zeros(3, np.float32)])  # "changed"
     case = Case("relu", (In((3,)),), seed=2)
     problems, concerned = history.recheck(case, dev, "float32", ((3,),))
-    assert len(problems) == 1 and concerned[0].seed == 1
+    assert len(problems) == 1 and concerned[0].case.seed == 1 and concerned[0].dtype == "float32"
     assert history.recheck(case, dev, "float32", ((3,),)) == ([], [])
     history.keep(case, dev, "float32", [b], [np.ones(3, np.float32)])
     assert history.recheck(Case("relu", (In((3,)),), seed=3), dev, "float32", ((3,),)) == ([], [])
