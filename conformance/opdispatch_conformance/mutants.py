@@ -139,6 +139,58 @@ def conv_backward_input_unflipped(dy, w, *, input_shape, stride, padding, dilati
                                               stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
+def relu_in_place(x):
+    """relu computed into its input's buffer (saves an allocation, overwrites the caller's tensor)."""
+    return np.maximum(x, x.dtype.type(0), out=x)
+
+
+_ADD_BUFFERS: dict = {}
+
+
+def add_reused_buffer(a, b):
+    """add into one module-level output buffer per (shape, dtype), returned to every caller: the
+    previous result changes under its owner's feet at the next call of that shape."""
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    dtype = np.result_type(a, b)
+    out = _ADD_BUFFERS.get((shape, dtype))
+    if out is None:
+        out = _ADD_BUFFERS[(shape, dtype)] = np.empty(shape, dtype)
+    return np.add(a, b, out=out)
+
+
+BATCH_CHUNK = 4
+
+
+def conv_batch_remainder(x, w, bias=None, *, stride, padding, dilation, groups):
+    """conv2d over batch chunks of `BATCH_CHUNK` images whose remainder chunk starts one image early
+    (an off-by-one in the tail loop): wrong only for batches of 5 or more that are not multiples of 4."""
+    n = x.shape[0]
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    parts = []
+    full = n - n % BATCH_CHUNK
+    for n0 in range(0, full, BATCH_CHUNK):
+        parts.append(conv2d(x[n0:n0 + BATCH_CHUNK], w, bias, **kw))
+    if full < n:
+        start = full - 1 if full else 0  # the tail chunk's first image, off by one
+        parts.append(conv2d(x[start:start + n - full], w, bias, **kw))
+    return np.concatenate(parts, axis=0)
+
+
+def max_pool_drops_nan(x, *, kernel_size, stride, padding, dilation, ceil_mode):
+    """Max pooling with np.fmax: a NaN in a window is skipped instead of being the window's maximum."""
+    out = output_hw(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    with np.errstate(invalid="ignore"):
+        return _pool_taps(x, kernel_size, stride, padding, dilation, out, -np.inf, np.fmax)
+
+
+def sigmoid_overflows(x):
+    """sigmoid as 1 - e / (1 + e) with e = exp(-x): for large negative x, e is inf and inf / inf is NaN
+    (accurate enough everywhere else: the normal cases and sigmoid(-60) pass)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(-x)
+        return (1 - e / (1 + e)).astype(x.dtype, copy=False)
+
+
 MUTANTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "same_wrong_side": ("conv2d", same_on_wrong_side),
     "groups_ignored": ("conv2d", groups_ignored),
@@ -154,6 +206,12 @@ MUTANTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "softmax_unshifted": ("softmax", softmax_unshifted),
     "relu_backward_leaky": ("relu_backward", relu_backward_leaky),
     "conv_backward_input_unflipped": ("conv2d_backward_input", conv_backward_input_unflipped),
+    # side effects, sizes and special values
+    "relu_in_place": ("relu", relu_in_place),
+    "add_reused_buffer": ("add", add_reused_buffer),
+    "conv_batch_remainder": ("conv2d", conv_batch_remainder),
+    "max_pool_drops_nan": ("max_pool2d", max_pool_drops_nan),
+    "sigmoid_overflows": ("sigmoid", sigmoid_overflows),
 }
 # The forward op whose gradient check a broken backward kernel must fail.
 GRADIENT_OF = {"relu_backward": "relu", "conv2d_backward_input": "conv2d"}

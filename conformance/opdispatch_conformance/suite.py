@@ -14,7 +14,7 @@ import opdispatch as od
 from opdispatch import Device, InvalidArgumentError
 from opdispatch.ops import OPS
 
-from .cases import Case, grid_cases, random_cases
+from .cases import Case, grid_cases, layout_cases, random_cases, special_cases
 from .gradients import SUFFIX, gradient_cases, run_gradient_cases
 from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, run_cases
 
@@ -23,8 +23,9 @@ FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
 
 def collect_cases(ops: Optional[Iterable[str]] = None, random_per_op: int = 10, seed: int = 0,
                   onnx: bool = True, notes: Optional[list[str]] = None) -> list[Case]:
-    """Grid cases, ``random_per_op`` seeded random cases per op and, when the ``onnx`` package is
-    installed, the ONNX-derived cases; restricted to ``ops`` when given."""
+    """Grid cases, ``random_per_op`` seeded random cases per op, the special-value cases, grid cases
+    with their inputs passed as NumPy views and, when the ``onnx`` package is installed, the
+    ONNX-derived cases; restricted to ``ops`` when given."""
     wanted = sorted(OPS) if ops is None else list(ops)
     unknown = [op for op in wanted if op not in OPS]
     if unknown:
@@ -32,6 +33,8 @@ def collect_cases(ops: Optional[Iterable[str]] = None, random_per_op: int = 10, 
     cases = [c for c in grid_cases() if c.op in wanted]
     for op in wanted:
         cases.extend(random_cases(op, random_per_op, seed))
+    cases.extend(c for c in special_cases() if c.op in wanted)
+    cases.extend(c for c in layout_cases() if c.op in wanted)
     if onnx:
         if importlib.util.find_spec("onnx") is None:
             if notes is not None:

@@ -1,7 +1,10 @@
 """Conformance cases, one module per op family (the same family names as the core and every
 backend): each has ``GRIDS`` (deterministic grid generators covering every attribute dimension of
-API.md) and ``RANDOM`` (per op, a seeded random case generator). The tables here are built from
-the families; adding an op means adding its cases to its family module."""
+API.md, and odd sizes past any chunk or tile: batches of 5, 7, 17, rows wider than 64, 1000+
+elements), ``SPECIAL`` (special-value cases: NaN, infinities, signed zeros, exp's overflow
+edges, wide uniform ranges) and ``RANDOM`` (per op, a seeded random case generator). The tables
+here are built from the families; adding an op means adding its cases to its family module.
+`layout_cases` derives, for every op, grid cases whose inputs are passed as NumPy views."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from types import ModuleType
 from typing import Callable, Iterator
 
 from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
-from .base import Case, In, case_from_json, forward_shape, is_valid
+from .base import LAYOUTS, Case, In, case_from_json, forward_shape, is_valid
 
 FAMILIES: tuple[ModuleType, ...] = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
 
@@ -28,6 +31,42 @@ def grid_cases() -> list[Case]:
     return cases
 
 
+def special_cases() -> list[Case]:
+    """The special-value cases of every op (source "special"), numbered by their own seed per generator.
+    They are not in `grid_cases`: finite differences and gradients through NaN and inf say nothing."""
+    cases = []
+    for fam in FAMILIES:
+        for grid in getattr(fam, "SPECIAL", ()):
+            for i, case in enumerate(grid()):
+                cases.append(Case(case.op, case.inputs, case.attrs, seed=i, source="special"))
+    return cases
+
+
+def layout_cases(per_op: int = 3) -> list[Case]:
+    """For every op, ``per_op`` of its grid cases (spread over its grid) with the inputs passed as NumPy
+    views instead of contiguous arrays, one layout after the other (strided, reversed, transposed);
+    "transposed" goes to a case with an input of rank 2 or more where the op has one."""
+    views = [layout for layout in LAYOUTS if layout != "contiguous"]
+    by_op: dict[str, list[Case]] = {}
+    for case in grid_cases():
+        if any(i is not None and len(i.shape) >= 1 and i.kind != "array" for i in case.inputs):
+            by_op.setdefault(case.op, []).append(case)
+    out = []
+    for _op, cases in by_op.items():
+        chosen: set[str] = set()
+        for k in range(per_op):
+            layout = views[k % len(views)]
+            pool = [c for c in cases if c.name not in chosen]
+            if layout == "transposed":
+                pool = [c for c in pool if any(i is not None and len(i.shape) >= 2 for i in c.inputs)] or pool
+            if not pool:
+                break
+            case = pool[(k * len(pool)) // per_op]
+            chosen.add(case.name)
+            out.append(case.with_layout(layout))
+    return out
+
+
 def random_cases(op: str, count: int, seed: int = 0) -> Iterator[Case]:
     """``count`` valid random cases of ``op``; the same (op, count, seed) always gives the same cases."""
     r = random.Random(f"{op}:{seed}")
@@ -41,5 +80,5 @@ def random_cases(op: str, count: int, seed: int = 0) -> Iterator[Case]:
                 return
 
 
-__all__ = ["Case", "In", "FAMILIES", "GENERATORS", "grid_cases", "random_cases", "case_from_json",
-           "forward_shape", "is_valid"]
+__all__ = ["Case", "In", "FAMILIES", "GENERATORS", "LAYOUTS", "grid_cases", "special_cases", "layout_cases",
+           "random_cases", "case_from_json", "forward_shape", "is_valid"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterator
 
-from .base import PADDINGS, Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding
+from .base import (NONFINITE, PADDINGS, Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding,
+                   special)
+
 
 def conv2d_grid() -> Iterator[Case]:
     for padding in PADDINGS:
@@ -27,6 +29,10 @@ def conv2d_grid() -> Iterator[Case]:
     yield Case("conv2d", (normal(3, 5, 4, 4), normal(2, 5, 1, 1), normal(2)), {})                          # pointwise
     yield Case("conv2d", (normal(2, 3, 5, 7), normal(2, 3, 5, 7), None), {})                           # kernel = input
     yield Case("conv2d", (normal(1, 2, 10, 3), normal(1, 2, 1, 3), None), {"stride": (3, 1)})          # 1xK, non-square
+    # batches of 5, 7 and 17 (not multiples of a batch chunk or tile), rows wider than 64
+    yield Case("conv2d", (normal(5, 2, 6, 67), normal(3, 2, 3, 3), normal(3)), {"padding": 1})
+    yield Case("conv2d", (normal(7, 3, 5, 9), normal(4, 3, 2, 2), None), {"stride": 2})
+    yield Case("conv2d", (normal(17, 2, 4, 5), normal(2, 2, 3, 3), normal(2)), {"padding": "SAME"})
 
 
 def fused_grid() -> Iterator[Case]:
@@ -64,6 +70,23 @@ def grad_conv_grid() -> Iterator[Case]:
     yield from conv_backward_cases((1, 2, 10, 3), (1, 2, 1, 3), {"stride": (3, 1)})               # rows skipped
     yield from conv_backward_cases((2, 3, 7, 7), (4, 3, 2, 2), {"stride": 3})                     # gaps between taps
     yield from conv_backward_cases((2, 16, 12, 12), (32, 16, 3, 3), {"padding": 1})               # longer sums
+    # batches of 5, 7 and 17, rows wider than 64
+    yield from conv_backward_cases((5, 2, 6, 67), (3, 2, 3, 3), {"padding": 1})
+    yield from conv_backward_cases((7, 3, 5, 9), (4, 3, 2, 2), {"stride": 2})
+    yield from conv_backward_cases((17, 2, 4, 5), (2, 2, 3, 3), {"padding": "SAME"})
+
+
+def special_conv_grid() -> Iterator[Case]:
+    """NaN and infinities in the data input propagate through the sums (inf - inf: NaN), large values
+    do not overflow; conv2d_bias_relu keeps NaN (relu(NaN) is NaN). The weights stay finite: 0 * inf
+    from zero padding would be NaN in some implementations and skipped in others."""
+    for op in ("conv2d", "conv2d_bias_relu"):
+        yield Case(op, (special(2, 3, 7, 6), normal(4, 3, 3, 2), normal(4)), {"padding": 1})
+        yield Case(op, (special(5, 2, 5, 67, pool=NONFINITE), normal(3, 2, 3, 3), None), {"stride": 2})
+    x, w, attrs = (2, 3, 7, 6), (4, 3, 3, 2), {"padding": 1}
+    dy = forward_shape("conv2d", (x, w, None), attrs)
+    yield Case("conv2d_backward_input", (special(*dy), normal(*w)), dict(attrs, input_shape=x))
+    yield Case("conv2d_backward_weight", (special(*x), normal(*dy)), dict(attrs, weight_shape=w))
 
 
 def _conv2d(r: random.Random) -> Case:
@@ -98,6 +121,9 @@ def _renamed(case: Case, op: str) -> Case:
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (conv2d_grid, fused_grid, grad_conv_grid,)
 """The grid generators, each numbered from seed 0."""
+
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_conv_grid,)
+"""Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'conv2d': _conv2d,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterator
 
-from .base import Case, In, normal, rand_shape
+from .base import (NONFINITE, Case, In, normal, rand_shape, special)
+
 
 def layout_grid() -> Iterator[Case]:
     yield Case("reshape", (normal(2, 3, 4),), {"shape": (4, 6)})
@@ -18,11 +19,16 @@ def layout_grid() -> Iterator[Case]:
     yield Case("transpose", (normal(5),), {})
     for start in (0, 1, 2, -1):
         yield Case("flatten", (normal(2, 3, 4),), {"start_axis": start})
+    # odd sizes larger than a work-group or a tile
+    yield Case("reshape", (normal(17, 67),), {"shape": (67, 17)})
+    yield Case("transpose", (normal(5, 67, 3),), {"axes": (2, 0, 1)})
+    yield Case("transpose", (normal(65, 129),), {})
+    yield Case("flatten", (normal(5, 3, 67),), {"start_axis": 1})
 
 
 def broadcast_to_grid() -> Iterator[Case]:
     for src, dst in (((), (2, 3)), ((3,), (2, 3)), ((2, 1), (2, 4)), ((1, 3, 1), (2, 3, 4)), ((2, 3), (2, 3)),
-                     ((1,), (0,)), ((4, 1, 1), (2, 4, 3, 5)), ((5,), (5,))):
+                     ((1,), (0,)), ((4, 1, 1), (2, 4, 3, 5)), ((5,), (5,)), ((67,), (17, 67)), ((5, 1, 3), (5, 67, 3))):
         yield Case("broadcast_to", (normal(*src),), {"shape": dst})
 
 
@@ -46,6 +52,25 @@ def movement_grid() -> Iterator[Case]:
     yield Case("concat", (normal(2, 3), normal(2, 1), normal(2, 5)), {"axis": -1})
     yield Case("concat", (normal(1, 2, 2, 3),), {"axis": 2})
     yield Case("concat", (normal(2, 0, 3), normal(2, 4, 3)), {"axis": 1})
+    # odd sizes larger than a work-group or a tile
+    for mode in ("constant", "reflect", "edge"):
+        yield Case("pad", (normal(5, 67),), {"pads": ((2, 3), (7, 5)), "mode": mode})
+    yield Case("slice", (normal(7, 130),), {"starts": (1, 129), "ends": (None, None), "axes": None, "steps": (2, -3)})
+    yield Case("concat", (normal(5, 67), normal(5, 3), normal(5, 65)), {"axis": 1})
+
+
+def special_layout_grid() -> Iterator[Case]:
+    """NaN, infinities and signed zeros move through layout ops unchanged."""
+    x = special(3, 4, 5)
+    yield Case("reshape", (x,), {"shape": (12, 5)})
+    yield Case("transpose", (x,), {"axes": (2, 0, 1)})
+    yield Case("flatten", (x,), {"start_axis": 1})
+    yield Case("broadcast_to", (special(4, 1),), {"shape": (2, 4, 3)})
+    for mode in ("constant", "reflect", "edge"):
+        yield Case("pad", (x,), {"pads": ((1, 0), (2, 1)), "mode": mode})
+    yield Case("pad", (special(2, 3),), {"pads": ((1, 1), (1, 1)), "value": float("inf")})
+    yield Case("slice", (x,), {"starts": (3, 0), "ends": (None, None), "axes": (1, 2), "steps": (-1, 2)})
+    yield Case("concat", (x, special(3, 2, 5, pool=NONFINITE)), {"axis": 1})
 
 
 def _pad(r: random.Random) -> Case:
@@ -107,6 +132,9 @@ def _broadcast_to(r: random.Random) -> Case:
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (layout_grid, broadcast_to_grid, movement_grid,)
 """The grid generators, each numbered from seed 0."""
+
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_layout_grid,)
+"""Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'reshape': _reshape,

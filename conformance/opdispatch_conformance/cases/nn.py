@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterator
 
-from .base import Case, In, normal, rand_shape
+from .base import (EDGES, NONFINITE, Case, In, normal, rand_shape, special)
+
 
 def nn_grid() -> Iterator[Case]:
     for op in ("softmax", "log_softmax"):
@@ -16,6 +17,10 @@ def nn_grid() -> Iterator[Case]:
     for n, c in ((4, 5), (1, 1), (16, 10), (3, 2)):
         yield Case("softmax_cross_entropy", (normal(n, c), In((n,), "labels", high=c)), {})
     yield Case("softmax_cross_entropy", (In((4, 3), "uniform", -60.0, 60.0), In((4,), "labels", high=3)), {})
+    for op in ("softmax", "log_softmax"):  # rows longer than a work-group's share, odd sizes
+        yield Case(op, (normal(5, 130),), {"axis": -1})
+        yield Case(op, (normal(131, 3),), {"axis": 0})
+    yield Case("softmax_cross_entropy", (normal(17, 67), In((17,), "labels", high=67)), {})
 
 
 def xent_backward_grid() -> Iterator[Case]:
@@ -23,6 +28,26 @@ def xent_backward_grid() -> Iterator[Case]:
         yield Case("softmax_cross_entropy_backward", (normal(n, c), In((n,), "labels", high=c), normal()), {})
     yield Case("softmax_cross_entropy_backward", (In((4, 3), "uniform", -60.0, 60.0), In((4,), "labels", high=3),
                                                   normal()), {})
+    yield Case("softmax_cross_entropy_backward", (normal(17, 67), In((17,), "labels", high=67), normal()), {})
+
+
+MASKED = (float("-inf"),)
+"""Masked logits: -inf where a position must get no probability."""
+
+
+def special_nn_grid() -> Iterator[Case]:
+    """Logits at exp's overflow edges (+-100, +-1e4, +-88.7: stable only when max-shifted), masked with
+    -inf, and NaN/inf rows (NaN through the whole row), over rows longer than 64."""
+    for op in ("softmax", "log_softmax"):
+        yield Case(op, (special(6, 70, pool=EDGES),), {"axis": -1})
+        yield Case(op, (In((4, 67), "uniform", -1e4, 1e4),), {"axis": -1})
+        yield Case(op, (special(70, 4, pool=MASKED),), {"axis": 0})
+        yield Case(op, (special(9, 5, pool=NONFINITE),), {"axis": -1})
+    for op, tail in (("softmax_cross_entropy", ()), ("softmax_cross_entropy_backward", (normal(),))):
+        yield Case(op, (special(8, 70, pool=EDGES), In((8,), "labels", high=70)) + tail, {})
+        yield Case(op, (In((5, 9), "uniform", -1e4, 1e4), In((5,), "labels", high=9)) + tail, {})
+        yield Case(op, (special(12, 9, pool=MASKED), In((12,), "labels", high=9)) + tail, {})
+        yield Case(op, (special(6, 5, pool=NONFINITE), In((6,), "labels", high=5)) + tail, {})
 
 
 def _softmax(op: str) -> Callable[[random.Random], Case]:
@@ -44,6 +69,9 @@ def _xent_backward(r: random.Random) -> Case:
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (nn_grid, xent_backward_grid,)
 """The grid generators, each numbered from seed 0."""
+
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_nn_grid,)
+"""Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'softmax': _softmax("softmax"),

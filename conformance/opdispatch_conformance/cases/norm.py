@@ -6,7 +6,9 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterator
 
-from .base import Case, In, normal, positive
+from .base import (NONFINITE, Case, In, normal, positive,
+                   special)
+
 
 def batch_norm_grid() -> Iterator[Case]:
     for shape in ((2, 3, 4, 5), (8, 4), (1, 2, 3, 3), (4, 1, 1, 1)):
@@ -21,6 +23,11 @@ def batch_norm_grid() -> Iterator[Case]:
                {"training": True, "momentum": 0.0})
     yield Case("batch_norm", (normal(2, 3, 2, 2), normal(3), positive(3), None, None),
                {"training": True, "momentum": 1.0})
+    # batches of 5 and 17, rows wider than 64
+    for training in (False, True):
+        yield Case("batch_norm", (normal(5, 3, 4, 67), normal(3), positive(3), positive(3), normal(3)),
+                   {"training": training, "momentum": 0.2})
+        yield Case("batch_norm", (normal(17, 70), normal(70), positive(70), None, None), {"training": training})
 
 
 def grad_batch_norm_grid() -> Iterator[Case]:
@@ -36,6 +43,26 @@ def grad_batch_norm_grid() -> Iterator[Case]:
                {"training": True, "eps": 0.5})
     yield Case("batch_norm_backward", (normal(16, 8, 6, 6), normal(16, 8, 6, 6), normal(8), positive(8), positive(8)),
                {"training": True})
+    for training in (False, True):
+        yield Case("batch_norm_backward",
+                   (normal(5, 3, 4, 67), normal(5, 3, 4, 67), normal(3), positive(3), positive(3)),
+                   {"training": training})
+        yield Case("batch_norm_backward", (normal(17, 70), normal(17, 70), normal(70), positive(70), None),
+                   {"training": training})
+
+
+def special_norm_grid() -> Iterator[Case]:
+    """NaN and infinities in x: per element in inference, through the channel's statistics in
+    training; large values (+-1e4, +-100) around small ones: the variance must not cancel."""
+    for training in (False, True):
+        yield Case("batch_norm", (special(4, 3, 5, 5, pool=NONFINITE), normal(3), positive(3), positive(3), normal(3)),
+                   {"training": training})
+        yield Case("batch_norm", (special(6, 4, 3, 3, pool=(1e4, -1e4, 100.0, -100.0)), normal(4), positive(4),
+                                  None, None), {"training": training})
+        yield Case("batch_norm_backward", (special(4, 3, 5, 5, pool=NONFINITE), normal(4, 3, 5, 5), normal(3),
+                                           positive(3), positive(3)), {"training": training})
+        yield Case("batch_norm_backward", (special(6, 4, 3, 3, pool=(1e4, -1e4, 100.0, -100.0)), normal(6, 4, 3, 3),
+                                           normal(4), positive(4), None), {"training": training})
 
 
 def _batch_norm(r: random.Random) -> Case:
@@ -59,6 +86,9 @@ def _batch_norm_backward(r: random.Random) -> Case:
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (batch_norm_grid, grad_batch_norm_grid,)
 """The grid generators, each numbered from seed 0."""
+
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_norm_grid,)
+"""Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'batch_norm': _batch_norm,

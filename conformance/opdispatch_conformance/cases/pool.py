@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator
 
-from .base import Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding
+from .base import (NONFINITE, Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding, special)
+
 
 def pool_grid(op: str) -> Iterator[Case]:
     x = normal(2, 3, 7, 6)
@@ -34,6 +35,10 @@ def pool_grid(op: str) -> Iterator[Case]:
             yield Case(op, (x,), {"kernel_size": 2, "padding": "SAME", "count_include_pad": cip})
             yield Case(op, (normal(1, 2, 7, 8),), {"kernel_size": 3, "stride": 2, "padding": ((1, 0), (0, 2)),
                                                "ceil_mode": True, "count_include_pad": cip})
+    # batches of 5, 7 and 17 (not multiples of any chunk), rows wider than 64
+    yield Case(op, (normal(5, 2, 6, 67),), {"kernel_size": 3, "stride": 2, "padding": 1})
+    yield Case(op, (normal(7, 3, 5, 9),), {"kernel_size": 2})
+    yield Case(op, (normal(17, 1, 4, 5),), {"kernel_size": 2, "stride": 1})
 
 
 def max_pool_backward_case(x: In, attrs: dict) -> Case:
@@ -87,6 +92,34 @@ def grad_pool_grid() -> Iterator[Case]:
                                                     "ceil_mode": True, "count_include_pad": cip})
         yield avg_pool_backward_case((2, 2, 5, 6), {"kernel_size": (3, 2), "stride": 1, "padding": (1, 1),
                                                     "count_include_pad": cip})
+    # batches of 5, 7 and 17, rows wider than 64
+    for shape, attrs in (((5, 2, 6, 67), {"kernel_size": 3, "stride": 2, "padding": 1}),
+                         ((7, 3, 5, 9), {"kernel_size": 2}), ((17, 1, 4, 5), {"kernel_size": 2, "stride": 1})):
+        yield max_pool_backward_case(In(shape), attrs)
+        yield avg_pool_backward_case(shape, attrs)
+
+
+def special_pool_grid() -> Iterator[Case]:
+    """NaN propagates through max pooling (a NaN is its window's maximum, even next to -inf
+    padding) and average pooling, infinities too (inf - inf: NaN); max pooling's gradient sends a
+    window's dy to its first NaN."""
+    nan = (float("nan"),)
+    for attrs in ({"kernel_size": 3, "stride": 2, "padding": 1}, {"kernel_size": 2},
+                  {"kernel_size": 3, "stride": 1, "dilation": 2, "ceil_mode": True}):
+        yield Case("max_pool2d", (special(2, 3, 9, 10),), attrs)
+    yield Case("max_pool2d", (special(1, 2, 8, 8, pool=nan),), {"kernel_size": 2})
+    yield Case("max_pool2d", (special(2, 1, 7, 8, pool=(float("-inf"),)),), {"kernel_size": 3, "stride": 2,
+                                                                            "padding": 1, "ceil_mode": True})
+    yield Case("max_pool2d", (special(5, 2, 4, 67, pool=nan),), {"kernel_size": 3, "stride": 2})
+    for cip in (True, False):
+        yield Case("avg_pool2d", (special(2, 3, 9, 10),), {"kernel_size": 3, "stride": 2, "padding": 1,
+                                                           "count_include_pad": cip})
+    yield Case("avg_pool2d", (special(1, 2, 8, 8, pool=nan),), {"kernel_size": 2})
+    for attrs in ({"kernel_size": 3, "stride": 2, "padding": 1}, {"kernel_size": 2}):
+        yield max_pool_backward_case(special(2, 3, 7, 6, pool=NONFINITE), attrs)
+        yield max_pool_backward_case(special(1, 2, 8, 8, pool=nan), attrs)
+    yield Case("avg_pool2d_backward", (special(2, 3, 4, 3),), {"kernel_size": 3, "stride": 2, "padding": 1,
+                                                               "input_shape": (2, 3, 7, 6)})
 
 
 def _pool(op: str) -> Callable[[random.Random], Case]:
@@ -116,6 +149,9 @@ def _avg_pool2d_backward(r: random.Random) -> Case:
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (lambda: pool_grid("max_pool2d"), lambda: pool_grid("avg_pool2d"),
                                                    grad_pool_grid,)
 """The grid generators, each numbered from seed 0."""
+
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_pool_grid,)
+"""Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'max_pool2d': _pool("max_pool2d"),

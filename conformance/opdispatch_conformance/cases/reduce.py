@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator
 
-from .base import Case, In, forward_shape, normal, output_shape_of, rand_shape
+from .base import (NONFINITE, Case, In, forward_shape, normal, output_shape_of, rand_shape, special)
+
 
 def reduce_grid() -> Iterator[Case]:
     for op in ("sum", "mean", "max"):
@@ -16,6 +17,10 @@ def reduce_grid() -> Iterator[Case]:
         yield Case(op, (normal(5),), {})
         yield Case(op, (normal(),), {})
         yield Case(op, (normal(3, 4),), {"axis": (1, 0)})
+    for op in ("sum", "mean", "max"):  # axes longer than a work-group or an unrolled loop, odd sizes
+        yield Case(op, (normal(3, 1000),), {"axis": -1})
+        yield Case(op, (normal(131, 7),), {"axis": 0, "keepdims": True})
+        yield Case(op, (normal(1031),), {})
 
 
 def max_backward_grid() -> Iterator[Case]:
@@ -31,6 +36,22 @@ def max_backward_grid() -> Iterator[Case]:
         for keepdims in (False, True):
             attrs = {"axis": axis, "keepdims": keepdims}
             yield Case("max_backward", (ties, In(forward_shape("max", ((3, 4),), attrs))), attrs)
+    yield Case("max_backward", (normal(3, 1000), normal(3)), {"axis": -1})
+    yield Case("max_backward", (normal(131, 7), normal(1, 7)), {"axis": 0, "keepdims": True})
+
+
+def special_reduce_grid() -> Iterator[Case]:
+    """NaN propagates through every reduction (max too: a NaN is the maximum), inf - inf is NaN, and
+    -inf / +inf rows; some rows with NaN and some without."""
+    for op in ("sum", "mean", "max"):
+        yield Case(op, (special(4, 70),), {"axis": -1})
+        yield Case(op, (special(20, 3, pool=(float("nan"),)),), {"axis": 1})
+        yield Case(op, (special(20, 3, pool=(float("inf"), float("-inf"))),), {"axis": 1})
+        yield Case(op, (special(67, 2, pool=(-0.0, 1e4, 100.0)),), {"axis": None})  # no cancellation: one sign
+    yield Case("max", (special(6, 5, pool=(float("-inf"),), low=-1e30, high=-1e29),), {"axis": 0})
+    for pool in ((float("nan"),), (float("inf"), float("-inf")), NONFINITE):
+        yield Case("max_backward", (special(20, 3, pool=pool), normal(20)), {"axis": 1})
+    yield Case("max_backward", (special(4, 70), normal(4, 1)), {"axis": -1, "keepdims": True})
 
 
 def _reduce(op: str) -> Callable[[random.Random], Case]:
@@ -51,6 +72,9 @@ def _max_backward(r: random.Random) -> Case:
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (reduce_grid, max_backward_grid,)
 """The grid generators, each numbered from seed 0."""
+
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_reduce_grid,)
+"""Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'sum': _reduce("sum"),
