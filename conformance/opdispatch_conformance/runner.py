@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 import numpy as np
 
 import opdispatch as od
-from opdispatch import Device, Tensor, TensorMeta, op_function, tensor
+from opdispatch import Device, Tensor, TensorMeta, op_function
 from opdispatch import device as device_scope
 from opdispatch.ops import OPS, OpSchema
 
@@ -314,7 +314,7 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
     run = call or CALLS[mode]
     try:
         with device_scope(dev, fallback="error"), np.errstate(all="ignore"):
-            inputs = [None if a is None else tensor(a, device=dev) for a in host]
+            inputs = [None if a is None else od.tensor(a, device=dev) for a in host]
             # copies: a backend's to_numpy may hand out its own buffer
             before = [None if t is None else np.array(t.numpy(), copy=True) for t in inputs]
             result = run(case, inputs, dev)
@@ -352,7 +352,7 @@ def _check_same_as_contiguous(case: Case, arrays: list, values: list, dev: Devic
     against the same call with the inputs passed contiguous: they must agree as they agree with
     the reference (the same NaN and infinity positions, within ``tol``)."""
     with device_scope(dev, fallback="error"), np.errstate(all="ignore"):
-        result = run(case, [None if a is None else tensor(a, device=dev) for a in arrays], dev)
+        result = run(case, [None if a is None else od.tensor(a, device=dev) for a in arrays], dev)
     results = result if isinstance(result, tuple) else (result,)
     problems = []
     for i, (got, want) in enumerate(zip(values, results)):
