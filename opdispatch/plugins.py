@@ -223,6 +223,19 @@ def _check_hooks(pm: pluggy.PluginManager, plugin: object, required: tuple[str, 
     return impls  # type: ignore[return-value]
 
 
+def _identify(result: Any, info: Any, expected: "type[BackendInfo] | type[ProviderInfo]", hook: str, kind: str,
+              taken: "set[str]") -> None:
+    """Check the identity ``info`` a plugin's ``hook`` returned and adopt its name."""
+    if not isinstance(info, expected):
+        raise PluginLoadError(f"{hook} returned {info!r}; allowed: an opdispatch.backend.{expected.__name__}")
+    check_name(info.name, kind)
+    if info.name != result.name:
+        result.origin = f"{result.origin}; {kind} name {info.name!r}"
+        result.name = info.name
+    if info.name in taken:
+        raise PluginLoadError(f"{kind} name {info.name!r} is already provided by another plugin")
+
+
 def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: str,
                  taken: "set[str]") -> LoadedBackend:
     """Register a backend ``plugin`` and collect its declarations; never raises for a broken plugin."""
@@ -234,16 +247,8 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.BACKEND_HOOKS)
         info = impls["opdispatch_backend_info"]()
-        if not isinstance(info, BackendInfo):
-            raise PluginLoadError(f"opdispatch_backend_info returned {info!r}; allowed: an "
-                                  f"opdispatch.backend.BackendInfo")
-        check_name(info.name, "backend")
+        _identify(result, info, BackendInfo, "opdispatch_backend_info", "backend", taken)
         result.version, result.description, result.hidden = info.version, info.description, info.hidden
-        if info.name != result.name:
-            result.origin = f"{result.origin}; backend name {info.name!r}"
-            result.name = info.name
-        if info.name in taken:
-            raise PluginLoadError(f"backend name {info.name!r} is already provided by another plugin")
         for kernel in impls["opdispatch_kernels"]() or ():
             kernel = check_kernel(kernel)
             if kernel.op in result.kernels:
@@ -272,15 +277,7 @@ def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: s
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.PROVIDER_HOOKS)
         info = impls["opdispatch_provider_info"]()
-        if not isinstance(info, ProviderInfo):
-            raise PluginLoadError(f"opdispatch_provider_info returned {info!r}; allowed: an "
-                                  f"opdispatch.backend.ProviderInfo")
-        check_name(info.name, "provider")
-        if info.name != result.name:
-            result.origin = f"{result.origin}; provider name {info.name!r}"
-            result.name = info.name
-        if info.name in taken:
-            raise PluginLoadError(f"name {info.name!r} is already used by another plugin")
+        _identify(result, info, ProviderInfo, "opdispatch_provider_info", "provider", taken)
         if not isinstance(info.priority, int) or isinstance(info.priority, bool) or info.priority <= BUILTIN_PRIORITY:
             raise PluginLoadError(f"priority {info.priority!r} is not allowed; allowed: an int > {BUILTIN_PRIORITY} "
                                   f"(backends' own kernels have {BUILTIN_PRIORITY})")

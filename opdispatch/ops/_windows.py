@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .layout import slice_adjoint
+
 
 def padded_shape(x_shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple, out_hw: tuple) -> tuple:
     """The (N, C, H', W') shape the taps are cut from, and the (bottom, right) overhang it adds."""
@@ -39,3 +41,16 @@ def stacked(F: Any, taps: list, axis: int) -> Any:
     shape = taps[0].shape
     parts = [F.reshape(t, shape[:axis] + (1,) + shape[axis:]) for t in taps]
     return parts[0] if len(parts) == 1 else F.concat(parts, axis=axis)
+
+
+def scatter_taps(F: Any, taps: list, x_shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple,
+                 out_hw: tuple) -> Any:
+    """The adjoint of `window_taps`: each tap's (N, C, OH, OW) values added back where that tap read the
+    padded input (slice adjoints), the padding then cropped away; the result has ``x_shape``."""
+    padded, _ = padded_shape(x_shape, kernel, stride, dilation, pads, out_hw)
+    total = None
+    for tap, (r, q) in zip(taps, tap_starts(kernel, dilation)):
+        part = slice_adjoint(F, tap, padded, (0, 0, r, q), (1, 1) + tuple(stride))
+        total = part if total is None else total + part
+    (pt, _), (pl, _) = pads
+    return F.slice(total, starts=(pt, pl), ends=(pt + x_shape[2], pl + x_shape[3]), axes=(2, 3))

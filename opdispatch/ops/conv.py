@@ -14,8 +14,7 @@ from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
 from ._checks import float_inputs, require_dy, require_positive_dims, require_rank, shape4
 from ._rules import without
-from ._windows import padded_shape, stacked, tap_starts, window_taps
-from .layout import slice_adjoint
+from ._windows import scatter_taps, stacked, window_taps
 
 FAMILY = "conv"
 
@@ -117,14 +116,9 @@ def _conv2d_backward_input(F, dy, w, *, input_shape, stride, padding, dilation, 
     oh, ow = dy.shape[2:]
     wt = F.transpose(F.reshape(w, (groups, c_out // groups, c_per_group * kh * kw)), (0, 2, 1))
     dcols = F.reshape(F.matmul(wt, F.reshape(dy, (n, groups, c_out // groups, oh * ow))), (n, c, kh * kw, oh, ow))
-    padded, _ = padded_shape(input_shape, (kh, kw), stride, dilation, padding, (oh, ow))
-    total = None
-    for t, (r, q) in enumerate(tap_starts((kh, kw), dilation)):
-        tap = F.reshape(F.slice(dcols, starts=(t,), ends=(t + 1,), axes=(2,)), (n, c, oh, ow))
-        part = slice_adjoint(F, tap, padded, (0, 0, r, q), (1, 1) + tuple(stride))
-        total = part if total is None else total + part
-    (pt, _), (pl, _) = padding
-    return F.slice(total, starts=(pt, pl), ends=(pt + h, pl + wd), axes=(2, 3))
+    taps = [F.reshape(F.slice(dcols, starts=(t,), ends=(t + 1,), axes=(2,)), (n, c, oh, ow))
+            for t in range(kh * kw)]
+    return scatter_taps(F, taps, input_shape, (kh, kw), stride, dilation, padding, (oh, ow))
 
 
 _IM2COL = ("pad", "slice", "reshape", "concat")

@@ -18,9 +18,8 @@ from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
 from ._checks import float_inputs, require_dy, require_positive_dims, require_rank, shape4
 from ._rules import without
-from ._windows import padded_shape, stacked, tap_starts, window_taps
+from ._windows import scatter_taps, stacked, window_taps
 from .conv import check_window_fits
-from .layout import slice_adjoint
 
 FAMILY = "pool"
 
@@ -91,13 +90,8 @@ def _avg_pool2d(F, x, **attrs):
 def _avg_pool2d_backward(F, dy, *, input_shape, **attrs):
     a = attrs
     share = dy / _divisor(F, dy, input_shape[2:], a)
-    padded, _ = padded_shape(input_shape, a["kernel_size"], a["stride"], (1, 1), a["padding"], dy.shape[2:])
-    total = None
-    for r, q in tap_starts(a["kernel_size"], (1, 1)):
-        part = slice_adjoint(F, share, padded, (0, 0, r, q), (1, 1) + tuple(a["stride"]))
-        total = part if total is None else total + part
-    (pt, _), (pl, _) = a["padding"]
-    return F.slice(total, starts=(pt, pl), ends=(pt + input_shape[2], pl + input_shape[3]), axes=(2, 3))
+    taps = [share] * (a["kernel_size"][0] * a["kernel_size"][1])
+    return scatter_taps(F, taps, input_shape, a["kernel_size"], a["stride"], (1, 1), a["padding"], dy.shape[2:])
 
 
 # -- gradient rules -------------------------------------------------------------------------------
