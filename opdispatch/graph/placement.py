@@ -11,7 +11,7 @@ device the node was placed on, as in eager mode.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Union, cast
 
 from ..device import Device
 from ..errors import DeviceMismatchError, OpDispatchError, UnsupportedError
@@ -33,8 +33,7 @@ def place(graph: GraphIR, input_devices: Sequence[Union[str, Device]], placement
     alias: dict[int, int] = {}
     for node in graph.nodes:
         if node.op == "copy" and node.attrs.get("auto"):
-            src = node.inputs[0]
-            assert src is not None  # a copy has its one input
+            src = cast(int, node.inputs[0])  # a copy has its one input
             alias[node.outputs[0]] = alias.get(src, src)
             del values[node.outputs[0]]
     for v, dev in zip(graph.inputs, input_devices):

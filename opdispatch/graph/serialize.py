@@ -22,7 +22,7 @@ import binascii
 import json
 import os
 import re
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -272,7 +272,7 @@ def _from_dict(doc: Any, arrays: Optional[dict]) -> GraphIR:
     inputs = [define(v, "inputs") for v in _list(doc.get("inputs"), "inputs")]
     const_ids = [define(c, "constants") for c in _list(doc.get("constants"), "constants")]
     if version == 1:
-        assert arrays is not None
+        arrays = cast(dict, arrays)  # version 1 documents come with their .npz arrays
         extra = sorted(set(arrays) - {f"c{c}" for c in const_ids})
         if extra:
             raise _fail("constants", f"the .npz holds arrays {short(extra)} the graph does not list")
@@ -292,8 +292,7 @@ def _from_dict(doc: Any, arrays: Optional[dict]) -> GraphIR:
                 raise _fail(f"constant {c}", f"array is {got}; allowed: shape {info.shape} dtype {info.dtype.name}")
             constants[c] = readonly(arr)
         else:
-            assert isinstance(data, dict)  # checked above
-            constants[c] = _decode(c, data[str(c)], info)
+            constants[c] = _decode(c, cast(dict, data)[str(c)], info)  # a dict: checked above
     nodes = [_node(i, spec, values, use, define) for i, spec in enumerate(_list(doc.get("nodes"), "nodes"))]
     outputs = [use(v, "outputs") for v in _list(doc.get("outputs"), "outputs")]
     return GraphIR(name=name, inputs=tuple(inputs), outputs=tuple(outputs),
@@ -335,8 +334,7 @@ def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values:
         if len(ins) != 1 or len(outs) != 1 or ins[0] is None or set(attrs) != {"device"}:
             raise _fail(where, "a copy takes one input and one output and a 'device' attribute")
         _device(attrs["device"], where)
-        assert metas[0] is not None  # ins[0] is not None (checked above)
-        expected = [metas[0]]
+        expected = [cast(TensorMeta, metas[0])]  # ins[0] is not None (checked above)
     else:
         schema = OPS.get(op)
         if schema is None:

@@ -4,7 +4,7 @@ of its ops (conv2d, conv2d_bias_relu, conv2d_backward_input, conv2d_backward_wei
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 from .base import (NONFINITE, PADDINGS, Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding,
                    special)
@@ -105,8 +105,7 @@ def _conv2d(r: random.Random) -> Case:
 def _conv2d_backward(op: str) -> Callable[[random.Random], Case]:
     def make(r: random.Random) -> Case:
         fwd = _conv2d(r)
-        x, w, _ = fwd.inputs
-        assert x is not None and w is not None
+        x, w = cast(In, fwd.inputs[0]), cast(In, fwd.inputs[1])
         dy = In(output_shape_of(fwd))
         if op == "conv2d_backward_input":
             return Case(op, (dy, w), dict(fwd.attrs, input_shape=x.shape))

@@ -4,7 +4,7 @@ of its ops (batch_norm, batch_norm_backward)."""
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 from .base import (NONFINITE, Case, In, normal, positive,
                    special)
@@ -79,7 +79,7 @@ def _batch_norm(r: random.Random) -> Case:
 def _batch_norm_backward(r: random.Random) -> Case:
     fwd = _batch_norm(r)
     x, rm, rv, weight, _ = fwd.inputs
-    assert x is not None
+    x = cast(In, x)
     return Case("batch_norm_backward", (x, In(x.shape), rm, rv, weight),
                 {"training": fwd.attrs["training"], "eps": fwd.attrs["eps"]})
 

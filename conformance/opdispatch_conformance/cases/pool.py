@@ -4,7 +4,7 @@ of its ops (max_pool2d, avg_pool2d, max_pool2d_backward, avg_pool2d_backward).""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 from .base import (NONFINITE, Case, In, forward_shape, normal, output_shape_of, rand_pair, rand_padding, special)
 
@@ -141,8 +141,7 @@ def _max_pool2d_backward(r: random.Random) -> Case:
 
 def _avg_pool2d_backward(r: random.Random) -> Case:
     fwd = _pool("avg_pool2d")(r)
-    x = fwd.inputs[0]
-    assert x is not None
+    x = cast(In, fwd.inputs[0])
     return Case("avg_pool2d_backward", (In(output_shape_of(fwd)),), dict(fwd.attrs, input_shape=x.shape))
 
 

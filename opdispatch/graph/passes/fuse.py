@@ -79,9 +79,9 @@ def fold_bias_add(graph: GraphIR) -> GraphIR:
             continue
         for conv_in, bias_in in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
             conv = _producer_conv(graph, producers, consumers, conv_in, node)
-            if conv is None or conv_in is None or conv.inputs[2] is not None or producers[conv_in] in drop:
+            if conv is None or conv_in is None or bias_in is None or conv.inputs[2] is not None \
+                    or producers[conv_in] in drop:
                 continue
-            assert bias_in is not None  # add has two required inputs
             c = graph.values[conv_in].shape[1]
             b = graph.values[bias_in]
             if b.shape not in ((c, 1, 1), (1, c, 1, 1)) or b.dtype != graph.values[conv_in].dtype or \
@@ -116,7 +116,8 @@ def fold_batch_norm(graph: GraphIR) -> GraphIR:
         if conv is None or y is None or producers[y] in drop or not _has_kernels(graph, bn, BN_FOLD_OPS):
             continue
         x, w, b = conv.inputs
-        assert w is not None  # a required input of conv2d
+        if w is None:  # never: w is a required input of conv2d (this narrows its type)
+            continue
         dev, src = bn.device, conv.sources + bn.sources
         dtype = graph.values[y].dtype
         c = graph.values[y].shape[1]
