@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .device import Device
 from .errors import OpDispatchError
+from .ops import OPS, get_schema
 from .registry import registry
 
 COMMAND_GROUP = "opdispatch.commands"
@@ -19,13 +20,20 @@ CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install 
                     "(in this repository: pip install -e conformance)")
 
 
+BUILTIN_COMMANDS = ("devices",)
+
+
 def installed_commands() -> dict[str, Any]:
-    """Subcommands other distributions provide: name -> entry point (loaded only when run)."""
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)}
+    """Subcommands other distributions provide: name -> entry point (loaded only when run); the
+    built-in commands cannot be replaced."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)
+            if ep.name not in BUILTIN_COMMANDS}
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print every backend with its version, status and devices, then the kernel providers."""
+    if args.op is not None:
+        get_schema(args.op)  # an unknown op: say so before listing anything
     reg = registry()
     statuses = reg.backends(hidden=args.hidden)
     if not statuses:
@@ -53,8 +61,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 tag = f"{row.provider} (priority {row.priority}{', conditional' if row.conditional else ''}" \
                       f"{', disabled' if not row.enabled else ''})"
                 by_op.setdefault(row.op, []).append(tag)
-            for op, tags in by_op.items():
-                print(f"  {op:<32} {' > '.join(tags)}")
+            for op in sorted(OPS) if args.op is None else [args.op]:
+                tags = by_op.get(op, [])
+                if OPS[op].decomposition is not None:
+                    tags = tags + ["its decomposition" + ("" if tags else " (no kernel)")]
+                print(f"  {op:<32} {' > '.join(tags) if tags else 'nothing: unsupported'}")
     return 0
 
 
@@ -63,7 +74,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = installed_commands()
     if argv and argv[0] in commands:
-        command: Callable[[list[str]], int] = commands[argv[0]].load()
+        ep = commands[argv[0]]
+        try:
+            command: Callable[[list[str]], int] = ep.load()
+        except Exception as exc:  # a broken distribution: say which, do not dump a traceback
+            print(f"opdispatch: error: the command {argv[0]!r} ({ep.value}) failed to load: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
         return int(command(argv[1:]))
     if argv[:1] == ["conformance"]:
         print(f"opdispatch: error: {CONFORMANCE_HINT}", file=sys.stderr)

@@ -16,10 +16,10 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import recording
-from .errors import KernelError, OpDispatchError, UnsupportedError
+from .errors import InvalidArgumentError, KernelError, OpDispatchError, UnsupportedError
 from .ops import OPS
-from .placement import Placement, PlacementEvent, report
-from .registry import DeviceRuntime, registry
+from .placement import DEFAULT_DEVICE, Placement, PlacementEvent, report
+from .registry import DeviceRuntime, KernelEntry, KernelTable, registry
 from .schema import OpSchema, TensorMeta
 
 CHOICE_CACHE_LIMIT = 4096  # signatures remembered per device before the cache starts over
@@ -42,12 +42,22 @@ class Choice(NamedTuple):
 _PIN: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("opdispatch_pinned_provider", default=None)
 
 
+def current_pin() -> Optional[str]:
+    """The provider `use_provider` pins in this context, or None."""
+    return _PIN.get()
+
+
 class use_provider:  # noqa: N801 - a context manager used like a function
     """Inside the block, every op that provider ``name`` has a kernel for runs with that kernel (or is
     unsupported where its dtypes or ``supports()`` decline), whatever the priorities say; other ops
-    are dispatched as usual. For comparing and checking providers (the conformance suite does)."""
+    are dispatched as usual. For comparing and checking providers (the conformance suite does).
+    ``name`` is a loaded provider or backend (a backend's own kernels)."""
 
     def __init__(self, name: str) -> None:
+        known = registry().kernel_sources()
+        if name not in known:
+            raise InvalidArgumentError(f"use_provider: argument 'name' got {name!r}; allowed: a loaded provider or "
+                                       f"backend: {known}")
         self.name = name
         self._tokens: list[contextvars.Token] = []
 
@@ -61,21 +71,26 @@ class use_provider:  # noqa: N801 - a context manager used like a function
         recording.release_fast_paths()
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple((k, _freeze(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _supports(entry: Any, op: str, metas: Sequence[Optional[TensorMeta]], kattrs: dict) -> Optional[str]:
+def verdict(entry: KernelEntry, op: str, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
+            dtype: np.dtype) -> Optional[str]:
+    """None when candidate kernel ``entry`` accepts this call, else why not (its dtypes, its
+    ``supports()``). A ``supports()`` that raises is a `KernelError` naming the op and provider."""
+    if dtype not in entry.kernel.dtype_set:
+        return f"the {op} kernel of {entry.provider!r} supports " \
+               f"{', '.join(sorted(d.name for d in entry.kernel.dtype_set))}, not {dtype.name}"
+    if entry.kernel.supports is None:
+        return None
     try:
         reason = entry.kernel.supports(metas, kattrs)
     except Exception as exc:
         raise KernelError(f"{op}: supports() of the {op} kernel of {entry.provider!r} raised "
                           f"{type(exc).__name__}: {exc}") from exc
     return str(reason) if reason else None
+
+
+def has_kernel_for(table: KernelTable, op: str, dtype: np.dtype) -> bool:
+    """Whether some candidate kernel of ``op`` in ``table`` handles ``dtype`` (its supports() aside)."""
+    return any(dtype in e.kernel.dtype_set for e in table.candidates.get(op, ()))
 
 
 def _dtype_reason(rt: DeviceRuntime, dtype: np.dtype) -> Optional[str]:
@@ -85,47 +100,46 @@ def _dtype_reason(rt: DeviceRuntime, dtype: np.dtype) -> Optional[str]:
            f"{', '.join(sorted(d.name for d in rt.info.dtype_set))})"
 
 
-def decomposable(rt: DeviceRuntime, op: str, dtype: np.dtype, seen: tuple = ()) -> Optional[str]:
-    """None when ``rt`` can run op ``op``'s decomposition in ``dtype`` (each op it uses has a kernel for
-    the dtype there, or is decomposable itself), else what is missing."""
+def decomposable(rt: DeviceRuntime, op: str, dtype: np.dtype, seen: tuple = (),
+                 table: Optional[KernelTable] = None) -> Optional[str]:
+    """None when ``rt`` can run op ``op``'s decomposition in ``dtype`` as far as op and dtype tell (each
+    op it uses has a kernel for the dtype there, or is decomposable itself), else what is missing.
+    The kernels' ``supports()`` are asked only when the decomposition runs (`opdispatch.explain`
+    asks them for a given call)."""
+    table = table if table is not None else rt.table
     dec = OPS[op].decomposition
     if dec is None:
         return f"{op} has no decomposition"
     missing = []
     for used in dec.uses:
-        if any(dtype in e.kernel.dtype_set for e in rt.candidates.get(used, ())):
+        if has_kernel_for(table, used, dtype):
             continue
-        if used in seen or OPS[used].decomposition is None or decomposable(rt, used, dtype, seen + (op,)):
+        if used in seen or OPS[used].decomposition is None or decomposable(rt, used, dtype, seen + (op,), table):
             missing.append(used)
     return None if not missing else f"its decomposition needs {', '.join(missing)}, which {rt.device} cannot run"
 
 
-def _decide(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
-            dtype: np.dtype, pin: Optional[str]) -> Choice:
+def _decide(rt: DeviceRuntime, table: KernelTable, schema: OpSchema, metas: Sequence[Optional[TensorMeta]],
+            kattrs: dict, dtype: np.dtype, pin: Optional[str]) -> Choice:
     op = schema.name
     reason = _dtype_reason(rt, dtype)
     if reason is not None:
         return Choice(None, "", False, reason)
-    entries = rt.candidates.get(op, ())
+    entries = table.candidates.get(op, ())
     pinned = pin is not None and any(e.provider == pin for e in entries)
     if pinned:
         entries = tuple(e for e in entries if e.provider == pin)
     reasons = []
     for e in entries:
-        if dtype not in e.kernel.dtype_set:
-            reasons.append(f"the {op} kernel of {e.provider!r} supports "
-                           f"{', '.join(sorted(d.name for d in e.kernel.dtype_set))}, not {dtype.name}")
-            continue
-        if e.kernel.supports is not None:
-            declined = _supports(e, op, metas, kattrs)
-            if declined:
-                reasons.append(declined if len(entries) == 1 else f"{e.provider}: {declined}")
-                continue
-        return Choice(e.kernel.fn, e.provider, False, None)
+        declined = verdict(e, op, metas, kattrs, dtype)
+        if declined is None:
+            return Choice(e.kernel.fn, e.provider, False, None)
+        reasons.append(declined if len(entries) == 1 or declined.startswith(f"the {op} kernel of")
+                       else f"{e.provider}: {declined}")
     if not reasons:
         reasons.append(f"backend {rt.backend!r} has no kernel for {op}")
     if schema.decomposition is not None and not pinned:
-        missing = decomposable(rt, op, dtype)
+        missing = decomposable(rt, op, dtype, table=table)
         if missing is None:
             return Choice(None, "", True, None)
         reasons.append(missing)
@@ -134,18 +148,20 @@ def _decide(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[Tensor
 
 def choose(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
            dtype: np.dtype) -> Choice:
-    """What runs this call on ``rt`` (cached per op, input metas, attributes and pinned provider)."""
+    """What runs this call on ``rt`` (cached per op, input metas, attributes and pinned provider, in the
+    device's current kernel table)."""
     pin = _PIN.get()
+    table = rt.table  # one snapshot: the decision and where it is cached always agree
     try:
-        key: Any = (schema.name, tuple(metas), _freeze(kattrs), pin)
-        hit = rt.choices.get(key)
+        key: Any = (schema.name, tuple(metas), tuple(kattrs.items()), pin)
+        hit = table.choices.get(key)
     except TypeError:  # an unhashable attribute value: decide without the cache
-        return _decide(rt, schema, metas, kattrs, dtype, pin)
+        return _decide(rt, table, schema, metas, kattrs, dtype, pin)
     if hit is None:
-        hit = _decide(rt, schema, metas, kattrs, dtype, pin)
-        if len(rt.choices) >= CHOICE_CACHE_LIMIT:
-            rt.choices.clear()
-        rt.choices[key] = hit
+        hit = _decide(rt, table, schema, metas, kattrs, dtype, pin)
+        if len(table.choices) >= CHOICE_CACHE_LIMIT:
+            table.choices.clear()
+        table.choices[key] = hit
     return hit
 
 
@@ -157,9 +173,10 @@ def why_unsupported(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optiona
 
 def fallback_runtime(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
                      dtype: np.dtype) -> Optional[tuple[DeviceRuntime, Choice]]:
-    """Another (listed) device with a kernel for this call, the default CPU device first."""
+    """Another (listed) device with a kernel for this call, the default CPU device first (eager and
+    graph placement alike)."""
     reg = registry()
-    for dev in sorted(reg.devices(), key=lambda d: (str(d) != "numpy:0", d.backend, d.index)):
+    for dev in sorted(reg.devices(), key=lambda d: (d != DEFAULT_DEVICE, d.backend, d.index)):
         other = reg.runtime(dev)
         if other is not rt:
             choice = choose(other, schema, metas, kattrs, dtype)

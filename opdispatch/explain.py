@@ -13,12 +13,12 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .device import Device
-from .dispatch import choose, decomposable
-from .errors import InvalidArgumentError
-from .graph.passes.decompose import trace_decomposition
+from .dispatch import Choice, choose, current_pin, decomposable, verdict
+from .errors import DTypeError, InvalidArgumentError, KernelError
+from .graph.passes.decompose import decomposition_parts
 from .ops import get_schema
 from .placement import current_placement
-from .registry import registry
+from .registry import KernelEntry, registry
 from .schema import TensorMeta
 from .tensor import Tensor
 
@@ -42,8 +42,8 @@ class Plan:
 
     @property
     def supported(self) -> bool:
-        """Whether the call can run on the device (a kernel or the decomposition)."""
-        return self.how != "unsupported"
+        """Whether the call can run on the device (a kernel, or a decomposition whose every call has one)."""
+        return self.how != "unsupported" and all(p.supported for p in self.parts)
 
     def lines(self, indent: int = 0) -> list[str]:
         """The plan as indented text lines (a decomposition's identical parts counted once)."""
@@ -77,7 +77,11 @@ def _meta(value: Any, op: str, name: str) -> Optional[TensorMeta]:
     if isinstance(value, TensorMeta):
         return value
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], tuple):
-        return TensorMeta(tuple(value[0]), np.dtype(value[1]))
+        try:
+            return TensorMeta(tuple(value[0]), np.dtype(value[1]))
+        except TypeError:
+            raise DTypeError(f"explain: argument {name!r} of {op} got dtype {value[1]!r}; allowed: a NumPy dtype or "
+                             f"its name") from None
     if isinstance(value, np.ndarray):
         return TensorMeta(value.shape, value.dtype)
     raise InvalidArgumentError(f"explain: argument {name!r} of {op} got {type(value).__name__}; allowed: a tensor, "
@@ -98,40 +102,37 @@ def explain(op: str, *inputs: Any, device: Union[str, Device, None] = None, **at
     outs, kattrs = schema.infer(op, metas, schema.normalize(attrs) if schema.attrs else attrs)
     dtype = outs[0].dtype
     choice = choose(rt, schema, metas, kattrs, dtype)
-    candidates = tuple((e.provider, _verdict(e, choice, metas, kattrs, dtype, op))
+    pin = current_pin()
+    candidates = tuple((e.provider, _verdict(e, choice, pin, op, metas, kattrs, dtype))
                        for e in rt.candidates.get(op, ()))
     if choice.fn is not None:
         return Plan(op, rt.device, "kernel", provider=choice.provider, candidates=candidates)
     if choice.decompose:
-        sub = trace_decomposition(op, rt, metas, kattrs)
-        parts = []
-        for node in sub.nodes:
-            part = choose(rt, get_schema(node.op), [None if v is None else TensorMeta(sub.values[v].shape,
-                                                                                      sub.values[v].dtype)
-                                                    for v in node.inputs], dict(node.attrs),
-                          sub.values[node.outputs[0]].dtype)
-            parts.append(Plan(node.op, rt.device, "kernel" if part.fn is not None else "unsupported",
-                              provider=part.provider, reason=part.reason or ""))
-        return Plan(op, rt.device, "decomposition", candidates=candidates, parts=tuple(parts))
+        parts = tuple(Plan(part, rt.device, "kernel" if c.fn is not None else "unsupported", provider=c.provider,
+                           reason=c.reason or "") for part, c in decomposition_parts(op, rt, metas, kattrs))
+        broken = next((p for p in parts if p.how == "unsupported"), None)
+        reason = "" if broken is None else \
+            f"its decomposition calls {broken.op}, which cannot run there: {broken.reason}"
+        return Plan(op, rt.device, "decomposition", reason=reason, candidates=candidates, parts=parts)
     reason = choice.reason or "no kernel"
     if schema.decomposition is not None and "decomposition" not in reason:
         reason += f"; {decomposable(rt, op, dtype)}"
     return Plan(op, rt.device, "unsupported", reason=reason, candidates=candidates)
 
 
-def _verdict(entry: Any, choice: Any, metas: list, kattrs: dict, dtype: np.dtype, op: str) -> str:
+def _verdict(entry: KernelEntry, choice: Choice, pin: Optional[str], op: str, metas: list, kattrs: dict,
+             dtype: np.dtype) -> str:
     if choice.fn is entry.kernel.fn and choice.provider == entry.provider:
         return "chosen"
-    if dtype not in entry.kernel.dtype_set:
-        return f"declines {dtype.name} (supports {', '.join(sorted(d.name for d in entry.kernel.dtype_set))})"
-    if entry.kernel.supports is not None:
-        try:
-            reason = entry.kernel.supports(metas, kattrs)
-        except Exception as exc:
-            return f"supports() raised {type(exc).__name__}: {exc}"
-        if reason:
-            return f"declines: {reason}"
-    return "not reached (a higher-priority kernel is chosen)" if choice.fn is not None else "disabled by a pin"
+    if pin is not None and entry.provider != pin:
+        return f"not used: {pin!r} is pinned"
+    try:
+        declined = verdict(entry, op, metas, kattrs, dtype)
+    except KernelError as exc:
+        return str(exc)
+    if declined:
+        return f"declines: {declined}"
+    return "not reached (a higher-priority kernel is chosen)"
 
 
 __all__ = ["Plan", "explain"]

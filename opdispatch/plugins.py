@@ -26,8 +26,6 @@ from .ops import OPS
 
 BACKEND_GROUP = "opdispatch.backends"
 PROVIDER_GROUP = "opdispatch.providers"
-ENTRY_POINT_GROUP = BACKEND_GROUP  # the group API.md names
-REQUIRED_HOOKS = hookspecs.BACKEND_HOOKS
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 NAME_RULE = "lowercase letters, digits, '_' and '-', starting with a letter, at most 64 characters"
 

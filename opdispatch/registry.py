@@ -21,6 +21,7 @@ from . import reference_backend
 from .backend import BUILTIN_PRIORITY, DeviceInfo, Kernel
 from .device import Device
 from .errors import DeviceError, InvalidArgumentError
+from .ops import get_schema
 from .plugins import (BACKEND_GROUP, PROVIDER_GROUP, LoadedBackend, LoadedProvider, describe_entry_point,
                       entry_points, error_text, is_user_interrupt, kind_of, load_backend, load_provider, make_manager)
 
@@ -94,25 +95,34 @@ class KernelListing:
                 f"(priority {self.priority}; {', '.join(self.dtypes)}{cond}){off}")
 
 
-class DeviceRuntime:
-    """One usable device: its candidate kernels per op and the backend's transfer functions.
+class KernelTable(NamedTuple):
+    """A device's kernels at one moment: ``candidates[op]``, the enabled kernels in dispatch order, and
+    the caches dispatch fills from them (``choices``: call signature -> decision; ``fast_checked``:
+    element-wise fast-path signature -> kernel function or None). A new table replaces the whole
+    snapshot at once, so a decision is never cached beside candidates it was not made from."""
 
-    ``candidates[op]`` lists the enabled kernels in dispatch order; ``fast`` maps ``(op, dtype)``
-    to the function of the first candidate for that dtype when it is unconditional (no
-    ``supports``), the table eager dispatch's fast path reads; ``choices`` caches dispatch's
-    decision per call signature (cleared whenever the candidates change).
+    candidates: dict[str, tuple[KernelEntry, ...]]
+    choices: dict[Any, Any]
+    fast_checked: dict[Any, Any]
+
+
+class DeviceRuntime:
+    """One usable device: its kernel table and the backend's transfer functions.
+
+    ``table`` is the current `KernelTable`; ``fast`` maps ``(op, dtype)`` to the function of the
+    first candidate for that dtype when it is unconditional (no ``supports``), what eager dispatch's
+    fast path reads first.
     """
 
-    __slots__ = ("device", "info", "backend", "hidden", "candidates", "fast", "choices", "from_numpy", "to_numpy")
+    __slots__ = ("device", "info", "backend", "hidden", "table", "fast", "from_numpy", "to_numpy")
 
     def __init__(self, device: Device, info: DeviceInfo, backend: LoadedBackend) -> None:
         self.device = device
         self.info = info
         self.backend = backend.name
         self.hidden = backend.hidden
-        self.candidates: dict[str, tuple[KernelEntry, ...]] = {}
+        self.table = KernelTable({}, {}, {})
         self.fast: dict[tuple[str, Any], Callable[..., Any]] = {}
-        self.choices: dict[Any, Any] = {}
         self.from_numpy: Callable[[Any, Device], Any] = backend.from_numpy  # type: ignore[assignment]
         self.to_numpy: Callable[[Any, Device], Any] = backend.to_numpy  # type: ignore[assignment]
 
@@ -124,12 +134,13 @@ class DeviceRuntime:
                 first = next((e for e in entries if dtype in e.kernel.dtype_set), None)
                 if first is not None and first.kernel.supports is None:
                     fast[(op, dtype)] = first.kernel.fn
-        self.candidates, self.fast, self.choices = candidates, fast, {}
+        self.table = KernelTable(candidates, {}, {})
+        self.fast = fast
 
     @property
-    def kernels(self) -> dict[str, Kernel]:
-        """The first candidate kernel of each op that has one (what runs when no dtype or supports() declines)."""
-        return {op: entries[0].kernel for op, entries in self.candidates.items() if entries}
+    def candidates(self) -> dict[str, tuple[KernelEntry, ...]]:
+        """The enabled kernels of each op, in dispatch order."""
+        return self.table.candidates
 
     def __repr__(self) -> str:
         return f"<DeviceRuntime {self.device} ({len(self.candidates)} ops with kernels)>"
@@ -149,6 +160,7 @@ class Registry:
         self._runtimes: dict[Device, DeviceRuntime] = {}
         self._disabled: set[str] = _disabled_from_env()
         self._lock = threading.RLock()
+        self.generation = 0  # bumped whenever any device's kernels change (compiled graphs key on it)
         self.add_plugin(reference_backend, name=reference_backend.NAME,
                         origin="built in (opdispatch.reference_backend)")
 
@@ -206,8 +218,8 @@ class Registry:
             for op, k in self._backends[rt.backend].kernels.items():
                 entries.setdefault(op, []).append(KernelEntry(k, rt.backend, BUILTIN_PRIORITY))
         for p in self._providers.values():
-            if p.status != "loaded" or (enabled_only and p.name in self._disabled):
-                continue
+            if p.status != "loaded" or (enabled_only and p.name in self._disabled) or rt.hidden:
+                continue  # a hidden backend (the reference oracle) runs its own kernels only
             for k in p.kernels:
                 if k.backend == rt.backend:
                     entries.setdefault(k.op, []).append(KernelEntry(k, p.name, p.priority))
@@ -217,17 +229,22 @@ class Registry:
         """Recompute every device's candidate kernels from its backend and the enabled providers."""
         for rt in self._runtimes.values():
             rt.install(self._entries(rt, enabled_only=True))
+        self.generation += 1
 
     # -- enabling and disabling ------------------------------------------------------------------
     def set_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable the kernels of provider ``name`` (or a backend's own kernels, by its name)."""
         with self._lock:
-            if name not in self._providers and name not in self._backends:
-                known = sorted(set(self._providers) | set(self._backends))
-                raise InvalidArgumentError(f"disable_provider: argument 'name' got {name!r}; allowed: a loaded "
-                                           f"provider or backend: {known}")
+            if name not in self.kernel_sources():
+                raise InvalidArgumentError(f"{'enable' if enabled else 'disable'}_provider: argument 'name' got "
+                                           f"{name!r}; allowed: a loaded provider or backend: {self.kernel_sources()}")
             (self._disabled.discard if enabled else self._disabled.add)(name)
             self._rebuild()
+
+    def kernel_sources(self) -> list[str]:
+        """The names kernels can come from: loaded providers and loaded backends."""
+        return sorted({n for n, p in self._providers.items() if p.status == "loaded"}
+                      | {n for n, b in self._backends.items() if b.status == "loaded"})
 
     def disabled(self) -> set[str]:
         """The names whose kernels are disabled."""
@@ -263,6 +280,8 @@ class Registry:
 
     def kernels(self, devices: Iterable[Device], op: Optional[str] = None) -> list[KernelListing]:
         """The kernels each op may run on each of ``devices``, in dispatch order (disabled ones too)."""
+        if op is not None:
+            get_schema(op)  # an unknown op: the error lists the known ones
         rows = []
         for dev in devices:
             for name, entries in self._entries(self.runtime(dev), enabled_only=False).items():

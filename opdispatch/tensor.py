@@ -299,11 +299,22 @@ def op_function(schema: OpSchema) -> Callable[..., Any]:
 _NO_ATTRS: dict = {}
 
 
-def _fast_kernel(rt: DeviceRuntime, schema: OpSchema, metas: tuple, dtype: np.dtype) -> Optional[Callable[..., Any]]:
-    """The kernel for a conditional (``supports()``) winner, decided once per signature; None when
-    the call needs general dispatch (no kernel, a decomposition, a fallback)."""
-    choice = choose(rt, schema, metas, _NO_ATTRS, dtype)
-    return choice.fn
+_MISSING = object()
+FAST_CACHE_LIMIT = 4096  # fast-path signatures remembered per device table
+
+
+def _fast_kernel(rt: DeviceRuntime, schema: OpSchema, key: tuple, metas: tuple,
+                 dtype: np.dtype) -> Optional[Callable[..., Any]]:
+    """The kernel for a conditional (``supports()``) winner, decided once per fast-path signature
+    ``key``; None when the call needs general dispatch (no kernel, a decomposition, a fallback)."""
+    table = rt.table
+    fn = table.fast_checked.get(key, _MISSING)
+    if fn is _MISSING:
+        fn = choose(rt, schema, metas, _NO_ATTRS, dtype).fn
+        if len(table.fast_checked) >= FAST_CACHE_LIMIT:
+            table.fast_checked.clear()
+        table.fast_checked[key] = fn
+    return fn
 
 
 def unary_function(name: str) -> Callable[[Any], Tensor]:
@@ -315,7 +326,8 @@ def unary_function(name: str) -> Callable[[Any], Tensor]:
             rt = x._rt
             fn = rt.fast.get((name, x._dtype))
             if fn is None and x._dtype in rt.info.dtype_set:
-                fn = _fast_kernel(rt, schema, (TensorMeta(x._shape, x._dtype),), x._dtype)
+                fn = _fast_kernel(rt, schema, (name, x._shape, x._dtype), (TensorMeta(x._shape, x._dtype),),
+                                  x._dtype)
             if fn is not None:
                 try:
                     return make(fn(x._data), x._shape, x._dtype, rt)
@@ -347,7 +359,7 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                     fn = rt.fast.get((name, a._dtype))
                     if fn is None and a._dtype in rt.info.dtype_set:
                         meta = TensorMeta(a._shape, a._dtype)
-                        fn = _fast_kernel(rt, schema, (meta, meta), a._dtype)
+                        fn = _fast_kernel(rt, schema, (name, a._shape, a._dtype), (meta, meta), a._dtype)
                     if fn is not None:
                         try:
                             return make(fn(a._data, b._data), a._shape, a._dtype, rt)
@@ -361,7 +373,8 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                 fn = rt.fast.get((name, t._dtype)) if t._dtype.kind == "f" else None
                 if fn is None and t._dtype.kind == "f" and t._dtype in rt.info.dtype_set:
                     metas = (TensorMeta(t._shape, t._dtype), TensorMeta((), t._dtype))
-                    fn = _fast_kernel(rt, schema, metas if t is a else metas[::-1], t._dtype)
+                    fn = _fast_kernel(rt, schema, (name, t._shape, t._dtype, t is a), metas if t is a else metas[::-1],
+                                      t._dtype)
                 if fn is not None:
                     s = rt.from_numpy(np.asarray(b if t is a else a, dtype=t._dtype), rt.device)
                     try:

@@ -22,3 +22,22 @@ def test_devices_lists_backends_and_hidden_ones_on_request(capsys):
     assert "numpy:0" in out and "reference:0" not in out
     assert cli.main(["devices", "--hidden"]) == 0
     assert "reference:0" in capsys.readouterr().out
+
+
+def test_a_command_that_fails_to_load_is_reported_not_dumped(monkeypatch, capsys):
+    class Broken:
+        value = "broken_dist.cli:main"
+
+        def load(self):
+            raise ImportError("no module named broken_dist")
+
+    monkeypatch.setattr(cli, "installed_commands", lambda: {"broken": Broken()})
+    assert cli.main(["broken"]) == 2
+    assert "the command 'broken' (broken_dist.cli:main) failed to load: ImportError" in capsys.readouterr().err
+
+
+def test_kernels_listing_names_decompositions_and_rejects_unknown_ops(capsys):
+    assert cli.main(["devices", "--kernels", "--device", "numpy:0", "--op", "silu"]) == 0
+    assert "its decomposition (no kernel)" in capsys.readouterr().out
+    assert cli.main(["devices", "--kernels", "--op", "nosuch"]) == 2
+    assert "unknown op 'nosuch'" in capsys.readouterr().err

@@ -108,3 +108,69 @@ def test_static_limits_are_checked_once_per_signature_and_keep_the_fast_path(cle
     assert checked == [(3,)]
     od.add(od.tensor(np.ones(4), device="limited:0"), od.tensor(np.ones(4), device="limited:0"))
     assert checked == [(3,), (4,)]
+
+
+def _recording_provider(name: str, priority: int, ran: list):
+    def relu(x):
+        ran.append(name)
+        return np.maximum(x, 0)
+
+    class Provider:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name=name, priority=priority)
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return [Kernel("relu", relu, backend="numpy")]
+
+    return Provider()
+
+
+def test_compiled_graphs_follow_provider_changes_and_pins(clean_registry):
+    ran: list[str] = []
+    od.register_plugin(_recording_provider("alpha", 20, ran))
+    od.register_plugin(_recording_provider("beta", 10, ran))
+    x = od.tensor(np.array([-1.0, 2.0], np.float32))
+    step = od.function(lambda x: od.relu(x) * 2.0)
+    graph = step.graph(x)
+
+    def who(run):
+        ran.clear()
+        run()
+        return list(ran)
+
+    assert who(lambda: step(x)) == ["alpha"] and who(lambda: graph(x)) == ["alpha"]
+    od.disable_provider("alpha")
+    assert who(lambda: step(x)) == ["beta"] and who(lambda: graph(x)) == ["beta"]
+    od.enable_provider("alpha")
+    with od.use_provider("beta"):
+        assert who(lambda: step(x)) == ["beta"] and who(lambda: graph(x)) == ["beta"]
+    assert who(lambda: step(x)) == ["alpha"] and who(lambda: graph(x)) == ["alpha"]
+
+
+def test_use_provider_needs_a_known_name():
+    with pytest.raises(od.InvalidArgumentError, match="use_provider: argument 'name' got 'nope'; allowed: a loaded"):
+        od.use_provider("nope")
+
+
+def test_providers_never_serve_the_hidden_reference_oracle(clean_registry):
+    ran: list[str] = []
+
+    class Evil:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name="evil", priority=10)
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return [Kernel("relu", lambda x: ran.append(1) or x, backend="reference")]
+
+    od.register_plugin(Evil())
+    assert [r.provider for r in od.kernels("reference:0", "relu")] == ["reference"]
+    assert od.relu(od.tensor(np.array([-1.0]), device="reference:0")).numpy().tolist() == [0.0] and not ran
+
+
+def test_kernels_of_an_unknown_op_is_an_error():
+    with pytest.raises(od.InvalidArgumentError, match="unknown op 'nosuch'"):
+        od.kernels(NUMPY, "nosuch")

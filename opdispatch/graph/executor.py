@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from ..device import Device
 from ..errors import InvalidArgumentError, KernelError, OpDispatchError
 from ..placement import current_placement
+from ..dispatch import current_pin
 from ..registry import registry
 from ..tensor import Tensor, host_array, make, tensor
 from .kernels import node_function
+from .pipeline import lower
 
 if TYPE_CHECKING:
     from .ir import GraphIR, Node
@@ -120,11 +122,10 @@ def as_inputs(graph: GraphIR, args: Sequence[Any]) -> list[Tensor]:
 
 def run_graph(graph: GraphIR, args: Sequence[Any], options: Optional[dict] = None) -> list[Tensor]:
     """Run ``graph`` on ``args``, placing it for their devices and the current `od.device` first."""
-    from .pipeline import lower
-
     inputs = as_inputs(graph, args)
     placement = current_placement()
-    key = (tuple(t._rt.device for t in inputs), placement, None if options is None else tuple(sorted(options.items())))
+    key = (tuple(t._rt.device for t in inputs), placement, None if options is None else tuple(sorted(options.items())),
+           registry().generation, current_pin())  # the kernels a compiled graph uses depend on both
     exe = graph._cache.get(key)
     if exe is None:
         exe = graph._cache[key] = Executable(lower(graph, [t.device for t in inputs], placement, options))

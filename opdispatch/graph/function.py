@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from .. import recording
-from ..placement import current_placement
+from ..dispatch import current_pin
+from ..placement import Placement, current_placement
+from ..registry import registry
 from ..errors import InvalidArgumentError, OpDispatchError
 from ..tensor import Tensor, tensor
 from .executor import Executable
@@ -88,10 +90,24 @@ class GraphRetraceWarning(UserWarning):
 
 @dataclass(frozen=True)
 class _Entry:
+    """One traced signature, and its lowerings, one per state of the kernel tables (providers enabled or
+    disabled, registered, pinned): each picked its kernels when it was compiled."""
+
     traced: Graph
-    graph: Graph
+    optimized: Graph
     out_tree: Any
-    executable: Executable
+    placement: Placement
+    devices: tuple
+    lowered: dict = field(default_factory=dict)
+
+    def compiled(self, opts: Mapping[str, bool]) -> tuple[Graph, Executable]:
+        """The placed graph and its executable for the kernels in force now."""
+        key = (registry().generation, current_pin())
+        hit = self.lowered.get(key)
+        if hit is None:
+            graph = Graph.of(lower(self.optimized, list(self.devices), self.placement, opts))
+            hit = self.lowered[key] = (graph, Executable(graph))
+        return hit
 
 
 class Function:
@@ -107,7 +123,7 @@ class Function:
         if recording.active():  # inside a trace (inline it) or under an eager tape (which must see the ops)
             return self._fn(*args, **kwargs)
         entry, leaves = self._entry(args, kwargs)
-        outs = entry.executable.run([t._data for t in leaves])
+        outs = entry.compiled(self._opts)[1].run([t._data for t in leaves])
         return _unflatten(entry.out_tree, outs)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
@@ -118,7 +134,7 @@ class Function:
     def graph(self, *args: Any, optimized: bool = True, **kwargs: Any) -> Graph:
         """The graph this call runs (``optimized=False``: as traced, before any pass or placement)."""
         entry, _ = self._entry(args, kwargs)
-        return entry.graph if optimized else entry.traced
+        return entry.compiled(self._opts)[0] if optimized else entry.traced
 
     def _entry(self, args: tuple, kwargs: dict) -> tuple[_Entry, list]:
         leaves: list[Tensor] = []
@@ -137,11 +153,12 @@ class Function:
                               GraphRetraceWarning, stacklevel=3)
         return entry, leaves
 
-    def _trace(self, tree: Any, leaves: list, placement: Any) -> _Entry:
+    def _trace(self, tree: Any, leaves: list, placement: Placement) -> _Entry:
         traced, out_tree = _trace(self._fn, tree, leaves)
-        # the passes keep the class of their input: Graph.of returns this very object, typed as a Graph
-        graph = Graph.of(lower(optimize(traced, self._opts), [t._rt.device for t in leaves], placement, self._opts))
-        return _Entry(traced, graph, out_tree, Executable(graph))
+        entry = _Entry(traced, Graph.of(optimize(traced, self._opts)), out_tree, placement,
+                       tuple(t._rt.device for t in leaves))
+        entry.compiled(self._opts)  # place and compile now: errors surface at the first call
+        return entry
 
 
 class BoundFunction:

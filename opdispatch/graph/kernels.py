@@ -29,13 +29,6 @@ def node_choice(graph: GraphIR, node: Node, rt: Optional[DeviceRuntime] = None) 
     return choose(rt, OPS[node.op], node_metas(graph, node), dict(node.attrs), graph.values[node.outputs[0]].dtype)
 
 
-def why_unsupported_op(rt: DeviceRuntime, op: str, metas: Sequence[Optional[TensorMeta]], attrs: dict,
-                       dtype: np.dtype) -> Optional[str]:
-    """None when ``rt`` can run ``op`` on these inputs (a kernel, or the op's decomposition, which
-    lowering expands), else the reason."""
-    return choose(rt, OPS[op], metas, attrs, dtype).reason
-
-
 def has_kernel(rt: DeviceRuntime, op: str, metas: Sequence[Optional[TensorMeta]], attrs: dict,
                dtype: np.dtype) -> bool:
     """True when ``rt`` runs ``op`` on these inputs with a kernel of its own (not a decomposition)."""

@@ -20,7 +20,9 @@ from ..placement import report as _report
 from ..registry import DeviceRuntime, registry
 from ..schema import TensorMeta
 from .ir import GraphIR, Node, make_node
-from .kernels import has_kernel, why_unsupported_op
+from ..dispatch import choose, fallback_runtime, why_unsupported
+from ..ops import OPS
+from .passes.decompose import decomposition_problem
 
 _HINT = "; to run it elsewhere, allow a fallback: with od.device(None, fallback='warn')"
 
@@ -71,7 +73,9 @@ def place(graph: GraphIR, input_devices: Sequence[Union[str, Device]], placement
         rt = _runtime(reg, home, node)
         metas = [None if v is None else TensorMeta(values[v].shape, values[v].dtype) for v in ins]
         dtype = values[node.outputs[0]].dtype
-        reason = why_unsupported_op(rt, node.op, metas, dict(node.attrs), dtype)
+        reason = why_unsupported(rt, OPS[node.op], metas, dict(node.attrs), dtype)
+        if reason is None and node_choice_decomposes(rt, node.op, metas, dict(node.attrs), dtype):
+            reason = decomposition_problem(node.op, rt, metas, dict(node.attrs))  # its calls' supports() too
         run_on = home
         if reason is not None:
             if placement.fallback == "error":
@@ -126,10 +130,11 @@ def _runtime(reg, dev: Device, node: Node) -> DeviceRuntime:
         raise type(exc)(f"{exc} [placing graph node {node.describe()}]") from None
 
 
+def node_choice_decomposes(rt: DeviceRuntime, op: str, metas: list, attrs: dict, dtype) -> bool:
+    """Whether ``rt`` runs this node as its op's decomposition."""
+    return choose(rt, OPS[op], metas, attrs, dtype).decompose
+
+
 def _fallback(reg, rt: DeviceRuntime, node: Node, metas, dtype) -> Optional[DeviceRuntime]:
-    candidates = sorted(reg.devices(), key=lambda d: (d != Device("cpu"), d.backend, d.index))
-    for dev in candidates:
-        other = reg.runtime(dev)
-        if other is not rt and has_kernel(other, node.op, metas, dict(node.attrs), dtype):
-            return other
-    return None
+    found = fallback_runtime(rt, OPS[node.op], metas, dict(node.attrs), dtype)
+    return None if found is None else found[0]

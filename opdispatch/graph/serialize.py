@@ -79,7 +79,8 @@ def to_dict(graph: GraphIR) -> dict:
                             "device": None if i.device is None else str(i.device)} for v, i in graph.values.items()},
         "nodes": [{"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs),
                    "attrs": {k: _jsonable(v) for k, v in n.attrs.items()}, "device": str(n.device),
-                   "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from)}
+                   "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from),
+                   **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {})}
                   for n in graph.nodes],
         "data": {str(c): _encode(np.asarray(a)) for c, a in graph.constants.items()},
     }
@@ -320,10 +321,13 @@ def _node(i: int, spec: Any, values: dict, use: Any, define: Any) -> Any:
     fused_from = _list(spec.get("fused_from", []), f"{where} fused_from")
     if not all(isinstance(f, str) for f in fused_from):
         raise _fail(where, "fused_from: allowed: op names")
+    decomposed_from = spec.get("decomposed_from", "")
+    if not isinstance(decomposed_from, str) or (decomposed_from and decomposed_from not in OPS):
+        raise _fail(where, f"decomposed_from {short(decomposed_from)}; allowed: an op name")
     out_spec = _list(spec.get("outputs"), f"{where} outputs")
     _check_node(where, op, ins, out_spec, attrs, values)
     outs = [define(v, f"{where} outputs") for v in out_spec]
-    return make_node(op, ins, outs, attrs, device, sources, fused_from)
+    return make_node(op, ins, outs, attrs, device, sources, fused_from, decomposed_from)
 
 
 def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values: dict) -> None:
@@ -339,7 +343,8 @@ def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values:
         schema = OPS.get(op)
         if schema is None:
             raise _fail(where, f"unknown op {short(op)}")
-        if len(ins) != len(schema.inputs) or set(attrs) != set(schema.attr_names):
+        count_ok = len(ins) >= len(schema.inputs) if schema.variadic else len(ins) == len(schema.inputs)
+        if not count_ok or set(attrs) != set(schema.attr_names):
             raise _fail(where, f"{op} takes inputs {[s.name for s in schema.inputs]} and attributes "
                                f"{list(schema.attr_names)}; got {len(ins)} inputs and {short(sorted(attrs))}")
         try:

@@ -44,15 +44,4 @@ def get_schema(name: str) -> OpSchema:
         raise InvalidArgumentError(f"unknown op {name!r}; allowed: {sorted(OPS)}") from None
 
 
-def family_of(name: str) -> str:
-    """The family of op ``name``."""
-    return get_schema(name).family
-
-
-def ops_of(family: str) -> list[str]:
-    """The ops of ``family``, in name order."""
-    return [name for name, s in OPS.items() if s.family == family]
-
-
-__all__ = ["OPS", "FAMILIES", "OpSchema", "Input", "TensorMeta", "Decomposition", "get_schema", "family_of",
-           "ops_of"]
+__all__ = ["OPS", "FAMILIES", "OpSchema", "Input", "TensorMeta", "Decomposition", "get_schema"]

@@ -47,14 +47,15 @@ def _binary_grads(F, rec, da, db):
 
 
 def _sigmoid(F, x):
-    """1 / (1 + exp(-x)): exp(-x) overflowing to inf gives exactly 0."""
-    return F.div(1.0, F.add(1.0, F.exp(F.neg(x))))
+    """0.5 + 0.5 * tanh(x / 2): smooth, and nothing overflows, so neither the value nor its gradient
+    (through these ops) meets inf * 0 (1 / (1 + exp(-x)) does, for large negative x)."""
+    return F.add(0.5, F.mul(0.5, F.tanh(F.mul(0.5, x))))
 
 
 RELU = _unary("relu", "max(x, 0)", lambda F, rec, g: [F.relu_backward(g[0], rec.inputs[0])])
 SIGMOID = _unary("sigmoid", "1 / (1 + exp(-x))",
                  lambda F, rec, g: [g[0] * rec.outputs[0] * (1.0 - rec.outputs[0])], 4.0,
-                 Decomposition(_sigmoid, uses=("neg", "exp", "add", "div")))
+                 Decomposition(_sigmoid, uses=("mul", "tanh", "add")))
 TANH = _unary("tanh", "hyperbolic tangent", lambda F, rec, g: [g[0] * (1.0 - rec.outputs[0] * rec.outputs[0])], 4.0)
 EXP = _unary("exp", "e ** x", lambda F, rec, g: [g[0] * rec.outputs[0]], 4.0)
 LOG = _unary("log", "natural logarithm", lambda F, rec, g: [g[0] / rec.inputs[0]], 4.0)

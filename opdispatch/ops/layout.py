@@ -152,7 +152,7 @@ def _infer_pad(op, metas, attrs):
     pads = ((0, 0),) * (ndim - len(given)) + tuple(given)
     mode = attrs["mode"]
     for axis, ((before, after), dim) in enumerate(zip(pads, x.shape)):
-        if mode == "reflect" and max(before, after) >= dim:
+        if mode == "reflect" and (before or after) and max(before, after) >= dim:
             raise arg_error(op, "pads", given, f"reflect padding smaller than the padded dimension (axis {axis} has "
                             f"size {dim})", ShapeError)
         if mode == "edge" and (before or after) and dim == 0:
@@ -235,8 +235,9 @@ def _infer_slice(op, metas, attrs):
     starts, ends = attrs["starts"], attrs["ends"]
     axes = attrs["axes"] if attrs["axes"] is not None else tuple(range(len(starts)))
     steps = attrs["steps"] if attrs["steps"] is not None else (1,) * len(starts)
-    if not len(starts) == len(ends) == len(axes) == len(steps):
-        raise arg_error(op, "ends", ends, f"as many entries as starts ({len(starts)}), axes and steps", ShapeError)
+    for name, given in (("ends", ends), ("axes", axes), ("steps", steps)):
+        if len(given) != len(starts):
+            raise arg_error(op, name, attrs[name], f"as many entries as starts ({len(starts)})", ShapeError)
     axes = tuple(to_axis(op, "axes", a, ndim) for a in axes)
     if len(set(axes)) != len(axes):
         raise arg_error(op, "axes", attrs["axes"], "distinct axes")

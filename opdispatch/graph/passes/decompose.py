@@ -1,7 +1,8 @@
 """Decomposition at lowering: a node whose device has no kernel for it, but can run its op's
 decomposition, becomes the decomposition's ops, traced on that device (they keep the node's source
 lines and say which op they came from). Tracing a function already decomposes such calls as it
-meets them; this pass covers graphs loaded from files and nodes other passes create."""
+meets them; this pass covers graphs traced or loaded where the kernels were different (a provider
+since disabled, a graph saved on another machine)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Optional, Sequence
 from ... import recording
 from ...errors import OpDispatchError
 from ...ops import OPS
+from ...dispatch import choose
 from ...registry import registry
 from ...schema import TensorMeta
 from ...tensor import F
@@ -55,6 +57,26 @@ def trace_decomposition(op: str, rt: Any, metas: Sequence[Optional[TensorMeta]],
         recording.pop(token)
     outs = result if isinstance(result, tuple) else (result,)
     return tracer.graph([tracer.value_of(t) for t in outs])
+
+
+def decomposition_parts(op: str, rt: Any, metas: Sequence[Optional[TensorMeta]], kattrs: dict) -> list[tuple[str, Any]]:
+    """Each op call ``op``'s decomposition makes on runtime ``rt`` for these inputs, with the `Choice`
+    dispatch makes for it there (nested decompositions already expanded)."""
+    sub = trace_decomposition(op, rt, metas, kattrs)
+    parts = []
+    for n in sub.nodes:
+        ins = [None if v is None else TensorMeta(sub.values[v].shape, sub.values[v].dtype) for v in n.inputs]
+        parts.append((n.op, choose(rt, OPS[n.op], ins, dict(n.attrs), sub.values[n.outputs[0]].dtype)))
+    return parts
+
+
+def decomposition_problem(op: str, rt: Any, metas: Sequence[Optional[TensorMeta]], kattrs: dict) -> Optional[str]:
+    """None when every op call of ``op``'s decomposition has a kernel on ``rt`` (their ``supports()``
+    asked for these very calls), else the first one that does not, and why."""
+    for part, choice in decomposition_parts(op, rt, metas, kattrs):
+        if choice.fn is None:
+            return f"its decomposition calls {part}, which cannot run there: {choice.reason}"
+    return None
 
 
 def _expanded(rw: Rewriter, graph: GraphIR, node: Node, rt: Any) -> list[Node]:

@@ -18,6 +18,7 @@ from ...errors import OpDispatchError
 from ...registry import registry
 from ...schema import TensorMeta
 from ..ir import GraphIR, Node
+from ...dispatch import has_kernel_for
 from ..kernels import has_kernel
 from .relu_output import read_relu_outputs
 from .pool_grad import mask_before_max_pool_backward
@@ -55,7 +56,7 @@ def _has_kernels(graph: GraphIR, node: Node, ops) -> bool:
     except OpDispatchError:
         return False
     dtype = graph.values[node.outputs[0]].dtype
-    return all(any(dtype in e.kernel.dtype_set for e in rt.candidates.get(op, ())) for op in ops)
+    return all(has_kernel_for(rt.table, op, dtype) for op in ops)
 
 
 def _producer_conv(graph: GraphIR, producers: dict, consumers: dict, v: Optional[int], node: Node,
