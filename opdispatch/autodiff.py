@@ -117,7 +117,9 @@ class GradientTape:
             if rule is None:
                 raise GradientError(f"{rec.schema.name}: no gradient rule: {rec.schema.no_vjp}")
             needs = tuple(t is not None and id(t) in needed for t in rec.inputs)
-            for inp, g in zip(rec.inputs, rule(F, rec._replace(needs=needs), gouts)):
+            with recording.differentiating(rec):
+                in_grads = rule(F, rec._replace(needs=needs), gouts)
+            for inp, g in zip(rec.inputs, in_grads):
                 if inp is None or g is None or id(inp) not in needed:
                     continue
                 key = id(inp)

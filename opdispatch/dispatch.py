@@ -190,9 +190,7 @@ def kernel_error(op: str, rt: DeviceRuntime, exc: Exception, provider: str = "")
     they are, anything else as a `KernelError` naming the op, provider and device (``exc`` chained)."""
     if isinstance(exc, OpDispatchError):
         return exc
-    who = provider or rt.backend
-    err = KernelError(f"{op}: the kernel of {'backend' if who == rt.backend else 'provider'} {who!r} on "
-                      f"{rt.device} raised {type(exc).__name__}: {exc}")
+    err = KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} raised {type(exc).__name__}: {exc}")
     err.__cause__ = exc
     return err
 
@@ -211,6 +209,32 @@ def run_kernel(rt: DeviceRuntime, schema: OpSchema, choice: Choice, datas: Seque
         return choice.fn(*datas, **kattrs)  # type: ignore[misc]
     except Exception as exc:
         raise kernel_error(schema.name, rt, exc, choice.provider) from exc
+
+
+def _who(rt: DeviceRuntime, provider: str) -> str:
+    who = provider or rt.backend
+    return f"{'backend' if who == rt.backend else 'provider'} {who!r}"
+
+
+def check_results(op: str, rt: DeviceRuntime, provider: str, result: Any, outs: Sequence[TensorMeta]) -> tuple:
+    """The kernel result of ``op`` as one backend array per output, each checked against the shape and
+    dtype inference promised; a `KernelError` naming the op, the provider and the device otherwise."""
+    results = result if isinstance(result, tuple) and len(outs) > 1 else (result,)
+    if len(results) != len(outs):
+        raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned {len(results)} "
+                          f"output(s); the schema expects {len(outs)}")
+    for i, (r, m) in enumerate(zip(results, outs)):
+        got = rt.describe(r)
+        label = f"output {i}" if len(outs) > 1 else "its output"
+        if got is None:
+            raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned "
+                              f"{type(r).__name__} as {label}; allowed: a {rt.backend} array of shape {m.shape} "
+                              f"and dtype {m.dtype.name}")
+        if got != (tuple(m.shape), m.dtype):
+            raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned {label} of shape "
+                              f"{got[0]} and dtype {got[1].name}; the schema inferred shape {tuple(m.shape)} and "
+                              f"dtype {m.dtype.name}")
+    return results
 
 
 def unsupported(schema: OpSchema, rt: DeviceRuntime, reason: str, placement: Placement) -> UnsupportedError:
@@ -240,10 +264,7 @@ def execute(schema: OpSchema, choice: Choice, rt: DeviceRuntime, datas: list[Any
     if schema.check_values is not None:
         check_values(schema, rt, datas, metas, kattrs)
     result = run_kernel(rt, schema, choice, datas, kattrs)
-    results = result if isinstance(result, tuple) else (result,)
-    if len(results) != len(outs):
-        raise KernelError(f"{schema.name}: the kernel of {choice.provider!r} on {rt.device} returned "
-                          f"{len(results)} output(s); the schema expects {len(outs)}")
+    results = check_results(schema.name, rt, choice.provider, result, outs)
     if rt is not home:
         results = tuple(home.from_numpy(rt.to_numpy(r, rt.device), home.device) for r in results)
     return home, results

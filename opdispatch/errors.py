@@ -59,3 +59,8 @@ class PlacementWarning(UserWarning):
 class GradientError(OpDispatchError):
     """A gradient cannot be computed: a source was never watched, the target does not depend on
     it, an op has no gradient rule, or a non-persistent tape was used twice."""
+
+
+class NumericsError(OpDispatchError, FloatingPointError):
+    """Under ``od.check_numerics()``: an op produced NaN or infinity that its inputs did not have; the
+    message names the op, the device and the user's line (and the forward op, in a backward pass)."""

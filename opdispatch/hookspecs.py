@@ -31,7 +31,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 BACKEND_HOOKS = ("opdispatch_backend_info", "opdispatch_devices", "opdispatch_kernels", "opdispatch_from_numpy",
                  "opdispatch_to_numpy")
-"""The hooks a backend must implement."""
+"""The hooks a backend must implement (it may also implement `opdispatch_array_meta`)."""
 PROVIDER_HOOKS = ("opdispatch_provider_info", "opdispatch_provider_kernels")
 """The hooks a kernel provider must implement."""
 
@@ -72,6 +72,13 @@ def opdispatch_from_numpy(array: np.ndarray, device: Device) -> Any:
 @hookspec
 def opdispatch_to_numpy(data: Any, device: Device) -> np.ndarray:
     """Return a NumPy array holding a copy of the backend array ``data`` living on ``device``."""
+
+
+@hookspec
+def opdispatch_array_meta(data: Any, device: Device) -> tuple[tuple[int, ...], np.dtype]:
+    """Optional: the shape and dtype of the backend array ``data``. Without it, opdispatch reads
+    ``data.shape`` and ``data.dtype`` (every kernel result is checked against the shape and dtype the
+    op's schema inferred before it becomes a tensor)."""
 
 
 @hookspec

@@ -49,6 +49,7 @@ class LoadedBackend:
     kernels: dict[str, Kernel] = field(default_factory=dict)
     from_numpy: Optional[Callable[[Any, Any], Any]] = None
     to_numpy: Optional[Callable[[Any, Any], Any]] = None
+    array_meta: Optional[Callable[[Any, Any], Any]] = None
 
 
 @dataclass
@@ -254,6 +255,8 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
             result.kernels[kernel.op] = kernel
         result.from_numpy = _transfer(impls["opdispatch_from_numpy"], "array")
         result.to_numpy = _transfer(impls["opdispatch_to_numpy"], "data")
+        meta = _impl(pm, plugin, "opdispatch_array_meta")
+        result.array_meta = None if meta is None else _transfer(meta, "data")
         result.devices = _check_devices(impls["opdispatch_devices"]())
         if result.devices:
             result.status = "loaded"

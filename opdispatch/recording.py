@@ -76,3 +76,21 @@ def decomposing(op: str) -> Iterator[None]:
 def decomposing_ops() -> tuple[str, ...]:
     """The ops whose decompositions are running here, outermost first."""
     return _DECOMPOSING.get()
+
+
+_DIFFERENTIATING: contextvars.ContextVar[Any] = contextvars.ContextVar("opdispatch_differentiating", default=None)
+
+
+@contextlib.contextmanager
+def differentiating(record: Any) -> Iterator[None]:
+    """Mark the op calls made inside as the gradient rule of the recorded forward call ``record``."""
+    token = _DIFFERENTIATING.set(record)
+    try:
+        yield
+    finally:
+        _DIFFERENTIATING.reset(token)
+
+
+def differentiated() -> Any:
+    """The forward call whose gradient rule is running here (a tape's record), or None."""
+    return _DIFFERENTIATING.get()

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional
 
+import numpy as np
+
 from . import reference_backend
 from .backend import BUILTIN_PRIORITY, DeviceInfo, Kernel
 from .device import Device
@@ -114,7 +116,7 @@ class DeviceRuntime:
     fast path reads first.
     """
 
-    __slots__ = ("device", "info", "backend", "hidden", "table", "fast", "from_numpy", "to_numpy")
+    __slots__ = ("device", "info", "backend", "hidden", "table", "fast", "from_numpy", "to_numpy", "_array_meta")
 
     def __init__(self, device: Device, info: DeviceInfo, backend: LoadedBackend) -> None:
         self.device = device
@@ -125,6 +127,21 @@ class DeviceRuntime:
         self.fast: dict[tuple[str, Any], Callable[..., Any]] = {}
         self.from_numpy: Callable[[Any, Device], Any] = backend.from_numpy  # type: ignore[assignment]
         self.to_numpy: Callable[[Any, Device], Any] = backend.to_numpy  # type: ignore[assignment]
+        self._array_meta = backend.array_meta
+
+    def describe(self, data: Any) -> Optional[tuple[tuple[int, ...], np.dtype]]:
+        """The shape and dtype of backend array ``data`` (the backend's `opdispatch_array_meta`, else
+        ``data.shape`` / ``data.dtype``), or None when ``data`` is not an array at all."""
+        if isinstance(data, (list, tuple, dict)) or data is None:
+            return None
+        try:
+            if self._array_meta is not None:
+                shape, dtype = self._array_meta(data, self.device)
+            else:
+                shape, dtype = data.shape, data.dtype
+            return tuple(int(d) for d in shape), np.dtype(dtype)
+        except Exception:  # not an array of this backend
+            return None
 
     def install(self, candidates: dict[str, tuple[KernelEntry, ...]]) -> None:
         """Replace the candidate kernels (and the tables derived from them)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import recording
 from .device import Device
-from .dispatch import choose, execute, kernel_error
+from .dispatch import check_results, choose, execute, kernel_error
 from .dtypes import FLOAT_DTYPES, as_dtype
 from .errors import DeviceMismatchError, DTypeError, InvalidArgumentError
 from .ops import OPS, get_schema
@@ -317,6 +317,13 @@ def _fast_kernel(rt: DeviceRuntime, schema: OpSchema, key: tuple, metas: tuple,
     return fn
 
 
+def _checked(rt: DeviceRuntime, schema: OpSchema, out: Any, shape: tuple, dtype: np.dtype) -> Any:
+    """A fast-path result that is not plainly of ``shape`` and ``dtype``: accepted when the backend
+    describes it so (`DeviceRuntime.describe`), else the `KernelError` of `check_results`."""
+    provider = next((e.provider for e in rt.candidates.get(schema.name, ()) if e.kernel.fn is not None), "")
+    return check_results(schema.name, rt, provider, out, [TensorMeta(shape, dtype)])[0]
+
+
 def unary_function(name: str) -> Callable[[Any], Tensor]:
     """The function of element-wise unary op ``name``, with the fast path."""
     schema = OPS[name]
@@ -330,9 +337,14 @@ def unary_function(name: str) -> Callable[[Any], Tensor]:
                                   x._dtype)
             if fn is not None:
                 try:
-                    return make(fn(x._data), x._shape, x._dtype, rt)
+                    out = fn(x._data)
                 except Exception as exc:
                     raise kernel_error(name, rt, exc) from exc
+                try:
+                    ok = out.shape == x._shape and out.dtype == x._dtype
+                except AttributeError:
+                    ok = False
+                return make(out if ok else _checked(rt, schema, out, x._shape, x._dtype), x._shape, x._dtype, rt)
         return run(schema, (x,), _NO_ATTRS)
 
     return _named(op, name, f"Element-wise {schema.doc}.")
@@ -362,9 +374,15 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                         fn = _fast_kernel(rt, schema, (name, a._shape, a._dtype), (meta, meta), a._dtype)
                     if fn is not None:
                         try:
-                            return make(fn(a._data, b._data), a._shape, a._dtype, rt)
+                            out = fn(a._data, b._data)
                         except Exception as exc:
                             raise kernel_error(name, rt, exc) from exc
+                        try:
+                            ok = out.shape == a._shape and out.dtype == a._dtype
+                        except AttributeError:
+                            ok = False
+                        return make(out if ok else _checked(rt, schema, out, a._shape, a._dtype), a._shape, a._dtype,
+                                    rt)
             elif type(a) is Tensor and _weak_scalar(b) or type(b) is Tensor and _weak_scalar(a):
                 # tensor with a Python number: the number takes the tensor's float dtype (a 0-d array
                 # broadcast by the kernel), exactly what the general path does after validation
@@ -381,7 +399,11 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                         out = fn(t._data, s) if t is a else fn(s, t._data)
                     except Exception as exc:
                         raise kernel_error(name, rt, exc) from exc
-                    return make(out, t._shape, t._dtype, rt)
+                    try:
+                        ok = out.shape == t._shape and out.dtype == t._dtype
+                    except AttributeError:
+                        ok = False
+                    return make(out if ok else _checked(rt, schema, out, t._shape, t._dtype), t._shape, t._dtype, rt)
         return run(schema, (a, b), _NO_ATTRS)
 
     return _named(op, name, f"Element-wise {schema.doc}.")

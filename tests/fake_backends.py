@@ -18,6 +18,14 @@ class Box:
     def __init__(self, array: np.ndarray) -> None:
         self.array = array
 
+    @property
+    def shape(self) -> tuple:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
 
 def _relu(x):
     return Box(np.maximum(x.array, 0))

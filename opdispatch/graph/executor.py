@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from ..device import Device
 from ..errors import InvalidArgumentError, KernelError, OpDispatchError
 from ..placement import current_placement
-from ..dispatch import current_pin
+from .. import recording
+from ..dispatch import check_results, current_pin
+from ..schema import TensorMeta
 from ..registry import registry
 from ..tensor import Tensor, host_array, make, tensor
-from .kernels import node_function
+from .kernels import node_choice, node_function
 from .pipeline import lower
 
 if TYPE_CHECKING:
@@ -66,7 +68,10 @@ class Executable:
                     ins.append(slot_of(v))
             outs = tuple(slot_of(v) for v in node.outputs)
             dead = tuple(slot[v] for v in free if v in slot and v not in graph.constants)
-            self.steps.append((node_function(graph, node), tuple(ins), outs, dead, dict(node.attrs), node))
+            fn = node_function(graph, node)
+            promised = [TensorMeta(graph.values[v].shape, graph.values[v].dtype) for v in node.outputs]
+            provider = "" if node.op == "copy" else node_choice(graph, node, rt).provider
+            self.steps.append((fn, tuple(ins), outs, dead, dict(node.attrs), node, rt, provider, promised))
         self.outputs = []
         for v in graph.outputs:
             info = graph.values[v]
@@ -86,19 +91,18 @@ class Executable:
             env[s] = d
         for s, d in self.constants:
             env[s] = d
-        for fn, ins, outs, dead, attrs, node in self.steps:
+        watchers = [r for r in recording.active() if hasattr(r, "check_node")]  # od.check_numerics()
+        for fn, ins, outs, dead, attrs, node, rt, provider, promised in self.steps:
+            args = [env[i] if i >= 0 else None for i in ins]
             try:
-                result = fn(*[env[i] if i >= 0 else None for i in ins], **attrs)
+                result = fn(*args, **attrs)
+                results = check_results(node.op, rt, provider, result, promised)
             except Exception as exc:
                 raise node_error(node, node.device, exc) from exc
-            if len(outs) == 1:
-                env[outs[0]] = result
-            else:
-                if not isinstance(result, tuple) or len(result) != len(outs):
-                    raise KernelError(f"{node.describe()}: the kernel returned {type(result).__name__}; "
-                                      f"expected {len(outs)} outputs")
-                for s, r in zip(outs, result):
-                    env[s] = r
+            for watcher in watchers:
+                watcher.check_node(node, rt, args, results)
+            for s, r in zip(outs, results):
+                env[s] = r
             for s in dead:
                 env[s] = None
         return [make(env[s], info.shape, info.dtype, rt) for s, info, rt in self.outputs]

@@ -24,7 +24,7 @@ from ..tensor import Tensor, tensor
 from .executor import Executable
 from .graph import Graph
 from .pipeline import lower, optimize, pass_options
-from .source import innermost_user_source, user_traceback
+from ..source import innermost_user_source, user_traceback
 from .trace import Tracer, TracedTensor
 
 

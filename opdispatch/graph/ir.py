@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ..device import Device
-from .source import Source
+from ..source import Source
 
 
 @dataclass(frozen=True)

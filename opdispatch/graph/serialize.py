@@ -35,7 +35,7 @@ from ..schema import TensorMeta
 from .errors import GraphFormatError
 from ..ops import OPS
 from .ir import GraphIR, ValueInfo, make_node, readonly
-from .source import Source
+from ..source import Source
 
 FORMAT = "opdispatch.graph"
 VERSION = 2

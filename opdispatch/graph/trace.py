@@ -21,7 +21,7 @@ from ..schema import OpSchema, TensorMeta
 from ..tensor import Tensor
 from .errors import GraphTraceError
 from .ir import GraphIR, Node, ValueInfo, make_node, readonly
-from .source import Source, user_source
+from ..source import Source, user_source
 
 
 class TracedTensor(Tensor):

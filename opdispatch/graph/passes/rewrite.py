@@ -10,7 +10,7 @@ from ...device import Device
 from ...schema import TensorMeta
 from ...ops import OPS
 from ..ir import GraphIR, Node, ValueInfo, make_node, readonly
-from ..source import Source
+from ...source import Source
 
 
 class Rewriter:

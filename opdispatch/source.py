@@ -9,8 +9,7 @@ import types
 from dataclasses import dataclass
 from typing import Optional
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_USER_SUBPACKAGES = tuple(_PACKAGE + p + os.sep for p in ("conformance",))  # callers, not internals
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,8 @@ class Source:
 
 
 def is_internal(filename: str) -> bool:
-    """True for files of the opdispatch package itself (its conformance suite counts as a user)."""
-    return filename.startswith(_PACKAGE) and not filename.startswith(_USER_SUBPACKAGES)
+    """True for files of the opdispatch package itself."""
+    return filename.startswith(_PACKAGE)
 
 
 def user_source(skip: int = 1) -> Optional[Source]:
