@@ -19,11 +19,13 @@ from .backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel, Provid
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .device import Device
 from .dispatch import use_provider
-from .errors import (DeviceError, DeviceMismatchError, DTypeError, GradientError, InvalidArgumentError,
-                     KernelError, OpDispatchError, PlacementWarning, ShapeError, UnsupportedError)
+from .errors import (ArgumentTypeError, DeviceError, DeviceMismatchError, DTypeError, GradientError,
+                     InvalidArgumentError, KernelError, NumericsError, OpDispatchError, PlacementWarning, ShapeError,
+                     UnsupportedError)
 from .explain import Plan, explain
 from .graph import Graph, GraphError, GraphFormatError, GraphRetraceWarning, GraphTraceError, function, load_graph
 from .hookspecs import hookimpl
+from .numerics import check_numerics
 from .optim import SGD, Adam, Optimizer
 from .placement import PlacementEvent, clear_placement_log, device, get_device, placement_log
 from .registry import BackendStatus, KernelListing, ProviderStatus, register_plugin
@@ -82,7 +84,7 @@ __all__ = [
     "register_plugin", "BackendStatus", "ProviderStatus", "KernelListing", "PlacementEvent", "placement_log",
     "clear_placement_log", "hookimpl", "BackendInfo", "ProviderInfo", "DeviceInfo", "Kernel", "BackendUnavailable",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",
-    "UnsupportedError", "KernelError", "PlacementWarning",
+    "UnsupportedError", "KernelError", "PlacementWarning", "ArgumentTypeError", "NumericsError", "check_numerics",
     "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError", "GraphRetraceWarning",
     "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "op_function", "__version__",

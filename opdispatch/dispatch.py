@@ -17,6 +17,7 @@ import numpy as np
 
 from . import recording
 from .errors import InvalidArgumentError, KernelError, OpDispatchError, UnsupportedError
+from .fpstate import quiet, restore
 from .ops import OPS
 from .placement import DEFAULT_DEVICE, Placement, PlacementEvent, report
 from .registry import DeviceRuntime, KernelEntry, KernelTable, registry
@@ -204,11 +205,15 @@ def check_values(schema: OpSchema, rt: DeviceRuntime, datas: Sequence[Any], meta
 
 
 def run_kernel(rt: DeviceRuntime, schema: OpSchema, choice: Choice, datas: Sequence[Any], kattrs: dict) -> Any:
-    """Call the chosen kernel; a non-opdispatch exception becomes a `KernelError`."""
+    """Call the chosen kernel (NumPy's floating-point errors off: IEEE results, no warnings); a
+    non-opdispatch exception becomes a `KernelError`."""
+    token = quiet()
     try:
         return choice.fn(*datas, **kattrs)  # type: ignore[misc]
     except Exception as exc:
         raise kernel_error(schema.name, rt, exc, choice.provider) from exc
+    finally:
+        restore(token)
 
 
 def _who(rt: DeviceRuntime, provider: str) -> str:

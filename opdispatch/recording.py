@@ -36,6 +36,13 @@ def active() -> tuple:
     return _RECORDERS.get()
 
 
+def sees_ops() -> bool:
+    """Whether an active recorder must see every op call (a gradient tape, a tracer), so a graph must be
+    inlined rather than run; a recorder with ``sees_ops = False`` (the numerics check) watches graphs
+    run as graphs."""
+    return any(getattr(r, "sees_ops", True) for r in _RECORDERS.get())
+
+
 def push(recorder: Recorder) -> contextvars.Token:
     """Make ``recorder`` see the op calls of the current context until `pop`."""
     hold_fast_paths()

@@ -19,6 +19,7 @@ from . import recording
 from .device import Device
 from .dispatch import check_results, choose, execute, kernel_error
 from .dtypes import FLOAT_DTYPES, as_dtype
+from .fpstate import quiet, restore
 from .errors import DeviceMismatchError, DTypeError, InvalidArgumentError
 from .ops import OPS, get_schema
 from .placement import Placement, PlacementEvent, current_placement, report
@@ -336,10 +337,13 @@ def unary_function(name: str) -> Callable[[Any], Tensor]:
                 fn = _fast_kernel(rt, schema, (name, x._shape, x._dtype), (TensorMeta(x._shape, x._dtype),),
                                   x._dtype)
             if fn is not None:
+                token = quiet()
                 try:
                     out = fn(x._data)
                 except Exception as exc:
                     raise kernel_error(name, rt, exc) from exc
+                finally:
+                    restore(token)
                 try:
                     ok = out.shape == x._shape and out.dtype == x._dtype
                 except AttributeError:
@@ -373,10 +377,13 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                         meta = TensorMeta(a._shape, a._dtype)
                         fn = _fast_kernel(rt, schema, (name, a._shape, a._dtype), (meta, meta), a._dtype)
                     if fn is not None:
+                        token = quiet()
                         try:
                             out = fn(a._data, b._data)
                         except Exception as exc:
                             raise kernel_error(name, rt, exc) from exc
+                        finally:
+                            restore(token)
                         try:
                             ok = out.shape == a._shape and out.dtype == a._dtype
                         except AttributeError:
@@ -395,10 +402,13 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                                       t._dtype)
                 if fn is not None:
                     s = rt.from_numpy(np.asarray(b if t is a else a, dtype=t._dtype), rt.device)
+                    token = quiet()
                     try:
                         out = fn(t._data, s) if t is a else fn(s, t._data)
                     except Exception as exc:
                         raise kernel_error(name, rt, exc) from exc
+                    finally:
+                        restore(token)
                     try:
                         ok = out.shape == t._shape and out.dtype == t._dtype
                     except AttributeError:

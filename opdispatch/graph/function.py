@@ -120,7 +120,7 @@ class Function:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if recording.active():  # inside a trace (inline it) or under an eager tape (which must see the ops)
+        if recording.sees_ops():  # inside a trace (inline it) or under an eager tape (which must see the ops)
             return self._fn(*args, **kwargs)
         entry, leaves = self._entry(args, kwargs)
         outs = entry.compiled(self._opts)[1].run([t._data for t in leaves])

@@ -52,6 +52,7 @@ class Node:
     sources: tuple[Source, ...] = ()
     fused_from: tuple[str, ...] = ()
     decomposed_from: str = ""  # the op whose decomposition this node is part of (its device had no kernel)
+    grad_of: str = ""  # in a backward pass: the forward op (and its line) whose gradient rule made this node
 
     def where(self) -> str:
         """The user's line(s) that created this node, as ``file:line`` text."""
@@ -195,7 +196,7 @@ def _short_source(src: Source) -> str:
 
 def make_node(op: str, inputs: Sequence[Optional[int]], outputs: Sequence[int], attrs: Mapping[str, Any],
               device: Device, sources: Sequence[Source] = (), fused_from: Sequence[str] = (),
-              decomposed_from: str = "") -> Node:
+              decomposed_from: str = "", grad_of: str = "") -> Node:
     """Build a `Node` with frozen attributes."""
     return Node(op, tuple(inputs), tuple(outputs), MappingProxyType(dict(attrs)), device,
-                tuple(dict.fromkeys(sources)), tuple(fused_from), decomposed_from)
+                tuple(dict.fromkeys(sources)), tuple(fused_from), decomposed_from, grad_of)

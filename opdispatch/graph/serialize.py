@@ -80,7 +80,8 @@ def to_dict(graph: GraphIR) -> dict:
         "nodes": [{"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs),
                    "attrs": {k: _jsonable(v) for k, v in n.attrs.items()}, "device": str(n.device),
                    "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from),
-                   **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {})}
+                   **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {}),
+                   **({"grad_of": n.grad_of} if n.grad_of else {})}
                   for n in graph.nodes],
         "data": {str(c): _encode(np.asarray(a)) for c, a in graph.constants.items()},
     }
@@ -324,10 +325,13 @@ def _node(i: int, spec: Any, values: dict, use: Any, define: Any) -> Any:
     decomposed_from = spec.get("decomposed_from", "")
     if not isinstance(decomposed_from, str) or (decomposed_from and decomposed_from not in OPS):
         raise _fail(where, f"decomposed_from {short(decomposed_from)}; allowed: an op name")
+    grad_of = spec.get("grad_of", "")
+    if not isinstance(grad_of, str) or len(grad_of) > 4096:
+        raise _fail(where, f"grad_of {short(grad_of)}; allowed: a short text (the forward op it differentiates)")
     out_spec = _list(spec.get("outputs"), f"{where} outputs")
     _check_node(where, op, ins, out_spec, attrs, values)
     outs = [define(v, f"{where} outputs") for v in out_spec]
-    return make_node(op, ins, outs, attrs, device, sources, fused_from, decomposed_from)
+    return make_node(op, ins, outs, attrs, device, sources, fused_from, decomposed_from, grad_of)
 
 
 def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values: dict) -> None:

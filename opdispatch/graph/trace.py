@@ -121,8 +121,13 @@ class Tracer:
         in_ids = [None if t is None else self.value_of(t) for t in inputs]
         out_ids = [self._new_value(m.shape, m.dtype, rt.device) for m in outs]
         within = recording.decomposing_ops()
+        forward = recording.differentiated()
+        grad_of = ""
+        if forward is not None:
+            made = next((getattr(o, "_source", None) for o in forward.outputs), None)
+            grad_of = forward.schema.name + (f" (created at {made})" if made is not None else "")
         self._nodes.append(make_node(schema.name, in_ids, out_ids, kattrs, rt.device, [src] if src else [],
-                                     decomposed_from=within[0] if within else ""))
+                                     decomposed_from=within[0] if within else "", grad_of=grad_of))
         return tuple(self._traced(v, m.shape, m.dtype, rt, src) for v, m in zip(out_ids, outs))
 
     def record(self, schema: OpSchema, inputs: Sequence[Any], attrs: dict, outputs: Sequence[Any]) -> None:
