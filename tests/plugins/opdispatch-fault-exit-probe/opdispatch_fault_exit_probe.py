@@ -2,7 +2,7 @@
 
 import numpy as np
 from opdispatch import hookimpl
-from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+from opdispatch.backend import BackendInfo, Kernel
 
 
 def relu(x):
@@ -11,7 +11,7 @@ def relu(x):
 
 @hookimpl
 def opdispatch_backend_info():
-    return BackendInfo(name='exitprobe', version="0.1.0")
+    return BackendInfo(name="exitprobe", version="0.1.0")
 
 
 @hookimpl

@@ -15,7 +15,7 @@ def relu(x):
 
 @hookimpl
 def opdispatch_backend_info():
-    return BackendInfo(name='hangprobe', version="0.1.0")
+    return BackendInfo(name="hangprobe", version="0.1.0")
 
 
 @hookimpl

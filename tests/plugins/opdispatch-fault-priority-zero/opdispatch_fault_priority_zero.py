@@ -7,7 +7,7 @@ from opdispatch.backend import Kernel, ProviderInfo
 
 @hookimpl
 def opdispatch_provider_info():
-    return ProviderInfo(name='zeroprio', version="0.1.0", priority=0)
+    return ProviderInfo(name="zeroprio", version="0.1.0", priority=0)
 
 
 @hookimpl

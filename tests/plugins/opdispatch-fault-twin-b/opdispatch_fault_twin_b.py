@@ -12,7 +12,7 @@ def relu(x):
 
 @hookimpl
 def opdispatch_backend_info():
-    return BackendInfo(name='twin', version="0.1.0")
+    return BackendInfo(name="twin", version="0.1.0")
 
 
 @hookimpl

@@ -11,7 +11,7 @@ def relu(x):
 
 @hookimpl
 def opdispatch_backend_info():
-    return BackendInfo(name='unknownhook', version="0.1.0")
+    return BackendInfo(name="unknownhook", version="0.1.0")
 
 
 @hookimpl

@@ -1,13 +1,12 @@
 """Fault: a kernel provider whose kernel is for conv3d, an op opdispatch does not have."""
 
-import numpy as np
 from opdispatch import hookimpl
 from opdispatch.backend import Kernel, ProviderInfo
 
 
 @hookimpl
 def opdispatch_provider_info():
-    return ProviderInfo(name='unknownop', version="0.1.0", priority=10)
+    return ProviderInfo(name="unknownop", version="0.1.0", priority=10)
 
 
 @hookimpl
