@@ -415,8 +415,8 @@ class Registry:
         with self._lock:
             return self._status(name)
 
-    def _status(self, name: str) -> Any:
-        if name in self._providers and name not in self._backends:
+    def _status(self, name: str, provider: bool = False) -> Any:
+        if name in self._providers and (provider or name not in self._backends):
             p = self._providers[name]
             return ProviderStatus(name=p.name, status=p.status, reason=p.reason, version=p.version,
                                   priority=p.priority, targets=p.targets,
@@ -437,7 +437,7 @@ class Registry:
     def providers(self) -> Mapping[str, ProviderStatus]:
         """Every kernel provider seen, by name, in name order."""
         with self._lock:
-            return {name: self._status(name) for name in sorted(self._providers)}
+            return {name: self._status(name, provider=True) for name in sorted(self._providers)}
 
     def devices(self, hidden: bool = False) -> list[Device]:
         """Every available device (hidden backends' only when asked), ordered by backend then index,
