@@ -470,7 +470,8 @@ class Registry:
 
     def runtime(self, device: Device) -> DeviceRuntime:
         """The runtime of ``device``, or a `DeviceError` that says why it cannot be used. Waits for the
-        probe of ``device``'s backend only (until its deadline), never for another backend's."""
+        probe of ``device``'s backend only (until its deadline), never for another backend's, unless it
+        has to raise (the error lists the available devices)."""
         rt = self._runtimes.get(device)
         if rt is not None:
             return rt
@@ -479,10 +480,7 @@ class Registry:
         if rt is not None:
             return rt
         backend = self._backends.get(device.backend)
-        available = ", ".join(map(str, self._listed())) or "none"
-        probing = self._probing()
-        if probing:
-            available += f" (still probing: {', '.join(probing)})"
+        available = ", ".join(map(str, self.devices())) or "none"  # an error: it may wait for every probe
         if backend is None:
             raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed; "
                               f"available devices: {available}")
