@@ -342,6 +342,18 @@ print(od.relu(od.tensor(np.ones(2, dtype="float32"))).numpy().tolist())  # numpy
 """
 
 
+def test_import_starts_no_thread_and_first_use_one_per_probe():
+    code = ("import threading, opdispatch, opdispatch.registry as r\n"
+            "assert threading.active_count() == 1 and r._REGISTRY is None\n"
+            "reg = r.registry()\n"
+            "names = sorted(reg._probes)\n"
+            "assert all(p.thread.name == 'opdispatch-probe-' + n for n, p in reg._probes.items())\n"
+            "print(' '.join(names))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert {"numpy", "reference"} <= set(proc.stdout.split())
+
+
 def test_the_interpreter_exits_after_the_probes_in_flight(tmp_path):
     """A probe still running at exit is waited for (until its deadline): a daemon thread coming back
     from a GPU or OpenCL runtime while the interpreter shuts down would abort the process."""
