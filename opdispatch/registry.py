@@ -445,6 +445,13 @@ class Registry:
         self._wait(self._probing())
         return self._listed(hidden)
 
+    def has_device(self, device: Device, hidden: bool = False) -> bool:
+        """Whether ``device`` is available (``device in devices(hidden)``), waiting for the probe of its
+        own backend only."""
+        self._wait([device.backend])
+        rt = self._runtimes.get(device)
+        return rt is not None and (hidden or not rt.hidden)
+
     def _listed(self, hidden: bool = False) -> list[Device]:
         with self._lock:
             return sorted((d for d, rt in self._runtimes.items() if hidden or not rt.hidden),

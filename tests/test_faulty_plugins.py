@@ -206,6 +206,8 @@ def test_a_hanging_probe_stalls_no_op_on_another_backend(installed):
     # all of that ran while the probe hung: it has not answered, and its deadline has not come
     assert hang.ENTERED.is_set() and not hang.ANSWERED.is_set()
     assert not probe.settled.is_set() and elapsed < TIMEOUT, elapsed
+    assert reg.has_device(NUMPY) and not reg.has_device(od.Device("reference:0"))
+    assert reg.has_device(od.Device("reference:0"), hidden=True) and not probe.settled.is_set()
     # a lookup of the hung backend's device waits for its own probe only, then says why
     with pytest.raises(od.DeviceError, match=f"hangprobe.*unavailable.*did not answer within {TIMEOUT:g} s"):
         od.tensor([1.0], dtype="float32", device="hangprobe:0")
