@@ -6,6 +6,11 @@ import). Every step of loading a plugin -- import, hook validation, its declarat
 probe -- is guarded, so a broken plugin is reported by name with the reason and the rest keep
 working. A plugin's own ``SystemExit`` (or any other exception but the user's Ctrl-C) is that
 plugin's failure.
+
+Loading a backend (`load_backend`) stops short of its device probe: the registry runs each
+backend's probe (`probe_backend`) in a thread of its own, so a slow or hanging probe holds up only
+the devices of that backend. The names ``numpy``, ``opencl``, ``cupy`` and ``reference`` belong to
+their distributions (`RESERVED_NAMES`): a plugin from any other distribution claiming one fails.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import importlib.metadata
 import inspect
 import re
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -28,6 +34,10 @@ BACKEND_GROUP = "opdispatch.backends"
 PROVIDER_GROUP = "opdispatch.providers"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 NAME_RULE = "lowercase letters, digits, '_' and '-', starting with a letter, at most 64 characters"
+CORE_DIST = "opdispatch"
+RESERVED_NAMES = {"numpy": "opdispatch-numpy", "opencl": "opdispatch-opencl", "cupy": "opdispatch-cupy",
+                  "reference": CORE_DIST}
+"""Backend (and kernel-source) names that only the distribution named here may claim."""
 
 
 class PluginLoadError(Exception):
@@ -40,7 +50,7 @@ class LoadedBackend:
 
     name: str
     origin: str
-    status: str  # "loaded" | "unavailable" | "failed"
+    status: str  # "probing" (loaded, its device probe not answered yet) | "loaded" | "unavailable" | "failed"
     reason: str = ""
     version: str = ""
     description: str = ""
@@ -50,6 +60,7 @@ class LoadedBackend:
     from_numpy: Optional[Callable[[Any, Any], Any]] = None
     to_numpy: Optional[Callable[[Any, Any], Any]] = None
     array_meta: Optional[Callable[[Any, Any], Any]] = None
+    probe: Optional[Callable[[], Any]] = None  # its opdispatch_devices, run by `probe_backend`
 
 
 @dataclass
@@ -81,6 +92,17 @@ def make_manager() -> pluggy.PluginManager:
 def entry_points(group: str = BACKEND_GROUP) -> list[importlib.metadata.EntryPoint]:
     """The installed entry points of ``group``, in a stable (name) order."""
     return sorted(importlib.metadata.entry_points(group=group), key=lambda ep: ep.name)
+
+
+def dist_name(ep: importlib.metadata.EntryPoint) -> Optional[str]:
+    """The normalized name (PEP 503) of the distribution that declares ``ep``, or None."""
+    dist = getattr(ep, "dist", None)
+    return None if dist is None else normalize_dist(dist.name)
+
+
+def normalize_dist(name: str) -> str:
+    """``"opdispatch_numpy"`` -> ``"opdispatch-numpy"`` (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def describe_entry_point(ep: importlib.metadata.EntryPoint) -> str:
@@ -222,8 +244,30 @@ def _check_hooks(pm: pluggy.PluginManager, plugin: object, required: tuple[str, 
     return impls  # type: ignore[return-value]
 
 
+def module_dists(plugin: object) -> list[str]:
+    """The (normalized) distributions that installed the top-level package ``plugin`` is defined in (a
+    module, or an object whose class is defined in one)."""
+    module = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+    found = importlib.metadata.packages_distributions().get(str(module).split(".")[0], [])
+    return sorted({normalize_dist(d) for d in found})
+
+
+def check_owner(name: str, dist: Optional[str], plugin: object, kind: str) -> None:
+    """`PluginLoadError` when ``name`` is reserved for another distribution than the plugin's: ``dist``
+    (its entry point's), else the one that installed its module (a plugin registered at run time)."""
+    owner = RESERVED_NAMES.get(name)
+    if owner is None:
+        return
+    dists = [dist] if dist else module_dists(plugin)
+    if owner not in dists:
+        where = (f"the distribution {' / '.join(map(repr, dists))}" if dists else
+                 f"no installed distribution (module {getattr(plugin, '__name__', type(plugin).__module__)!r})")
+        raise PluginLoadError(f"{kind} name {name!r} belongs to the distribution {owner!r}; this plugin comes from "
+                              f"{where} and may not claim it")
+
+
 def _identify(result: Any, info: Any, expected: "type[BackendInfo] | type[ProviderInfo]", hook: str, kind: str,
-              taken: "set[str]") -> None:
+              taken: "set[str]", dist: Optional[str], plugin: object) -> None:
     """Check the identity ``info`` a plugin's ``hook`` returned and adopt its name."""
     if not isinstance(info, expected):
         raise PluginLoadError(f"{hook} returned {info!r}; allowed: an opdispatch.backend.{expected.__name__}")
@@ -231,13 +275,16 @@ def _identify(result: Any, info: Any, expected: "type[BackendInfo] | type[Provid
     if info.name != result.name:
         result.origin = f"{result.origin}; {kind} name {info.name!r}"
         result.name = info.name
+    check_owner(info.name, dist, plugin, kind)
     if info.name in taken:
         raise PluginLoadError(f"{kind} name {info.name!r} is already provided by another plugin")
 
 
 def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: str,
-                 taken: "set[str]") -> LoadedBackend:
-    """Register a backend ``plugin`` and collect its declarations; never raises for a broken plugin."""
+                 taken: "set[str]", dist: Optional[str] = None) -> LoadedBackend:
+    """Register a backend ``plugin`` (from distribution ``dist``) and collect its declarations, all but
+    its devices: it is left "probing", its probe to run with `probe_backend`. Never raises for a broken
+    plugin (the user's Ctrl-C aside)."""
     result = LoadedBackend(name=name, origin=origin, status="failed")
     result.reason = register(pm, plugin, name) or ""
     if result.reason:
@@ -246,7 +293,7 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.BACKEND_HOOKS)
         info = impls["opdispatch_backend_info"]()
-        _identify(result, info, BackendInfo, "opdispatch_backend_info", "backend", taken)
+        _identify(result, info, BackendInfo, "opdispatch_backend_info", "backend", taken, dist, plugin)
         result.version, result.description, result.hidden = info.version, info.description, info.hidden
         for kernel in impls["opdispatch_kernels"]() or ():
             kernel = check_kernel(kernel)
@@ -257,18 +304,33 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
         result.to_numpy = _transfer(impls["opdispatch_to_numpy"], "data")
         meta = _impl(pm, plugin, "opdispatch_array_meta")
         result.array_meta = None if meta is None else _transfer(meta, "data")
-        result.devices = _check_devices(impls["opdispatch_devices"]())
-        if result.devices:
-            result.status = "loaded"
-        else:
-            result.status, result.reason = "unavailable", "the backend found no device on this machine"
+        result.probe = impls["opdispatch_devices"]
+        result.status = "probing"
 
     _guarded(pm, plugin, result, collect)
     return result
 
 
+def probe_backend(backend: LoadedBackend) -> tuple[str, str, list[DeviceInfo]]:
+    """Run ``backend``'s device probe and check its answer: ``(status, reason, devices)``, status
+    "loaded", "unavailable" or "failed". Never raises: it runs in a thread of its own, which the
+    user's Ctrl-C never reaches (that interrupts the thread waiting for the answer), so whatever the
+    probe raises, a SystemExit or KeyboardInterrupt of its own included, is the plugin's failure."""
+    try:
+        devices = _check_devices(backend.probe() if backend.probe is not None else None)
+    except PluginLoadError as exc:
+        return "failed", str(exc), []
+    except BackendUnavailable as exc:
+        return "unavailable", str(exc) or "the backend reported itself unavailable", []
+    except BaseException as exc:  # noqa: B036 -- a probe thread's own exceptions are the plugin's failure
+        return "failed", f"error in plugin {backend.name!r} (device probe): {error_text(exc)}", []
+    if not devices:
+        return "unavailable", "the backend found no device on this machine", []
+    return "loaded", "", devices
+
+
 def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: str,
-                  taken: "set[str]") -> LoadedProvider:
+                  taken: "set[str]", dist: Optional[str] = None) -> LoadedProvider:
     """Register a kernel-provider ``plugin`` and collect its kernels; never raises for a broken plugin."""
     result = LoadedProvider(name=name, origin=origin, status="failed")
     result.reason = register(pm, plugin, name) or ""
@@ -278,7 +340,7 @@ def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: s
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.PROVIDER_HOOKS)
         info = impls["opdispatch_provider_info"]()
-        _identify(result, info, ProviderInfo, "opdispatch_provider_info", "provider", taken)
+        _identify(result, info, ProviderInfo, "opdispatch_provider_info", "provider", taken, dist, plugin)
         if not isinstance(info.priority, int) or isinstance(info.priority, bool) or info.priority <= BUILTIN_PRIORITY:
             raise PluginLoadError(f"priority {info.priority!r} is not allowed; allowed: an int > {BUILTIN_PRIORITY} "
                                   f"(backends' own kernels have {BUILTIN_PRIORITY})")

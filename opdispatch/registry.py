@@ -8,12 +8,29 @@ Per-op dispatch reads `DeviceRuntime` attributes and dicts; it never calls plugg
 A provider (or a backend's own kernels, by the backend's name) can be disabled and enabled again,
 from code (`disable_provider`) or for a whole process with the environment variable
 ``OPDISPATCH_DISABLE_PROVIDERS=name,name``.
+
+Device probes run off the dispatch path: loading a backend (import, identity, kernels) is
+synchronous, but its ``opdispatch_devices`` runs in a daemon thread of its own. A lookup of a device
+of backend B (`Registry.runtime`) waits for B's probe only; `Registry.devices`, `Registry.backends`
+and `Registry.status` wait for the probes they report on, each at most until its deadline: a probe
+that has not answered `PROBE_TIMEOUT` seconds after it started (``OPDISPATCH_PROBE_TIMEOUT``
+overrides it) leaves its backend "unavailable", and an answer that comes later is not used (the
+reason says so; `reload` probes again). Once a device's runtime exists, looking it up is one dict
+read, without a lock. At interpreter exit, probes still in flight are waited for until their
+deadlines (or a Ctrl-C): a daemon thread that comes back from native code (a GPU or OpenCL runtime)
+while the interpreter shuts down aborts the process.
+
+Of several plugins (entry points) claiming one name, the one from the first distribution in name
+order wins, whatever the entry-point order; the others are reported failed, naming it.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional
 
@@ -24,10 +41,69 @@ from .backend import BUILTIN_PRIORITY, DeviceInfo, Kernel
 from .device import Device
 from .errors import DeviceError, InvalidArgumentError
 from .ops import get_schema
-from .plugins import (BACKEND_GROUP, PROVIDER_GROUP, LoadedBackend, LoadedProvider, describe_entry_point,
-                      entry_points, error_text, is_user_interrupt, kind_of, load_backend, load_provider, make_manager)
+from .plugins import (BACKEND_GROUP, CORE_DIST, PROVIDER_GROUP, LoadedBackend, LoadedProvider, describe_entry_point,
+                      dist_name, entry_points, error_text, is_user_interrupt, kind_of, load_backend, load_provider,
+                      make_manager, probe_backend)
 
 DISABLE_ENV = "OPDISPATCH_DISABLE_PROVIDERS"
+PROBE_TIMEOUT = 20.0
+"""Seconds a backend's device probe may take before its backend is reported unavailable."""
+PROBE_TIMEOUT_ENV = "OPDISPATCH_PROBE_TIMEOUT"
+_WAIT_SLICE = 0.1  # waits for a probe wake up this often, so the user's Ctrl-C is seen promptly
+
+
+def probe_timeout() -> float:
+    """`PROBE_TIMEOUT`, or the seconds ``OPDISPATCH_PROBE_TIMEOUT`` gives (a positive number)."""
+    text = os.environ.get(PROBE_TIMEOUT_ENV, "").strip()
+    if not text:
+        return PROBE_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        warnings.warn(f"{PROBE_TIMEOUT_ENV}={text!r} is not a positive number of seconds; using {PROBE_TIMEOUT:g}",
+                      RuntimeWarning, stacklevel=2)
+        return PROBE_TIMEOUT
+    return value
+
+
+class _Probe:
+    """One backend's device probe in flight: its thread, deadline and state ("running", "answered",
+    "timed out"; changed under the registry's lock). ``settled`` is set once the state is final."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self.state = "running"
+        self.settled = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+
+    def wait(self) -> bool:
+        """Wait until it settles or its deadline passes (in slices: a Ctrl-C is seen); settled or not."""
+        while not self.settled.is_set():
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.settled.wait(min(left, _WAIT_SLICE))
+        return self.settled.is_set()
+
+
+_IN_FLIGHT: set[_Probe] = set()  # probes whose thread has not returned, in every registry
+_IN_FLIGHT_LOCK = threading.Lock()
+_AT_EXIT: list[bool] = []  # [True] once the exit hook is registered (at the first probe, not at import)
+
+
+def _wait_for_probes_at_exit() -> None:
+    """At interpreter exit: wait for the probes in flight, each until its deadline (a Ctrl-C ends it)."""
+    with _IN_FLIGHT_LOCK:
+        probes = list(_IN_FLIGHT)
+    try:
+        for probe in probes:
+            probe.wait()
+    except KeyboardInterrupt:
+        pass
 
 
 @dataclass(frozen=True)
@@ -175,18 +251,22 @@ class Registry:
         self._backends: dict[str, LoadedBackend] = {}
         self._providers: dict[str, LoadedProvider] = {}
         self._runtimes: dict[Device, DeviceRuntime] = {}
+        self._probes: dict[str, _Probe] = {}  # backend name -> its device probe
         self._disabled: set[str] = _disabled_from_env()
         self._lock = threading.RLock()
         self.generation = 0  # bumped whenever any device's kernels change (compiled graphs key on it)
         self.add_plugin(reference_backend, name=reference_backend.NAME,
-                        origin="built in (opdispatch.reference_backend)")
+                        origin="built in (opdispatch.reference_backend)", dist=CORE_DIST)
 
     # -- loading ---------------------------------------------------------------------------------
     def load_entry_points(self) -> None:
-        """Load every installed backend, then every installed provider, each in isolation."""
+        """Load every installed backend, then every installed provider, each in isolation, and start
+        the backends' device probes (without waiting for them). Of plugins claiming one name, the one
+        from the first distribution in name order (then entry-point name) is kept, the others fail."""
+        batch: list[tuple[tuple[str, str, str], Any, object]] = []  # (rank, loaded, plugin)
         for group in (BACKEND_GROUP, PROVIDER_GROUP):
             for ep in entry_points(group):
-                origin = describe_entry_point(ep)
+                origin, dist = describe_entry_point(ep), dist_name(ep)
                 try:
                     plugin = ep.load()
                 except BaseException as exc:  # a plugin that fails (or exits) at import breaks nothing else
@@ -195,37 +275,112 @@ class Registry:
                     failed: Any = (LoadedBackend if group == BACKEND_GROUP else LoadedProvider)(
                         name=ep.name, origin=origin, status="failed",
                         reason=f"import failed: {error_text(exc)}")
-                    self._add(failed)
+                    batch.append(((dist or "", ep.name, ep.value), failed, None))
                     continue
-                self.add_plugin(plugin, name=ep.name, origin=origin)
+                with self._lock:
+                    batch.append(((dist or "", ep.name, ep.value), self._load(plugin, ep.name, origin, dist), plugin))
+        with self._lock:
+            winners: dict[str, Any] = {}
+            for _, loaded, plugin in sorted(batch, key=lambda item: item[0]):
+                if loaded.status == "failed":
+                    continue
+                winner = winners.setdefault(loaded.name, loaded)
+                if winner is not loaded:
+                    kind = "provider" if isinstance(loaded, LoadedProvider) else "backend"
+                    loaded.status, loaded.reason = "failed", (
+                        f"{kind} name {loaded.name!r} is already provided by another plugin: {winner.origin} "
+                        f"(of plugins claiming one name, the one from the first distribution by name is loaded)")
+                    self._pm.unregister(plugin)
+            for _, loaded, plugin in sorted(batch, key=lambda item: item[1].status == "failed"):
+                self._add(loaded, plugin)  # the kept ones first: they get the names
 
     def add_plugin(self, plugin: object, name: Optional[str] = None,
-                   origin: str = "registered at run time") -> Any:
+                   origin: str = "registered at run time", dist: Optional[str] = None) -> Any:
         """Load one plugin object (a module or any object with hookimpls), backend or provider, and
-        return its status (`BackendStatus` or `ProviderStatus`)."""
+        return its status (`BackendStatus` or `ProviderStatus`), once a backend's probe has answered
+        (or timed out). ``dist``: the distribution it comes from (only that of a reserved name may
+        claim it)."""
         with self._lock:
-            taken = {n for n, b in self._backends.items() if b.status != "failed"} | \
-                    {n for n, p in self._providers.items() if p.status != "failed"}
             label = name if name else getattr(plugin, "__name__", type(plugin).__name__)
-            if kind_of(plugin) == "provider":
-                loaded: Any = load_provider(self._pm, plugin, label, origin, taken)
-            else:
-                loaded = load_backend(self._pm, plugin, label, origin, taken)
-            self._add(loaded)
-            return self.status(loaded.name)
+            loaded = self._load(plugin, label, origin, dist)
+            self._add(loaded, plugin)
+        return self.status(loaded.name)
 
-    def _add(self, loaded: Any) -> None:
+    def _load(self, plugin: object, label: str, origin: str, dist: Optional[str]) -> Any:
+        taken = {n for n, b in self._backends.items() if b.status != "failed"} | \
+                {n for n, p in self._providers.items() if p.status != "failed"}
+        if kind_of(plugin) == "provider":
+            return load_provider(self._pm, plugin, label, origin, taken, dist)
+        return load_backend(self._pm, plugin, label, origin, taken, dist)
+
+    def _add(self, loaded: Any, plugin: object = None) -> None:
         table: dict = self._providers if isinstance(loaded, LoadedProvider) else self._backends
         name = loaded.name
-        if name in table and loaded.status == "failed" and table[name].status != "failed":
-            name = f"{name} ({loaded.origin})"  # keep the working one; still report the broken one
+        if name in table and loaded.status == "failed":
+            name = f"{name} ({loaded.origin})"  # keep the one there; still report the broken one
             loaded.name = name
         table[name] = loaded
-        if isinstance(loaded, LoadedBackend) and loaded.status == "loaded":
-            for info in loaded.devices:
-                dev = Device(name, info.index)
-                self._runtimes[dev] = DeviceRuntime(dev, info, loaded)
         self._rebuild()
+        if isinstance(loaded, LoadedBackend) and loaded.status == "probing":
+            self._start_probe(loaded, plugin)
+
+    # -- device probes -----------------------------------------------------------------------------
+    def _start_probe(self, backend: LoadedBackend, plugin: object) -> None:
+        probe = _Probe(probe_timeout())
+        self._probes[backend.name] = probe
+        probe.thread = threading.Thread(target=self._run_probe, args=(backend, plugin, probe), daemon=True,
+                                        name=f"opdispatch-probe-{backend.name}")
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT.add(probe)
+            if not _AT_EXIT:
+                atexit.register(_wait_for_probes_at_exit)
+                _AT_EXIT.append(True)
+        probe.thread.start()
+
+    def _run_probe(self, backend: LoadedBackend, plugin: object, probe: _Probe) -> None:
+        """The probe thread: run the plugin's probe (no lock held), then publish its answer."""
+        try:
+            status, reason, devices = probe_backend(backend)
+            with self._lock:
+                if probe.state == "timed out":
+                    backend.reason += (f" (it answered {time.monotonic() - probe.started:.1f} s after it started, "
+                                       f"too late: not used in this process; opdispatch.registry.reload() probes "
+                                       f"again)")
+                    return
+                probe.state = "answered"
+                backend.status, backend.reason, backend.devices = status, reason, devices
+                if status == "failed" and self._pm.is_registered(plugin):
+                    self._pm.unregister(plugin)
+                for info in devices:
+                    dev = Device(backend.name, info.index)
+                    rt = DeviceRuntime(dev, info, backend)
+                    rt.install(self._entries(rt, enabled_only=True))
+                    self._runtimes[dev] = rt  # published with its kernel table in place
+                if devices:
+                    self.generation += 1
+        finally:
+            probe.settled.set()
+            with _IN_FLIGHT_LOCK:
+                _IN_FLIGHT.discard(probe)
+
+    def _probing(self) -> list[str]:
+        with self._lock:
+            return [name for name, probe in self._probes.items() if not probe.settled.is_set()]
+
+    def _wait(self, names: Iterable[str]) -> None:
+        """Wait for the device probes of backends ``names``, each until its deadline; mark those that
+        have not answered by then unavailable. Never waits for the probe of the calling thread."""
+        for name in names:
+            probe = self._probes.get(name)
+            if probe is None or probe.thread is threading.current_thread() or probe.wait():
+                continue
+            with self._lock:
+                if probe.state == "running":
+                    probe.state = "timed out"
+                    backend = self._backends[name]
+                    backend.status = "unavailable"
+                    backend.reason = f"device probe did not answer within {probe.timeout:g} s"
+                    probe.settled.set()
 
     def _entries(self, rt: DeviceRuntime, enabled_only: bool) -> dict[str, tuple[KernelEntry, ...]]:
         """Per op, the kernels for ``rt``'s device in dispatch order: providers by priority, then name;
@@ -259,9 +414,11 @@ class Registry:
             self._rebuild()
 
     def kernel_sources(self) -> list[str]:
-        """The names kernels can come from: loaded providers and loaded backends."""
-        return sorted({n for n, p in self._providers.items() if p.status == "loaded"}
-                      | {n for n, b in self._backends.items() if b.status == "loaded"})
+        """The names kernels can come from: loaded providers and loaded backends (those still probing
+        too: naming one never waits for its probe)."""
+        with self._lock:
+            return sorted({n for n, p in self._providers.items() if p.status == "loaded"}
+                          | {n for n, b in self._backends.items() if b.status in ("loaded", "probing")})
 
     def disabled(self) -> set[str]:
         """The names whose kernels are disabled."""
@@ -269,8 +426,14 @@ class Registry:
 
     # -- queries -----------------------------------------------------------------------------------
     def status(self, name: str) -> Any:
-        """The `BackendStatus` or `ProviderStatus` of plugin ``name``."""
-        if name in self._providers and name not in self._backends:
+        """The `BackendStatus` or `ProviderStatus` of plugin ``name`` (a backend's once its probe has
+        answered or timed out)."""
+        self._wait([name])
+        with self._lock:
+            return self._status(name)
+
+    def _status(self, name: str, provider: bool = False) -> Any:
+        if name in self._providers and (provider or name not in self._backends):
             p = self._providers[name]
             return ProviderStatus(name=p.name, status=p.status, reason=p.reason, version=p.version,
                                   priority=p.priority, targets=p.targets,
@@ -283,17 +446,33 @@ class Registry:
 
     def backends(self, hidden: bool = False) -> Mapping[str, BackendStatus]:
         """Every backend seen (hidden ones only when asked), by name, in name order."""
-        return {name: self.status(name) for name in sorted(self._backends)
-                if hidden or not self._backends[name].hidden}
+        self._wait(self._probing())
+        with self._lock:
+            return {name: self._status(name) for name in sorted(self._backends)
+                    if hidden or not self._backends[name].hidden}
 
     def providers(self) -> Mapping[str, ProviderStatus]:
         """Every kernel provider seen, by name, in name order."""
-        return {name: self.status(name) for name in sorted(self._providers)}
+        with self._lock:
+            return {name: self._status(name, provider=True) for name in sorted(self._providers)}
 
     def devices(self, hidden: bool = False) -> list[Device]:
-        """Every available device (hidden backends' only when asked), ordered by backend then index."""
-        return sorted((d for d, rt in self._runtimes.items() if hidden or not rt.hidden),
-                      key=lambda d: (d.backend, d.index))
+        """Every available device (hidden backends' only when asked), ordered by backend then index,
+        once every device probe has answered or timed out."""
+        self._wait(self._probing())
+        return self._listed(hidden)
+
+    def has_device(self, device: Device, hidden: bool = False) -> bool:
+        """Whether ``device`` is available (``device in devices(hidden)``), waiting for the probe of its
+        own backend only."""
+        self._wait([device.backend])
+        rt = self._runtimes.get(device)
+        return rt is not None and (hidden or not rt.hidden)
+
+    def _listed(self, hidden: bool = False) -> list[Device]:
+        with self._lock:
+            return sorted((d for d, rt in self._runtimes.items() if hidden or not rt.hidden),
+                          key=lambda d: (d.backend, d.index))
 
     def kernels(self, devices: Iterable[Device], op: Optional[str] = None) -> list[KernelListing]:
         """The kernels each op may run on each of ``devices``, in dispatch order (disabled ones too)."""
@@ -301,7 +480,10 @@ class Registry:
             get_schema(op)  # an unknown op: the error lists the known ones
         rows = []
         for dev in devices:
-            for name, entries in self._entries(self.runtime(dev), enabled_only=False).items():
+            rt = self.runtime(dev)
+            with self._lock:
+                table = self._entries(rt, enabled_only=False)
+            for name, entries in table.items():
                 if op is not None and name != op:
                     continue
                 for e in entries:
@@ -311,12 +493,18 @@ class Registry:
         return rows
 
     def runtime(self, device: Device) -> DeviceRuntime:
-        """The runtime of ``device``, or a `DeviceError` that says why it cannot be used."""
+        """The runtime of ``device``, or a `DeviceError` that says why it cannot be used. Waits for the
+        probe of ``device``'s backend only (until its deadline), never for another backend's, unless it
+        has to raise (the error lists the available devices)."""
+        rt = self._runtimes.get(device)
+        if rt is not None:
+            return rt
+        self._wait([device.backend])
         rt = self._runtimes.get(device)
         if rt is not None:
             return rt
         backend = self._backends.get(device.backend)
-        available = ", ".join(map(str, self.devices())) or "none"
+        available = ", ".join(map(str, self.devices())) or "none"  # an error: it may wait for every probe
         if backend is None:
             raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed; "
                               f"available devices: {available}")

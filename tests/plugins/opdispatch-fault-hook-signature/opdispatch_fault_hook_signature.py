@@ -1,0 +1,34 @@
+"""Fault: its opdispatch_to_numpy takes (buffer, where) instead of (data, device)."""
+
+import numpy as np
+from opdispatch import hookimpl
+from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+
+
+def relu(x):
+    return np.maximum(x, np.float32(0))
+
+
+@hookimpl
+def opdispatch_backend_info():
+    return BackendInfo(name="hooksig", version="0.1.0")
+
+
+@hookimpl
+def opdispatch_devices():
+    return [DeviceInfo(index=0, dtypes=("float32",))]
+
+
+@hookimpl
+def opdispatch_kernels():
+    return [Kernel("relu", relu, dtypes=("float32",))]
+
+
+@hookimpl
+def opdispatch_from_numpy(array, device):
+    return np.array(array, copy=True)
+
+
+@hookimpl
+def opdispatch_to_numpy(buffer, where):
+    return np.array(buffer, copy=True)

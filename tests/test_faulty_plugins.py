@@ -1,0 +1,594 @@
+"""Plugin isolation: faulty third-party plugins, installed for real with pip, each break only themselves.
+
+``tests/plugins/opdispatch-fault-*`` are tiny distributions with one fault each (see `FAULTS`);
+``opdispatch-fault-twin-a`` is the working plugin that ``-twin-b`` duplicates. The module fixture
+installs them all in one pip call into a temporary target, with a short device-probe timeout
+(``OPDISPATCH_PROBE_TIMEOUT``), and rediscovers the plugins; on teardown it removes them again.
+Faults that would hurt the test process (a Ctrl-C, a first use in a fresh interpreter) run in
+subprocesses; everything else runs in process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import opdispatch as od
+from opdispatch import registry as od_registry
+from opdispatch.backend import BackendInfo, DeviceInfo, ProviderInfo
+from opdispatch.plugins import RESERVED_NAMES
+from opdispatch.registry import PROBE_TIMEOUT_ENV, Registry
+from fake_backends import make_plugin
+from pip_plugins import PLUGINS, forget_modules, install
+
+DISTS = tuple(sorted(p.name for p in PLUGINS.glob("opdispatch-fault-*")))
+MODULES = tuple(d.replace("-", "_") for d in DISTS)
+TIMEOUT = 1.5  # seconds: the device-probe timeout while the faulty plugins are installed
+NUMPY = od.Device("numpy:0")
+
+# distribution -> (kind, expected status, fragments of the reason)
+FAULTS = {
+    "opdispatch-fault-bad-name": ("backend", "failed", ["backend name 'My Backend' is not allowed", "lowercase"]),
+    "opdispatch-fault-exit-import": ("backend", "failed", ["import failed", "SystemExit", "giving up at import"]),
+    "opdispatch-fault-exit-probe": ("backend", "failed", ["device probe", "SystemExit", "no device, exiting"]),
+    "opdispatch-fault-base-probe": ("backend", "failed", ["device probe", "ProbeAbort", "driver aborted"]),
+    "opdispatch-fault-hang-probe": ("backend", "unavailable", [f"device probe did not answer within {TIMEOUT:g} s"]),
+    "opdispatch-fault-hijack": ("backend", "failed", ["backend name 'numpy' belongs to the distribution "
+                                                      "'opdispatch-numpy'", "'opdispatch-fault-hijack'"]),
+    "opdispatch-fault-twin-b": ("backend", "failed", ["backend name 'twin' is already provided by",
+                                                      "opdispatch-fault-twin-a"]),
+    "opdispatch-fault-unknown-hook": ("backend", "failed", ["unknown hook", "opdispatch_bogus_hook"]),
+    "opdispatch-fault-hook-signature": ("backend", "failed", ["hook validation failed", "opdispatch_to_numpy",
+                                                              "buffer"]),
+    "opdispatch-fault-priority-zero": ("provider", "failed", ["priority 0 is not allowed"]),
+    "opdispatch-fault-unknown-op": ("provider", "failed", ["unknown op 'conv3d'"]),
+    # these load: their faults are in what their kernels do (the tests below and the conformance suite)
+    "opdispatch-fault-raising-supports": ("backend", "loaded", []),
+    "opdispatch-fault-wrong-shape": ("backend", "loaded", []),
+    "opdispatch-fault-wrong-dtype": ("backend", "loaded", []),
+    "opdispatch-fault-returns-none": ("backend", "loaded", []),
+    "opdispatch-fault-returns-list": ("backend", "loaded", []),
+    "opdispatch-fault-returns-tuple": ("backend", "loaded", []),
+    "opdispatch-fault-twin-a": ("backend", "loaded", []),
+}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """Every ``opdispatch-fault-*`` distribution installed with pip (one call) and discovered, with
+    the probe timeout set to `TIMEOUT`; yields the directory they are installed in."""
+    assert set(DISTS) == set(FAULTS), "FAULTS must describe every opdispatch-fault-* distribution"
+    target = tmp_path_factory.mktemp("faulty-site")
+    install(DISTS, target, tmp_path_factory.mktemp("faulty-build"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PROBE_TIMEOUT_ENV, str(TIMEOUT))
+        sys.path.insert(0, str(target))
+        importlib.invalidate_caches()
+        forget_modules(MODULES)
+        od_registry.reload()
+        try:
+            yield target
+        finally:
+            hang = sys.modules.get("opdispatch_fault_hang_probe")
+            if hang is not None:
+                hang.RELEASE.set()  # let every hanging probe thread end
+            while str(target) in sys.path:
+                sys.path.remove(str(target))
+            importlib.invalidate_caches()
+            forget_modules(MODULES)
+    od_registry.reload()
+    left = {ep.value for group in ("opdispatch.backends", "opdispatch.providers")
+            for ep in importlib.metadata.entry_points(group=group)}
+    assert not left & set(MODULES)
+
+
+def _from(statuses, dist: str):
+    """The status whose plugin comes from distribution ``dist``."""
+    found = [st for st in statuses.values() if f"(from {dist} " in st.origin]
+    assert len(found) == 1, (dist, [str(s) for s in statuses.values()])
+    return found[0]
+
+
+def _f32(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _numpy_ops_work(device=NUMPY) -> None:
+    """A few ops on ``device`` give NumPy's answers."""
+    a, b, w = _f32(2, 3, 6, 6, seed=1), _f32(2, 3, 6, 6, seed=2), _f32(4, 3, 3, 3, seed=3)
+    x, y, k = (od.tensor(v, device=device) for v in (a, b, w))
+    np.testing.assert_allclose(od.relu(x).numpy(), np.maximum(a, 0))
+    np.testing.assert_allclose((x + y).numpy(), a + b, rtol=1e-6)
+    np.testing.assert_allclose(od.sum(x).numpy(), a.sum(), rtol=1e-4)
+    m = od.matmul(od.tensor(a[0, 0], device=device), od.tensor(b[0, 0], device=device))
+    np.testing.assert_allclose(m.numpy(), a[0, 0] @ b[0, 0], rtol=1e-4, atol=1e-5)
+    conv = od.conv2d(x, k, padding="SAME")
+    assert conv.shape == (2, 4, 6, 6) and conv.device == device
+    ref = od.conv2d(od.tensor(a, device="reference:0", dtype="float64"),
+                    od.tensor(w, device="reference:0", dtype="float64"), padding="SAME").numpy()
+    np.testing.assert_allclose(conv.numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# every faulty plugin is reported with its reason; every other backend works
+
+
+@pytest.mark.parametrize("dist", sorted(FAULTS))
+def test_each_plugin_is_reported_with_its_status_and_reason(installed, dist):
+    kind, status, fragments = FAULTS[dist]
+    st = _from(od.backends() if kind == "backend" else od.providers(), dist)
+    assert st.status == status, str(st)
+    for fragment in fragments:
+        assert fragment in st.reason, (fragment, st.reason)
+    if kind == "backend":
+        assert (st.devices != ()) == (status == "loaded")
+
+
+def test_the_other_backends_work_with_every_faulty_plugin_installed(installed):
+    b = od.backends()
+    assert b["numpy"].status == "loaded" and "(from opdispatch-numpy " in b["numpy"].origin
+    assert b["numpy"].devices == (NUMPY,)
+    _numpy_ops_work()
+    # numpy:0 runs its own kernels only: no faulty provider got in
+    assert {k.provider for k in od.kernels(NUMPY)} == {"numpy"}
+    if od.Device("opencl:0") in od.devices():
+        a = _f32(3, 4, seed=5)
+        x = od.tensor(a, device="opencl:0")
+        np.testing.assert_allclose(od.relu(x).numpy(), np.maximum(a, 0))
+        np.testing.assert_allclose((x * x).numpy(), a * a, rtol=1e-6)
+    # the graph frontend and gradients on numpy:0 as well
+    f = od.function(lambda t: od.sum(od.relu(t) * t))
+    a = _f32(3, 4, seed=6)
+    np.testing.assert_allclose(f(od.tensor(a)).numpy(), np.sum(np.maximum(a, 0) * a), rtol=1e-5)
+    w = od.tensor(a)
+    with od.GradientTape() as tape:
+        tape.watch(w)
+        loss = od.sum(w * w)
+    np.testing.assert_allclose(tape.gradient(loss, w).numpy(), 2 * a, rtol=1e-6)
+    # every faulty device is missing, with a reason; the working plugins' devices are there
+    devs = set(od.devices())
+    for name in ("exitprobe", "baseprobe", "hangprobe", "unknownhook", "hooksig"):
+        assert od.Device(f"{name}:0") not in devs
+    assert {od.Device(f"{n}:0") for n in ("twin", "badsupports", "wrongshape", "retnone")} <= devs
+
+
+def test_the_cli_lists_every_faulty_plugin_with_its_reason(installed, capsys):
+    from opdispatch.cli import main
+
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    for fragment in ("'My Backend' is not allowed", "SystemExit", "ProbeAbort", "did not answer within",
+                     "belongs to the distribution 'opdispatch-numpy'", "already provided by", "opdispatch_bogus_hook",
+                     "priority 0", "conv3d"):
+        assert fragment in out, fragment
+
+
+# --------------------------------------------------------------------------------------------
+# a hanging probe
+
+
+def _hang_module():
+    return importlib.import_module("opdispatch_fault_hang_probe")
+
+
+def test_a_hanging_probe_stalls_no_op_on_another_backend(installed):
+    hang = _hang_module()
+    start = time.monotonic()
+    reg = od_registry.reload()  # a fresh registry: the probe starts (and hangs) again
+    probe = reg._probes["hangprobe"]
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                _numpy_ops_work()
+        except BaseException as exc:  # noqa: B036 -- reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join(timeout=30)
+    elapsed = time.monotonic() - start
+    assert not errors, errors
+    # all of that ran while the probe hung: it has not answered, and its deadline has not come
+    assert hang.ENTERED.is_set() and not hang.ANSWERED.is_set()
+    assert not probe.settled.is_set() and elapsed < TIMEOUT, elapsed
+    assert reg.has_device(NUMPY) and not reg.has_device(od.Device("reference:0"))
+    assert reg.has_device(od.Device("reference:0"), hidden=True) and not probe.settled.is_set()
+    # a lookup of the hung backend's device waits for its own probe only, then says why
+    with pytest.raises(od.DeviceError, match=f"hangprobe.*unavailable.*did not answer within {TIMEOUT:g} s"):
+        od.tensor([1.0], dtype="float32", device="hangprobe:0")
+    assert time.monotonic() - start >= TIMEOUT - 0.05
+    st = od.backends()["hangprobe"]
+    assert st.status == "unavailable" and st.reason == f"device probe did not answer within {TIMEOUT:g} s"
+    assert od.Device("hangprobe:0") not in od.devices()
+
+
+def test_an_answer_after_the_timeout_is_not_used(installed):
+    hang = _hang_module()
+    assert od.backends()["hangprobe"].status == "unavailable"
+    hang.RELEASE.set()  # the hung probe answers now, too late
+    assert hang.ANSWERED.wait(10)
+    probe = od_registry.registry()._probes["hangprobe"]
+    assert probe.thread is not None
+    probe.thread.join(10)
+    st = od.backends()["hangprobe"]
+    assert st.status == "unavailable" and st.devices == ()
+    assert st.reason.startswith(f"device probe did not answer within {TIMEOUT:g} s (it answered")
+    assert "too late" in st.reason
+    assert od.Device("hangprobe:0") not in od.devices()
+
+
+def _fresh_python(code: str, target: Path, timeout_s: float, **kw):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(target), *filter(None, [env.get("PYTHONPATH")])])
+    env[PROBE_TIMEOUT_ENV] = str(timeout_s)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=str(target), **kw)
+
+
+def test_a_fresh_process_runs_numpy_ops_at_once_and_exits(installed):
+    """First use in a fresh interpreter with every faulty plugin installed: sys.exit() at import ends
+    nothing, the first numpy:0 op does not wait for the hanging probe, and the process exits."""
+    code = (
+        "import time; t0 = time.monotonic()\n"
+        "import numpy as np, opdispatch as od\n"
+        "y = od.relu(od.tensor(np.array([-1.0, 2.0], dtype='float32')))\n"
+        "print('FIRST', time.monotonic() - t0, y.numpy().tolist(), y.device)\n"
+        "b = od.backends()\n"
+        "print('BACKENDS', time.monotonic() - t0)\n"
+        "for name in sorted(b):\n"
+        "    print('STATUS', name.split(' ')[0], b[name].status)\n"
+    )
+    start = time.monotonic()
+    proc = _fresh_python(code, installed, 3.0)
+    out, err = proc.communicate(timeout=60)
+    total = time.monotonic() - start
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    first = next(line for line in lines if line.startswith("FIRST")).split(" ", 2)
+    assert float(first[1]) < 3.0 and first[2] == "[0.0, 2.0] numpy:0", first
+    assert 3.0 - 0.5 < float(next(line for line in lines if line.startswith("BACKENDS")).split()[1]) < 10
+    statuses = {tuple(line.split()[1:]) for line in lines if line.startswith("STATUS")}
+    assert {("numpy", "loaded"), ("hangprobe", "unavailable"), ("fault_exit_import", "failed"),
+            ("exitprobe", "failed"), ("twin", "loaded"), ("numpy", "failed")} <= statuses
+    assert total < 30
+
+
+def test_ctrl_c_interrupts_a_wait_for_a_hanging_probe(installed):
+    code = (
+        "import sys, numpy as np, opdispatch as od\n"
+        "od.relu(od.tensor(np.ones(2, dtype='float32')))\n"
+        "print('WAITING', flush=True)\n"
+        "try:\n"
+        "    od.backends()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('INTERRUPTED', flush=True)\n"
+        "    raise\n"
+        "print('NOT INTERRUPTED', flush=True)\n"
+    )
+    proc = _fresh_python(code, installed, 60.0)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "WAITING"
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "INTERRUPTED"
+        assert time.monotonic() - sent < 5
+        # at exit the probe in flight is waited for until its deadline; another Ctrl-C ends that too
+        while proc.poll() is None and time.monotonic() - sent < 15:
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.3)
+        assert proc.poll() is not None, "the process did not end after Ctrl-C"
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+EXIT_WAIT = """
+import sys, time
+from pathlib import Path
+import numpy as np
+import opdispatch as od
+from opdispatch import registry
+from opdispatch.backend import BackendInfo, DeviceInfo
+
+class Slow:
+    @od.hookimpl
+    def opdispatch_backend_info(self):
+        return BackendInfo(name="slow")
+
+    @od.hookimpl
+    def opdispatch_devices(self):
+        time.sleep(0.5)
+        Path(sys.argv[1]).write_text("answered")
+        return [DeviceInfo(index=0)]
+
+    @od.hookimpl
+    def opdispatch_kernels(self):
+        return []
+
+    @od.hookimpl
+    def opdispatch_from_numpy(self, array, device):
+        return array
+
+    @od.hookimpl
+    def opdispatch_to_numpy(self, data, device):
+        return data
+
+class EntryPoint:
+    name, value, group, dist = "slow", "slow_plugin", "opdispatch.backends", None
+
+    def load(self):
+        return Slow()
+
+found = registry.entry_points
+registry.entry_points = lambda group: found(group) + ([EntryPoint()] if group == "opdispatch.backends" else [])
+print(od.relu(od.tensor(np.ones(2, dtype="float32"))).numpy().tolist())  # numpy:0 at once; slow:0 probing
+"""
+
+
+def test_import_starts_no_thread_and_first_use_one_per_probe():
+    code = ("import threading, opdispatch, opdispatch.registry as r\n"
+            "assert threading.active_count() == 1 and r._REGISTRY is None\n"
+            "reg = r.registry()\n"
+            "names = sorted(reg._probes)\n"
+            "assert all(p.thread.name == 'opdispatch-probe-' + n for n, p in reg._probes.items())\n"
+            "print(' '.join(names))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert {"numpy", "reference"} <= set(proc.stdout.split())
+
+
+def test_the_interpreter_exits_after_the_probes_in_flight(tmp_path):
+    """A probe still running at exit is waited for (until its deadline): a daemon thread coming back
+    from a GPU or OpenCL runtime while the interpreter shuts down would abort the process."""
+    marker = tmp_path / "answered"
+    env = {**os.environ, PROBE_TIMEOUT_ENV: "10"}
+    proc = subprocess.run([sys.executable, "-c", EXIT_WAIT, str(marker)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[1.0, 1.0]"
+    assert marker.read_text() == "answered"
+
+
+# --------------------------------------------------------------------------------------------
+# exits and interrupts
+
+
+def test_sys_exit_at_import_is_that_plugins_failure(installed):
+    st = _from(od.backends(), "opdispatch-fault-exit-import")
+    assert st.name == "fault_exit_import"  # reported under its entry point's name: it never said its own
+    assert "SystemExit: opdispatch-fault-exit-import: giving up at import" in st.reason
+
+
+def _interrupt(*args: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupting(hook: str) -> object:
+    plugin = make_plugin("ctrlc", [])
+    setattr(type(plugin), hook, od.hookimpl(_interrupt))
+    return plugin
+
+
+def test_a_keyboard_interrupt_while_loading_a_plugin_propagates():
+    with pytest.raises(KeyboardInterrupt):
+        Registry().add_plugin(_interrupting("opdispatch_backend_info"))
+
+    class Provider:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            raise KeyboardInterrupt
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return []
+
+    with pytest.raises(KeyboardInterrupt):
+        Registry().add_plugin(Provider())
+
+
+def test_a_keyboard_interrupt_while_importing_a_plugin_propagates(monkeypatch):
+    class Interrupting:
+        name, value, group, dist = "ctrlc", "ctrlc_plugin", "opdispatch.backends", None
+
+        def load(self):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(od_registry, "entry_points", lambda group: [Interrupting()] if "backends" in group else [])
+    with pytest.raises(KeyboardInterrupt):
+        Registry().load_entry_points()
+
+
+def test_a_keyboard_interrupt_raised_by_a_probe_is_that_plugins_failure():
+    """A probe runs in a thread of its own, which the user's Ctrl-C never reaches: a KeyboardInterrupt
+    raised there is the plugin's own doing."""
+    st = Registry().add_plugin(_interrupting("opdispatch_devices"))
+    assert st.status == "failed" and "device probe" in st.reason and "KeyboardInterrupt" in st.reason
+
+
+def test_a_system_exit_in_any_hook_is_that_plugins_failure():
+    plugin = make_plugin("exits", [])
+    type(plugin).opdispatch_kernels = od.hookimpl(lambda self: sys.exit(2))
+    reg = Registry()
+    st = reg.add_plugin(plugin)
+    assert st.status == "failed" and "SystemExit: 2" in st.reason
+    assert reg.status("reference").status == "loaded"
+
+
+# --------------------------------------------------------------------------------------------
+# names: the in-tree ones are protected, conflicts resolve the same way whatever the order
+
+
+def _order(monkeypatch, reverse: bool) -> dict:
+    """Load the installed plugins (not the hanging one) in entry-point name order, or reversed, into
+    a private registry; name -> (status, origin) of the plugins that claim numpy or twin."""
+    original = od_registry.entry_points
+
+    def eps(group):
+        found = [ep for ep in original(group) if ep.name != "fault_hang_probe"]
+        return found[::-1] if reverse else found
+
+    monkeypatch.setattr(od_registry, "entry_points", eps)
+    reg = Registry()
+    reg.load_entry_points()
+    return {name: (st.status, st.origin, st.reason) for name, st in reg.backends().items()
+            if name.split(" ")[0] in ("numpy", "twin")}
+
+
+def test_name_conflicts_resolve_the_same_way_whatever_the_entry_point_order(installed, monkeypatch):
+    forward, backward = _order(monkeypatch, False), _order(monkeypatch, True)
+    assert forward == backward
+    assert forward["numpy"][0] == "loaded" and "(from opdispatch-numpy " in forward["numpy"][1]
+    assert forward["twin"][0] == "loaded" and "(from opdispatch-fault-twin-a " in forward["twin"][1]
+    assert len(forward) == 4  # the hijacker and the duplicate twin are reported too, failed
+    assert sorted(s for s, _, _ in forward.values()) == ["failed", "failed", "loaded", "loaded"]
+
+
+def test_the_kept_plugins_run_their_own_kernels(installed):
+    a = _f32(5, seed=7)
+    np.testing.assert_allclose(od.relu(od.tensor(a)).numpy(), np.maximum(a, 0))  # not the hijacker's -1
+    assert od.device_info("numpy:0").name == "CPU (NumPy)"
+    assert od.device_info("twin:0").name == "twin A"
+    np.testing.assert_allclose(od.relu(od.tensor(a, device="twin:0")).numpy(), np.maximum(a, 0))  # not B's -2
+
+
+def test_a_run_time_plugin_cannot_take_an_in_tree_name():
+    reg = Registry()
+    for name in ("numpy", "opencl", "cupy", "reference"):
+        st = reg.add_plugin(make_plugin(name, []))
+        assert st.status == "failed", st
+        assert f"belongs to the distribution {RESERVED_NAMES[name]!r}" in st.reason
+        assert "no installed distribution" in st.reason
+    assert reg.status("reference").status == "loaded"
+
+    class Hijacker:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name="numpy", priority=5)
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return []
+
+    reg.add_plugin(Hijacker())
+    st = reg.providers()["numpy"]
+    assert st.status == "failed" and "provider name 'numpy' belongs to" in st.reason
+
+
+def test_an_in_tree_backend_registered_at_run_time_keeps_its_name():
+    import opdispatch_numpy.plugin as numpy_plugin
+
+    st = Registry().add_plugin(numpy_plugin, name="numpy")  # its module comes from opdispatch-numpy
+    assert st.status == "loaded" and st.devices == (NUMPY,)
+
+
+# --------------------------------------------------------------------------------------------
+# kernels that misbehave: a raising supports(), wrong outputs (the conformance suite fails them)
+
+
+def test_a_raising_supports_is_a_kernel_error_naming_op_and_plugin(installed):
+    x = od.tensor(_f32(3, seed=8), device="badsupports:0")
+    with pytest.raises(od.KernelError, match=r"relu: supports\(\) of the relu kernel of 'badsupports' raised "
+                                             r"ZeroDivisionError"):
+        od.relu(x)
+    _numpy_ops_work()
+
+
+OUTPUT_FAULTS = [
+    ("badsupports", r"raised KernelError: relu: supports\(\) of the relu kernel of 'badsupports' raised "
+                    r"ZeroDivisionError"),
+    ("wrongshape", r"output has shape \(1,\), expected"),
+    ("wrongdtype", r"output has dtype float64, expected float32"),
+    ("retnone", r"output has dtype object|reading the result back raised"),
+    ("retlist", r"output has shape \(1,[^)]*\), expected"),  # read back as np.array([y])
+    ("rettuple", r"output has shape \(2,[^)]*\), expected"),  # np.array((y, y))
+]
+
+
+@pytest.fixture(scope="module")
+def relu_cases(installed):
+    from opdispatch_conformance.suite import collect_cases
+
+    return collect_cases(["relu"], random_per_op=2, onnx=False)
+
+
+@pytest.mark.parametrize("backend, message", OUTPUT_FAULTS, ids=[b for b, _ in OUTPUT_FAULTS])
+def test_the_conformance_suite_fails_every_row_of_a_misbehaving_kernel(installed, relu_cases, backend, message):
+    import re
+
+    from opdispatch_conformance.suite import run_device
+
+    record = run_device(od.Device(f"{backend}:0"), relu_cases, dtypes=["float32"], gradients="no", out=None)
+    results = record["results"]
+    assert results and all(r.status == "failed" for r in results), [(r.case, r.status) for r in results]
+    assert all(re.search(message, r.message) for r in results), {r.message for r in results}
+    # and the same cases pass on numpy:0 and on the kept twin
+    for dev in ("numpy:0", "twin:0"):
+        ok = run_device(od.Device(dev), relu_cases, dtypes=["float32"], gradients="no", out=None)["results"]
+        assert ok and all(r.status == "passed" for r in ok), [(r.case, r.message) for r in ok if r.status != "passed"]
+
+
+# --------------------------------------------------------------------------------------------
+# the timeout setting
+
+
+def test_the_probe_timeout_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(PROBE_TIMEOUT_ENV, "0.25")
+    assert od_registry.probe_timeout() == 0.25
+    monkeypatch.delenv(PROBE_TIMEOUT_ENV)
+    monkeypatch.setattr(od_registry, "PROBE_TIMEOUT", 7.0)
+    assert od_registry.probe_timeout() == 7.0
+    for bad in ("soon", "0", "-3", "inf", "nan"):
+        monkeypatch.setenv(PROBE_TIMEOUT_ENV, bad)
+        with pytest.warns(RuntimeWarning, match=PROBE_TIMEOUT_ENV):
+            assert od_registry.probe_timeout() == 7.0
+
+
+def test_a_slow_run_time_probe_times_out_alone(monkeypatch):
+    monkeypatch.delenv(PROBE_TIMEOUT_ENV, raising=False)
+    monkeypatch.setattr(od_registry, "PROBE_TIMEOUT", 0.2)
+    release = threading.Event()
+
+    def slow():
+        release.wait(30)
+        return [DeviceInfo(index=0)]
+
+    reg = Registry()
+    try:
+        start = time.monotonic()
+        st = reg.add_plugin(make_plugin("slow", [], devices=slow))
+        assert 0.15 < time.monotonic() - start < 5
+        assert st.status == "unavailable" and st.reason == "device probe did not answer within 0.2 s"
+        assert reg.add_plugin(make_plugin("quick", [])).status == "loaded"
+        assert od.Device("quick:0") in reg.devices() and od.Device("slow:0") not in reg.devices()
+    finally:
+        release.set()
+
+
+def test_backend_info_is_not_a_probe():
+    """Loading (identity, kernels) stays synchronous: a plugin whose backend_info is slow is slow to
+    load, but it is still loaded in the caller's thread."""
+    seen = []
+    plugin = make_plugin("where", [])
+    type(plugin).opdispatch_backend_info = od.hookimpl(
+        lambda self: seen.append(threading.current_thread()) or BackendInfo(name="where"))
+    assert Registry().add_plugin(plugin).status == "loaded"
+    assert seen == [threading.current_thread()]
