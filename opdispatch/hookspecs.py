@@ -9,10 +9,11 @@ and `opdispatch_to_numpy`.
 backends they do not own (say, oneDNN kernels for ``numpy:0``) and must implement
 `opdispatch_provider_info` and `opdispatch_provider_kernels`. A plugin is one or the other.
 
-opdispatch calls each plugin's hooks itself, one plugin at a time and with keyword arguments
-only, once when it loads the plugin (lazily, on first use), so a failing plugin is reported on
-its own and never hides another; it builds its kernel tables from the answers, and per-op calls
-never go through pluggy.
+opdispatch calls each plugin's hooks itself, plugin by plugin and with keyword arguments only,
+once when it loads the plugin (lazily, on first use), so a failing plugin is reported on its own
+and never hides another; a backend's device probe (`opdispatch_devices`) runs in a thread of its
+own, with a timeout, so a slow probe delays only that backend's devices. Kernel tables are built
+from the answers, and per-op calls never go through pluggy.
 """
 
 from __future__ import annotations

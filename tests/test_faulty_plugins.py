@@ -515,11 +515,12 @@ def test_a_raising_supports_is_a_kernel_error_naming_op_and_plugin(installed):
 OUTPUT_FAULTS = [
     ("badsupports", r"raised KernelError: relu: supports\(\) of the relu kernel of 'badsupports' raised "
                     r"ZeroDivisionError"),
-    ("wrongshape", r"output has shape \(1,\), expected"),
-    ("wrongdtype", r"output has dtype float64, expected float32"),
-    ("retnone", r"output has dtype object|reading the result back raised"),
-    ("retlist", r"output has shape \(1,[^)]*\), expected"),  # read back as np.array([y])
-    ("rettuple", r"output has shape \(2,[^)]*\), expected"),  # np.array((y, y))
+    # dispatch checks every kernel result against the inferred shape and dtype before it becomes a tensor
+    ("wrongshape", r"the kernel of backend 'wrongshape' on wrongshape:0 returned its output of shape \(1,\)"),
+    ("wrongdtype", r"returned its output of shape \([^)]*\) and dtype float64; the schema inferred .* float32"),
+    ("retnone", r"returned NoneType as its output"),
+    ("retlist", r"returned list as its output"),
+    ("rettuple", r"returned tuple as its output"),
 ]
 
 

@@ -76,7 +76,8 @@ class Executable:
         self.outputs = []
         for v in graph.outputs:
             info = graph.values[v]
-            dev = info.device if info.device in set(reg.devices()) else current_placement().device
+            dev = info.device if info.device is not None and reg.has_device(info.device) \
+                else current_placement().device
             if v in graph.constants:
                 rt = reg.runtime(dev)
                 self.constants.append((slot_of((v, dev)), rt.from_numpy(graph.constants[v], rt.device)))

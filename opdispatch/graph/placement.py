@@ -108,8 +108,8 @@ def _home(node: Node, ins: list, values: dict, graph: GraphIR, placement: Placem
             devices.setdefault(values[v].device, pos)
     if not devices:  # constants only: where they were made (when that device is here), as eager would
         made = [values[v].device for v in ins if v is not None and values[v].device is not None]
-        available = set(registry().devices())
-        return next((d for d in made if d in available), placement.device)
+        reg = registry()
+        return next((d for d in made if reg.has_device(d)), placement.device)
     if len(devices) == 1:
         return next(iter(devices))
     listing = ", ".join(f"input {pos} on {dev}" for dev, pos in devices.items())
