@@ -112,7 +112,7 @@ def conv2d_backward_weight(x: CLArray, dy: CLArray, *, weight_shape, stride, pad
     geo = _geometry(x.shape, weight_shape, (oh, ow), stride, padding, dilation, groups)
     chunk = _chunk(n, groups * k * p, x.dtype)
     cols = empty(dev, (groups, chunk, p, k), x.dtype)
-    for n0 in range(0, n, chunk):
+    for n0 in range(0, max(n, 1), chunk):  # an empty batch still runs one GEMM (of no terms: zeros)
         nc = min(chunk, n - n0)
         _im2col(x, cols, geo, n0, nc, (p * k, nc * p * k, 1, k))
         gemm(dev, x.dtype, og, k, nc * p, Operand(dyt.buf, n0 * p, 0, og * n * p, n * p, 1),
