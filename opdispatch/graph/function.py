@@ -9,7 +9,9 @@ a known one runs the cached, optimised, placed graph.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -19,6 +21,7 @@ from .. import recording
 from ..dispatch import current_pin
 from ..placement import Placement, current_placement
 from ..registry import registry
+from ..attrs import to_int
 from ..errors import InvalidArgumentError, OpDispatchError
 from ..tensor import Tensor, tensor
 from .executor import Executable
@@ -82,6 +85,9 @@ def _as_tensors(leaves: list) -> list[Tensor]:
 
 
 RETRACE_WARNING = 8  # traces of one function after which a warning says why it keeps tracing
+MAX_SIGNATURES = 64
+"""Traced signatures an `od.function` keeps by default; past them the least recently used is dropped
+(and traced again if it comes back)."""
 
 
 class GraphRetraceWarning(UserWarning):
@@ -113,10 +119,15 @@ class _Entry:
 class Function:
     """A function traced into a graph per input signature (see `opdispatch.function`)."""
 
-    def __init__(self, fn: Callable[..., Any], passes: Optional[Mapping[str, bool]] = None) -> None:
+    def __init__(self, fn: Callable[..., Any], passes: Optional[Mapping[str, bool]] = None,
+                 max_signatures: int = MAX_SIGNATURES) -> None:
+        max_signatures = to_int("od.function", "max_signatures", max_signatures, minimum=1)
         self._fn = fn
         self._opts = pass_options(passes)
-        self._cache: dict[Any, _Entry] = {}
+        self._cache: OrderedDict[Any, _Entry] = OrderedDict()  # least recently used first
+        self._max_signatures = max_signatures
+        self._traces = 0
+        self._lock = threading.Lock()  # the cache's order; tracing itself runs outside it
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -142,10 +153,19 @@ class Function:
         leaves = _as_tensors(leaves)
         placement = current_placement()
         key = (tree, tuple((t._shape, t._dtype, t._rt.device) for t in leaves), placement)
-        entry = self._cache.get(key)
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None:
+                self._cache.move_to_end(key)
         if entry is None:
-            entry = self._cache[key] = self._trace(tree, leaves, placement)
-            if len(self._cache) == RETRACE_WARNING:
+            entry = self._trace(tree, leaves, placement)
+            with self._lock:
+                self._cache[key] = entry
+                while len(self._cache) > self._max_signatures:
+                    self._cache.popitem(last=False)  # the least recently used signature
+                self._traces += 1
+                traces = self._traces
+            if traces == RETRACE_WARNING:
                 name = getattr(self._fn, "__qualname__", "function")
                 warnings.warn(f"od.function {name!r} has been traced {RETRACE_WARNING} times: every new shape, "
                               f"dtype, device or Python argument value traces again (a learning rate passed as "
@@ -218,7 +238,8 @@ def _at_user_line(exc: OpDispatchError, fn: Callable[..., Any]) -> OpDispatchErr
     return exc.with_traceback(user_traceback(exc.__traceback__))
 
 
-def function(fn: Optional[Callable[..., Any]] = None, *, passes: Optional[Mapping[str, bool]] = None) -> Any:
+def function(fn: Optional[Callable[..., Any]] = None, *, passes: Optional[Mapping[str, bool]] = None,
+             max_signatures: int = MAX_SIGNATURES) -> Any:
     """Trace ``fn`` into a graph on its first call per input signature and run the graph after.
 
         @od.function
@@ -228,14 +249,19 @@ def function(fn: Optional[Callable[..., Any]] = None, *, passes: Optional[Mappin
     ``passes`` switches graph passes off by name, e.g. ``{"fuse": False}`` (names:
     constant_fold, cse, dce, fuse, memory). ``step.graph(*args)`` returns the `Graph` a call runs.
 
+    The traced graphs are kept per signature, at most ``max_signatures`` of them (default
+    `MAX_SIGNATURES`, 64): past that the least recently used signature is dropped, and traced
+    again if it comes back. After `RETRACE_WARNING` (8) traces a `GraphRetraceWarning` says why
+    the function keeps tracing.
+
     Called inside another traced function, ``fn`` is inlined into that trace; called while an
     eager `GradientTape` records, it runs eagerly so the tape sees its ops. Tensor values are
     unknown while tracing: ``bool``, ``float``, ``int``, ``.numpy()`` or ``np.asarray`` on a
     traced tensor raise `GraphTraceError` at the user's line.
     """
     if fn is None:
-        return lambda f: Function(f, passes)
-    return Function(fn, passes)
+        return lambda f: Function(f, passes, max_signatures)
+    return Function(fn, passes, max_signatures)
 
 
 __all__ = ["function", "Function", "TracedTensor", "trace"]

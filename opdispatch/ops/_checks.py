@@ -34,6 +34,14 @@ def require_positive_dims(op: str, arg: str, meta: TensorMeta) -> None:
         raise ShapeError(f"{op}: argument {arg!r} got shape {meta.shape}; allowed: every dimension >= 1")
 
 
+def require_positive_dims_but_batch(op: str, arg: str, meta: TensorMeta) -> None:
+    """Raise `ShapeError` when a dimension other than the batch (axis 0) is zero: an empty batch
+    is a valid call (its result is empty too), an empty channel, row or column is not."""
+    if 0 in meta.shape[1:]:
+        raise ShapeError(f"{op}: argument {arg!r} got shape {meta.shape}; allowed: every dimension >= 1 but the "
+                         f"batch (axis 0), which may be 0")
+
+
 def float_inputs(op: str, named: Sequence[tuple[str, Optional[TensorMeta]]]) -> np.dtype:
     """Check that every present input is float and that they share one dtype; return it."""
     present = [(n, m.dtype) for n, m in named if m is not None]
@@ -54,15 +62,19 @@ MAX_ELEMENTS = 2**60
 """Bound on the element count of a shape attribute: a float64 array of it fits an int64 byte count."""
 
 
-def shape4(what: str):
-    """Normaliser of a 4-d shape attribute such as ``input_shape`` (N, C, H, W)."""
+def shape4(what: str, empty_batch: bool = False):
+    """Normaliser of a 4-d shape attribute such as ``input_shape`` (N, C, H, W); with ``empty_batch``
+    the first dimension (the batch) may be 0."""
+    low = 0 if empty_batch else 1
 
     def normalize(op: str, arg: str, value: Any) -> tuple[int, int, int, int]:
         if isinstance(value, (tuple, list)) and len(value) == 4 and all(_is_int(v) and 1 <= v <= INT_MAX
-                                                                        for v in value) \
-                and prod(value) < MAX_ELEMENTS:
+                                                                        for v in value[1:]) \
+                and _is_int(value[0]) and low <= value[0] <= INT_MAX and prod(value) < MAX_ELEMENTS:
             return tuple(int(v) for v in value)  # type: ignore[return-value]
-        raise arg_error(op, arg, value, f"a sequence of 4 ints in [1, {INT_MAX}] {what}, at most {MAX_ELEMENTS - 1} "
+        first = f"the first in [0, {INT_MAX}] (an empty batch), the others in [1, {INT_MAX}]" if empty_batch \
+            else f"in [1, {INT_MAX}]"
+        raise arg_error(op, arg, value, f"a sequence of 4 ints {first} {what}, at most {MAX_ELEMENTS - 1} "
                         f"elements in all (8-byte elements addressable in int64)")
 
     return normalize

@@ -12,7 +12,8 @@ from ..attrs import INT_MAX, to_int, to_padding, to_pair
 from ..errors import ShapeError
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
-from ._checks import float_inputs, require_dy, require_positive_dims, require_rank, shape4
+from ._checks import (float_inputs, require_dy, require_positive_dims, require_positive_dims_but_batch, require_rank,
+                      shape4)
 from ._rules import without
 from ._windows import scatter_taps, stacked, window_taps
 
@@ -57,7 +58,7 @@ def _infer(op, metas, attrs):
     dtype = float_inputs(op, [("x", x), ("w", w), ("bias", bias)])
     require_rank(op, "x", x, 4, "(N, C, H, W)")
     require_rank(op, "w", w, 4, "(C_out, C_in / groups, KH, KW)")
-    require_positive_dims(op, "x", x)
+    require_positive_dims_but_batch(op, "x", x)
     require_positive_dims(op, "w", w)
     c_out = w.shape[0]
     if bias is not None:
@@ -197,7 +198,7 @@ def _infer_conv_weight(op, metas, attrs):
     dtype = float_inputs(op, [("x", x), ("dy", dy)])
     require_rank(op, "x", x, 4, "(N, C, H, W)")
     require_rank(op, "dy", dy, 4, "(N, C_out, OH, OW)")
-    require_positive_dims(op, "x", x)
+    require_positive_dims_but_batch(op, "x", x)
     w_shape = attrs["weight_shape"]
     pads, expected = conv_geometry(op, x.shape, w_shape, attrs, "x", "weight_shape")
     require_dy(op, dy, expected, f"conv2d(x of shape {x.shape}, w of shape {w_shape}) with these attributes")
@@ -217,7 +218,7 @@ def _conv_weight_terms(metas, attrs):
 CONV2D_BACKWARD_INPUT = OpSchema(
     name="conv2d_backward_input", family=FAMILY,
     inputs=(Input("dy"), Input("w")),
-    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)")),) + CONV_ATTRS,
+    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)", empty_batch=True)),) + CONV_ATTRS,
     infer=_infer_conv_input,
     reference=reference.conv.conv2d_backward_input,
     doc="Gradient of conv2d with respect to x: the transposed convolution of dy with w, of input_shape.",

@@ -10,7 +10,7 @@ from ..attrs import to_axis
 from ..dtypes import is_integer
 from ..errors import DTypeError, InvalidArgumentError, ShapeError
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
-from ._checks import float_inputs, require_min_rank, require_positive_dims, require_rank
+from ._checks import float_inputs, require_min_rank, require_positive_dims_but_batch, require_rank
 
 FAMILY = "nn"
 
@@ -42,7 +42,7 @@ def _infer_xent(op, metas, attrs):
     logits, labels = metas
     dtype = float_inputs(op, [("logits", logits)])
     require_rank(op, "logits", logits, 2, "(N, C)")
-    require_positive_dims(op, "logits", logits)
+    require_positive_dims_but_batch(op, "logits", logits)
     if not is_integer(labels.dtype):
         raise DTypeError(f"{op}: argument 'labels' got dtype {labels.dtype.name}; allowed: an integer dtype "
                          f"(class indices)")
@@ -103,7 +103,8 @@ LOG_SOFTMAX = OpSchema(name="log_softmax", family=FAMILY, inputs=(Input("x"),),
 SOFTMAX_CROSS_ENTROPY = OpSchema(
     name="softmax_cross_entropy", family=FAMILY, inputs=(Input("logits"), Input("labels", kind="int")), attrs=(),
     infer=_infer_xent, reference=reference.nn.softmax_cross_entropy,
-    doc="mean over the batch of -log_softmax(logits)[i, labels[i]]",
+    doc="mean over the batch of -log_softmax(logits)[i, labels[i]]; an empty batch (N = 0) gives NaN, the "
+        "mean of no terms (as PyTorch's reduction='mean' and NumPy's mean), and its gradient is an empty (0, C) array",
     reduction_length=_xent_terms, tolerance_factor=4.0,
     check_values=_check_labels,
     vjp=lambda F, rec, g: [F.softmax_cross_entropy_backward(*rec.inputs, g[0]), None])
@@ -121,7 +122,7 @@ SOFTMAX_CROSS_ENTROPY_BACKWARD = OpSchema(
     name="softmax_cross_entropy_backward", family=FAMILY,
     inputs=(Input("logits"), Input("labels", kind="int"), Input("dloss")), attrs=(),
     infer=_infer_xent_backward, reference=reference.nn.softmax_cross_entropy_backward,
-    doc="(softmax(logits) - onehot(labels)) * dloss / N",
+    doc="(softmax(logits) - onehot(labels)) * dloss / N; an empty (0, C) array for an empty batch (N = 0)",
     reduction_length=_xent_backward_terms, tolerance_factor=4.0,
     check_values=label_checker("softmax_cross_entropy_backward"),
     no_vjp="softmax_cross_entropy_backward has no gradient rule yet (second derivatives of the loss)")

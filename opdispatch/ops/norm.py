@@ -7,7 +7,7 @@ from .. import reference
 from ..attrs import to_bool, to_float
 from ..errors import ShapeError
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
-from ._checks import float_inputs, prod, require_min_rank, require_positive_dims, require_rank
+from ._checks import float_inputs, prod, require_min_rank, require_positive_dims_but_batch, require_rank
 from ._rules import add_grads
 
 FAMILY = "norm"
@@ -17,7 +17,7 @@ def check_batch_inputs(op: str, x: TensorMeta, per_channel: list, training: bool
     """Validate x (N, C, ...) and its per-channel vectors ``[(name, meta or None)]``; in training,
     require the 2 values per channel the unbiased variance needs."""
     require_min_rank(op, "x", x, 2, "(N, C, ...)")
-    require_positive_dims(op, "x", x)
+    require_positive_dims_but_batch(op, "x", x)
     c = x.shape[1]
     for name, meta in per_channel:
         if meta is not None:

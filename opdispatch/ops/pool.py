@@ -16,7 +16,7 @@ from ..attrs import to_bool, to_padding, to_pair
 from ..errors import ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
-from ._checks import float_inputs, require_dy, require_positive_dims, require_rank, shape4
+from ._checks import float_inputs, require_dy, require_positive_dims_but_batch, require_rank, shape4
 from ._rules import without
 from ._windows import scatter_taps, stacked, window_taps
 from .conv import check_window_fits
@@ -33,7 +33,7 @@ def infer_pool(op, metas, attrs):
     (x,) = metas
     dtype = float_inputs(op, [("x", x)])
     require_rank(op, "x", x, 4, "(N, C, H, W)")
-    require_positive_dims(op, "x", x)
+    require_positive_dims_but_batch(op, "x", x)
     kernel = attrs["kernel_size"]
     stride = attrs["stride"] if attrs["stride"] is not None else kernel
     dilation = attrs.get("dilation", (1, 1))
@@ -169,7 +169,7 @@ MAX_POOL2D_BACKWARD = OpSchema(
 AVG_POOL2D_BACKWARD = OpSchema(
     name="avg_pool2d_backward", family=FAMILY,
     inputs=(Input("dy"),),
-    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)")),) + AVG_POOL_ATTRS,
+    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)", empty_batch=True)),) + AVG_POOL_ATTRS,
     infer=_infer_avg_pool_backward,
     reference=reference.pool.avg_pool2d_backward,
     doc="Gradient of avg_pool2d: each window's dy over its divisor, spread over its real input elements.",

@@ -20,9 +20,12 @@ def log_softmax(x, *, axis):
 
 
 def softmax_cross_entropy(logits, labels):
-    """Mean over the batch of ``-log_softmax(logits)[i, labels[i]]``."""
+    """Mean over the batch of ``-log_softmax(logits)[i, labels[i]]``; NaN for an empty batch (the mean of
+    no terms, as PyTorch's reduction='mean')."""
     logp = log_softmax(logits, axis=1)
     labels = np.asarray(labels)
+    if logp.shape[0] == 0:
+        return np.asarray(np.nan)
     return np.asarray(-np.mean(logp[np.arange(logp.shape[0]), labels]))
 
 
@@ -31,8 +34,10 @@ def _f64(a):
 
 
 def softmax_cross_entropy_backward(logits, labels, dloss):
-    """(softmax(logits) - onehot(labels)) * dloss / N."""
+    """(softmax(logits) - onehot(labels)) * dloss / N; an empty (0, C) array for an empty batch."""
     p = softmax(logits, axis=1)
     n = p.shape[0]
+    if n == 0:
+        return p
     p[np.arange(n), np.asarray(labels)] -= 1.0
     return p * (float(_f64(dloss)) / n)

@@ -20,6 +20,8 @@ def log_softmax(x, *, axis):
 
 
 def softmax_cross_entropy(logits, labels):
+    if logits.shape[0] == 0:  # the mean of no terms
+        return np.full((), np.nan, dtype=logits.dtype)
     logp = log_softmax(logits, axis=1)
     picked = logp[np.arange(logits.shape[0]), labels]
     return np.asarray(-np.mean(picked), dtype=logits.dtype)
@@ -29,6 +31,8 @@ def softmax_cross_entropy_backward(logits, labels, dloss):
     p = np.exp(logits - np.max(logits, axis=1, keepdims=True))
     p /= np.sum(p, axis=1, keepdims=True)
     n = logits.shape[0]
+    if n == 0:  # an empty batch: an empty gradient
+        return p
     p[np.arange(n), labels] -= 1
     p *= dloss / logits.dtype.type(n)
     return p

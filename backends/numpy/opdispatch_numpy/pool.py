@@ -1,4 +1,7 @@
-"""Pooling and its gradients through strided slices of the padded input, one pass per kernel tap."""
+"""Pooling and its gradients, one strided pass per kernel tap straight over the unpadded input: each tap
+reads only the outputs whose window cell lands inside the input (`valid_taps`), the padding being the
+value the output starts from (-inf for the maximum, 0 for the sum), so no padded copy of the input is
+made (the forward passes allocate the output only)."""
 
 from __future__ import annotations
 
@@ -8,25 +11,32 @@ import numpy as np
 from opdispatch.shapes import output_hw
 
 from .elementwise import select
-from .windows import pad_hw, tap
+from .windows import valid_taps
 
 
-def _overhang(hw, kernel, stride, dilation, pads, out_hw):
-    """Rows/columns ceil_mode's last window reaches past the padded input."""
-    return tuple(max((out_hw[a] - 1) * stride[a] + dilation[a] * (kernel[a] - 1) + 1
-                     - (hw[a] + pads[a][0] + pads[a][1]), 0) for a in (0, 1))
+def _whole(index, out_hw) -> bool:
+    """Whether a tap's output index covers every output position (no padding read)."""
+    return index[1] == slice(0, out_hw[0]) and index[2] == slice(0, out_hw[1])
+
+
+def _max_over_taps(x, taps, out_hw):
+    """The maximum over the taps (-inf where a window holds padding only), taps in row-major order."""
+    out = None
+    for _, _, o, i in taps:
+        if out is None:
+            if _whole(o, out_hw):
+                out = x[i].copy()
+                continue
+            out = np.full(x.shape[:2] + tuple(out_hw), -np.inf, dtype=x.dtype)  # padding is -inf
+        view = out[o]
+        np.maximum(view, x[i], out=view)
+    return np.full(x.shape[:2] + tuple(out_hw), -np.inf, dtype=x.dtype) if out is None else out
 
 
 def max_pool2d(x, *, kernel_size, stride, padding, dilation, ceil_mode):
     hw = x.shape[2:]
     out_hw = output_hw(hw, kernel_size, stride, padding, dilation, ceil_mode)
-    xp = pad_hw(x, padding, -np.inf, _overhang(hw, kernel_size, stride, dilation, padding, out_hw))
-    out = tap(xp, 0, 0, stride, dilation, out_hw).copy()
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            if i or j:
-                np.maximum(out, tap(xp, i, j, stride, dilation, out_hw), out=out)
-    return out
+    return _max_over_taps(x, list(valid_taps(hw, out_hw, kernel_size, stride, padding, dilation)), out_hw)
 
 
 def _counts(size, k, stride, pad_lo, pad_hi, out, include_pad):
@@ -41,22 +51,20 @@ def avg_pool2d(x, *, kernel_size, stride, padding, ceil_mode, count_include_pad)
     hw = x.shape[2:]
     one = (1, 1)
     out_hw = output_hw(hw, kernel_size, stride, padding, one, ceil_mode)
-    xp = pad_hw(x, padding, 0.0, _overhang(hw, kernel_size, stride, one, padding, out_hw))
-    out = tap(xp, 0, 0, stride, one, out_hw).copy()
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            if i or j:
-                out += tap(xp, i, j, stride, one, out_hw)
+    out = None
+    for _, _, o, i in valid_taps(hw, out_hw, kernel_size, stride, padding, one):
+        if out is None:
+            if _whole(o, out_hw):
+                out = x[i].copy()
+                continue
+            out = np.zeros(x.shape[:2] + tuple(out_hw), dtype=x.dtype)  # padding adds 0
+        out[o] += x[i]
+    if out is None:  # unreachable (every window covers some input), kept for safety
+        out = np.zeros(x.shape[:2] + tuple(out_hw), dtype=x.dtype)
     ch = _counts(hw[0], kernel_size[0], stride[0], *padding[0], out_hw[0], count_include_pad)
     cw = _counts(hw[1], kernel_size[1], stride[1], *padding[1], out_hw[1], count_include_pad)
     out /= np.outer(ch, cw).astype(x.dtype)
     return out
-
-
-def _crop(xp, pads, hw):
-    """A fresh copy of the interior of padded ``xp`` (never ``xp`` itself: it may be scratch)."""
-    (pt, _), (pl, _) = pads
-    return np.array(xp[:, :, pt:pt + hw[0], pl:pl + hw[1]], order="C", copy=True)
 
 
 def _tiled_max_pool_backward(x, dy, kernel_size, out_hw):
@@ -90,47 +98,39 @@ def _tiled_max_pool_backward(x, dy, kernel_size, out_hw):
 def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_mode):
     hw = x.shape[2:]
     out_hw = dy.shape[2:]
-    extra = _overhang(hw, kernel_size, stride, dilation, padding, out_hw)
-    if stride == kernel_size and dilation == (1, 1) and padding == ((0, 0), (0, 0)) and extra == (0, 0):
+    taps = list(valid_taps(hw, out_hw, kernel_size, stride, padding, dilation))  # row-major: the first maximum
+    if stride == kernel_size and dilation == (1, 1) and padding == ((0, 0), (0, 0)) \
+            and all(out_hw[a] * kernel_size[a] <= hw[a] for a in (0, 1)):  # no ceil_mode overhang
         return _tiled_max_pool_backward(x, dy, kernel_size, out_hw)
-    xp = pad_hw(x, padding, -np.inf, extra)
-    real = pad_hw(np.ones((1, 1) + hw, dtype=bool), padding, False, extra)
-    taps = [(i, j) for i in range(kernel_size[0]) for j in range(kernel_size[1])]  # row-major
-    out = tap(xp, 0, 0, stride, dilation, out_hw).copy()
-    for i, j in taps[1:]:
-        np.maximum(out, tap(xp, i, j, stride, dilation, out_hw), out=out)
+    out = _max_over_taps(x, taps, out_hw)
     nan_out = np.isnan(out)
     any_nan = bool(nan_out.any())
     taken = np.zeros(out.shape, dtype=bool)
-    dxp = np.zeros(xp.shape, dtype=x.dtype)
-    for i, j in taps:
-        xt = tap(xp, i, j, stride, dilation, out_hw)
-        hit = xt == out
+    dx = np.zeros(x.shape, dtype=x.dtype)
+    for _, _, o, i in taps:  # padding is never a candidate: only the taps inside the input are visited
+        xt = x[i]
+        hit = xt == out[o]
         if any_nan:
-            hit |= np.isnan(xt) & nan_out
-        hit &= tap(real, i, j, stride, dilation, out_hw)
-        hit &= ~taken
-        taken |= hit
-        view = tap(dxp, i, j, stride, dilation, out_hw)
-        view += select(hit, dy)
-    return _crop(dxp, padding, hw)
+            hit |= np.isnan(xt) & nan_out[o]
+        done = taken[o]
+        hit &= ~done
+        done |= hit
+        view = dx[i]
+        view += select(hit, dy[o])
+    return dx
 
 
 def avg_pool2d_backward(dy, *, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
     n, c, h, w = input_shape
     out_hw = dy.shape[2:]
-    one = (1, 1)
     ch = _counts(h, kernel_size[0], stride[0], *padding[0], out_hw[0], count_include_pad)
     cw = _counts(w, kernel_size[1], stride[1], *padding[1], out_hw[1], count_include_pad)
     g = dy / np.outer(ch, cw).astype(dy.dtype)
-    eh, ew = _overhang((h, w), kernel_size, stride, one, padding, out_hw)
-    (pt, pb), (pl, pr) = padding
-    dxp = np.zeros((n, c, h + pt + pb + eh, w + pl + pr + ew), dtype=dy.dtype)
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            view = tap(dxp, i, j, stride, one, out_hw)
-            view += g
-    return _crop(dxp, padding, (h, w))
+    dx = np.zeros(input_shape, dtype=dy.dtype)
+    for _, _, o, i in valid_taps((h, w), out_hw, kernel_size, stride, padding, (1, 1)):
+        view = dx[i]
+        view += g[o]
+    return dx
 
 
 KERNELS: dict[str, Callable] = {

@@ -1,6 +1,9 @@
 """conv2d and its gradients: im2col into a column matrix, then the batched GEMM over (image, group);
 the input gradient gathers the GEMM's columns back (col2im). Large batches are processed in chunks
-so the column matrix stays under `COLS_BUDGET` elements."""
+so the column matrix stays under `COLS_BUDGET` bytes (and the largest buffer the device allocates);
+a call whose buffers cannot exist on the device (one image's columns larger than the largest buffer,
+or everything larger than the device's memory) is refused before anything is allocated, with
+`OpenCLOutOfMemoryError`."""
 
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ import numpy as np
 from opdispatch.shapes import output_hw
 
 from .arrays import CLArray, empty
+from .errors import OpenCLOutOfMemoryError, current_op
 from .launch import i32, kernel, run_1d
 from .layout import permute
 from .linalg import Operand, gemm
-from .runtime import MAX_ELEMENTS, check_size, round_up
+from .runtime import MAX_ELEMENTS, DeviceState, check_size, round_up
 
 FAMILY = "conv"
 COLS_BUDGET = 256 << 20  # bytes of the column matrix per chunk
@@ -28,11 +32,30 @@ def _geometry(x_shape, w_shape, out_hw, stride, padding, dilation, groups) -> li
     return [i32(v) for v in vals]
 
 
-def _chunk(n: int, per_image: int, dtype: Any) -> int:
-    """Images per chunk: as many as keep the column matrix under `COLS_BUDGET` (and 32-bit indexable)."""
+def _chunk(dev: DeviceState, n: int, per_image: int, dtype: Any) -> int:
+    """Images per chunk: as many as keep the column matrix under `COLS_BUDGET` and the largest buffer the
+    device allocates (and 32-bit indexable)."""
     check_size(per_image, "column matrix")
     per_image = max(per_image, 1)
-    return max(1, min(n, COLS_BUDGET // (per_image * np.dtype(dtype).itemsize), MAX_ELEMENTS // per_image))
+    budget = min(COLS_BUDGET, dev.max_alloc)
+    return max(1, min(n, budget // (per_image * np.dtype(dtype).itemsize), MAX_ELEMENTS // per_image))
+
+
+def _check_fits(dev: DeviceState, parts: dict) -> None:
+    """Refuse a call whose buffers (``{what: bytes}``) cannot exist on ``dev``: one larger than the largest
+    buffer it allocates, or all together more than its memory; raised before any is allocated."""
+    gib = 1 << 30
+    for name, size in parts.items():
+        if size > dev.max_alloc:
+            raise OpenCLOutOfMemoryError(f"{current_op()}: the {name} needs a buffer of {size / gib:.2f} GiB, more "
+                                         f"than the largest {dev.label} allocates ({dev.max_alloc / gib:.2f} GiB); "
+                                         f"allowed: a smaller batch or image")
+    total = sum(parts.values())
+    if total > dev.global_mem:
+        what = ", ".join(f"{name} {size / gib:.2f} GiB" for name, size in parts.items())
+        raise OpenCLOutOfMemoryError(f"{current_op()}: needs {total / gib:.2f} GiB of device memory ({what}), more "
+                                     f"than {dev.label} has ({dev.global_mem / gib:.2f} GiB); allowed: a smaller "
+                                     f"batch or image")
 
 
 def _im2col(x: CLArray, cols: CLArray, geo: list, n0: int, nc: int, strides: tuple) -> None:
@@ -57,14 +80,17 @@ def conv2d(x: CLArray, w: CLArray, bias: Optional[CLArray] = None, *, stride, pa
     c_out, cg, kh, kw = w.shape
     oh, ow = output_hw((h, wd), (kh, kw), stride, padding, dilation)
     p, k, og = oh * ow, cg * kh * kw, c_out // groups
+    item = x.dtype.itemsize
+    pointwise = _is_pointwise(w.shape, stride, padding)
+    chunk = 0 if pointwise else _chunk(dev, n, groups * k * p, x.dtype)
+    _check_fits(dev, {"output": n * c_out * p * item, "column matrix": chunk * groups * k * p * item})
     y = empty(dev, (n, c_out, oh, ow), x.dtype)
     a = Operand(w.buf, 0, 0, og * k, k, 1)
-    if _is_pointwise(w.shape, stride, padding):  # x itself is the column matrix, image by image
+    if pointwise:  # x itself is the column matrix, image by image
         gemm(dev, x.dtype, og, p, k, a, Operand(x.buf, 0, c * p, k * p, p), Operand(y.buf, 0, c_out * p, og * p, p),
              batch=(n, groups))
     else:  # columns (G, K, images*P): one long GEMM per group, its columns split back into images
         geo = _geometry(x.shape, w.shape, (oh, ow), stride, padding, dilation, groups)
-        chunk = _chunk(n, groups * k * p, x.dtype)
         cols = empty(dev, (groups, k, chunk * p), x.dtype)
         for n0 in range(0, n, chunk):
             nc = min(chunk, n - n0)
@@ -84,9 +110,11 @@ def conv2d_backward_input(dy: CLArray, w: CLArray, *, input_shape, stride, paddi
     c_out, cg, kh, kw = w.shape
     oh, ow = dy.shape[2:]
     p, k, og = oh * ow, cg * kh * kw, c_out // groups
+    chunk = _chunk(dev, n, groups * k * p, dy.dtype)
+    item = dy.dtype.itemsize
+    _check_fits(dev, {"output": n * c * h * wd * item, "column matrix": chunk * groups * k * p * item})
     dx = empty(dev, input_shape, dy.dtype)
     geo = _geometry(input_shape, w.shape, (oh, ow), stride, padding, dilation, groups)
-    chunk = _chunk(n, groups * k * p, dy.dtype)
     cols = empty(dev, (chunk, groups, k, p), dy.dtype)
     knl = kernel(dev, FAMILY, "col2im", dy.dtype)
     for n0 in range(0, n, chunk):
@@ -107,12 +135,14 @@ def conv2d_backward_weight(x: CLArray, dy: CLArray, *, weight_shape, stride, pad
     c_out, cg, kh, kw = weight_shape
     oh, ow = dy.shape[2:]
     p, k, og = oh * ow, cg * kh * kw, c_out // groups
+    chunk = _chunk(dev, n, groups * k * p, x.dtype)
+    item = x.dtype.itemsize
+    _check_fits(dev, {"transposed gradient": n * c_out * p * item, "column matrix": chunk * groups * k * p * item})
     dw = empty(dev, weight_shape, x.dtype)
     dyt = permute(dy.view((n, c_out, p)), (1, 0, 2))  # (C_out, N, P)
     geo = _geometry(x.shape, weight_shape, (oh, ow), stride, padding, dilation, groups)
-    chunk = _chunk(n, groups * k * p, x.dtype)
     cols = empty(dev, (groups, chunk, p, k), x.dtype)
-    for n0 in range(0, n, chunk):
+    for n0 in range(0, max(n, 1), chunk):  # an empty batch still runs one GEMM (of no terms: zeros)
         nc = min(chunk, n - n0)
         _im2col(x, cols, geo, n0, nc, (p * k, nc * p * k, 1, k))
         gemm(dev, x.dtype, og, k, nc * p, Operand(dyt.buf, n0 * p, 0, og * n * p, n * p, 1),

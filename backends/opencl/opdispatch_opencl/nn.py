@@ -3,7 +3,9 @@ integer dtype on the device."""
 
 from __future__ import annotations
 
-from .arrays import CLArray, empty
+import numpy as np
+
+from .arrays import CLArray, empty, from_numpy
 from .launch import i32, kernel, run_rows, scalar
 from .layout import permute
 from .reduce import inverse, row_local, to_rows
@@ -37,9 +39,11 @@ def _kernel(logits: CLArray, labels: CLArray, name: str):
 
 
 def softmax_cross_entropy(logits: CLArray, labels: CLArray) -> CLArray:
-    """Mean over rows of logsumexp(row) - row[label] (a 0-d array)."""
+    """Mean over rows of logsumexp(row) - row[label] (a 0-d array; NaN for no rows, the mean of no terms)."""
     dev = logits.dev
     n, c = logits.shape
+    if n == 0:
+        return from_numpy(np.full((), np.nan, dtype=logits.dtype), dev.index)
     losses = empty(dev, (n,), logits.dtype)
     run_rows(dev, _kernel(logits, labels, "xent_rows"), n, logits.buf, labels.buf, losses.buf, i32(c),
              want=row_local(c))

@@ -134,6 +134,8 @@ class DeviceState:
         self.max_item_sizes = tuple(int(s) for s in self.cl_device.max_work_item_sizes)
         self.local_mem = int(self.cl_device.local_mem_size)
         self.compute_units = int(self.cl_device.max_compute_units)
+        self.max_alloc = int(self.cl_device.max_mem_alloc_size)  # the largest buffer it allocates
+        self.global_mem = int(self.cl_device.global_mem_size)
         self.label = f"opencl:{self.index} ({self.cl_device.name.strip()})"
 
     def program(self, family: str, options: str) -> Any:

@@ -76,6 +76,19 @@ def grad_conv_grid() -> Iterator[Case]:
     yield from conv_backward_cases((17, 2, 4, 5), (2, 2, 3, 3), {"padding": "SAME"})
 
 
+def empty_batch_conv_grid() -> Iterator[Case]:
+    """An empty batch (N = 0): empty results of the right shape, a zero weight gradient; on the
+    paths a kernel may special-case (bias, groups, stride, SAME, pointwise, many channels)."""
+    for op in ("conv2d", "conv2d_bias_relu"):
+        yield Case(op, (normal(0, 3, 7, 6), normal(4, 3, 3, 2), normal(4)), {"padding": 1})
+        yield Case(op, (normal(0, 4, 6, 6), normal(4, 2, 3, 3), None), {"groups": 2, "stride": 2, "padding": "SAME"})
+        yield Case(op, (normal(0, 5, 4, 4), normal(2, 5, 1, 1), None), {})  # pointwise
+    yield from conv_backward_cases((0, 3, 7, 6), (4, 3, 3, 2), {"padding": 1})
+    yield from conv_backward_cases((0, 16, 6, 6), (16, 16, 3, 3), {"padding": 1})  # wide: other GEMM layouts
+    yield from conv_backward_cases((0, 4, 6, 6), (4, 1, 3, 3), {"groups": 4, "stride": 2, "padding": "SAME"})
+    yield from conv_backward_cases((0, 5, 4, 4), (2, 5, 1, 1), {})
+
+
 def special_conv_grid() -> Iterator[Case]:
     """NaN and infinities in the data input propagate through the sums (inf - inf: NaN), large values
     do not overflow; conv2d_bias_relu keeps NaN (relu(NaN) is NaN). The weights stay finite: 0 * inf
@@ -118,7 +131,7 @@ def _renamed(case: Case, op: str) -> Case:
     return Case(op, case.inputs, case.attrs)
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (conv2d_grid, fused_grid, grad_conv_grid,)
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (conv2d_grid, fused_grid, grad_conv_grid, empty_batch_conv_grid)
 """The grid generators, each numbered from seed 0."""
 
 SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_conv_grid,)

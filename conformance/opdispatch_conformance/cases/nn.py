@@ -31,6 +31,14 @@ def xent_backward_grid() -> Iterator[Case]:
     yield Case("softmax_cross_entropy_backward", (normal(17, 67), In((17,), "labels", high=67), normal()), {})
 
 
+def empty_batch_nn_grid() -> Iterator[Case]:
+    """An empty batch (N = 0): the mean loss of no terms is NaN (as PyTorch's reduction='mean'), its
+    gradient an empty (0, C) array."""
+    for c in (1, 5):
+        yield Case("softmax_cross_entropy", (normal(0, c), In((0,), "labels", high=c)), {})
+        yield Case("softmax_cross_entropy_backward", (normal(0, c), In((0,), "labels", high=c), normal()), {})
+
+
 MASKED = (float("-inf"),)
 """Masked logits: -inf where a position must get no probability."""
 
@@ -67,7 +75,7 @@ def _xent_backward(r: random.Random) -> Case:
     return Case("softmax_cross_entropy_backward", fwd.inputs + (In(()),), {})
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (nn_grid, xent_backward_grid,)
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (nn_grid, xent_backward_grid, empty_batch_nn_grid)
 """The grid generators, each numbered from seed 0."""
 
 SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_nn_grid,)

@@ -51,6 +51,17 @@ def grad_batch_norm_grid() -> Iterator[Case]:
                    {"training": training})
 
 
+def empty_batch_norm_grid() -> Iterator[Case]:
+    """An empty batch (N = 0) in inference: an empty y, zero weight and bias gradients (training
+    needs 2 values per channel: an empty batch is a ShapeError there)."""
+    for shape in ((0, 3, 4, 5), (0, 4)):
+        c = shape[1]
+        for affine in (False, True):
+            wb = (positive(c), normal(c)) if affine else (None, None)
+            yield Case("batch_norm", (normal(*shape), normal(c), positive(c)) + wb, {})
+            yield Case("batch_norm_backward", (normal(*shape), normal(*shape), normal(c), positive(c), wb[0]), {})
+
+
 def special_norm_grid() -> Iterator[Case]:
     """NaN and infinities in x: per element in inference, through the channel's statistics in
     training; large values (+-1e4, +-100) around small ones: the variance must not cancel."""
@@ -84,7 +95,7 @@ def _batch_norm_backward(r: random.Random) -> Case:
                 {"training": fwd.attrs["training"], "eps": fwd.attrs["eps"]})
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (batch_norm_grid, grad_batch_norm_grid,)
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (batch_norm_grid, grad_batch_norm_grid, empty_batch_norm_grid)
 """The grid generators, each numbered from seed 0."""
 
 SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_norm_grid,)

@@ -99,6 +99,21 @@ def grad_pool_grid() -> Iterator[Case]:
         yield avg_pool_backward_case(shape, attrs)
 
 
+def empty_batch_pool_grid() -> Iterator[Case]:
+    """An empty batch (N = 0): empty results of the right shape, with padding, ceil_mode, dilation,
+    both divisor rules, and the non-overlapping windows a kernel may special-case."""
+    x = (0, 3, 7, 6)
+    for attrs in ({"kernel_size": 3, "stride": 2, "padding": 1}, {"kernel_size": 2},
+                  {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}):
+        yield Case("max_pool2d", (In(x),), attrs)
+        yield max_pool_backward_case(In(x), attrs)
+        for cip in (True, False):
+            yield Case("avg_pool2d", (In(x),), dict(attrs, count_include_pad=cip))
+            yield avg_pool_backward_case(x, dict(attrs, count_include_pad=cip))
+    yield Case("max_pool2d", (In(x),), {"kernel_size": 2, "stride": 1, "dilation": 2, "padding": "SAME"})
+    yield max_pool_backward_case(In(x), {"kernel_size": 2, "stride": 1, "dilation": 2, "padding": "SAME"})
+
+
 def special_pool_grid() -> Iterator[Case]:
     """NaN propagates through max pooling (a NaN is its window's maximum, even next to -inf
     padding) and average pooling, infinities too (inf - inf: NaN); max pooling's gradient sends a
@@ -146,7 +161,7 @@ def _avg_pool2d_backward(r: random.Random) -> Case:
 
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (lambda: pool_grid("max_pool2d"), lambda: pool_grid("avg_pool2d"),
-                                                   grad_pool_grid,)
+                                                   grad_pool_grid, empty_batch_pool_grid)
 """The grid generators, each numbered from seed 0."""
 
 SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_pool_grid,)

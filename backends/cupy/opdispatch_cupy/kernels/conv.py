@@ -1,7 +1,9 @@
 """conv2d and its two gradients as im2col + one (grouped) GEMM through ``xp.matmul`` (cuBLAS on CuPy).
 
 Layout: the columns are (G, Cg*KH*KW, N*OH*OW) and the weights (G, Og, Cg*KH*KW), so each group
-is one large matrix product rather than N small ones.
+is one large matrix product rather than N small ones. The batch runs in chunks whose columns stay
+under `memory.CHUNK_BYTES`, and a large call first checks that its output and one chunk's workspace
+fit in the memory free (`memory.CuPyOutOfMemoryError` if not).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from ..xp import Array, array_module
+from .memory import batch_chunks, check_fits, chunk_size
 from .windows import Pads, Pair, col2im, crop, im2col, padded, span
 
 
@@ -32,6 +35,19 @@ def _dy_matrix(dy: Array, groups: int) -> Array:
     return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, -1)
 
 
+def _padded_hw(hw: Pair, padding: Pads, out_hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Pair:
+    return (max(hw[0] + padding[0][0] + padding[0][1], span(out_hw[0], kernel[0], stride[0], dilation[0])),
+            max(hw[1] + padding[1][0] + padding[1][1], span(out_hw[1], kernel[1], stride[1], dilation[1])))
+
+
+def _workspace(x_shape: tuple, o: int, kernel: Pair, out_hw: Pair, padded_hw: Pair, itemsize: int) -> tuple[int, int]:
+    """(bytes per sample of the im2col columns, bytes per sample of the rest of a chunk's workspace: the
+    padded input and the GEMM's output or input in the transposed layout)."""
+    c, l_ = x_shape[1], out_hw[0] * out_hw[1]
+    cols = c * kernel[0] * kernel[1] * l_ * itemsize
+    return cols, (c * padded_hw[0] * padded_hw[1] + 2 * o * l_) * itemsize
+
+
 def conv2d(x: Array, w: Array, bias: Optional[Array] = None, *, stride: Pair, padding: Pads, dilation: Pair,
            groups: int) -> Array:
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, KH, KW), plus bias."""
@@ -40,12 +56,21 @@ def conv2d(x: Array, w: Array, bias: Optional[Array] = None, *, stride: Pair, pa
     o, cg, kh, kw = w.shape
     oh = (h + padding[0][0] + padding[0][1] - span(1, kh, 1, dilation[0])) // stride[0] + 1
     ow = (wd + padding[1][0] + padding[1][1] - span(1, kw, 1, dilation[1])) // stride[1] + 1
-    cols = _columns(x, (kh, kw), stride, padding, dilation, groups, (oh, ow))
+    cols_b, rest_b = _workspace(x.shape, o, (kh, kw), (oh, ow),
+                                _padded_hw((h, wd), padding, (oh, ow), (kh, kw), stride, dilation), x.itemsize)
+    m = chunk_size(n, cols_b)
+    check_fits("conv2d", xp, {"output": n * o * oh * ow * x.itemsize, "im2col columns": m * cols_b,
+                              "padded input and GEMM output": m * rest_b})
     wmat = w.reshape(groups, o // groups, cg * kh * kw)
-    out = xp.matmul(wmat, cols).reshape(o, n, oh, ow)  # (G, Og, N*L) -> (O, N, OH, OW)
+    y = xp.empty((n, o, oh, ow), dtype=x.dtype)
+    for n0, n1 in batch_chunks(n, cols_b):
+        cols = _columns(x[n0:n1], (kh, kw), stride, padding, dilation, groups, (oh, ow))
+        out = xp.matmul(wmat, cols).reshape(o, n1 - n0, oh, ow)  # (G, Og, n*L) -> (O, n, OH, OW)
+        y[n0:n1] = out.transpose(1, 0, 2, 3)
+        del cols, out  # before the next chunk's are made: one chunk's workspace at a time
     if bias is not None:
-        out += bias.reshape(o, 1, 1, 1)
-    return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
+        y += bias.reshape(1, o, 1, 1)
+    return y
 
 
 def conv2d_bias_relu(x: Array, w: Array, bias: Optional[Array] = None, *, stride: Pair, padding: Pads,
@@ -62,22 +87,39 @@ def conv2d_backward_input(dy: Array, w: Array, *, input_shape: tuple, stride: Pa
     n, c, h, wd = input_shape
     o, cg, kh, kw = w.shape
     out_hw = _out_hw(dy)
-    wmat = w.reshape(groups, o // groups, cg * kh * kw)
-    dcols = xp.matmul(wmat.transpose(0, 2, 1), _dy_matrix(dy, groups))  # (G, Cg*KH*KW, N*L)
-    dcols = dcols.reshape(c, kh, kw, n, out_hw[0], out_hw[1])
-    hp = max(h + padding[0][0] + padding[0][1], span(out_hw[0], kh, stride[0], dilation[0]))
-    wp = max(wd + padding[1][0] + padding[1][1], span(out_hw[1], kw, stride[1], dilation[1]))
-    dxpad = col2im(dcols, (hp, wp), (kh, kw), stride, dilation)
-    return crop(dxpad, padding, (h, wd))
+    hp, wp = _padded_hw((h, wd), padding, out_hw, (kh, kw), stride, dilation)
+    cols_b, rest_b = _workspace(input_shape, o, (kh, kw), out_hw, (hp, wp), dy.itemsize)
+    m = chunk_size(n, cols_b)
+    check_fits("conv2d_backward_input", xp, {"output": n * c * h * wd * dy.itemsize, "im2col columns": m * cols_b,
+                                             "padded gradient and GEMM input": m * rest_b})
+    wmat = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
+    dx = xp.empty((n, c, h, wd), dtype=dy.dtype)
+    for n0, n1 in batch_chunks(n, cols_b):
+        dcols = xp.matmul(wmat, _dy_matrix(dy[n0:n1], groups))  # (G, Cg*KH*KW, n*L)
+        dcols = dcols.reshape(c, kh, kw, n1 - n0, out_hw[0], out_hw[1])
+        dx[n0:n1] = crop(col2im(dcols, (hp, wp), (kh, kw), stride, dilation), padding, (h, wd))
+        del dcols  # before the next chunk's are made
+    return dx
 
 
 def conv2d_backward_weight(x: Array, dy: Array, *, weight_shape: tuple, stride: Pair, padding: Pads,
                            dilation: Pair, groups: int) -> Array:
-    """Gradient of conv2d in w: dy times the im2col columns of x, transposed, per group (GEMM)."""
+    """Gradient of conv2d in w: dy times the im2col columns of x, transposed, per group (GEMM),
+    summed over the batch chunks."""
     xp = array_module(x)
+    n = x.shape[0]
     o, cg, kh, kw = weight_shape
-    cols = _columns(x, (kh, kw), stride, padding, dilation, groups, _out_hw(dy))
-    dw = xp.matmul(_dy_matrix(dy, groups), cols.transpose(0, 2, 1))  # (G, Og, Cg*KH*KW)
+    out_hw = _out_hw(dy)
+    cols_b, rest_b = _workspace(x.shape, o, (kh, kw), out_hw,
+                                _padded_hw(x.shape[2:], padding, out_hw, (kh, kw), stride, dilation), x.itemsize)
+    m = chunk_size(n, cols_b)
+    check_fits("conv2d_backward_weight", xp, {"im2col columns": m * cols_b,
+                                              "padded input and GEMM input": m * rest_b})
+    dw = xp.zeros((groups, o // groups, cg * kh * kw), dtype=x.dtype)  # an empty batch: no term, zeros
+    for n0, n1 in batch_chunks(n, cols_b):
+        cols = _columns(x[n0:n1], (kh, kw), stride, padding, dilation, groups, out_hw)
+        dw += xp.matmul(_dy_matrix(dy[n0:n1], groups), cols.transpose(0, 2, 1))  # (G, Og, Cg*KH*KW)
+        del cols  # before the next chunk's are made
     return dw.reshape(o, cg, kh, kw)
 
 

@@ -27,17 +27,21 @@ def _onehot(labels: Array, logits: Array) -> Array:
 
 
 def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
-    """Mean over the batch of -log_softmax(logits)[i, labels[i]] (a 0-d array)."""
+    """Mean over the batch of -log_softmax(logits)[i, labels[i]] (a 0-d array; NaN for an empty batch)."""
     xp = array_module(logits)
+    if logits.shape[0] == 0:  # the mean of no terms
+        return xp.full((), xp.nan, dtype=logits.dtype)
     logp = log_softmax(logits, axis=1)
     picked = xp.take_along_axis(logp, labels.reshape(-1, 1).astype(xp.int64), axis=1)
     return -xp.mean(picked)
 
 
 def softmax_cross_entropy_backward(logits: Array, labels: Array, dloss: Array) -> Array:
-    """(softmax(logits) - onehot(labels)) * dloss / N."""
+    """(softmax(logits) - onehot(labels)) * dloss / N (empty for an empty batch)."""
     xp = array_module(logits)
     p = softmax(logits, axis=1)
+    if logits.shape[0] == 0:
+        return p
     p = xp.where(_onehot(labels, logits), p - 1, p)
     return p * (dloss / logits.shape[0])
 

@@ -1,7 +1,10 @@
-"""max_pool2d and avg_pool2d with their gradients: one strided pass per window tap.
+"""max_pool2d and avg_pool2d with their gradients: one strided pass per window tap, straight over
+the unpadded input.
 
-Forward passes keep a running maximum / sum over the KH*KW taps (no (taps, ...) stack). The
-backward passes add each tap's share into a padded gradient buffer through the same strided
+Each tap reads only the outputs whose window cell lands inside the input (`valid_taps`); the padding
+is the value the output starts from (-inf for the maximum, 0 for the sum), so no padded copy of the
+input is made. Forward passes keep a running maximum / sum over the KH*KW taps (no (taps, ...)
+stack). The backward passes add each tap's share into the input gradient through the same strided
 views, so overlapping windows accumulate without scatter or atomics.
 """
 
@@ -13,55 +16,60 @@ import numpy as np
 from opdispatch.shapes import output_hw
 
 from ..xp import Array, array_module, host_to
-from .windows import Pads, Pair, crop, padded, span, taps
+from .windows import Pads, Pair, valid_taps
 
 
 def _out_hw(x_hw: Pair, kernel: Pair, stride: Pair, padding: Pads, dilation: Pair, ceil_mode: bool) -> Pair:
     return output_hw(tuple(x_hw), kernel, stride, padding, dilation, ceil_mode)  # type: ignore[arg-type]
 
 
+def _whole(index: tuple, out_hw: Pair) -> bool:
+    """Whether a tap's output index covers every output position (no padding read)."""
+    return bool(index[1] == slice(0, out_hw[0]) and index[2] == slice(0, out_hw[1]))
+
+
+def _max_over_taps(x: Array, taps: list, out_hw: Pair) -> Array:
+    """The maximum over the taps, row-major; -inf where a window holds padding only; NaN propagates."""
+    xp = array_module(x)
+    out = None
+    for _, _, o, i in taps:
+        if out is None:
+            if _whole(o, out_hw):
+                out = x[i].copy()
+                continue
+            out = xp.full(tuple(x.shape[:2]) + tuple(out_hw), -np.inf, dtype=x.dtype)
+        view = out[o]
+        xp.maximum(view, x[i], out=view)
+    return xp.full(tuple(x.shape[:2]) + tuple(out_hw), -np.inf, dtype=x.dtype) if out is None else out
+
+
 def max_pool2d(x: Array, *, kernel_size: Pair, stride: Pair, padding: Pads, dilation: Pair,
                ceil_mode: bool) -> Array:
     """Maximum over each (dilated) window; padding is -inf; NaN propagates."""
-    xp = array_module(x)
-    out_hw = _out_hw(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    xpad = padded(x, padding, out_hw, kernel_size, stride, dilation, -np.inf)
-    out = None
-    for _, _, rows, cols in taps(kernel_size, stride, dilation, out_hw):
-        view = xpad[:, :, rows, cols]
-        out = view.copy() if out is None else xp.maximum(out, view, out=out)
-    return out
-
-
-def _valid_mask(xp, hw: Pair, padding: Pads, padded_hw: Pair, dtype) -> Array:
-    """1 where the padded buffer holds a real input element, else 0, shaped (1, 1, Hp, Wp)."""
-    mask = xp.zeros((1, 1) + tuple(padded_hw), dtype=dtype)
-    mask[:, :, padding[0][0]:padding[0][0] + hw[0], padding[1][0]:padding[1][0] + hw[1]] = 1
-    return mask
+    hw = (int(x.shape[2]), int(x.shape[3]))
+    out_hw = _out_hw(hw, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_over_taps(x, list(valid_taps(hw, out_hw, kernel_size, stride, padding, dilation)), out_hw)
 
 
 def max_pool2d_backward(x: Array, dy: Array, *, kernel_size: Pair, stride: Pair, padding: Pads,
                         dilation: Pair, ceil_mode: bool) -> Array:
     """Each window's dy goes to its first maximal real input element (row-major; NaN counts as
-    maximal); windows that see only padding pass nothing."""
+    maximal); windows that see only padding pass nothing (padding taps are never visited)."""
     xp = array_module(x)
+    hw = (int(x.shape[2]), int(x.shape[3]))
     out_hw = (int(dy.shape[2]), int(dy.shape[3]))
-    xpad = padded(x, padding, out_hw, kernel_size, stride, dilation, -np.inf)
-    real = _valid_mask(xp, x.shape[2:], padding, xpad.shape[2:], bool)
-    windows = list(taps(kernel_size, stride, dilation, out_hw))
-    peak = None
-    for _, _, rows, cols in windows:
-        peak = xpad[:, :, rows, cols].copy() if peak is None else xp.maximum(peak, xpad[:, :, rows, cols])
+    windows = list(valid_taps(hw, out_hw, kernel_size, stride, padding, dilation))
+    peak = _max_over_taps(x, windows, out_hw)
     peak_nan = xp.isnan(peak)
     zero = xp.zeros((), dtype=dy.dtype)
     pending = xp.ones(dy.shape, dtype=bool)  # windows whose gradient is not yet placed
-    dxpad = xp.zeros(xpad.shape, dtype=dy.dtype)
-    for _, _, rows, cols in windows:
-        vals = xpad[:, :, rows, cols]
-        hit = pending & real[:, :, rows, cols] & ((vals == peak) | (xp.isnan(vals) & peak_nan))
-        dxpad[:, :, rows, cols] += xp.where(hit, dy, zero)
-        pending &= ~hit
-    return crop(dxpad, padding, x.shape[2:])
+    dx = xp.zeros(x.shape, dtype=dy.dtype)
+    for _, _, o, i in windows:
+        vals = x[i]
+        hit = pending[o] & ((vals == peak[o]) | (xp.isnan(vals) & peak_nan[o]))
+        dx[i] += xp.where(hit, dy[o], zero)
+        pending[o] &= ~hit
+    return dx
 
 
 def _divisor(hw: Pair, kernel: Pair, stride: Pair, padding: Pads, out_hw: Pair, count_include_pad: bool
@@ -81,30 +89,35 @@ def avg_pool2d(x: Array, *, kernel_size: Pair, stride: Pair, padding: Pads, ceil
     """Mean over each window, divided as `_divisor` says."""
     xp = array_module(x)
     dil = (1, 1)
-    out_hw = _out_hw(x.shape[2:], kernel_size, stride, padding, dil, ceil_mode)
-    xpad = padded(x, padding, out_hw, kernel_size, stride, dil, 0.0)
+    hw = (int(x.shape[2]), int(x.shape[3]))
+    out_hw = _out_hw(hw, kernel_size, stride, padding, dil, ceil_mode)
     total = None
-    for _, _, rows, cols in taps(kernel_size, stride, dil, out_hw):
-        view = xpad[:, :, rows, cols]
-        total = view.copy() if total is None else xp.add(total, view, out=total)
-    div = _divisor(x.shape[2:], kernel_size, stride, padding, out_hw, count_include_pad)
-    return total / host_to(xp, div, x)
+    for _, _, o, i in valid_taps(hw, out_hw, kernel_size, stride, padding, dil):
+        if total is None:
+            if _whole(o, out_hw):
+                total = x[i].copy()
+                continue
+            total = xp.zeros(tuple(x.shape[:2]) + tuple(out_hw), dtype=x.dtype)  # padding adds 0
+        view = total[o]
+        xp.add(view, x[i], out=view)
+    if total is None:  # unreachable (every window covers some input), kept for safety
+        total = xp.zeros(tuple(x.shape[:2]) + tuple(out_hw), dtype=x.dtype)
+    total /= host_to(xp, _divisor(hw, kernel_size, stride, padding, out_hw, count_include_pad), x)  # a fresh array
+    return total
 
 
 def avg_pool2d_backward(dy: Array, *, input_shape: tuple, kernel_size: Pair, stride: Pair, padding: Pads,
                         ceil_mode: bool, count_include_pad: bool) -> Array:
-    """Each window's dy over its divisor, added to every element of the window (padding cropped)."""
+    """Each window's dy over its divisor, added to every real element of the window."""
     xp = array_module(dy)
     n, c, h, w = input_shape
-    dil = (1, 1)
     out_hw = (int(dy.shape[2]), int(dy.shape[3]))
-    hp = max(h + padding[0][0] + padding[0][1], span(out_hw[0], kernel_size[0], stride[0], 1))
-    wp = max(w + padding[1][0] + padding[1][1], span(out_hw[1], kernel_size[1], stride[1], 1))
     share = dy / host_to(xp, _divisor((h, w), kernel_size, stride, padding, out_hw, count_include_pad), dy)
-    dxpad = xp.zeros((n, c, hp, wp), dtype=dy.dtype)
-    for _, _, rows, cols in taps(kernel_size, stride, dil, out_hw):
-        dxpad[:, :, rows, cols] += share
-    return crop(dxpad, padding, (h, w))
+    dx = xp.zeros(tuple(input_shape), dtype=dy.dtype)
+    for _, _, o, i in valid_taps((h, w), out_hw, kernel_size, stride, padding, (1, 1)):
+        view = dx[i]
+        xp.add(view, share[o], out=view)
+    return dx
 
 
 KERNELS: dict[str, Callable[..., Array]] = {
