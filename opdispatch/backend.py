@@ -57,12 +57,16 @@ class BackendUnavailable(OpDispatchError):
 @dataclass(frozen=True)
 class BackendInfo:
     """A backend's identity. ``name`` is the device prefix (``name:0``). A ``hidden`` backend's
-    devices (a debugging or oracle backend) are left out of ``od.devices()`` unless asked for."""
+    devices (a debugging or oracle backend) are left out of ``od.devices()`` unless asked for.
+    ``array_types``: the classes of the backend's arrays (``(numpy.ndarray,)``, say); when given,
+    a kernel result of any other class is refused as a `KernelError` (empty: any object whose
+    shape and dtype the backend describes)."""
 
     name: str
     version: str = "0"
     description: str = ""
     hidden: bool = False
+    array_types: tuple = ()
 
 
 BUILTIN_PRIORITY = 0

@@ -83,7 +83,9 @@ def verdict(entry: KernelEntry, op: str, metas: Sequence[Optional[TensorMeta]], 
         return None
     try:
         reason = entry.kernel.supports(metas, kattrs)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise KernelError(f"{op}: supports() of the {op} kernel of {entry.provider!r} raised "
                           f"{type(exc).__name__}: {exc}") from exc
     return str(reason) if reason else None
@@ -186,10 +188,11 @@ def fallback_runtime(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Option
     return None
 
 
-def kernel_error(op: str, rt: DeviceRuntime, exc: Exception, provider: str = "") -> Exception:
-    """What to raise when the kernel of ``op`` on ``rt`` raised ``exc``: opdispatch's own errors as
-    they are, anything else as a `KernelError` naming the op, provider and device (``exc`` chained)."""
-    if isinstance(exc, OpDispatchError):
+def kernel_error(op: str, rt: DeviceRuntime, exc: BaseException, provider: str = "") -> BaseException:
+    """What to raise when the kernel of ``op`` on ``rt`` raised ``exc``: opdispatch's own errors and
+    `KeyboardInterrupt` as they are, anything else (``SystemExit`` from a plugin too) as a `KernelError`
+    naming the op, provider and device, ``exc`` as its cause. Raise it as it is (no ``from``)."""
+    if isinstance(exc, (OpDispatchError, KeyboardInterrupt)):
         return exc
     err = KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} raised {type(exc).__name__}: {exc}")
     err.__cause__ = exc
@@ -210,8 +213,8 @@ def run_kernel(rt: DeviceRuntime, schema: OpSchema, choice: Choice, datas: Seque
     token = quiet()
     try:
         return choice.fn(*datas, **kattrs)  # type: ignore[misc]
-    except Exception as exc:
-        raise kernel_error(schema.name, rt, exc, choice.provider) from exc
+    except BaseException as exc:
+        raise kernel_error(schema.name, rt, exc, choice.provider)  # noqa: B904 - it sets the cause
     finally:
         restore(token)
 
@@ -223,23 +226,39 @@ def _who(rt: DeviceRuntime, provider: str) -> str:
 
 def check_results(op: str, rt: DeviceRuntime, provider: str, result: Any, outs: Sequence[TensorMeta]) -> tuple:
     """The kernel result of ``op`` as one backend array per output, each checked against the shape and
-    dtype inference promised; a `KernelError` naming the op, the provider and the device otherwise."""
-    results = result if isinstance(result, tuple) and len(outs) > 1 else (result,)
-    if len(results) != len(outs):
-        raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned {len(results)} "
-                          f"output(s); the schema expects {len(outs)}")
+    dtype inference promised; a `KernelError` naming the op, the provider and the device otherwise.
+    A plain array of the promised shape and dtype costs two comparisons; anything else is described
+    by the backend (`DeviceRuntime.describe`) before it is accepted or refused."""
+    if len(outs) == 1:
+        results: tuple = (result,)
+    elif type(result) is tuple and len(result) == len(outs):
+        results = result
+    else:
+        got = f"a tuple of {len(result)} arrays" if type(result) is tuple else type(result).__name__
+        raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned {got}; allowed: a "
+                          f"tuple of {len(outs)} {rt.backend} arrays, one per output")
+    plain, types = rt.plain_arrays, rt.result_types
     for i, (r, m) in enumerate(zip(results, outs)):
-        got = rt.describe(r)
-        label = f"output {i}" if len(outs) > 1 else "its output"
-        if got is None:
-            raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned "
-                              f"{type(r).__name__} as {label}; allowed: a {rt.backend} array of shape {m.shape} "
-                              f"and dtype {m.dtype.name}")
-        if got != (tuple(m.shape), m.dtype):
-            raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned {label} of shape "
-                              f"{got[0]} and dtype {got[1].name}; the schema inferred shape {tuple(m.shape)} and "
-                              f"dtype {m.dtype.name}")
+        if plain and isinstance(r, types):
+            try:
+                if r.shape == m.shape and r.dtype == m.dtype:
+                    continue
+            except Exception:  # noqa: S110 - not plainly an array: described below
+                pass
+        _check_result(op, rt, provider, r, m, f"output {i}" if len(outs) > 1 else "its output")
     return results
+
+
+def _check_result(op: str, rt: DeviceRuntime, provider: str, r: Any, m: TensorMeta, label: str) -> None:
+    got = rt.describe(r)
+    if got is None:
+        raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned "
+                          f"{type(r).__name__} as {label}; allowed: a {rt.backend} array of shape {m.shape} "
+                          f"and dtype {m.dtype.name}")
+    if got != (tuple(m.shape), m.dtype):
+        raise KernelError(f"{op}: the kernel of {_who(rt, provider)} on {rt.device} returned {label} of shape "
+                          f"{got[0]} and dtype {got[1].name}; the schema inferred shape {tuple(m.shape)} and "
+                          f"dtype {m.dtype.name}")
 
 
 def unsupported(schema: OpSchema, rt: DeviceRuntime, reason: str, placement: Placement) -> UnsupportedError:

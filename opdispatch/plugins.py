@@ -60,6 +60,7 @@ class LoadedBackend:
     from_numpy: Optional[Callable[[Any, Any], Any]] = None
     to_numpy: Optional[Callable[[Any, Any], Any]] = None
     array_meta: Optional[Callable[[Any, Any], Any]] = None
+    array_types: tuple = ()  # the classes of its arrays (BackendInfo.array_types); () when undeclared
     probe: Optional[Callable[[], Any]] = None  # its opdispatch_devices, run by `probe_backend`
 
 
@@ -280,6 +281,14 @@ def _identify(result: Any, info: Any, expected: "type[BackendInfo] | type[Provid
         raise PluginLoadError(f"{kind} name {info.name!r} is already provided by another plugin")
 
 
+def _array_types(types: Any) -> tuple:
+    """``BackendInfo.array_types`` checked: a tuple of classes."""
+    if not isinstance(types, (tuple, list)) or not all(isinstance(t, type) for t in types):
+        raise PluginLoadError(f"opdispatch_backend_info returned array_types {types!r}; allowed: a tuple of "
+                              f"classes (the backend's array types)")
+    return tuple(types)
+
+
 def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: str,
                  taken: "set[str]", dist: Optional[str] = None) -> LoadedBackend:
     """Register a backend ``plugin`` (from distribution ``dist``) and collect its declarations, all but
@@ -295,6 +304,7 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
         info = impls["opdispatch_backend_info"]()
         _identify(result, info, BackendInfo, "opdispatch_backend_info", "backend", taken, dist, plugin)
         result.version, result.description, result.hidden = info.version, info.description, info.hidden
+        result.array_types = _array_types(info.array_types)
         for kernel in impls["opdispatch_kernels"]() or ():
             kernel = check_kernel(kernel)
             if kernel.op in result.kernels:

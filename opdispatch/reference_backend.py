@@ -38,7 +38,7 @@ def _rounded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
     return BackendInfo(name=NAME, version="float64", description="the float64 reference of every op (an oracle)",
-                       hidden=True)
+                       hidden=True, array_types=(np.ndarray, np.generic))
 
 
 @hookimpl

@@ -192,7 +192,8 @@ class DeviceRuntime:
     fast path reads first.
     """
 
-    __slots__ = ("device", "info", "backend", "hidden", "table", "fast", "from_numpy", "to_numpy", "_array_meta")
+    __slots__ = ("device", "info", "backend", "hidden", "table", "fast", "from_numpy", "to_numpy", "_array_meta",
+                 "array_types", "plain_arrays", "result_types")
 
     def __init__(self, device: Device, info: DeviceInfo, backend: LoadedBackend) -> None:
         self.device = device
@@ -204,11 +205,18 @@ class DeviceRuntime:
         self.from_numpy: Callable[[Any, Device], Any] = backend.from_numpy  # type: ignore[assignment]
         self.to_numpy: Callable[[Any, Device], Any] = backend.to_numpy  # type: ignore[assignment]
         self._array_meta = backend.array_meta
+        self.array_types = backend.array_types
+        # kernel results of these classes are read as plain arrays (their .shape and .dtype) first
+        self.plain_arrays = backend.array_meta is None
+        self.result_types: Any = backend.array_types or (object,)
 
     def describe(self, data: Any) -> Optional[tuple[tuple[int, ...], np.dtype]]:
         """The shape and dtype of backend array ``data`` (the backend's `opdispatch_array_meta`, else
-        ``data.shape`` / ``data.dtype``), or None when ``data`` is not an array at all."""
+        ``data.shape`` / ``data.dtype``), or None when ``data`` is not an array at all (nor of one of
+        the backend's ``array_types``, where it declares them)."""
         if isinstance(data, (list, tuple, dict)) or data is None:
+            return None
+        if self.array_types and not isinstance(data, self.array_types):
             return None
         try:
             if self._array_meta is not None:

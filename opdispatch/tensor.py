@@ -318,11 +318,29 @@ def _fast_kernel(rt: DeviceRuntime, schema: OpSchema, key: tuple, metas: tuple,
     return fn
 
 
-def _checked(rt: DeviceRuntime, schema: OpSchema, out: Any, shape: tuple, dtype: np.dtype) -> Any:
-    """A fast-path result that is not plainly of ``shape`` and ``dtype``: accepted when the backend
-    describes it so (`DeviceRuntime.describe`), else the `KernelError` of `check_results`."""
-    provider = next((e.provider for e in rt.candidates.get(schema.name, ()) if e.kernel.fn is not None), "")
-    return check_results(schema.name, rt, provider, out, [TensorMeta(shape, dtype)])[0]
+def _provider_of(rt: DeviceRuntime, op: str, fn: Callable[..., Any]) -> str:
+    """The provider (or backend) whose kernel of ``op`` on ``rt`` is ``fn`` (for error messages)."""
+    return next((e.provider for e in rt.candidates.get(op, ()) if e.kernel.fn is fn), "")
+
+
+def _fast_call(rt: DeviceRuntime, name: str, fn: Callable[..., Any], args: tuple, shape: tuple,
+               dtype: np.dtype) -> Tensor:
+    """Run a fast-path kernel (NumPy's floating-point errors off) and wrap its result, which must be a
+    backend array of ``shape`` and ``dtype`` (else the `KernelError` of `check_results`)."""
+    token = quiet()
+    try:
+        out = fn(*args)
+    except BaseException as exc:
+        raise kernel_error(name, rt, exc, _provider_of(rt, name, fn))  # noqa: B904 - it sets the cause
+    finally:
+        restore(token)
+    try:
+        ok = rt.plain_arrays and isinstance(out, rt.result_types) and out.shape == shape and out.dtype == dtype
+    except Exception:
+        ok = False
+    if not ok:
+        out = check_results(name, rt, _provider_of(rt, name, fn), out, [TensorMeta(shape, dtype)])[0]
+    return make(out, shape, dtype, rt)
 
 
 def unary_function(name: str) -> Callable[[Any], Tensor]:
@@ -337,18 +355,7 @@ def unary_function(name: str) -> Callable[[Any], Tensor]:
                 fn = _fast_kernel(rt, schema, (name, x._shape, x._dtype), (TensorMeta(x._shape, x._dtype),),
                                   x._dtype)
             if fn is not None:
-                token = quiet()
-                try:
-                    out = fn(x._data)
-                except Exception as exc:
-                    raise kernel_error(name, rt, exc) from exc
-                finally:
-                    restore(token)
-                try:
-                    ok = out.shape == x._shape and out.dtype == x._dtype
-                except AttributeError:
-                    ok = False
-                return make(out if ok else _checked(rt, schema, out, x._shape, x._dtype), x._shape, x._dtype, rt)
+                return _fast_call(rt, name, fn, (x._data,), x._shape, x._dtype)
         return run(schema, (x,), _NO_ATTRS)
 
     return _named(op, name, f"Element-wise {schema.doc}.")
@@ -377,19 +384,7 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                         meta = TensorMeta(a._shape, a._dtype)
                         fn = _fast_kernel(rt, schema, (name, a._shape, a._dtype), (meta, meta), a._dtype)
                     if fn is not None:
-                        token = quiet()
-                        try:
-                            out = fn(a._data, b._data)
-                        except Exception as exc:
-                            raise kernel_error(name, rt, exc) from exc
-                        finally:
-                            restore(token)
-                        try:
-                            ok = out.shape == a._shape and out.dtype == a._dtype
-                        except AttributeError:
-                            ok = False
-                        return make(out if ok else _checked(rt, schema, out, a._shape, a._dtype), a._shape, a._dtype,
-                                    rt)
+                        return _fast_call(rt, name, fn, (a._data, b._data), a._shape, a._dtype)
             elif type(a) is Tensor and _weak_scalar(b) or type(b) is Tensor and _weak_scalar(a):
                 # tensor with a Python number: the number takes the tensor's float dtype (a 0-d array
                 # broadcast by the kernel), exactly what the general path does after validation
@@ -402,18 +397,7 @@ def binary_function(name: str) -> Callable[[Any, Any], Tensor]:
                                       t._dtype)
                 if fn is not None:
                     s = rt.from_numpy(np.asarray(b if t is a else a, dtype=t._dtype), rt.device)
-                    token = quiet()
-                    try:
-                        out = fn(t._data, s) if t is a else fn(s, t._data)
-                    except Exception as exc:
-                        raise kernel_error(name, rt, exc) from exc
-                    finally:
-                        restore(token)
-                    try:
-                        ok = out.shape == t._shape and out.dtype == t._dtype
-                    except AttributeError:
-                        ok = False
-                    return make(out if ok else _checked(rt, schema, out, t._shape, t._dtype), t._shape, t._dtype, rt)
+                    return _fast_call(rt, name, fn, (t._data, s) if t is a else (s, t._data), t._shape, t._dtype)
         return run(schema, (a, b), _NO_ATTRS)
 
     return _named(op, name, f"Element-wise {schema.doc}.")

@@ -91,3 +91,34 @@ def test_the_retrace_warning_still_comes_once_at_the_8th_trace_even_with_a_small
     assert len(traces) == RETRACE_WARNING + 3
     assert len(retraces) == 1 and f"traced {RETRACE_WARNING} times" in str(retraces[0].message)
     assert retraces[0].filename == __file__
+
+
+def _new_kernels():
+    """Register a provider: the kernel tables change (the registry's generation moves on)."""
+    class Provider:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return od.ProviderInfo(name=f"p{len(seen)}")
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return [od.Kernel("relu", lambda x: np.maximum(x, 0), backend="numpy")]
+
+    seen.append(od.register_plugin(Provider()))
+
+
+seen: list = []
+
+
+def test_compiled_plans_of_kernels_no_longer_in_force_are_dropped(clean_registry, tmp_path):
+    """Each change of the kernel tables recompiles on the next call; the older plans are not kept."""
+    step = od.function(lambda x: od.relu(x) + 1.0)
+    step(X)
+    step.graph(X).save(str(tmp_path / "g.odg"))
+    loaded = od.load_graph(str(tmp_path / "g.odg"))
+    loaded(X)
+    for _ in range(3):
+        _new_kernels()
+        assert step(X).numpy().tolist() == [2.0, 2.0, 2.0] and loaded(X).numpy().tolist() == [2.0, 2.0, 2.0]
+    (entry,) = step._cache.values()
+    assert len(entry.lowered) == 1 and len(loaded._cache) == 1

@@ -101,3 +101,52 @@ def test_numpy_floating_point_warnings_never_reach_the_user():
         od.exp(big) - od.exp(big)        # inf - inf: invalid
         od.div(x, _f32(0.0, 0.0))        # 0 / 0 and 1 / 0
     assert [w for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_a_nan_made_from_infinities_is_reported():
+    """inf - inf: the inputs hold inf but no NaN, so the NaN starts here."""
+    x = _f32(np.inf, 1.0)
+    with pytest.raises(od.NumericsError, match=rf"sub: its output on numpy:0 has 1 NaN though its inputs are free "
+                                               rf"of NaN \(one holds inf\) at .*{HERE}:\d+"):
+        with od.check_numerics():
+            od.sub(x, x)
+
+
+def test_infinities_that_arrive_are_not_reported_again_nor_nans_that_arrive():
+    inf, nan = _f32(np.inf, 1.0), _f32(np.nan, np.inf)
+    with od.check_numerics():
+        y = od.relu(inf) * 2.0  # inf in, inf out
+        z = od.sub(nan, nan)  # NaN in: its NaN and its new one are not told apart
+    assert np.isinf(y.numpy()[0]) and np.isnan(z.numpy()).all()
+    step = od.function(lambda a: od.relu(a) - od.relu(a))
+    with pytest.raises(od.NumericsError, match=r"sub: its output on numpy:0 has 1 NaN though its inputs are free of "
+                                               r"NaN \(one holds inf\)"):
+        with od.check_numerics():
+            step(inf)
+
+
+def test_check_numerics_inside_a_traced_function_is_refused():
+    def f(x):
+        with od.check_numerics():
+            return od.log(x)
+
+    with pytest.raises(od.InvalidArgumentError, match=r"od.check_numerics: entered inside od.function; allowed: "
+                                                      r"around the call of the compiled function"):
+        od.function(f)(_f32(1.0))
+
+
+def test_constant_folding_leaves_nan_making_nodes_to_run_time():
+    """A constant subexpression that makes an inf is not folded: check_numerics names it when it runs."""
+    def f(x):
+        zero = od.tensor(np.zeros(2, np.float32))
+        return x + od.log(zero)
+
+    step = od.function(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # folding computes under NumPy's floating-point errors off too
+        assert np.isinf(step(_f32(1.0, 2.0)).numpy()).all()
+    assert "log" in step.graph(_f32(1.0, 2.0)).ops()
+    with pytest.raises(od.NumericsError, match=rf"log: its output on numpy:0 has 2 inf though its inputs are finite "
+                                               rf"at .*{HERE}:\d+ \(return x \+ od.log\(zero\)\)"):
+        with od.check_numerics():
+            step(_f32(1.0, 2.0))

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from ..device import Device
-from ..errors import InvalidArgumentError, KernelError, OpDispatchError
+from ..errors import InvalidArgumentError, OpDispatchError
 from ..placement import current_placement
 from .. import recording
-from ..dispatch import check_results, current_pin
+from ..dispatch import check_results, current_pin, kernel_error
 from ..fpstate import quiet, restore
 from ..schema import TensorMeta
-from ..registry import registry
+from ..registry import DeviceRuntime, registry
 from ..tensor import Tensor, host_array, make, tensor
 from .kernels import node_choice, node_function
 from .pipeline import lower
@@ -27,15 +26,15 @@ if TYPE_CHECKING:
     from .ir import GraphIR, Node
 
 
-def node_error(node: Node, rt_device: Device, exc: BaseException) -> BaseException:
-    """The error to raise when ``node``'s kernel raised ``exc``: it names the node, op and user line."""
-    where = f" [in graph node {node.describe()}]"
-    if isinstance(exc, OpDispatchError):
-        if exc.args and isinstance(exc.args[0], str) and where not in exc.args[0]:
-            exc.args = (exc.args[0] + where,) + exc.args[1:]
-        return exc
-    err = KernelError(f"{node.describe()}: the kernel on {rt_device} raised {type(exc).__name__}: {exc}")
-    err.__cause__ = exc
+def node_error(node: Node, rt: DeviceRuntime, provider: str, exc: BaseException) -> BaseException:
+    """The error to raise when ``node``'s kernel (from ``provider``) raised ``exc``: the `KernelError` of
+    `opdispatch.dispatch.kernel_error`, or opdispatch's own error, naming the node, op and user line
+    (`KeyboardInterrupt` as it is). Raise it as it is (no ``from``): it has ``exc`` as its cause."""
+    err = kernel_error(node.op, rt, exc, provider)
+    if isinstance(err, OpDispatchError):
+        where = f" [in graph node {node.describe()}]"
+        if err.args and isinstance(err.args[0], str) and where not in err.args[0]:
+            err.args = (err.args[0] + where,) + err.args[1:]
     return err
 
 
@@ -94,22 +93,22 @@ class Executable:
         for s, d in self.constants:
             env[s] = d
         watchers = [r for r in recording.active() if hasattr(r, "check_node")]  # od.check_numerics()
-        for fn, ins, outs, dead, attrs, node, rt, provider, promised in self.steps:
-            args = [env[i] if i >= 0 else None for i in ins]
-            token = quiet()  # NumPy's floating-point errors off: IEEE results, no warnings
-            try:
-                result = fn(*args, **attrs)
-                results = check_results(node.op, rt, provider, result, promised)
-            except Exception as exc:
-                raise node_error(node, node.device, exc) from exc
-            finally:
-                restore(token)
-            for watcher in watchers:
-                watcher.check_node(node, rt, args, results)
-            for s, r in zip(outs, results):
-                env[s] = r
-            for s in dead:
-                env[s] = None
+        token = quiet()  # NumPy's floating-point errors off for the whole run: IEEE results, no warnings
+        try:
+            for fn, ins, outs, dead, attrs, node, rt, provider, promised in self.steps:
+                args = [env[i] if i >= 0 else None for i in ins]
+                try:
+                    results = check_results(node.op, rt, provider, fn(*args, **attrs), promised)
+                except BaseException as exc:
+                    raise node_error(node, rt, provider, exc)  # noqa: B904 - it sets the cause
+                for watcher in watchers:
+                    watcher.check_node(node, rt, args, results)
+                for s, r in zip(outs, results):
+                    env[s] = r
+                for s in dead:
+                    env[s] = None
+        finally:
+            restore(token)
         return [make(env[s], info.shape, info.dtype, rt) for s, info, rt in self.outputs]
 
 
@@ -129,13 +128,23 @@ def as_inputs(graph: GraphIR, args: Sequence[Any]) -> list[Tensor]:
     return out
 
 
+PLAN_CACHE_LIMIT = 64  # compiled plans (devices, placement, options) a loaded graph keeps before starting over
+
+
 def run_graph(graph: GraphIR, args: Sequence[Any], options: Optional[dict] = None) -> list[Tensor]:
     """Run ``graph`` on ``args``, placing it for their devices and the current `od.device` first."""
     inputs = as_inputs(graph, args)
     placement = current_placement()
+    generation = registry().generation
     key = (tuple(t._rt.device for t in inputs), placement, None if options is None else tuple(sorted(options.items())),
-           registry().generation, current_pin())  # the kernels a compiled graph uses depend on both
-    exe = graph._cache.get(key)
+           generation, current_pin())  # the kernels a compiled graph uses depend on both
+    cache = graph._cache
+    exe = cache.get(key)
     if exe is None:
-        exe = graph._cache[key] = Executable(lower(graph, [t.device for t in inputs], placement, options))
+        exe = Executable(lower(graph, [t.device for t in inputs], placement, options))
+        for old in [k for k in cache if k[3] != generation]:  # compiled for kernels no longer in force
+            del cache[old]
+        if len(cache) >= PLAN_CACHE_LIMIT:
+            cache.clear()
+        cache[key] = exe
     return exe.run([t._data for t in inputs])

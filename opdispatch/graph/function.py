@@ -108,10 +108,13 @@ class _Entry:
 
     def compiled(self, opts: Mapping[str, bool]) -> tuple[Graph, Executable]:
         """The placed graph and its executable for the kernels in force now."""
-        key = (registry().generation, current_pin())
+        generation = registry().generation
+        key = (generation, current_pin())
         hit = self.lowered.get(key)
         if hit is None:
             graph = Graph.of(lower(self.optimized, list(self.devices), self.placement, opts))
+            for old in [k for k in self.lowered if k[0] != generation]:  # kernels no longer in force
+                del self.lowered[old]
             hit = self.lowered[key] = (graph, Executable(graph))
         return hit
 

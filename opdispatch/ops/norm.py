@@ -27,7 +27,7 @@ def check_batch_inputs(op: str, x: TensorMeta, per_channel: list, training: bool
                                  f"channel of x {x.shape}")
     count = x.shape[0] * prod(x.shape[2:])
     if training and count < 2:
-        raise ShapeError(f"{op}: argument 'x' got shape {x.shape}: {count} value per channel; allowed: at least "
+        raise ShapeError(f"{op}: argument 'x' got shape {x.shape}: {count} value(s) per channel; allowed: at least "
                          f"2 values per channel in training (the unbiased variance divides by count - 1)")
 
 

@@ -30,7 +30,8 @@ class SimulatedPlugin:
 
     @hookimpl
     def opdispatch_backend_info(self) -> BackendInfo:
-        return BackendInfo(name=NAME, version=__version__, description="CuPy backend kernels run on NumPy")
+        return BackendInfo(name=NAME, version=__version__, description="CuPy backend kernels run on NumPy",
+                           array_types=(np.ndarray, np.generic))
 
     @hookimpl
     def opdispatch_devices(self) -> list[DeviceInfo]:

@@ -18,7 +18,7 @@ FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
     return BackendInfo(name="numpy", version=f"{__version__} (numpy {np.__version__})",
-                       description="NumPy on the CPU")
+                       description="NumPy on the CPU", array_types=(np.ndarray, np.generic))
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from opdispatch import hookimpl
 from opdispatch.backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel
 
 from . import __version__, conv, elementwise, layout, linalg, nn, norm, pool, reduce
-from .arrays import MAX_RANK
+from .arrays import MAX_RANK, CLArray
 from .errors import op_scope
 from .runtime import MAX_ELEMENTS
 
@@ -36,7 +36,7 @@ def _pyopencl_version() -> str:
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
     return BackendInfo(name="opencl", version=f"{__version__} (pyopencl {_pyopencl_version()})",
-                       description="OpenCL devices (PoCL on CPUs, vendor drivers on GPUs)")
+                       description="OpenCL devices (PoCL on CPUs, vendor drivers on GPUs)", array_types=(CLArray,))
 
 
 @hookimpl
