@@ -27,8 +27,8 @@ import numpy as np
 
 from .device import Device
 from .errors import OpDispatchError
-from .files import (FileFault, Missing, SafeNpz, atomic_write, bad_member_name, check_shape, loads_json, open_regular,
-                    short)
+from .files import (FileFault, Missing, SafeNpz, atomic_write, bad_member_name, check_json_size, check_shape,
+                    loads_json, open_regular, short)
 from .optim import OPTIMIZERS, Optimizer
 from .tensor import Tensor, tensor
 
@@ -109,11 +109,17 @@ def save_checkpoint(path: PathLike, params: Mapping[str, Tensor], *, state: Opti
     try:
         meta_text = json.dumps({"format": FORMAT, "version": VERSION, "arrays": _describe(arrays),
                                 "optimizer": opt_meta, "metadata": dict(metadata or {})}, sort_keys=True)
-        loads_json(meta_text, _META)  # what cannot be loaded back (too deeply nested) is not written
-    except (TypeError, ValueError, RecursionError, FileFault) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"save_checkpoint: argument 'metadata' is not JSON-able ({exc}); "
                               f"allowed: dicts, lists, strings, numbers, booleans and None") from None
-    meta_bytes = np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8)
+    meta_raw = meta_text.encode("utf-8")
+    try:  # what could not be loaded back (too big, too deeply nested, too many values) is not written
+        check_json_size(len(meta_raw), _META)
+        loads_json(meta_text, _META)
+    except FileFault as fault:
+        raise CheckpointError(f"save_checkpoint: argument 'metadata' cannot be stored: {fault}; allowed: metadata "
+                              f"within the limits load_checkpoint reads") from None
+    meta_bytes = np.frombuffer(meta_raw, dtype=np.uint8)
     # every key holds a '/' (params/..., state/..., optimizer/...), so none is savez's allow_pickle
     atomic_write(os.fspath(path), lambda fh: np.savez(fh, **{_META: meta_bytes}, **arrays))  # type: ignore[arg-type]
 
@@ -182,6 +188,7 @@ def _read(path: str, max_bytes: int) -> tuple[dict, dict[str, np.ndarray]]:
         def one_line(dtype: np.dtype, shape: tuple) -> None:
             if len(shape) != 1:
                 raise FileFault(_META, f"is {dtype.name} {list(shape)}; allowed: UTF-8 bytes")
+            check_json_size(shape[0], _META)  # before a byte of it is read
 
         raw = npz.array(_META, ("uint8",), one_line)
         try:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import opdispatch as od
+import opdispatch.files as files
 
 GiB = 2**30
 TIME_LIMIT_S = 1.0
@@ -254,6 +255,10 @@ CHECKPOINTS = {
     "meta-nested-strings-are-fine-but-depth-is-not": (lambda: ckpt(json.dumps(meta(metadata={
         "a": "[{[{\\\"" * 1000, "b": "X"})).replace('"X"', "[" * 200 + "]" * 200)), "nested 202 deep"),
     "meta-huge-int": (lambda: ckpt('{"format": ' + "9" * 5000 + "}"), "not valid JSON"),
+    "meta-backslash-quote-runs": (lambda: ckpt('{"metadata": "' + '\\"' * 10**6), "not valid JSON"),
+    "meta-a-million-containers": (lambda: ckpt(meta(metadata={"x": [[]] * 10**6})),
+                                  "JSON has 1000006 arrays and objects; allowed: at most 1000000 "
+                                  "(opdispatch.files.MAX_JSON_CONTAINERS)"),
     "meta-duplicate-key": (lambda: ckpt('{"format": "opdispatch-checkpoint", "format": "x"}'), "duplicate key"),
     "meta-top-level-list": (lambda: ckpt("[1, 2]"), "not an opdispatch checkpoint"),
     "meta-wrong-format": (lambda: ckpt(meta(format="pickle")), "not an opdispatch checkpoint"),
@@ -572,6 +577,11 @@ GRAPHS = {
         "[" * 150 + "1" + "]" * 150))), "JSON nested"),
     "duplicate-key": (lambda: b'{"format": "opdispatch.graph", "format": "x"}', "duplicate key 'format'"),
     "huge-int": (lambda: b'{"version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    "backslash-quote-runs": (lambda: b'\\"' * 10**6, "not valid JSON"),
+    "open-strings-in-arrays": (lambda: b'["' * 200000, "JSON nested 100000 deep"),
+    "ten-million-values": (lambda: b"[" + b"0," * 10**7 + b"0]",
+                           "JSON has about 10000002 values; allowed: at most 10000000 "
+                           "(opdispatch.files.MAX_JSON_VALUES)"),
     "top-level-list": (lambda: b"[]", "not an opdispatch graph"),
     "wrong-format": (lambda: doc(_set(["format"], "pickle")), "not an opdispatch graph"),
     "version-3": (lambda: doc(_set(["version"], 3)), "has version 3; allowed: 1, 2"),
@@ -749,3 +759,139 @@ def test_saved_constants_round_trip_bit_exactly_for_every_dtype(tmp_path):
     for i, a in consts.items():
         assert loaded.constants[i].dtype == a.dtype and loaded.constants[i].tobytes() == a.tobytes()
     assert from_dict(to_dict(g)).constants.keys() == consts.keys()
+
+
+# -- the JSON scan: linear whatever the text, and its limits ------------------------------------------
+
+HOSTILE_JSON = {  # the old string regex backtracked over the rest of the text from every quote: 80 KB of
+    # '\\"' took it 12 s, and these 2 MB would take it hours; they are refused in milliseconds now
+    "backslash-quote-runs": '\\"' * 10**6,
+    "quote-backslash-runs": '"\\' * 10**6,
+    "quote-then-backslashes": '"' + "\\\\" * 10**6,
+    "open-strings-in-arrays": '["' * 200000,
+    "escaped-quotes-never-closed": "[" + '"a\\",' * 300000,
+    "odd-number-of-quotes": '"' * (2 * 10**6 + 1),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_JSON))
+def test_the_json_scan_is_linear_on_hostile_text(case):
+    text = HOSTILE_JSON[case]
+    t0 = time.perf_counter()
+    with pytest.raises(files.FileFault, match="not valid JSON|JSON nested"):
+        files.loads_json(text, "JSON")
+    assert time.perf_counter() - t0 < 2.0
+
+
+def _true_shape(value, depth=1):
+    """(depth, containers, values) of a parsed JSON value, by walking it."""
+    if isinstance(value, (list, dict)):
+        items = list(value.values()) + list(value) if isinstance(value, dict) else value
+        parts = [_true_shape(v, depth + 1) for v in items]
+        return (max([depth] + [p[0] for p in parts]), 1 + sum(p[1] for p in parts), 1 + sum(p[2] for p in parts))
+    return (depth - 1, 0, 1)
+
+
+def test_the_json_scan_counts_what_the_parser_builds(monkeypatch):
+    """Random documents whose strings hold quotes, backslashes and brackets: the scan's depth and
+    containers are exact, its values an upper bound."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = ['"', "\\", "[", "]", "{", "}", ",", ":", "a", "\u00e9", "\n", " "]
+
+    def text():
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+
+    def value(depth):
+        kind = rng.randrange(6 if depth < 6 else 3)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.choice([0, -1.5, 1e300, True, None])
+        if kind == 2:
+            return rng.randrange(10)
+        if kind in (3, 4):
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {text(): value(depth + 1) for _ in range(rng.randrange(4))}
+
+    docs = [value(0) for _ in range(500)]
+    for doc in docs:
+        for encoded in (json.dumps(doc), json.dumps(doc, ensure_ascii=False, indent=1)):
+            depth, containers, values = files.json_scan(encoded)
+            true_depth, true_containers, true_values = _true_shape(doc)
+            assert (depth, containers) == (true_depth, true_containers), encoded
+            assert values >= true_values, encoded
+    # the scan reads the text a chunk at a time: strings and escapes cut by a chunk's end carry over
+    texts = [json.dumps(d, ensure_ascii=False) for d in docs[:100]] + ['["\\\\", "\\"[", ["\\\\\\"]]]']
+    whole = [files.json_scan(t) for t in texts]
+    for chunk in (1, 2, 3, 5, 64):
+        monkeypatch.setattr(files, "_SCAN_CHUNK", chunk)
+        assert [files.json_scan(t) for t in texts] == whole, chunk
+
+
+def test_the_json_limits_name_their_constants_and_can_be_changed(monkeypatch):
+    files.loads_json("[" + "[]," * (files.MAX_JSON_CONTAINERS - 2) + "[]]", "JSON")  # at the limit: parsed
+    with pytest.raises(files.FileFault, match=r"1000001 arrays and objects; allowed: at most 1000000 "
+                                              r"\(opdispatch.files.MAX_JSON_CONTAINERS\)"):
+        files.loads_json("[" + "{}," * (files.MAX_JSON_CONTAINERS - 1) + "{}]", "JSON")
+    monkeypatch.setattr(files, "MAX_JSON_CONTAINERS", 3)
+    assert files.loads_json('{"a": [[], "[[[["]}', "JSON") == {"a": [[], "[[[["]}
+    with pytest.raises(files.FileFault, match="4 arrays and objects; allowed: at most 3"):
+        files.loads_json('{"a": [[], {}]}', "JSON")
+    monkeypatch.setattr(files, "MAX_JSON_VALUES", 4)
+    assert files.loads_json('["a,b:c", 1, 2]', "JSON") == ["a,b:c", 1, 2]
+    with pytest.raises(files.FileFault, match="about 5 values; allowed: at most 4 "
+                                              r"\(opdispatch.files.MAX_JSON_VALUES\)"):
+        files.loads_json("[1, 2, 3, 4]", "JSON")
+    with pytest.raises(files.FileFault, match=r"nested 101 deep; allowed: at most 100 "
+                                              r"\(opdispatch.files.MAX_JSON_DEPTH\)"):
+        files.loads_json("[" * 101 + "]" * 101, "JSON")
+
+
+def test_graph_files_over_the_json_limits_are_neither_loaded_nor_saved(tmp_path, monkeypatch):
+    path = str(_write(tmp_path / "g.json", doc()))
+    containers = files.json_scan(doc().decode())[1]
+    monkeypatch.setattr(files, "MAX_JSON_CONTAINERS", containers - 1)
+    _refuse(od.load_graph, path, od.GraphFormatError,
+            [f"JSON has {containers} arrays and objects; allowed: at most {containers - 1}"])
+    with pytest.raises(od.GraphFormatError, match=r"save: .*new.json: JSON: JSON has \d+ arrays and objects; "
+                                                  r"allowed: at most .*nothing was written"):
+        GRAPH.save(str(tmp_path / "new.json"))
+    assert not (tmp_path / "new.json").exists()
+    monkeypatch.setattr(files, "MAX_JSON_CONTAINERS", containers + 100)
+    GRAPH.save(str(tmp_path / "new.json"))
+    assert od.load_graph(str(tmp_path / "new.json")).ops() == GRAPH.ops()
+
+
+def _meta_member(size):
+    """A checkpoint (zip bytes) whose meta.json is valid and ``size`` bytes long (padded metadata)."""
+    head, tail = json.dumps(meta(metadata={"pad": "PAD"})).encode().split(b"PAD")
+    text = head + b"x" * (size - len(head) - len(tail)) + tail
+    member = npy_header(header_of("|u1", (len(text),)).ljust(117) + "\n") + text
+    return zip_bytes([{"name": "meta.json.npy", "data": member}, {"name": "params/w.npy", "data": W}])
+
+
+def test_a_meta_json_over_64_mib_is_refused_unread(tmp_path, monkeypatch):
+    """The size is judged from the member's header, so the 64 MiB are never read (nor decoded)."""
+    assert files.MAX_JSON_BYTES == 64 * 2**20
+    just = _write(tmp_path / "just.npz", _meta_member(4096))
+    assert od.load_checkpoint(just).metadata["pad"].startswith("xxx")
+    big = _write(tmp_path / "big.npz", _meta_member(files.MAX_JSON_BYTES + 1))
+    _refuse(od.load_checkpoint, str(big), od.CheckpointError,
+            [f"meta.json: is {files.MAX_JSON_BYTES + 1} bytes of JSON; allowed: at most {files.MAX_JSON_BYTES} "
+             f"(opdispatch.files.MAX_JSON_BYTES)"])
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 4095)
+    _refuse(od.load_checkpoint, str(just), od.CheckpointError, ["is 4096 bytes of JSON; allowed: at most 4095"])
+
+
+def test_metadata_over_the_json_limits_is_not_saved(tmp_path):
+    w = {"w": od.tensor([1.0, 2.0], dtype="float32")}
+    for metadata, fragment in (({"pad": "x" * files.MAX_JSON_BYTES}, "bytes of JSON; allowed: at most 67108864"),
+                               ({"x": [[]] * files.MAX_JSON_CONTAINERS}, "MAX_JSON_CONTAINERS"),
+                               ({"x": [[[1]]] * 10 ** 5, "deep": json.loads("[" * 99 + "]" * 99)},
+                                "nested 101 deep")):
+        with pytest.raises(od.CheckpointError, match=f"save_checkpoint: argument 'metadata' cannot be stored: "
+                                                     f"meta.json: .*{fragment}"):
+            od.save_checkpoint(tmp_path / "c.npz", w, metadata=metadata)
+        assert not (tmp_path / "c.npz").exists()

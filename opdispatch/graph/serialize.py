@@ -29,8 +29,8 @@ import numpy as np
 from ..device import Device
 from ..dtypes import FLOAT_DTYPES
 from ..errors import OpDispatchError
-from ..files import (FileFault, Missing, SafeNpz, atomic_write, check_shape, loads_json, nbytes, open_regular, read_all,
-                     short)
+from ..files import (FileFault, Missing, SafeNpz, atomic_write, check_json, check_shape, loads_json, nbytes,
+                     open_regular, read_all, short)
 from ..schema import TensorMeta
 from .errors import GraphFormatError
 from ..ops import OPS
@@ -90,9 +90,14 @@ def to_dict(graph: GraphIR) -> dict:
 def save(graph: GraphIR, path: str) -> None:
     """Write ``graph`` with its constants to ``path`` (``.json`` added when missing), atomically:
     a unique temporary file beside it, fsynced, renamed over it; on any failure (also
-    ``KeyboardInterrupt``) the old file stays and the temporary is removed."""
+    ``KeyboardInterrupt``) the old file stays and the temporary is removed. A graph `load_graph`
+    would refuse (over the JSON limits of `opdispatch.files`) is a `GraphFormatError`, nothing written."""
     jpath, _ = _paths(os.fspath(path))
     text = json.dumps(to_dict(graph), indent=1)
+    try:  # what load_graph would refuse (too many nodes for the JSON limits) is not written
+        check_json(text, "JSON")
+    except FileFault as fault:
+        raise GraphFormatError(f"save: {jpath}: {fault}; nothing was written") from None
     atomic_write(jpath, lambda fh: fh.write(text.encode("utf-8")))
 
 
