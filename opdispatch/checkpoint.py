@@ -38,6 +38,9 @@ MAX_BYTES = 8 * 2**30
 """The largest checkpoint file `load_checkpoint` reads (8 GiB) unless given ``max_bytes``;
 assign to raise it for every call."""
 
+MAX_STEPS = 2**63 - 1
+"""The largest optimizer step count a checkpoint may hold (Adam raises its betas to it as floats)."""
+
 _META = "meta.json"
 _GROUPS = ("params", "state")
 _FLOATS = ("float16", "float32", "float64")
@@ -172,8 +175,9 @@ def _check_meta(meta: Any) -> None:
                 isinstance(v, (int, float)) and (v is not None) for v in settings.values()):
             raise FileFault(where, f"settings {short(settings)}; allowed: an object of numbers and booleans")
         steps = opt["steps"]
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise FileFault(where, f"steps {short(steps)}; allowed: an int >= 0")
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 0 <= steps <= MAX_STEPS:
+            raise FileFault(where, f"steps {short(steps)}; allowed: an int in [0, {MAX_STEPS}] "
+                                   f"(opdispatch.checkpoint.MAX_STEPS)")
     if not isinstance(meta["metadata"], dict):
         raise FileFault(f"{_META} 'metadata'", f"is {type(meta['metadata']).__name__}; allowed: an object")
 
@@ -256,8 +260,8 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
             optimizer = cls(groups["params"], **opt_meta["settings"])
             optimizer.load_state_dict(opt_meta, {k.split("/", 1)[1]: a for k, a in arrays.items()
                                                  if k.startswith("optimizer/")})
-        except (TypeError, ValueError, OpDispatchError) as exc:
+        except (TypeError, ValueError, OverflowError, OpDispatchError) as exc:  # OverflowError: float(10**400)
             raise CheckpointError(f"load_checkpoint: {path}: {_META} 'optimizer': optimizer state does not fit: "
-                                  f"{exc}") from None
+                                  f"{str(exc)[:300]}") from None
     return Checkpoint(params=groups["params"], state=groups["state"], optimizer=optimizer,
                       metadata=meta["metadata"])

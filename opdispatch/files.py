@@ -12,7 +12,8 @@ files over a size limit; `SafeNpz` reads ``.npz`` archives written by ``np.savez
 uncompressed members) checking the zip directory and every ``.npy`` header against the
 archive's real size before allocating anything, so a file can only make the reader allocate
 about what it holds; `loads_json` bounds the nesting depth, the number of containers and of
-values (one linear scan, `json_scan`) and refuses duplicate keys. These
+values (one linear scan, `json_scan`) and refuses duplicate keys; `check_shape` bounds every
+declared shape (`MAX_ELEMENTS`), so no size computed from it is absurd. These
 raise `FileFault(part, what)`; the loaders turn it into their own error type, naming the file.
 Nothing here unpickles, and zip member names are never used as filesystem paths.
 """
@@ -48,6 +49,11 @@ MAX_JSON_VALUES = 10_000_000
 outside strings) a loaded JSON document may hold, counted before parsing: parsed, each costs up to
 about 80 bytes of Python objects, so this bounds what a document of mostly short values makes the
 parser allocate."""
+
+MAX_ELEMENTS = 2**48
+"""The most elements a stored shape may declare, counting only its non-zero dimensions (so a
+zero-size array cannot declare absurd dimensions either): every dimension is at most this, and no
+size computed from a shape overflows NumPy's index type."""
 
 MAX_NPY_HEADER = 65536
 """The longest ``.npy`` header accepted (NumPy writes about a hundred bytes)."""
@@ -303,12 +309,19 @@ def bad_member_name(name: str) -> Optional[str]:
 
 
 def check_shape(shape: Any, part: str) -> tuple[int, ...]:
-    """``shape`` as a tuple of ints >= 0, of at most `MAX_RANK` dimensions."""
+    """``shape`` as a tuple of ints >= 0, of at most `MAX_RANK` dimensions whose non-zero ones
+    multiply to at most `MAX_ELEMENTS` (so each is at most that too)."""
     if not isinstance(shape, (tuple, list)) or len(shape) > MAX_RANK:
         raise FileFault(part, f"shape {short(shape)}; allowed: a list of at most {MAX_RANK} ints >= 0")
+    elements = 1
     for d in shape:
         if not isinstance(d, int) or isinstance(d, bool) or d < 0:
             raise FileFault(part, f"shape {short(list(shape))} has dimension {short(d)}; allowed: ints >= 0")
+        elements *= d or 1
+        if elements > MAX_ELEMENTS:
+            raise FileFault(part, f"shape {short(list(shape))} declares over {MAX_ELEMENTS} elements (its non-zero "
+                                  f"dimensions multiplied); allowed: at most {MAX_ELEMENTS} "
+                                  f"(opdispatch.files.MAX_ELEMENTS)")
     return tuple(shape)
 
 

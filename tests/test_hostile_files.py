@@ -152,6 +152,14 @@ def _slot_meta(**opt):
     return meta(optimizer=o)
 
 
+def _raw(m, **values):
+    """``m`` as JSON text with each string ``"KEY"`` replaced by the raw JSON ``values[KEY]`` (1e400...)."""
+    text = json.dumps(m)
+    for key, raw in values.items():
+        text = text.replace(json.dumps(key), raw)
+    return text
+
+
 def _member_end(data, name):
     """Offset just past member ``name``'s bytes in zip ``data``."""
     import zipfile
@@ -305,6 +313,28 @@ CHECKPOINTS = {
     "optimizer-steps-negative": (lambda: ckpt(_slot_meta(steps=-1)), "steps -1"),
     "optimizer-steps-float": (lambda: ckpt(_slot_meta(steps=1.5)), "steps 1.5"),
     "optimizer-steps-bool": (lambda: ckpt(_slot_meta(steps=True)), "steps True"),
+    "optimizer-steps-2^64": (lambda: ckpt(_slot_meta(steps=2**64)), "steps 18446744073709551616; allowed: an int in "
+                                                                   "[0, 9223372036854775807]"),
+    "optimizer-lr-10^400": (lambda: ckpt(_slot_meta(settings={"lr": 10**400})),
+                            "does not fit: SGD: argument 'lr' got an int of 1329 bits, too big for a float"),
+    "optimizer-momentum-10^400": (lambda: ckpt(_slot_meta(settings={"lr": 0.1, "momentum": -10**400})),
+                                  "argument 'momentum' got an int of 1329 bits"),
+    "optimizer-lr-1e400": (lambda: ckpt(_raw(_slot_meta(settings={"lr": "X"}), X="1e400")), "'lr' got inf"),
+    "optimizer-beta-minus-1e400": (lambda: ckpt(_raw(_slot_meta(kind="adam", settings={"beta1": "X"}),
+                                                     X="-1e400")), "'beta1' got -inf"),
+    "arrays-shape-2^63": (lambda: ckpt(meta(arrays={"params/w": {"shape": [2**63], "dtype": "float32"}})),
+                          "shape [9223372036854775808] declares over 281474976710656 elements"),
+    "arrays-shape-2^40-by-2^40": (lambda: ckpt(meta(arrays={"params/w": {"shape": [2**40, 2**40],
+                                                                          "dtype": "float32"}})),
+                                  "allowed: at most 281474976710656 (opdispatch.files.MAX_ELEMENTS)"),
+    "arrays-shape-0-by-2^70": (lambda: ckpt(meta(arrays={"params/w": {"shape": [0, 2**70], "dtype": "float32"}}),
+                                            **{"params/w": npy_header(header_of("<f4", (0, 2**70)))}),
+                               "shape [0, 1180591620717411303424] declares over"),
+    "npy-header-0-by-2^62": (lambda: ckpt(meta(arrays={"params/w": {"shape": [0, 2**62], "dtype": "float32"}}),
+                                          **{"params/w": npy_header(header_of("<f4", (0, 2**62)))}),
+                             "(opdispatch.files.MAX_ELEMENTS)"),
+    "npy-header-only-0-by-2^70": (lambda: ckpt(**{"params/w": npy_header(header_of("<f4", (0, 2**70)))}),
+                                  "array 'params/w': shape [0, 1180591620717411303424] declares over"),
     "optimizer-slot-unknown-param": (lambda: ckpt(dict(_slot_meta(), arrays={
         "params/w": {"shape": [2], "dtype": "float32"}, "optimizer/velocity/zz": {"shape": [2], "dtype": "float32"}}),
         **{"params/w": W, "optimizer/velocity/zz": W}), "unknown state entry"),
@@ -603,6 +633,14 @@ GRAPHS = {
     "shape-10^12-elements": (lambda: doc(_set(["values", IN0, "shape"], [10**6, 10**6])),
                              "is 4000000000000 bytes; allowed: at most"),
     "shape-rank-40": (lambda: doc(_set(["values", IN0, "shape"], [1] * 40)), "at most 32 ints"),
+    "shape-2^63": (lambda: doc(_set(["values", IN0, "shape"], [2**63])), "declares over 281474976710656 elements"),
+    "shape-2^40-by-2^40": (lambda: doc(_set(["values", IN0, "shape"], [2**40, 2**40])),
+                           "(opdispatch.files.MAX_ELEMENTS)"),
+    "shape-0-by-2^62": (lambda: doc(_set(["values", IN0, "shape"], [0, 2**62, 5, 5])), "declares over"),
+    "constant-0-by-2^70": (lambda: doc(lambda d: (d["values"][C].update(shape=[0, 2**70]), d["data"].update({C: ""}))),
+                           f"value '{C}': shape [0, 1180591620717411303424] declares over 281474976710656 elements"),
+    "constant-0-by-2^62": (lambda: doc(lambda d: (d["values"][C].update(shape=[0, 2**62]), d["data"].update({C: ""}))),
+                           "MAX_ELEMENTS"),
     "dtype-object": (lambda: doc(_set(["values", IN0, "dtype"], "object")), "dtype 'object'"),
     "dtype-list": (lambda: doc(_set(["values", IN0, "dtype"], ["float32"])), "dtype ['float32']"),
     "dtype-missing": (lambda: doc(lambda d: d["values"][IN0].pop("dtype")), "dtype None"),
@@ -895,3 +933,22 @@ def test_metadata_over_the_json_limits_is_not_saved(tmp_path):
                                                      f"meta.json: .*{fragment}"):
             od.save_checkpoint(tmp_path / "c.npz", w, metadata=metadata)
         assert not (tmp_path / "c.npz").exists()
+
+
+def test_shapes_are_bounded_by_their_non_zero_dimensions():
+    m = files.MAX_ELEMENTS
+    for ok in ([m], [0, m], [m, 0, 1], [2**24, 2**24], [0] * 32, [], [1] * 32):
+        assert files.check_shape(ok, "x") == tuple(ok)
+    for bad in ([m + 1], [0, m + 1], [2**24, 2**24 + 1], [2**63], [0, 2**70], [2**40, 2**40], [4] * 32):
+        with pytest.raises(files.FileFault, match=r"declares over \d+ elements .*MAX_ELEMENTS"):
+            files.check_shape(bad, "x")
+    np.empty((0, m, 0), np.float64)  # the largest zero-size shape allowed is one NumPy can make
+
+
+def test_optimizer_settings_too_big_for_a_float_are_argument_errors():
+    w = {"w": od.tensor([1.0, 2.0], dtype="float32")}
+    for make, arg in ((lambda: od.SGD(w, lr=10**400), "lr"), (lambda: od.SGD(w, momentum=10**400), "momentum"),
+                      (lambda: od.Adam(w, eps=-10**400), "eps"), (lambda: od.Adam(w, beta2=2**1024), "beta2")):
+        with pytest.raises(od.InvalidArgumentError, match=f"argument '{arg}' got an int of .* bits, too big for a "
+                                                          f"float; allowed: a finite number"):
+            make()
