@@ -952,3 +952,76 @@ def test_optimizer_settings_too_big_for_a_float_are_argument_errors():
         with pytest.raises(od.InvalidArgumentError, match=f"argument '{arg}' got an int of .* bits, too big for a "
                                                           f"float; allowed: a finite number"):
             make()
+
+
+# -- a loaded graph's sources name files that are never read ------------------------------------------
+
+def _graph_naming(tmp_path, filename):
+    """A graph file whose every node says it was made at line 1 of ``filename``."""
+    d = json.loads(doc())
+    for node in d["nodes"]:
+        node["sources"] = [[filename, 1, "evil"]]
+    return str(_write(tmp_path / "named.json", json.dumps(d).encode()))
+
+
+def _numerics_message(graph):
+    """The NumericsError of running ``graph`` on inputs its conv overflows, in a thread (a blocking
+    read of a source file fails the test instead of hanging it)."""
+    out = {}
+
+    def run():
+        x = od.tensor(np.full((1, 3, 5, 5), 3e38, np.float32))
+        try:
+            with od.check_numerics():
+                graph(x)
+        except od.NumericsError as exc:
+            out["message"] = str(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "formatting the error blocked on a source file"
+    return out["message"]
+
+
+@pytest.mark.parametrize("target", ["marker-file", "fifo", "/dev/zero", "/proc/self/environ"])
+def test_errors_in_a_loaded_graph_never_read_the_files_its_sources_name(tmp_path, target):
+    marker = tmp_path / "secret.py"
+    marker.write_text("SECRET_MARKER = 'must not reach an error message'\n")
+    if target == "marker-file":
+        filename = str(marker)
+    elif target == "fifo":
+        filename = str(tmp_path / "fifo.py")
+        os.mkfifo(filename)
+    else:
+        filename = target
+    graph = od.load_graph(_graph_naming(tmp_path, filename))
+    assert all(not s.readable and s.code == "" for n in graph.nodes for s in n.sources)
+    message = _numerics_message(graph)
+    assert "conv2d: its output on numpy:0 has" in message and f"at {filename}:1" in message
+    assert "SECRET_MARKER" not in message and "must not reach" not in message
+    saved = tmp_path / "again.json"  # saved again, the sources are the same text and still not read
+    graph.save(str(saved))
+    again = od.load_graph(str(saved))
+    assert [n.sources for n in again.nodes] == [n.sources for n in graph.nodes]
+    assert "SECRET_MARKER" not in _numerics_message(again)
+
+
+def test_a_readable_source_reads_only_small_regular_files(tmp_path):
+    from opdispatch.source import MAX_SOURCE_BYTES, Source
+
+    code = tmp_path / "code.py"
+    code.write_text("a = 1\n  b = 2  \n")
+    assert Source(str(code), 2).code == "b = 2" and Source(str(code), 3).code == ""
+    assert Source(str(code), 2, readable=False).code == ""
+    big = tmp_path / "big.py"
+    big.write_bytes(b"c = 3\n" + b"#" * MAX_SOURCE_BYTES)
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.py"
+    link.symlink_to(fifo)
+    for name in (str(big), str(fifo), str(link), "/dev/zero", str(tmp_path), "/no/such/file.py", "a\0b.py"):
+        t0 = time.perf_counter()
+        assert Source(name, 1).code == ""
+        assert time.perf_counter() - t0 < TIME_LIMIT_S
+    assert Source(str(code), 1) == Source(str(code), 1, readable=False)  # the flag is not part of the identity

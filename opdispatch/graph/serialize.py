@@ -323,7 +323,8 @@ def _node(i: int, spec: Any, values: dict, use: Any, define: Any) -> Any:
     for s in _list(spec.get("sources", []), f"{where} sources"):
         if not (isinstance(s, list) and len(s) == 3 and isinstance(s[0], str) and isinstance(s[2], str)):
             raise _fail(where, f"source {short(s)}; allowed: [file, line, function]")
-        sources.append(Source(s[0], _int(s[1], f"{where} source line"), s[2]))
+        # the file names come from the file: error messages show them but never read them
+        sources.append(Source(s[0], _int(s[1], f"{where} source line"), s[2], readable=False))
     fused_from = _list(spec.get("fused_from", []), f"{where} fused_from")
     if not all(isinstance(f, str) for f in fused_from):
         raise _fail(where, "fused_from: allowed: op names")
