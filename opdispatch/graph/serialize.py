@@ -22,7 +22,7 @@ import binascii
 import json
 import os
 import re
-from typing import Any, Optional, cast
+from typing import Any, Mapping, Optional, cast
 
 import numpy as np
 
@@ -69,20 +69,33 @@ def _encode(array: np.ndarray) -> str:
     return base64.b64encode(data.tobytes()).decode("ascii")
 
 
-def to_dict(graph: GraphIR) -> dict:
+def to_dict(graph: GraphIR, origin: str = "graph") -> dict:
     """The JSON-ready description of ``graph``; constants are listed by value id in
-    ``constants`` and their bytes are in ``data`` (base64, little-endian, C order)."""
+    ``constants`` and their bytes are in ``data`` (base64, little-endian, C order).
+
+    Node attributes are stored in the canonical form the op's schema gives them (normalised, then
+    resolved by shape inference, as loading checks them), so a graph whose attributes were given in
+    another form (``stride=2`` for ``(2, 2)``, lists for tuples, ``'SAME'`` padding) is written the
+    way a loaded graph is, and save -> load -> save gives the same bytes. A node that does not check
+    is a `GraphFormatError` naming ``origin`` and the node."""
+    nodes = []
+    for i, n in enumerate(graph.nodes):
+        try:
+            attrs = _check_node(f"node {i}", n.op, list(n.inputs), list(n.outputs), dict(n.attrs), graph.values)
+        except FileFault as fault:
+            raise GraphFormatError(f"save: {origin}: {fault.part}: {fault.what}; allowed: graphs whose every node "
+                                   f"checks (nothing was written)") from None
+        nodes.append({"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs),
+                      "attrs": {k: _jsonable(v) for k, v in attrs.items()}, "device": str(n.device),
+                      "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from),
+                      **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {}),
+                      **({"grad_of": n.grad_of} if n.grad_of else {})})
     return {
         "format": FORMAT, "version": VERSION, "name": graph.name,
         "inputs": list(graph.inputs), "outputs": list(graph.outputs), "constants": list(graph.constants),
         "values": {str(v): {"shape": list(i.shape), "dtype": i.dtype.name,
                             "device": None if i.device is None else str(i.device)} for v, i in graph.values.items()},
-        "nodes": [{"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs),
-                   "attrs": {k: _jsonable(v) for k, v in n.attrs.items()}, "device": str(n.device),
-                   "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from),
-                   **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {}),
-                   **({"grad_of": n.grad_of} if n.grad_of else {})}
-                  for n in graph.nodes],
+        "nodes": nodes,
         "data": {str(c): _encode(np.asarray(a)) for c, a in graph.constants.items()},
     }
 
@@ -93,7 +106,7 @@ def save(graph: GraphIR, path: str) -> None:
     ``KeyboardInterrupt``) the old file stays and the temporary is removed. A graph `load_graph`
     would refuse (over the JSON limits of `opdispatch.files`) is a `GraphFormatError`, nothing written."""
     jpath, _ = _paths(os.fspath(path))
-    text = json.dumps(to_dict(graph), indent=1)
+    text = json.dumps(to_dict(graph, jpath), indent=1)
     try:  # what load_graph would refuse (too many nodes for the JSON limits) is not written
         check_json(text, "JSON")
     except FileFault as fault:
@@ -335,19 +348,21 @@ def _node(i: int, spec: Any, values: dict, use: Any, define: Any) -> Any:
     if not isinstance(grad_of, str) or len(grad_of) > 4096:
         raise _fail(where, f"grad_of {short(grad_of)}; allowed: a short text (the forward op it differentiates)")
     out_spec = _list(spec.get("outputs"), f"{where} outputs")
-    _check_node(where, op, ins, out_spec, attrs, values)
+    attrs = _check_node(where, op, ins, out_spec, attrs, values)  # the node keeps the canonical form
     outs = [define(v, f"{where} outputs") for v in out_spec]
     return make_node(op, ins, outs, attrs, device, sources, fused_from, decomposed_from, grad_of)
 
 
-def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values: dict) -> None:
-    """Re-run the op's shape inference on the declared input shapes; the outputs must match."""
+def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values: Mapping[int, ValueInfo]) -> dict:
+    """Re-run the op's shape inference on the declared input shapes (the outputs must match) and
+    return the attributes in canonical form: normalised by the schema and resolved by its inference
+    (what kernels receive, and what normalising and inferring again gives back)."""
     metas: list[Optional[TensorMeta]] = [None if v is None else TensorMeta(values[v].shape, values[v].dtype)
                                          for v in ins]
     if op == "copy":
         if len(ins) != 1 or len(outs) != 1 or ins[0] is None or set(attrs) != {"device"}:
             raise _fail(where, "a copy takes one input and one output and a 'device' attribute")
-        _device(attrs["device"], where)
+        canonical: dict = {"device": str(_device(attrs["device"], where))}
         expected = [cast(TensorMeta, metas[0])]  # ins[0] is not None (checked above)
     else:
         schema = OPS.get(op)
@@ -358,7 +373,7 @@ def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values:
             raise _fail(where, f"{op} takes inputs {[s.name for s in schema.inputs]} and attributes "
                                f"{list(schema.attr_names)}; got {len(ins)} inputs and {short(sorted(attrs))}")
         try:
-            expected, _ = schema.infer(op, metas, schema.normalize(attrs) if schema.attrs else attrs)
+            expected, canonical = schema.infer(op, metas, schema.normalize(attrs) if schema.attrs else attrs)
         except OpDispatchError as exc:
             raise _fail(where, f"the node does not check: {short(str(exc), 300)}") from None
         except Exception as exc:  # a normaliser meeting a value of the wrong kind
@@ -368,3 +383,4 @@ def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values:
                                              for d, m in zip(declared, expected)):
         raise _fail(where, f"{op}: declared outputs do not match the op's inference "
                            f"{[(m.shape, m.dtype.name) for m in expected]}")
+    return dict(canonical)
