@@ -201,7 +201,9 @@ def _device(spec: Any, where: str) -> Device:
         raise _fail(where, f"device {short(spec)}: {exc}"[:300]) from None
 
 
-_ID = re.compile(r"[0-9]{1,10}")
+_ID = re.compile(r"0|[1-9][0-9]{0,9}")
+"""A value id as `str` writes an int: ASCII digits without a sign, spaces, '_' or leading zeros, so
+no two spellings ("7", "007", "+7") name one value."""
 
 
 def _value(vid: str, spec: Any) -> ValueInfo:
@@ -268,7 +270,8 @@ def _from_dict(doc: Any, arrays: Optional[dict]) -> GraphIR:
     values = {}
     for vid, spec in specs.items():
         if not _ID.fullmatch(vid) or int(vid) > MAX_ID:
-            raise _fail("values", f"id {short(vid)}; allowed: integers 0 to {MAX_ID}")
+            raise _fail("values", f"id {short(vid)}; allowed: integers 0 to {MAX_ID} written in decimal without "
+                                  f"sign, spaces or leading zeros")
         values[int(vid)] = _value(vid, spec)
     defined: set[int] = set()
 
