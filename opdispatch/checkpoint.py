@@ -30,6 +30,8 @@ from .errors import OpDispatchError
 from .files import (FileFault, Missing, SafeNpz, atomic_write, bad_member_name, check_json_size, check_shape,
                     loads_json, open_regular, short)
 from .optim import OPTIMIZERS, Optimizer
+from .placement import current_placement
+from .registry import registry
 from .tensor import Tensor, tensor
 
 FORMAT = "opdispatch-checkpoint"
@@ -227,6 +229,20 @@ def _limit(max_bytes: Any) -> int:
     return max_bytes
 
 
+def _check_dtypes(path: str, arrays: Mapping[str, np.ndarray], device: Device) -> None:
+    """Refuse, before any tensor is made, parameters and state in a dtype ``device`` does not
+    compute in (optimizer slots take their parameter's dtype)."""
+    allowed = registry().runtime(device).info.dtype_set
+    bad = [f"{short(k)} ({a.dtype.name})" for k, a in arrays.items()
+           if k.split("/", 1)[0] in _GROUPS and a.dtype not in allowed]
+    if bad:
+        names = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CheckpointError(f"load_checkpoint: {path}: array{'s' if len(bad) > 1 else ''} {names}: dtype not "
+                              f"supported on device {device}; allowed there: "
+                              f"{', '.join(sorted(d.name for d in allowed))} (load onto another device with "
+                              f"device=...); nothing was loaded")
+
+
 def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
                     max_bytes: Optional[int] = None) -> Checkpoint:
     """Read a checkpoint written by `save_checkpoint`, its tensors on ``device`` (default: the
@@ -235,7 +251,8 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
 
     Files over ``max_bytes`` (default `MAX_BYTES`, 8 GiB) are refused unread; anything that is
     not such a checkpoint -- not a regular file, truncated, tampered, hostile -- is a
-    `CheckpointError` naming the file and the part at fault.
+    `CheckpointError` naming the file and the part at fault. So are parameters or state in a dtype
+    ``device`` does not compute in (float16 on numpy:0), before any tensor is made.
     """
     path = os.fspath(path)
     dev = None if device is None else Device(device)
@@ -247,6 +264,7 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
     except FileFault as fault:
         where = f"{path}" if fault.part == "file" else f"{path}: {fault.part}:"
         raise CheckpointError(f"load_checkpoint: {where} {fault.what}") from None
+    _check_dtypes(path, arrays, current_placement().device if dev is None else dev)
     groups: dict[str, dict[str, Tensor]] = {g: {} for g in _GROUPS}
     for key, arr in arrays.items():
         group, name = key.split("/", 1)

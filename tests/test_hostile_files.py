@@ -1035,3 +1035,45 @@ def test_a_readable_source_reads_only_small_regular_files(tmp_path):
         assert Source(name, 1).code == ""
         assert time.perf_counter() - t0 < TIME_LIMIT_S
     assert Source(str(code), 1) == Source(str(code), 1, readable=False)  # the flag is not part of the identity
+
+
+# -- arrays in a dtype the target device lacks ---------------------------------------------------------
+
+def _float16_checkpoint(tmp_path):
+    m = meta(arrays={"params/w": {"shape": [2], "dtype": "float32"}, "params/h": {"shape": [2], "dtype": "float16"},
+                     "state/s": {"shape": [1], "dtype": "float16"}})
+    return _write(tmp_path / "half.npz", ckpt(m, **{"params/w": W, "params/h": npy(np.array([1, 2], np.float16)),
+                                                    "state/s": npy(np.zeros(1, np.float16))}))
+
+
+def test_float16_arrays_onto_a_device_without_float16_are_refused_whole(tmp_path, monkeypatch):
+    """numpy:0 computes in float32 and float64: a float16 checkpoint is a CheckpointError naming the
+    file, the arrays, their dtype and what the device allows, raised before any tensor is made."""
+    import opdispatch.checkpoint as ckpt_module
+
+    path = _float16_checkpoint(tmp_path)
+    made = []
+    real_tensor = ckpt_module.tensor
+    monkeypatch.setattr(ckpt_module, "tensor", lambda *a, **k: made.append(a) or real_tensor(*a, **k))
+    for device in ("numpy:0", None):
+        with pytest.raises(od.CheckpointError) as info:
+            od.load_checkpoint(path, device=device)
+        message = str(info.value)
+        assert str(path) in message and "arrays 'params/h' (float16), 'state/s' (float16)" in message
+        assert "dtype not supported on device numpy:0; allowed there: float32, float64" in message
+        assert made == []  # refused before a single parameter was loaded
+    data = path.read_bytes()
+    with pytest.raises(od.CheckpointError, match="dtype not supported"):
+        od.load_checkpoint(path)
+    assert path.read_bytes() == data
+
+
+def test_float16_arrays_load_onto_a_device_that_has_float16(tmp_path, clean_registry):
+    from opdispatch.backend import DeviceInfo
+    from fake_backends import make_plugin
+
+    od.register_plugin(make_plugin("half", [], devices=[DeviceInfo(0, dtypes=("float16", "float32"))]))
+    ck = od.load_checkpoint(_float16_checkpoint(tmp_path), device="half:0")
+    assert ck.params["h"].dtype == np.float16 and ck.params["h"].device == od.Device("half:0")
+    np.testing.assert_array_equal(ck.params["h"].numpy(), [1, 2])
+    assert ck.state["s"].dtype == np.float16
