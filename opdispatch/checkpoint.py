@@ -28,7 +28,7 @@ import numpy as np
 from .device import Device
 from .errors import OpDispatchError
 from .files import (FileFault, Missing, SafeNpz, atomic_write, bad_member_name, check_json_size, check_shape,
-                    loads_json, open_regular, short)
+                    loads_json, open_regular, short, size_limit)
 from .optim import OPTIMIZERS, Optimizer
 from .placement import current_placement
 from .registry import registry
@@ -221,14 +221,6 @@ def _read(path: str, max_bytes: int) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def _limit(max_bytes: Any) -> int:
-    if max_bytes is None:
-        return MAX_BYTES
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-        raise CheckpointError(f"load_checkpoint: argument 'max_bytes' got {max_bytes!r}; allowed: an int >= 0")
-    return max_bytes
-
-
 def _check_dtypes(path: str, arrays: Mapping[str, np.ndarray], device: Device) -> None:
     """Refuse, before any tensor is made, parameters and state in a dtype ``device`` does not
     compute in (optimizer slots take their parameter's dtype)."""
@@ -256,7 +248,7 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
     """
     path = os.fspath(path)
     dev = None if device is None else Device(device)
-    limit = _limit(max_bytes)
+    limit = size_limit(max_bytes, MAX_BYTES, "load_checkpoint", CheckpointError)
     try:
         meta, arrays = _read(path, limit)
     except Missing:

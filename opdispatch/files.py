@@ -293,6 +293,17 @@ def loads_json(text: str, part: str, max_depth: Optional[int] = None) -> Any:
         raise FileFault(part, f"not valid JSON: {exc}") from None
 
 
+def size_limit(max_bytes: Any, default: int, fn: str, error: Callable[[str], Exception]) -> int:
+    """The byte limit a loader ``fn`` was given: ``default`` for None, else an int >= 0; anything
+    else raises ``error`` naming ``fn`` and the argument."""
+    if max_bytes is None:
+        return default
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+        raise error(f"{fn}: argument 'max_bytes' got {short(max_bytes)}; allowed: an int >= 0, or None for "
+                    f"the default of {default} bytes")
+    return max_bytes
+
+
 # -- reading: .npz ------------------------------------------------------------------------------------
 
 _NPY_MAGIC = b"\x93NUMPY"

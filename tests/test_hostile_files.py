@@ -1077,3 +1077,15 @@ def test_float16_arrays_load_onto_a_device_that_has_float16(tmp_path, clean_regi
     assert ck.params["h"].dtype == np.float16 and ck.params["h"].device == od.Device("half:0")
     np.testing.assert_array_equal(ck.params["h"].numpy(), [1, 2])
     assert ck.state["s"].dtype == np.float16
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "1000", [100], -10**400])
+def test_both_loaders_check_max_bytes_alike(tmp_path, bad):
+    """One shared check (opdispatch.files.size_limit): the loader's own error naming it and the argument."""
+    ck, graph = _write(tmp_path / "c.npz", GOOD), _write(tmp_path / "g.json", doc())
+    for load, path, error, name, default in ((od.load_checkpoint, ck, od.CheckpointError, "load_checkpoint", 8 * GiB),
+                                             (od.load_graph, graph, od.GraphFormatError, "load_graph", GiB)):
+        with pytest.raises(error, match=rf"^{name}: argument 'max_bytes' got .{{1,130}}; allowed: an int >= 0, "
+                                        rf"or None for the default of {default} bytes$"):
+            load(str(path), max_bytes=bad)
+        assert load(str(path), max_bytes=None) is not None and load(str(path), max_bytes=len(path.read_bytes()))

@@ -30,7 +30,7 @@ from ..device import Device
 from ..dtypes import FLOAT_DTYPES
 from ..errors import OpDispatchError
 from ..files import (FileFault, Missing, SafeNpz, atomic_write, check_json, check_shape, loads_json, nbytes,
-                     open_regular, read_all, short)
+                     open_regular, read_all, short, size_limit)
 from ..schema import TensorMeta
 from .errors import GraphFormatError
 from ..ops import OPS
@@ -119,14 +119,6 @@ def _error(file: str, fault: FileFault, also: str = "") -> GraphFormatError:
     return GraphFormatError(f"load_graph: {where} {fault.what}")
 
 
-def _limit(max_bytes: Any) -> int:
-    if max_bytes is None:
-        return MAX_BYTES
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-        raise GraphFormatError(f"load_graph: argument 'max_bytes' got {max_bytes!r}; allowed: an int >= 0")
-    return max_bytes
-
-
 def _read_constants(npath: str, jpath: str, limit: int) -> dict[str, np.ndarray]:
     """The arrays of a version 1 graph's ``.npz``."""
     also = f" (the constants of {jpath})"
@@ -143,7 +135,7 @@ def load_graph(path: str, *, max_bytes: Optional[int] = None) -> GraphIR:
     hostile file is a `GraphFormatError` naming the file and the part at fault. Files over
     ``max_bytes`` (default `MAX_BYTES`) are refused unread."""
     jpath, npath = _paths(os.fspath(path))
-    limit = _limit(max_bytes)
+    limit = size_limit(max_bytes, MAX_BYTES, "load_graph", GraphFormatError)
     try:
         fh, size = open_regular(jpath, limit)
         with fh:
