@@ -8,11 +8,17 @@ one, whole, never a mixture. Version 1 files -- a ``model.json`` with the consta
 
 Loading refuses anything but a regular file of at most `MAX_BYTES` (``load_graph(...,
 max_bytes=N)`` raises it), parses the JSON with the standard parser after bounding its nesting
-depth, checks every field and declared size (no value over `MAX_VALUE_BYTES`, constants whose
-bytes match their shape and dtype), reads a version 1 ``.npz`` with `opdispatch.files.SafeNpz`
-(no pickle, headers checked before reading), and re-runs each op's shape inference on the
-declared shapes, so a tampered, malformed or hostile file fails with a `GraphFormatError`
-naming the file and the part at fault before anything runs -- and never executes code.
+depth, containers and values (`opdispatch.files.check_json`, linear in the file's size), checks
+every field and declared size (canonical value ids, no value over `MAX_VALUE_BYTES`, shapes
+within `opdispatch.files.MAX_ELEMENTS`, constants whose bytes match their shape and dtype), reads
+a version 1 ``.npz`` with `opdispatch.files.SafeNpz` (no pickle, headers checked before reading),
+and re-runs each op's shape inference on the declared shapes, so a tampered, malformed or hostile
+file fails with a `GraphFormatError` naming the file and the part at fault before anything runs
+-- and never executes code. The source lines stored with each node are shown in error messages but
+their files are never read (`Source(readable=False)`).
+
+Node attributes are written and loaded in canonical form (the schema's normalisation resolved by
+its shape inference), so save -> load -> save gives the same bytes.
 """
 
 from __future__ import annotations
