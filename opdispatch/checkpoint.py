@@ -27,9 +27,11 @@ import numpy as np
 
 from .device import Device
 from .errors import OpDispatchError
-from .files import (FileFault, Missing, SafeNpz, atomic_write, bad_member_name, check_shape, loads_json, open_regular,
-                    short)
+from .files import (FileFault, Missing, SafeNpz, atomic_write, bad_member_name, check_json_size, check_shape,
+                    loads_json, open_regular, short, size_limit)
 from .optim import OPTIMIZERS, Optimizer
+from .placement import current_placement
+from .registry import registry
 from .tensor import Tensor, tensor
 
 FORMAT = "opdispatch-checkpoint"
@@ -37,6 +39,9 @@ VERSION = 1
 MAX_BYTES = 8 * 2**30
 """The largest checkpoint file `load_checkpoint` reads (8 GiB) unless given ``max_bytes``;
 assign to raise it for every call."""
+
+MAX_STEPS = 2**63 - 1
+"""The largest optimizer step count a checkpoint may hold (Adam raises its betas to it as floats)."""
 
 _META = "meta.json"
 _GROUPS = ("params", "state")
@@ -109,11 +114,17 @@ def save_checkpoint(path: PathLike, params: Mapping[str, Tensor], *, state: Opti
     try:
         meta_text = json.dumps({"format": FORMAT, "version": VERSION, "arrays": _describe(arrays),
                                 "optimizer": opt_meta, "metadata": dict(metadata or {})}, sort_keys=True)
-        loads_json(meta_text, _META)  # what cannot be loaded back (too deeply nested) is not written
-    except (TypeError, ValueError, RecursionError, FileFault) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"save_checkpoint: argument 'metadata' is not JSON-able ({exc}); "
                               f"allowed: dicts, lists, strings, numbers, booleans and None") from None
-    meta_bytes = np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8)
+    meta_raw = meta_text.encode("utf-8")
+    try:  # what could not be loaded back (too big, too deeply nested, too many values) is not written
+        check_json_size(len(meta_raw), _META)
+        loads_json(meta_text, _META)
+    except FileFault as fault:
+        raise CheckpointError(f"save_checkpoint: argument 'metadata' cannot be stored: {fault}; allowed: metadata "
+                              f"within the limits load_checkpoint reads") from None
+    meta_bytes = np.frombuffer(meta_raw, dtype=np.uint8)
     # every key holds a '/' (params/..., state/..., optimizer/...), so none is savez's allow_pickle
     atomic_write(os.fspath(path), lambda fh: np.savez(fh, **{_META: meta_bytes}, **arrays))  # type: ignore[arg-type]
 
@@ -166,8 +177,9 @@ def _check_meta(meta: Any) -> None:
                 isinstance(v, (int, float)) and (v is not None) for v in settings.values()):
             raise FileFault(where, f"settings {short(settings)}; allowed: an object of numbers and booleans")
         steps = opt["steps"]
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise FileFault(where, f"steps {short(steps)}; allowed: an int >= 0")
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 0 <= steps <= MAX_STEPS:
+            raise FileFault(where, f"steps {short(steps)}; allowed: an int in [0, {MAX_STEPS}] "
+                                   f"(opdispatch.checkpoint.MAX_STEPS)")
     if not isinstance(meta["metadata"], dict):
         raise FileFault(f"{_META} 'metadata'", f"is {type(meta['metadata']).__name__}; allowed: an object")
 
@@ -182,6 +194,7 @@ def _read(path: str, max_bytes: int) -> tuple[dict, dict[str, np.ndarray]]:
         def one_line(dtype: np.dtype, shape: tuple) -> None:
             if len(shape) != 1:
                 raise FileFault(_META, f"is {dtype.name} {list(shape)}; allowed: UTF-8 bytes")
+            check_json_size(shape[0], _META)  # before a byte of it is read
 
         raw = npz.array(_META, ("uint8",), one_line)
         try:
@@ -208,12 +221,18 @@ def _read(path: str, max_bytes: int) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def _limit(max_bytes: Any) -> int:
-    if max_bytes is None:
-        return MAX_BYTES
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-        raise CheckpointError(f"load_checkpoint: argument 'max_bytes' got {max_bytes!r}; allowed: an int >= 0")
-    return max_bytes
+def _check_dtypes(path: str, arrays: Mapping[str, np.ndarray], device: Device) -> None:
+    """Refuse, before any tensor is made, parameters and state in a dtype ``device`` does not
+    compute in (optimizer slots take their parameter's dtype)."""
+    allowed = registry().runtime(device).info.dtype_set
+    bad = [f"{short(k)} ({a.dtype.name})" for k, a in arrays.items()
+           if k.split("/", 1)[0] in _GROUPS and a.dtype not in allowed]
+    if bad:
+        names = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CheckpointError(f"load_checkpoint: {path}: array{'s' if len(bad) > 1 else ''} {names}: dtype not "
+                              f"supported on device {device}; allowed there: "
+                              f"{', '.join(sorted(d.name for d in allowed))} (load onto another device with "
+                              f"device=...); nothing was loaded")
 
 
 def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
@@ -224,11 +243,12 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
 
     Files over ``max_bytes`` (default `MAX_BYTES`, 8 GiB) are refused unread; anything that is
     not such a checkpoint -- not a regular file, truncated, tampered, hostile -- is a
-    `CheckpointError` naming the file and the part at fault.
+    `CheckpointError` naming the file and the part at fault. So are parameters or state in a dtype
+    ``device`` does not compute in (float16 on numpy:0), before any tensor is made.
     """
     path = os.fspath(path)
     dev = None if device is None else Device(device)
-    limit = _limit(max_bytes)
+    limit = size_limit(max_bytes, MAX_BYTES, "load_checkpoint", CheckpointError)
     try:
         meta, arrays = _read(path, limit)
     except Missing:
@@ -236,6 +256,7 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
     except FileFault as fault:
         where = f"{path}" if fault.part == "file" else f"{path}: {fault.part}:"
         raise CheckpointError(f"load_checkpoint: {where} {fault.what}") from None
+    _check_dtypes(path, arrays, current_placement().device if dev is None else dev)
     groups: dict[str, dict[str, Tensor]] = {g: {} for g in _GROUPS}
     for key, arr in arrays.items():
         group, name = key.split("/", 1)
@@ -249,8 +270,8 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
             optimizer = cls(groups["params"], **opt_meta["settings"])
             optimizer.load_state_dict(opt_meta, {k.split("/", 1)[1]: a for k, a in arrays.items()
                                                  if k.startswith("optimizer/")})
-        except (TypeError, ValueError, OpDispatchError) as exc:
+        except (TypeError, ValueError, OverflowError, OpDispatchError) as exc:  # OverflowError: float(10**400)
             raise CheckpointError(f"load_checkpoint: {path}: {_META} 'optimizer': optimizer state does not fit: "
-                                  f"{exc}") from None
+                                  f"{str(exc)[:300]}") from None
     return Checkpoint(params=groups["params"], state=groups["state"], optimizer=optimizer,
                       metadata=meta["metadata"])

@@ -11,7 +11,9 @@ Reading: `open_regular` refuses anything that is not a regular file before readi
 files over a size limit; `SafeNpz` reads ``.npz`` archives written by ``np.savez`` (stored,
 uncompressed members) checking the zip directory and every ``.npy`` header against the
 archive's real size before allocating anything, so a file can only make the reader allocate
-about what it holds; `loads_json` bounds the nesting depth and refuses duplicate keys. These
+about what it holds; `loads_json` bounds the nesting depth, the number of containers and of
+values (one linear scan, `json_scan`) and refuses duplicate keys; `check_shape` bounds every
+declared shape (`MAX_ELEMENTS`), so no size computed from it is absurd. These
 raise `FileFault(part, what)`; the loaders turn it into their own error type, naming the file.
 Nothing here unpickles, and zip member names are never used as filesystem paths.
 """
@@ -32,6 +34,26 @@ import numpy as np
 
 MAX_JSON_DEPTH = 100
 """The deepest nesting of arrays and objects a loaded JSON document may have."""
+
+MAX_JSON_BYTES = 64 * 2**20
+"""The largest JSON member read from an archive (a checkpoint's ``meta.json``), 64 MiB, checked
+before it is read or decoded. (A saved graph is one JSON file with its constants embedded: its size
+is bounded by ``opdispatch.graph.serialize.MAX_BYTES`` instead.)"""
+
+MAX_JSON_CONTAINERS = 1_000_000
+"""The most arrays and objects a loaded JSON document may hold (each costs the parser about 100
+bytes of Python objects), counted before parsing."""
+
+MAX_JSON_VALUES = 10_000_000
+"""The most values (numbers, strings, ...; at most one more than the commas, colons and containers
+outside strings) a loaded JSON document may hold, counted before parsing: parsed, each costs up to
+about 80 bytes of Python objects, so this bounds what a document of mostly short values makes the
+parser allocate."""
+
+MAX_ELEMENTS = 2**48
+"""The most elements a stored shape may declare, counting only its non-zero dimensions (so a
+zero-size array cannot declare absurd dimensions either): every dimension is at most this, and no
+size computed from a shape overflows NumPy's index type."""
 
 MAX_NPY_HEADER = 65536
 """The longest ``.npy`` header accepted (NumPy writes about a hundred bytes)."""
@@ -176,21 +198,64 @@ def read_all(fh: BinaryIO, size: int) -> bytes:
 
 # -- reading: JSON ------------------------------------------------------------------------------------
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_SCAN_CHUNK = 2**16
+_QUOTE, _BACKSLASH, _COMMA, _COLON = 34, 92, 44, 58
+_OPENING, _CLOSING = (91, 123), (93, 125)  # [ {   ] }
+
+
+def json_scan(text: str) -> tuple[int, int, int]:
+    """(deepest nesting, containers, values) of JSON ``text``: the nesting of ``[`` / ``{``, the
+    number of arrays and objects, and an upper bound on the number of values (1 + the commas, colons
+    and containers), all outside strings.
+
+    Linear in ``len(text)`` whatever the text, in bounded extra memory and without recursion or
+    regular expressions (no backtracking on unterminated strings or runs of backslashes): the text
+    is read a chunk at a time as UTF-8 bytes (where ASCII bytes only ever stand for themselves),
+    escapes and strings are found with NumPy, and whether a string or an escape is open carries
+    over to the next chunk. A chunk inside a long string (a constant's base64 data) is skipped.
+    """
+    deepest = depth = containers = separators = 0
+    in_string = escape_open = False
+    for start in range(0, len(text), _SCAN_CHUNK):
+        part = text[start:start + _SCAN_CHUNK]
+        if in_string and not escape_open and '"' not in part and "\\" not in part:
+            continue
+        codes = np.frombuffer(part.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        backslash = codes == _BACKSLASH
+        escaped = np.zeros(len(codes), dtype=bool)
+        if escape_open:  # the previous chunk ended with an escaping backslash
+            escaped[0], backslash[0] = True, False
+        escape_open = False
+        if backslash.any():  # in a run of backslashes the 1st, 3rd, ... escape the character after them
+            index = np.arange(len(codes))
+            before_run = np.maximum.accumulate(np.where(backslash, -1, index))
+            escaping = backslash & ((index - before_run) % 2 == 1)
+            escaped[1:] |= escaping[:-1]
+            escape_open = bool(escaping[-1])
+        quote = (codes == _QUOTE) & ~escaped
+        inside = (np.cumsum(quote) + in_string) % 2 == 1  # an opening quote counts as inside
+        in_string = bool(inside[-1])
+        structure = codes[~inside & ~quote & ~escaped]
+        separators += int(np.count_nonzero((structure == _COMMA) | (structure == _COLON)))
+        opening = (structure == _OPENING[0]) | (structure == _OPENING[1])
+        closing = (structure == _CLOSING[0]) | (structure == _CLOSING[1])
+        if opening.any() or closing.any():
+            run = np.cumsum(opening.astype(np.int64) - closing) + depth
+            deepest, depth = max(deepest, int(run.max())), int(run[-1])
+            containers += int(np.count_nonzero(opening))
+    return deepest, containers, 1 + separators + containers
 
 
 def json_depth(text: str) -> int:
-    """The deepest nesting of ``[`` / ``{`` in JSON ``text`` (strings skipped), without recursion
-    and in bounded extra memory (the brackets are counted a chunk at a time)."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text)).encode("ascii")
-    depth = deepest = 0
-    chunk = 2**18
-    for start in range(0, len(brackets), chunk):
-        codes = np.frombuffer(brackets, dtype=np.uint8, count=min(chunk, len(brackets) - start), offset=start)
-        run = np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)) + depth
-        deepest, depth = max(deepest, int(run.max())), int(run[-1])
-    return deepest
+    """The deepest nesting of ``[`` / ``{`` in JSON ``text`` (strings skipped); see `json_scan`."""
+    return json_scan(text)[0]
+
+
+def check_json_size(size: int, part: str) -> None:
+    """Refuse a JSON member of more than `MAX_JSON_BYTES` bytes (before it is read)."""
+    if size > MAX_JSON_BYTES:
+        raise FileFault(part, f"is {size} bytes of JSON; allowed: at most {MAX_JSON_BYTES} "
+                              f"(opdispatch.files.MAX_JSON_BYTES)")
 
 
 def _no_duplicates(pairs: list) -> dict:
@@ -202,17 +267,41 @@ def _no_duplicates(pairs: list) -> dict:
     return out
 
 
-def loads_json(text: str, part: str, max_depth: Optional[int] = None) -> Any:
-    """Parse ``text`` with the standard parser after checking its nesting depth; duplicate keys
-    in an object are refused."""
+def check_json(text: str, part: str, max_depth: Optional[int] = None) -> None:
+    """Refuse JSON ``text`` nested deeper than `MAX_JSON_DEPTH` (or ``max_depth``), or holding more
+    than `MAX_JSON_CONTAINERS` arrays and objects or `MAX_JSON_VALUES` values (one linear scan)."""
     limit = MAX_JSON_DEPTH if max_depth is None else max_depth
-    depth = json_depth(text)
+    depth, containers, values = json_scan(text)
     if depth > limit:
-        raise FileFault(part, f"JSON nested {depth} deep; allowed: at most {limit}")
+        name = " (opdispatch.files.MAX_JSON_DEPTH)" if max_depth is None else ""
+        raise FileFault(part, f"JSON nested {depth} deep; allowed: at most {limit}{name}")
+    if containers > MAX_JSON_CONTAINERS:
+        raise FileFault(part, f"JSON has {containers} arrays and objects; allowed: at most {MAX_JSON_CONTAINERS} "
+                              f"(opdispatch.files.MAX_JSON_CONTAINERS)")
+    if values > MAX_JSON_VALUES:
+        raise FileFault(part, f"JSON has about {values} values; allowed: at most {MAX_JSON_VALUES} "
+                              f"(opdispatch.files.MAX_JSON_VALUES)")
+
+
+def loads_json(text: str, part: str, max_depth: Optional[int] = None) -> Any:
+    """Parse ``text`` with the standard parser once `check_json` has bounded its depth, containers
+    and values; duplicate keys in an object are refused."""
+    check_json(text, part, max_depth)
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError, MemoryError) as exc:  # JSONDecodeError is a ValueError
         raise FileFault(part, f"not valid JSON: {exc}") from None
+
+
+def size_limit(max_bytes: Any, default: int, fn: str, error: Callable[[str], Exception]) -> int:
+    """The byte limit a loader ``fn`` was given: ``default`` for None, else an int >= 0; anything
+    else raises ``error`` naming ``fn`` and the argument."""
+    if max_bytes is None:
+        return default
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+        raise error(f"{fn}: argument 'max_bytes' got {short(max_bytes)}; allowed: an int >= 0, or None for "
+                    f"the default of {default} bytes")
+    return max_bytes
 
 
 # -- reading: .npz ------------------------------------------------------------------------------------
@@ -231,12 +320,19 @@ def bad_member_name(name: str) -> Optional[str]:
 
 
 def check_shape(shape: Any, part: str) -> tuple[int, ...]:
-    """``shape`` as a tuple of ints >= 0, of at most `MAX_RANK` dimensions."""
+    """``shape`` as a tuple of ints >= 0, of at most `MAX_RANK` dimensions whose non-zero ones
+    multiply to at most `MAX_ELEMENTS` (so each is at most that too)."""
     if not isinstance(shape, (tuple, list)) or len(shape) > MAX_RANK:
         raise FileFault(part, f"shape {short(shape)}; allowed: a list of at most {MAX_RANK} ints >= 0")
+    elements = 1
     for d in shape:
         if not isinstance(d, int) or isinstance(d, bool) or d < 0:
             raise FileFault(part, f"shape {short(list(shape))} has dimension {short(d)}; allowed: ints >= 0")
+        elements *= d or 1
+        if elements > MAX_ELEMENTS:
+            raise FileFault(part, f"shape {short(list(shape))} declares over {MAX_ELEMENTS} elements (its non-zero "
+                                  f"dimensions multiplied); allowed: at most {MAX_ELEMENTS} "
+                                  f"(opdispatch.files.MAX_ELEMENTS)")
     return tuple(shape)
 
 

@@ -34,7 +34,11 @@ from .tensor import Tensor, tensor
 def _number(cls: str, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ArgumentTypeError(f"{cls}: argument {name!r} got {value!r}; allowed: a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range (a hostile checkpoint's settings, say)
+        raise InvalidArgumentError(f"{cls}: argument {name!r} got an int of {int(value).bit_length()} bits, too big "
+                                   f"for a float; allowed: a finite number") from None
 
 
 def _positive(cls: str, name: str, value: float, allow_zero: bool = False) -> float:

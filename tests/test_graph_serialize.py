@@ -154,3 +154,76 @@ def test_loaded_graph_checks_its_inputs(saved):
     loaded = od.load_graph(path)
     with pytest.raises(od.InvalidArgumentError, match="input 0"):
         loaded(args[1], args[1])
+
+
+# -- attributes are stored canonical ----------------------------------------------------------------------
+
+def _wide_net(x):
+    y = od.conv2d(x, W, B, stride=2, padding="SAME", dilation=1)
+    y = od.max_pool2d(od.leaky_relu(y, 0.2), 2, stride=1, ceil_mode=True)
+    z = od.concat([y, od.neg(y)], axis=-3)
+    return od.softmax(od.mean(od.reshape(z, (2, -1)), axis=-1, keepdims=True), axis=0), od.sum(z)
+
+
+def _with_attrs(graph, index, attrs):
+    """``graph`` with node ``index``'s attributes replaced (given as a user might write them)."""
+    from opdispatch.graph.ir import make_node
+
+    nodes = list(graph.nodes)
+    n = nodes[index]
+    nodes[index] = make_node(n.op, n.inputs, n.outputs, attrs, n.device, n.sources, n.fused_from,
+                             n.decomposed_from, n.grad_of)
+    return graph.replace(nodes=tuple(nodes))
+
+
+def test_save_load_save_gives_the_same_bytes(tmp_path):
+    x = od.tensor(RNG.standard_normal((2, 3, 9, 9)).astype("float32"))
+    g = od.function(_wide_net).graph(x)
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    g.save(str(first))
+    loaded = od.load_graph(str(first))
+    loaded.save(str(second))
+    assert first.read_bytes() == second.read_bytes()
+    assert [dict(n.attrs) for n in loaded.nodes] == [dict(n.attrs) for n in g.nodes]
+    for got, want in zip(loaded(x), g(x)):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_attributes_in_a_user_form_are_saved_canonical(tmp_path):
+    """conv2d's attributes as a user writes them (an int stride, 'SAME', a list, a NumPy int) are
+    saved in the form tracing records, so the file is byte-identical to the traced graph's."""
+    g = od.function(net).graph(*_args())
+    conv = next(i for i, n in enumerate(g.nodes) if n.op.startswith("conv2d"))
+    assert dict(g.nodes[conv].attrs) == {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1),
+                                         "groups": 1}
+    loose = _with_attrs(g, conv, {"stride": 1, "padding": "same", "dilation": [1, 1], "groups": np.int64(1)})
+    canonical, user = tmp_path / "canonical.json", tmp_path / "user.json"
+    g.save(str(canonical))
+    loose.save(str(user))
+    assert user.read_bytes() == canonical.read_bytes()
+    assert json.loads(user.read_text())["nodes"][conv]["attrs"] == {
+        "stride": [1, 1], "padding": [[1, 1], [1, 1]], "dilation": [1, 1], "groups": 1}
+
+
+def test_a_file_with_attributes_in_a_user_form_loads_them_canonical(saved, tmp_path):
+    g, path, args, want = saved
+    doc = json.loads(open(path).read())
+    conv = next(i for i, n in enumerate(doc["nodes"]) if n["op"].startswith("conv2d"))
+    doc["nodes"][conv]["attrs"] = {"stride": 1, "padding": "SAME", "dilation": [1, 1], "groups": 1}
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(doc))
+    loaded = od.load_graph(str(edited))
+    assert dict(loaded.nodes[conv].attrs) == dict(g.nodes[conv].attrs)  # what kernels receive
+    np.testing.assert_array_equal(loaded(*args).numpy(), want.numpy())
+    loaded.save(str(tmp_path / "again.json"))
+    assert (tmp_path / "again.json").read_bytes() == open(path, "rb").read()
+
+
+def test_a_graph_whose_node_does_not_check_is_not_saved(saved, tmp_path):
+    g = saved[0]
+    conv = next(i for i, n in enumerate(g.nodes) if n.op.startswith("conv2d"))
+    bad = _with_attrs(g, conv, {"stride": 0, "padding": 0, "dilation": 1, "groups": 1})
+    with pytest.raises(od.GraphFormatError, match=rf"save: .*bad.json: node {conv}: the node does not check: "
+                                                  r".*conv2d_bias_relu: argument 'stride' got 0"):
+        bad.save(str(tmp_path / "bad.json"))
+    assert not (tmp_path / "bad.json").exists()

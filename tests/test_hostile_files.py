@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import opdispatch as od
+import opdispatch.files as files
 
 GiB = 2**30
 TIME_LIMIT_S = 1.0
@@ -151,6 +152,14 @@ def _slot_meta(**opt):
     return meta(optimizer=o)
 
 
+def _raw(m, **values):
+    """``m`` as JSON text with each string ``"KEY"`` replaced by the raw JSON ``values[KEY]`` (1e400...)."""
+    text = json.dumps(m)
+    for key, raw in values.items():
+        text = text.replace(json.dumps(key), raw)
+    return text
+
+
 def _member_end(data, name):
     """Offset just past member ``name``'s bytes in zip ``data``."""
     import zipfile
@@ -254,6 +263,10 @@ CHECKPOINTS = {
     "meta-nested-strings-are-fine-but-depth-is-not": (lambda: ckpt(json.dumps(meta(metadata={
         "a": "[{[{\\\"" * 1000, "b": "X"})).replace('"X"', "[" * 200 + "]" * 200)), "nested 202 deep"),
     "meta-huge-int": (lambda: ckpt('{"format": ' + "9" * 5000 + "}"), "not valid JSON"),
+    "meta-backslash-quote-runs": (lambda: ckpt('{"metadata": "' + '\\"' * 10**6), "not valid JSON"),
+    "meta-a-million-containers": (lambda: ckpt(meta(metadata={"x": [[]] * 10**6})),
+                                  "JSON has 1000006 arrays and objects; allowed: at most 1000000 "
+                                  "(opdispatch.files.MAX_JSON_CONTAINERS)"),
     "meta-duplicate-key": (lambda: ckpt('{"format": "opdispatch-checkpoint", "format": "x"}'), "duplicate key"),
     "meta-top-level-list": (lambda: ckpt("[1, 2]"), "not an opdispatch checkpoint"),
     "meta-wrong-format": (lambda: ckpt(meta(format="pickle")), "not an opdispatch checkpoint"),
@@ -300,6 +313,28 @@ CHECKPOINTS = {
     "optimizer-steps-negative": (lambda: ckpt(_slot_meta(steps=-1)), "steps -1"),
     "optimizer-steps-float": (lambda: ckpt(_slot_meta(steps=1.5)), "steps 1.5"),
     "optimizer-steps-bool": (lambda: ckpt(_slot_meta(steps=True)), "steps True"),
+    "optimizer-steps-2^64": (lambda: ckpt(_slot_meta(steps=2**64)), "steps 18446744073709551616; allowed: an int in "
+                                                                   "[0, 9223372036854775807]"),
+    "optimizer-lr-10^400": (lambda: ckpt(_slot_meta(settings={"lr": 10**400})),
+                            "does not fit: SGD: argument 'lr' got an int of 1329 bits, too big for a float"),
+    "optimizer-momentum-10^400": (lambda: ckpt(_slot_meta(settings={"lr": 0.1, "momentum": -10**400})),
+                                  "argument 'momentum' got an int of 1329 bits"),
+    "optimizer-lr-1e400": (lambda: ckpt(_raw(_slot_meta(settings={"lr": "X"}), X="1e400")), "'lr' got inf"),
+    "optimizer-beta-minus-1e400": (lambda: ckpt(_raw(_slot_meta(kind="adam", settings={"beta1": "X"}),
+                                                     X="-1e400")), "'beta1' got -inf"),
+    "arrays-shape-2^63": (lambda: ckpt(meta(arrays={"params/w": {"shape": [2**63], "dtype": "float32"}})),
+                          "shape [9223372036854775808] declares over 281474976710656 elements"),
+    "arrays-shape-2^40-by-2^40": (lambda: ckpt(meta(arrays={"params/w": {"shape": [2**40, 2**40],
+                                                                          "dtype": "float32"}})),
+                                  "allowed: at most 281474976710656 (opdispatch.files.MAX_ELEMENTS)"),
+    "arrays-shape-0-by-2^70": (lambda: ckpt(meta(arrays={"params/w": {"shape": [0, 2**70], "dtype": "float32"}}),
+                                            **{"params/w": npy_header(header_of("<f4", (0, 2**70)))}),
+                               "shape [0, 1180591620717411303424] declares over"),
+    "npy-header-0-by-2^62": (lambda: ckpt(meta(arrays={"params/w": {"shape": [0, 2**62], "dtype": "float32"}}),
+                                          **{"params/w": npy_header(header_of("<f4", (0, 2**62)))}),
+                             "(opdispatch.files.MAX_ELEMENTS)"),
+    "npy-header-only-0-by-2^70": (lambda: ckpt(**{"params/w": npy_header(header_of("<f4", (0, 2**70)))}),
+                                  "array 'params/w': shape [0, 1180591620717411303424] declares over"),
     "optimizer-slot-unknown-param": (lambda: ckpt(dict(_slot_meta(), arrays={
         "params/w": {"shape": [2], "dtype": "float32"}, "optimizer/velocity/zz": {"shape": [2], "dtype": "float32"}}),
         **{"params/w": W, "optimizer/velocity/zz": W}), "unknown state entry"),
@@ -572,6 +607,11 @@ GRAPHS = {
         "[" * 150 + "1" + "]" * 150))), "JSON nested"),
     "duplicate-key": (lambda: b'{"format": "opdispatch.graph", "format": "x"}', "duplicate key 'format'"),
     "huge-int": (lambda: b'{"version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    "backslash-quote-runs": (lambda: b'\\"' * 10**6, "not valid JSON"),
+    "open-strings-in-arrays": (lambda: b'["' * 200000, "JSON nested 100000 deep"),
+    "ten-million-values": (lambda: b"[" + b"0," * 10**7 + b"0]",
+                           "JSON has about 10000002 values; allowed: at most 10000000 "
+                           "(opdispatch.files.MAX_JSON_VALUES)"),
     "top-level-list": (lambda: b"[]", "not an opdispatch graph"),
     "wrong-format": (lambda: doc(_set(["format"], "pickle")), "not an opdispatch graph"),
     "version-3": (lambda: doc(_set(["version"], 3)), "has version 3; allowed: 1, 2"),
@@ -584,6 +624,16 @@ GRAPHS = {
     "value-id-negative": (lambda: doc(lambda d: d["values"].update({"-1": d["values"][IN0]})), "id '-1'"),
     "value-id-superscript": (lambda: doc(lambda d: d["values"].update({"\u00b2": d["values"][IN0]})), "id '²'"),
     "value-id-huge": (lambda: doc(lambda d: d["values"].update({"9" * 12: d["values"][IN0]})), "integers 0 to"),
+    "value-id-leading-zeros": (lambda: doc(lambda d: d["values"].update({"007": d["values"][IN0]})),
+                               "id '007'; allowed: integers 0 to 2147483647 written in decimal without sign, spaces "
+                               "or leading zeros"),
+    "value-id-respelled": (lambda: doc(lambda d: d["values"].update({"0" + IN0: {**d["values"][IN0], "shape": [9]}})),
+                           f"id '0{IN0}'"),
+    "value-id-double-zero": (lambda: doc(lambda d: d["values"].update({"00": d["values"][IN0]})), "id '00'"),
+    "value-id-plus": (lambda: doc(lambda d: d["values"].update({"+1": d["values"][IN0]})), "id '+1'"),
+    "value-id-space": (lambda: doc(lambda d: d["values"].update({" 1": d["values"][IN0]})), "id ' 1'"),
+    "value-id-underscore": (lambda: doc(lambda d: d["values"].update({"1_0": d["values"][IN0]})), "id '1_0'"),
+    "value-id-arabic-digits": (lambda: doc(lambda d: d["values"].update({"\u0661": d["values"][IN0]})), "id '١'"),
     "value-not-object": (lambda: doc(_set(["values", IN0], [1, 2])), "allowed: an object with shape"),
     "shape-not-list": (lambda: doc(_set(["values", IN0, "shape"], "1,3,5,5")), "allowed: a list"),
     "shape-nan": (lambda: doc(_set(["values", IN0, "shape"], [float("nan"), 3, 5, 5])), "dimension nan"),
@@ -593,6 +643,14 @@ GRAPHS = {
     "shape-10^12-elements": (lambda: doc(_set(["values", IN0, "shape"], [10**6, 10**6])),
                              "is 4000000000000 bytes; allowed: at most"),
     "shape-rank-40": (lambda: doc(_set(["values", IN0, "shape"], [1] * 40)), "at most 32 ints"),
+    "shape-2^63": (lambda: doc(_set(["values", IN0, "shape"], [2**63])), "declares over 281474976710656 elements"),
+    "shape-2^40-by-2^40": (lambda: doc(_set(["values", IN0, "shape"], [2**40, 2**40])),
+                           "(opdispatch.files.MAX_ELEMENTS)"),
+    "shape-0-by-2^62": (lambda: doc(_set(["values", IN0, "shape"], [0, 2**62, 5, 5])), "declares over"),
+    "constant-0-by-2^70": (lambda: doc(lambda d: (d["values"][C].update(shape=[0, 2**70]), d["data"].update({C: ""}))),
+                           f"value '{C}': shape [0, 1180591620717411303424] declares over 281474976710656 elements"),
+    "constant-0-by-2^62": (lambda: doc(lambda d: (d["values"][C].update(shape=[0, 2**62]), d["data"].update({C: ""}))),
+                           "MAX_ELEMENTS"),
     "dtype-object": (lambda: doc(_set(["values", IN0, "dtype"], "object")), "dtype 'object'"),
     "dtype-list": (lambda: doc(_set(["values", IN0, "dtype"], ["float32"])), "dtype ['float32']"),
     "dtype-missing": (lambda: doc(lambda d: d["values"][IN0].pop("dtype")), "dtype None"),
@@ -749,3 +807,285 @@ def test_saved_constants_round_trip_bit_exactly_for_every_dtype(tmp_path):
     for i, a in consts.items():
         assert loaded.constants[i].dtype == a.dtype and loaded.constants[i].tobytes() == a.tobytes()
     assert from_dict(to_dict(g)).constants.keys() == consts.keys()
+
+
+# -- the JSON scan: linear whatever the text, and its limits ------------------------------------------
+
+HOSTILE_JSON = {  # the old string regex backtracked over the rest of the text from every quote: 80 KB of
+    # '\\"' took it 12 s, and these 2 MB would take it hours; they are refused in milliseconds now
+    "backslash-quote-runs": '\\"' * 10**6,
+    "quote-backslash-runs": '"\\' * 10**6,
+    "quote-then-backslashes": '"' + "\\\\" * 10**6,
+    "open-strings-in-arrays": '["' * 200000,
+    "escaped-quotes-never-closed": "[" + '"a\\",' * 300000,
+    "odd-number-of-quotes": '"' * (2 * 10**6 + 1),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_JSON))
+def test_the_json_scan_is_linear_on_hostile_text(case):
+    text = HOSTILE_JSON[case]
+    t0 = time.perf_counter()
+    with pytest.raises(files.FileFault, match="not valid JSON|JSON nested"):
+        files.loads_json(text, "JSON")
+    assert time.perf_counter() - t0 < 2.0
+
+
+def _true_shape(value, depth=1):
+    """(depth, containers, values) of a parsed JSON value, by walking it."""
+    if isinstance(value, (list, dict)):
+        items = list(value.values()) + list(value) if isinstance(value, dict) else value
+        parts = [_true_shape(v, depth + 1) for v in items]
+        return (max([depth] + [p[0] for p in parts]), 1 + sum(p[1] for p in parts), 1 + sum(p[2] for p in parts))
+    return (depth - 1, 0, 1)
+
+
+def test_the_json_scan_counts_what_the_parser_builds(monkeypatch):
+    """Random documents whose strings hold quotes, backslashes and brackets: the scan's depth and
+    containers are exact, its values an upper bound."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = ['"', "\\", "[", "]", "{", "}", ",", ":", "a", "\u00e9", "\n", " "]
+
+    def text():
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+
+    def value(depth):
+        kind = rng.randrange(6 if depth < 6 else 3)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.choice([0, -1.5, 1e300, True, None])
+        if kind == 2:
+            return rng.randrange(10)
+        if kind in (3, 4):
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {text(): value(depth + 1) for _ in range(rng.randrange(4))}
+
+    docs = [value(0) for _ in range(500)]
+    for doc in docs:
+        for encoded in (json.dumps(doc), json.dumps(doc, ensure_ascii=False, indent=1)):
+            depth, containers, values = files.json_scan(encoded)
+            true_depth, true_containers, true_values = _true_shape(doc)
+            assert (depth, containers) == (true_depth, true_containers), encoded
+            assert values >= true_values, encoded
+    # the scan reads the text a chunk at a time: strings and escapes cut by a chunk's end carry over
+    texts = [json.dumps(d, ensure_ascii=False) for d in docs[:100]] + ['["\\\\", "\\"[", ["\\\\\\"]]]']
+    whole = [files.json_scan(t) for t in texts]
+    for chunk in (1, 2, 3, 5, 64):
+        monkeypatch.setattr(files, "_SCAN_CHUNK", chunk)
+        assert [files.json_scan(t) for t in texts] == whole, chunk
+
+
+def test_the_json_limits_name_their_constants_and_can_be_changed(monkeypatch):
+    files.loads_json("[" + "[]," * (files.MAX_JSON_CONTAINERS - 2) + "[]]", "JSON")  # at the limit: parsed
+    with pytest.raises(files.FileFault, match=r"1000001 arrays and objects; allowed: at most 1000000 "
+                                              r"\(opdispatch.files.MAX_JSON_CONTAINERS\)"):
+        files.loads_json("[" + "{}," * (files.MAX_JSON_CONTAINERS - 1) + "{}]", "JSON")
+    monkeypatch.setattr(files, "MAX_JSON_CONTAINERS", 3)
+    assert files.loads_json('{"a": [[], "[[[["]}', "JSON") == {"a": [[], "[[[["]}
+    with pytest.raises(files.FileFault, match="4 arrays and objects; allowed: at most 3"):
+        files.loads_json('{"a": [[], {}]}', "JSON")
+    monkeypatch.setattr(files, "MAX_JSON_VALUES", 4)
+    assert files.loads_json('["a,b:c", 1, 2]', "JSON") == ["a,b:c", 1, 2]
+    with pytest.raises(files.FileFault, match="about 5 values; allowed: at most 4 "
+                                              r"\(opdispatch.files.MAX_JSON_VALUES\)"):
+        files.loads_json("[1, 2, 3, 4]", "JSON")
+    with pytest.raises(files.FileFault, match=r"nested 101 deep; allowed: at most 100 "
+                                              r"\(opdispatch.files.MAX_JSON_DEPTH\)"):
+        files.loads_json("[" * 101 + "]" * 101, "JSON")
+
+
+def test_graph_files_over_the_json_limits_are_neither_loaded_nor_saved(tmp_path, monkeypatch):
+    path = str(_write(tmp_path / "g.json", doc()))
+    containers = files.json_scan(doc().decode())[1]
+    monkeypatch.setattr(files, "MAX_JSON_CONTAINERS", containers - 1)
+    _refuse(od.load_graph, path, od.GraphFormatError,
+            [f"JSON has {containers} arrays and objects; allowed: at most {containers - 1}"])
+    with pytest.raises(od.GraphFormatError, match=r"save: .*new.json: JSON: JSON has \d+ arrays and objects; "
+                                                  r"allowed: at most .*nothing was written"):
+        GRAPH.save(str(tmp_path / "new.json"))
+    assert not (tmp_path / "new.json").exists()
+    monkeypatch.setattr(files, "MAX_JSON_CONTAINERS", containers + 100)
+    GRAPH.save(str(tmp_path / "new.json"))
+    assert od.load_graph(str(tmp_path / "new.json")).ops() == GRAPH.ops()
+
+
+def _meta_member(size):
+    """A checkpoint (zip bytes) whose meta.json is valid and ``size`` bytes long (padded metadata)."""
+    head, tail = json.dumps(meta(metadata={"pad": "PAD"})).encode().split(b"PAD")
+    text = head + b"x" * (size - len(head) - len(tail)) + tail
+    member = npy_header(header_of("|u1", (len(text),)).ljust(117) + "\n") + text
+    return zip_bytes([{"name": "meta.json.npy", "data": member}, {"name": "params/w.npy", "data": W}])
+
+
+def test_a_meta_json_over_64_mib_is_refused_unread(tmp_path, monkeypatch):
+    """The size is judged from the member's header, so the 64 MiB are never read (nor decoded)."""
+    assert files.MAX_JSON_BYTES == 64 * 2**20
+    just = _write(tmp_path / "just.npz", _meta_member(4096))
+    assert od.load_checkpoint(just).metadata["pad"].startswith("xxx")
+    big = _write(tmp_path / "big.npz", _meta_member(files.MAX_JSON_BYTES + 1))
+    _refuse(od.load_checkpoint, str(big), od.CheckpointError,
+            [f"meta.json: is {files.MAX_JSON_BYTES + 1} bytes of JSON; allowed: at most {files.MAX_JSON_BYTES} "
+             f"(opdispatch.files.MAX_JSON_BYTES)"])
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 4095)
+    _refuse(od.load_checkpoint, str(just), od.CheckpointError, ["is 4096 bytes of JSON; allowed: at most 4095"])
+
+
+def test_metadata_over_the_json_limits_is_not_saved(tmp_path):
+    w = {"w": od.tensor([1.0, 2.0], dtype="float32")}
+    for metadata, fragment in (({"pad": "x" * files.MAX_JSON_BYTES}, "bytes of JSON; allowed: at most 67108864"),
+                               ({"x": [[]] * files.MAX_JSON_CONTAINERS}, "MAX_JSON_CONTAINERS"),
+                               ({"x": [[[1]]] * 10 ** 5, "deep": json.loads("[" * 99 + "]" * 99)},
+                                "nested 101 deep")):
+        with pytest.raises(od.CheckpointError, match=f"save_checkpoint: argument 'metadata' cannot be stored: "
+                                                     f"meta.json: .*{fragment}"):
+            od.save_checkpoint(tmp_path / "c.npz", w, metadata=metadata)
+        assert not (tmp_path / "c.npz").exists()
+
+
+def test_shapes_are_bounded_by_their_non_zero_dimensions():
+    m = files.MAX_ELEMENTS
+    for ok in ([m], [0, m], [m, 0, 1], [2**24, 2**24], [0] * 32, [], [1] * 32):
+        assert files.check_shape(ok, "x") == tuple(ok)
+    for bad in ([m + 1], [0, m + 1], [2**24, 2**24 + 1], [2**63], [0, 2**70], [2**40, 2**40], [4] * 32):
+        with pytest.raises(files.FileFault, match=r"declares over \d+ elements .*MAX_ELEMENTS"):
+            files.check_shape(bad, "x")
+    np.empty((0, m, 0), np.float64)  # the largest zero-size shape allowed is one NumPy can make
+
+
+def test_optimizer_settings_too_big_for_a_float_are_argument_errors():
+    w = {"w": od.tensor([1.0, 2.0], dtype="float32")}
+    for make, arg in ((lambda: od.SGD(w, lr=10**400), "lr"), (lambda: od.SGD(w, momentum=10**400), "momentum"),
+                      (lambda: od.Adam(w, eps=-10**400), "eps"), (lambda: od.Adam(w, beta2=2**1024), "beta2")):
+        with pytest.raises(od.InvalidArgumentError, match=f"argument '{arg}' got an int of .* bits, too big for a "
+                                                          f"float; allowed: a finite number"):
+            make()
+
+
+# -- a loaded graph's sources name files that are never read ------------------------------------------
+
+def _graph_naming(tmp_path, filename):
+    """A graph file whose every node says it was made at line 1 of ``filename``."""
+    d = json.loads(doc())
+    for node in d["nodes"]:
+        node["sources"] = [[filename, 1, "evil"]]
+    return str(_write(tmp_path / "named.json", json.dumps(d).encode()))
+
+
+def _numerics_message(graph):
+    """The NumericsError of running ``graph`` on inputs its conv overflows, in a thread (a blocking
+    read of a source file fails the test instead of hanging it)."""
+    out = {}
+
+    def run():
+        x = od.tensor(np.full((1, 3, 5, 5), 3e38, np.float32))
+        try:
+            with od.check_numerics():
+                graph(x)
+        except od.NumericsError as exc:
+            out["message"] = str(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "formatting the error blocked on a source file"
+    return out["message"]
+
+
+@pytest.mark.parametrize("target", ["marker-file", "fifo", "/dev/zero", "/proc/self/environ"])
+def test_errors_in_a_loaded_graph_never_read_the_files_its_sources_name(tmp_path, target):
+    marker = tmp_path / "secret.py"
+    marker.write_text("SECRET_MARKER = 'must not reach an error message'\n")
+    if target == "marker-file":
+        filename = str(marker)
+    elif target == "fifo":
+        filename = str(tmp_path / "fifo.py")
+        os.mkfifo(filename)
+    else:
+        filename = target
+    graph = od.load_graph(_graph_naming(tmp_path, filename))
+    assert all(not s.readable and s.code == "" for n in graph.nodes for s in n.sources)
+    message = _numerics_message(graph)
+    assert "conv2d: its output on numpy:0 has" in message and f"at {filename}:1" in message
+    assert "SECRET_MARKER" not in message and "must not reach" not in message
+    saved = tmp_path / "again.json"  # saved again, the sources are the same text and still not read
+    graph.save(str(saved))
+    again = od.load_graph(str(saved))
+    assert [n.sources for n in again.nodes] == [n.sources for n in graph.nodes]
+    assert "SECRET_MARKER" not in _numerics_message(again)
+
+
+def test_a_readable_source_reads_only_small_regular_files(tmp_path):
+    from opdispatch.source import MAX_SOURCE_BYTES, Source
+
+    code = tmp_path / "code.py"
+    code.write_text("a = 1\n  b = 2  \n")
+    assert Source(str(code), 2).code == "b = 2" and Source(str(code), 3).code == ""
+    assert Source(str(code), 2, readable=False).code == ""
+    big = tmp_path / "big.py"
+    big.write_bytes(b"c = 3\n" + b"#" * MAX_SOURCE_BYTES)
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.py"
+    link.symlink_to(fifo)
+    for name in (str(big), str(fifo), str(link), "/dev/zero", str(tmp_path), "/no/such/file.py", "a\0b.py"):
+        t0 = time.perf_counter()
+        assert Source(name, 1).code == ""
+        assert time.perf_counter() - t0 < TIME_LIMIT_S
+    assert Source(str(code), 1) == Source(str(code), 1, readable=False)  # the flag is not part of the identity
+
+
+# -- arrays in a dtype the target device lacks ---------------------------------------------------------
+
+def _float16_checkpoint(tmp_path):
+    m = meta(arrays={"params/w": {"shape": [2], "dtype": "float32"}, "params/h": {"shape": [2], "dtype": "float16"},
+                     "state/s": {"shape": [1], "dtype": "float16"}})
+    return _write(tmp_path / "half.npz", ckpt(m, **{"params/w": W, "params/h": npy(np.array([1, 2], np.float16)),
+                                                    "state/s": npy(np.zeros(1, np.float16))}))
+
+
+def test_float16_arrays_onto_a_device_without_float16_are_refused_whole(tmp_path, monkeypatch):
+    """numpy:0 computes in float32 and float64: a float16 checkpoint is a CheckpointError naming the
+    file, the arrays, their dtype and what the device allows, raised before any tensor is made."""
+    import opdispatch.checkpoint as ckpt_module
+
+    path = _float16_checkpoint(tmp_path)
+    made = []
+    real_tensor = ckpt_module.tensor
+    monkeypatch.setattr(ckpt_module, "tensor", lambda *a, **k: made.append(a) or real_tensor(*a, **k))
+    for device in ("numpy:0", None):
+        with pytest.raises(od.CheckpointError) as info:
+            od.load_checkpoint(path, device=device)
+        message = str(info.value)
+        assert str(path) in message and "arrays 'params/h' (float16), 'state/s' (float16)" in message
+        assert "dtype not supported on device numpy:0; allowed there: float32, float64" in message
+        assert made == []  # refused before a single parameter was loaded
+    data = path.read_bytes()
+    with pytest.raises(od.CheckpointError, match="dtype not supported"):
+        od.load_checkpoint(path)
+    assert path.read_bytes() == data
+
+
+def test_float16_arrays_load_onto_a_device_that_has_float16(tmp_path, clean_registry):
+    from opdispatch.backend import DeviceInfo
+    from fake_backends import make_plugin
+
+    od.register_plugin(make_plugin("half", [], devices=[DeviceInfo(0, dtypes=("float16", "float32"))]))
+    ck = od.load_checkpoint(_float16_checkpoint(tmp_path), device="half:0")
+    assert ck.params["h"].dtype == np.float16 and ck.params["h"].device == od.Device("half:0")
+    np.testing.assert_array_equal(ck.params["h"].numpy(), [1, 2])
+    assert ck.state["s"].dtype == np.float16
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "1000", [100], -10**400])
+def test_both_loaders_check_max_bytes_alike(tmp_path, bad):
+    """One shared check (opdispatch.files.size_limit): the loader's own error naming it and the argument."""
+    ck, graph = _write(tmp_path / "c.npz", GOOD), _write(tmp_path / "g.json", doc())
+    for load, path, error, name, default in ((od.load_checkpoint, ck, od.CheckpointError, "load_checkpoint", 8 * GiB),
+                                             (od.load_graph, graph, od.GraphFormatError, "load_graph", GiB)):
+        with pytest.raises(error, match=rf"^{name}: argument 'max_bytes' got .{{1,130}}; allowed: an int >= 0, "
+                                        rf"or None for the default of {default} bytes$"):
+            load(str(path), max_bytes=bad)
+        assert load(str(path), max_bytes=None) is not None and load(str(path), max_bytes=len(path.read_bytes()))

@@ -8,11 +8,17 @@ one, whole, never a mixture. Version 1 files -- a ``model.json`` with the consta
 
 Loading refuses anything but a regular file of at most `MAX_BYTES` (``load_graph(...,
 max_bytes=N)`` raises it), parses the JSON with the standard parser after bounding its nesting
-depth, checks every field and declared size (no value over `MAX_VALUE_BYTES`, constants whose
-bytes match their shape and dtype), reads a version 1 ``.npz`` with `opdispatch.files.SafeNpz`
-(no pickle, headers checked before reading), and re-runs each op's shape inference on the
-declared shapes, so a tampered, malformed or hostile file fails with a `GraphFormatError`
-naming the file and the part at fault before anything runs -- and never executes code.
+depth, containers and values (`opdispatch.files.check_json`, linear in the file's size), checks
+every field and declared size (canonical value ids, no value over `MAX_VALUE_BYTES`, shapes
+within `opdispatch.files.MAX_ELEMENTS`, constants whose bytes match their shape and dtype), reads
+a version 1 ``.npz`` with `opdispatch.files.SafeNpz` (no pickle, headers checked before reading),
+and re-runs each op's shape inference on the declared shapes, so a tampered, malformed or hostile
+file fails with a `GraphFormatError` naming the file and the part at fault before anything runs
+-- and never executes code. The source lines stored with each node are shown in error messages but
+their files are never read (`Source(readable=False)`).
+
+Node attributes are written and loaded in canonical form (the schema's normalisation resolved by
+its shape inference), so save -> load -> save gives the same bytes.
 """
 
 from __future__ import annotations
@@ -22,15 +28,15 @@ import binascii
 import json
 import os
 import re
-from typing import Any, Optional, cast
+from typing import Any, Mapping, Optional, cast
 
 import numpy as np
 
 from ..device import Device
 from ..dtypes import FLOAT_DTYPES
 from ..errors import OpDispatchError
-from ..files import (FileFault, Missing, SafeNpz, atomic_write, check_shape, loads_json, nbytes, open_regular, read_all,
-                     short)
+from ..files import (FileFault, Missing, SafeNpz, atomic_write, check_json, check_shape, loads_json, nbytes,
+                     open_regular, read_all, short, size_limit)
 from ..schema import TensorMeta
 from .errors import GraphFormatError
 from ..ops import OPS
@@ -69,20 +75,33 @@ def _encode(array: np.ndarray) -> str:
     return base64.b64encode(data.tobytes()).decode("ascii")
 
 
-def to_dict(graph: GraphIR) -> dict:
+def to_dict(graph: GraphIR, origin: str = "graph") -> dict:
     """The JSON-ready description of ``graph``; constants are listed by value id in
-    ``constants`` and their bytes are in ``data`` (base64, little-endian, C order)."""
+    ``constants`` and their bytes are in ``data`` (base64, little-endian, C order).
+
+    Node attributes are stored in the canonical form the op's schema gives them (normalised, then
+    resolved by shape inference, as loading checks them), so a graph whose attributes were given in
+    another form (``stride=2`` for ``(2, 2)``, lists for tuples, ``'SAME'`` padding) is written the
+    way a loaded graph is, and save -> load -> save gives the same bytes. A node that does not check
+    is a `GraphFormatError` naming ``origin`` and the node."""
+    nodes = []
+    for i, n in enumerate(graph.nodes):
+        try:
+            attrs = _check_node(f"node {i}", n.op, list(n.inputs), list(n.outputs), dict(n.attrs), graph.values)
+        except FileFault as fault:
+            raise GraphFormatError(f"save: {origin}: {fault.part}: {fault.what}; allowed: graphs whose every node "
+                                   f"checks (nothing was written)") from None
+        nodes.append({"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs),
+                      "attrs": {k: _jsonable(v) for k, v in attrs.items()}, "device": str(n.device),
+                      "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from),
+                      **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {}),
+                      **({"grad_of": n.grad_of} if n.grad_of else {})})
     return {
         "format": FORMAT, "version": VERSION, "name": graph.name,
         "inputs": list(graph.inputs), "outputs": list(graph.outputs), "constants": list(graph.constants),
         "values": {str(v): {"shape": list(i.shape), "dtype": i.dtype.name,
                             "device": None if i.device is None else str(i.device)} for v, i in graph.values.items()},
-        "nodes": [{"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs),
-                   "attrs": {k: _jsonable(v) for k, v in n.attrs.items()}, "device": str(n.device),
-                   "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from),
-                   **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {}),
-                   **({"grad_of": n.grad_of} if n.grad_of else {})}
-                  for n in graph.nodes],
+        "nodes": nodes,
         "data": {str(c): _encode(np.asarray(a)) for c, a in graph.constants.items()},
     }
 
@@ -90,23 +109,20 @@ def to_dict(graph: GraphIR) -> dict:
 def save(graph: GraphIR, path: str) -> None:
     """Write ``graph`` with its constants to ``path`` (``.json`` added when missing), atomically:
     a unique temporary file beside it, fsynced, renamed over it; on any failure (also
-    ``KeyboardInterrupt``) the old file stays and the temporary is removed."""
+    ``KeyboardInterrupt``) the old file stays and the temporary is removed. A graph `load_graph`
+    would refuse (over the JSON limits of `opdispatch.files`) is a `GraphFormatError`, nothing written."""
     jpath, _ = _paths(os.fspath(path))
-    text = json.dumps(to_dict(graph), indent=1)
+    text = json.dumps(to_dict(graph, jpath), indent=1)
+    try:  # what load_graph would refuse (too many nodes for the JSON limits) is not written
+        check_json(text, "JSON")
+    except FileFault as fault:
+        raise GraphFormatError(f"save: {jpath}: {fault}; nothing was written") from None
     atomic_write(jpath, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _error(file: str, fault: FileFault, also: str = "") -> GraphFormatError:
     where = f"{file}{also}" if fault.part == "file" else f"{file}{also}: {fault.part}:"
     return GraphFormatError(f"load_graph: {where} {fault.what}")
-
-
-def _limit(max_bytes: Any) -> int:
-    if max_bytes is None:
-        return MAX_BYTES
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-        raise GraphFormatError(f"load_graph: argument 'max_bytes' got {max_bytes!r}; allowed: an int >= 0")
-    return max_bytes
 
 
 def _read_constants(npath: str, jpath: str, limit: int) -> dict[str, np.ndarray]:
@@ -125,7 +141,7 @@ def load_graph(path: str, *, max_bytes: Optional[int] = None) -> GraphIR:
     hostile file is a `GraphFormatError` naming the file and the part at fault. Files over
     ``max_bytes`` (default `MAX_BYTES`) are refused unread."""
     jpath, npath = _paths(os.fspath(path))
-    limit = _limit(max_bytes)
+    limit = size_limit(max_bytes, MAX_BYTES, "load_graph", GraphFormatError)
     try:
         fh, size = open_regular(jpath, limit)
         with fh:
@@ -183,7 +199,9 @@ def _device(spec: Any, where: str) -> Device:
         raise _fail(where, f"device {short(spec)}: {exc}"[:300]) from None
 
 
-_ID = re.compile(r"[0-9]{1,10}")
+_ID = re.compile(r"0|[1-9][0-9]{0,9}")
+"""A value id as `str` writes an int: ASCII digits without a sign, spaces, '_' or leading zeros, so
+no two spellings ("7", "007", "+7") name one value."""
 
 
 def _value(vid: str, spec: Any) -> ValueInfo:
@@ -250,7 +268,8 @@ def _from_dict(doc: Any, arrays: Optional[dict]) -> GraphIR:
     values = {}
     for vid, spec in specs.items():
         if not _ID.fullmatch(vid) or int(vid) > MAX_ID:
-            raise _fail("values", f"id {short(vid)}; allowed: integers 0 to {MAX_ID}")
+            raise _fail("values", f"id {short(vid)}; allowed: integers 0 to {MAX_ID} written in decimal without "
+                                  f"sign, spaces or leading zeros")
         values[int(vid)] = _value(vid, spec)
     defined: set[int] = set()
 
@@ -318,7 +337,8 @@ def _node(i: int, spec: Any, values: dict, use: Any, define: Any) -> Any:
     for s in _list(spec.get("sources", []), f"{where} sources"):
         if not (isinstance(s, list) and len(s) == 3 and isinstance(s[0], str) and isinstance(s[2], str)):
             raise _fail(where, f"source {short(s)}; allowed: [file, line, function]")
-        sources.append(Source(s[0], _int(s[1], f"{where} source line"), s[2]))
+        # the file names come from the file: error messages show them but never read them
+        sources.append(Source(s[0], _int(s[1], f"{where} source line"), s[2], readable=False))
     fused_from = _list(spec.get("fused_from", []), f"{where} fused_from")
     if not all(isinstance(f, str) for f in fused_from):
         raise _fail(where, "fused_from: allowed: op names")
@@ -329,19 +349,21 @@ def _node(i: int, spec: Any, values: dict, use: Any, define: Any) -> Any:
     if not isinstance(grad_of, str) or len(grad_of) > 4096:
         raise _fail(where, f"grad_of {short(grad_of)}; allowed: a short text (the forward op it differentiates)")
     out_spec = _list(spec.get("outputs"), f"{where} outputs")
-    _check_node(where, op, ins, out_spec, attrs, values)
+    attrs = _check_node(where, op, ins, out_spec, attrs, values)  # the node keeps the canonical form
     outs = [define(v, f"{where} outputs") for v in out_spec]
     return make_node(op, ins, outs, attrs, device, sources, fused_from, decomposed_from, grad_of)
 
 
-def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values: dict) -> None:
-    """Re-run the op's shape inference on the declared input shapes; the outputs must match."""
+def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values: Mapping[int, ValueInfo]) -> dict:
+    """Re-run the op's shape inference on the declared input shapes (the outputs must match) and
+    return the attributes in canonical form: normalised by the schema and resolved by its inference
+    (what kernels receive, and what normalising and inferring again gives back)."""
     metas: list[Optional[TensorMeta]] = [None if v is None else TensorMeta(values[v].shape, values[v].dtype)
                                          for v in ins]
     if op == "copy":
         if len(ins) != 1 or len(outs) != 1 or ins[0] is None or set(attrs) != {"device"}:
             raise _fail(where, "a copy takes one input and one output and a 'device' attribute")
-        _device(attrs["device"], where)
+        canonical: dict = {"device": str(_device(attrs["device"], where))}
         expected = [cast(TensorMeta, metas[0])]  # ins[0] is not None (checked above)
     else:
         schema = OPS.get(op)
@@ -352,7 +374,7 @@ def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values:
             raise _fail(where, f"{op} takes inputs {[s.name for s in schema.inputs]} and attributes "
                                f"{list(schema.attr_names)}; got {len(ins)} inputs and {short(sorted(attrs))}")
         try:
-            expected, _ = schema.infer(op, metas, schema.normalize(attrs) if schema.attrs else attrs)
+            expected, canonical = schema.infer(op, metas, schema.normalize(attrs) if schema.attrs else attrs)
         except OpDispatchError as exc:
             raise _fail(where, f"the node does not check: {short(str(exc), 300)}") from None
         except Exception as exc:  # a normaliser meeting a value of the wrong kind
@@ -362,3 +384,4 @@ def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values:
                                              for d, m in zip(declared, expected)):
         raise _fail(where, f"{op}: declared outputs do not match the op's inference "
                            f"{[(m.shape, m.dtype.name) for m in expected]}")
+    return dict(canonical)
