@@ -49,7 +49,9 @@ def opdispatch_backend_info() -> BackendInfo:
 def opdispatch_devices() -> Sequence[DeviceInfo]:
     """Probe the machine and return the backend's devices (an empty list is fine).
 
-    This is where heavy imports (a GPU runtime, an OpenCL ICD loader) belong. Raise
+    This is where heavy imports (a GPU runtime, an OpenCL ICD loader) belong. Each `DeviceInfo`
+    becomes device ``<backend name>:<index>``: a probe publishes its own backend's devices only (an
+    answer naming another backend's, an ``od.Device("numpy:3")`` say, fails the backend). Raise
     `opdispatch.backend.BackendUnavailable` with a reason when the backend cannot run here;
     the reason is shown by ``od.backends()`` and ``opdispatch devices``.
     """

@@ -41,9 +41,9 @@ from .backend import BUILTIN_PRIORITY, DeviceInfo, Kernel
 from .device import Device
 from .errors import DeviceError, InvalidArgumentError
 from .ops import get_schema
-from .plugins import (BACKEND_GROUP, CORE_DIST, PROVIDER_GROUP, LoadedBackend, LoadedProvider, describe_entry_point,
-                      dist_name, entry_points, error_text, is_user_interrupt, kind_of, load_backend, load_provider,
-                      make_manager, probe_backend)
+from .plugins import (ALIAS_NAMES, BACKEND_GROUP, CORE_DIST, PROVIDER_GROUP, LoadedBackend, LoadedProvider,
+                      describe_entry_point, dist_name, entry_points, error_text, is_user_interrupt, kind_of,
+                      load_backend, load_provider, make_manager, probe_backend)
 
 DISABLE_ENV = "OPDISPATCH_DISABLE_PROVIDERS"
 PROBE_TIMEOUT = 20.0
@@ -505,8 +505,10 @@ class Registry:
             return rt
         backend = self._backends.get(device.backend)
         available = ", ".join(map(str, self.devices())) or "none"  # an error: it may wait for every probe
+        alias = (f" (the device string {device.backend!r} alone is an alias of {ALIAS_NAMES[device.backend]}; "
+                 f"no backend may be named {device.backend!r})") if device.backend in ALIAS_NAMES else ""
         if backend is None:
-            raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed; "
+            raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed{alias}; "
                               f"available devices: {available}")
         if backend.status != "loaded":
             raise DeviceError(f"device {device}: backend {backend.name!r} is {backend.status}: {backend.reason}; "

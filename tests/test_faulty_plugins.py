@@ -39,6 +39,11 @@ NUMPY = od.Device("numpy:0")
 # distribution -> (kind, expected status, fragments of the reason)
 FAULTS = {
     "opdispatch-fault-bad-name": ("backend", "failed", ["backend name 'My Backend' is not allowed", "lowercase"]),
+    "opdispatch-fault-cpu-name": ("backend", "failed", ["backend name 'cpu' is not allowed", "the device string "
+                                                        "'cpu' is an alias of numpy:0"]),
+    "opdispatch-fault-foreign-device": ("backend", "failed", ["ForeignInfo(index=3", "a device of backend 'numpy'",
+                                                              "backend 'foreigndev' may publish only its own "
+                                                              "devices", "none of its devices is published"]),
     "opdispatch-fault-exit-import": ("backend", "failed", ["import failed", "SystemExit", "giving up at import"]),
     "opdispatch-fault-exit-probe": ("backend", "failed", ["device probe", "SystemExit", "no device, exiting"]),
     "opdispatch-fault-base-probe": ("backend", "failed", ["device probe", "ProbeAbort", "driver aborted"]),
@@ -593,3 +598,96 @@ def test_backend_info_is_not_a_probe():
         lambda self: seen.append(threading.current_thread()) or BackendInfo(name="where"))
     assert Registry().add_plugin(plugin).status == "loaded"
     assert seen == [threading.current_thread()]
+
+
+# --------------------------------------------------------------------------------------------
+# the device alias 'cpu' names no backend; a probe publishes its own backend's devices only
+
+
+def test_the_cpu_alias_still_means_numpy_0_with_a_cpu_plugin_installed(installed):
+    st = od.backends()["cpu"]  # reported under its entry point's name, failed
+    assert st.status == "failed" and "(from opdispatch-fault-cpu-name " in st.origin and st.devices == ()
+    assert od.Device("cpu") == NUMPY
+    a = _f32(6, seed=9)
+    x = od.tensor(a, device="cpu")
+    assert x.device == NUMPY
+    np.testing.assert_allclose(od.relu(x).numpy(), np.maximum(a, 0))  # NumPy's relu, not the plugin's -3
+    with od.device("cpu"):
+        assert od.relu(od.tensor(a)).device == NUMPY
+    assert not [d for d in od.devices() if d.backend == "cpu"]
+    for spec in ("cpu:0", "cpu:1"):  # what the plugin tried to publish
+        with pytest.raises(od.DeviceError, match=r"backend 'cpu' is failed: backend name 'cpu' is not allowed: "
+                                                 r"the device string 'cpu' is an alias of numpy:0"):
+            od.tensor(a, device=spec)
+
+
+def test_a_run_time_plugin_cannot_take_the_cpu_alias():
+    reg = Registry()
+    st = reg.add_plugin(make_plugin("cpu", []))
+    assert st.status == "failed", st
+    assert "backend name 'cpu' is not allowed: the device string 'cpu' is an alias of numpy:0" in st.reason
+    assert "allowed: lowercase letters" in st.reason
+    with pytest.raises(od.DeviceError, match=r"device cpu:1: no backend named 'cpu' is installed \(the device "
+                                             r"string 'cpu' alone is an alias of numpy:0; no backend may be "
+                                             r"named 'cpu'\)"):
+        reg.runtime(od.Device("cpu:1"))
+
+    class CpuProvider:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name="cpu", priority=5)
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return []
+
+    class CpuKernels:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name="cpukernels", priority=5)
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return [od.Kernel("relu", lambda x: x, backend="cpu")]
+
+    reg.add_plugin(CpuProvider())
+    reg.add_plugin(CpuKernels())
+    providers = reg.providers()
+    assert providers["CpuProvider"].status == "failed"  # reported under its label: it never got a name
+    assert "provider name 'cpu' is not allowed" in providers["CpuProvider"].reason
+    assert providers["cpukernels"].status == "failed"
+    assert "kernel for 'relu': backend name 'cpu' is not allowed: the device string 'cpu' is an alias of " \
+           "numpy:0" in providers["cpukernels"].reason
+
+
+def test_a_probe_answering_with_another_backends_device_fails_its_backend(installed):
+    st = _from(od.backends(), "opdispatch-fault-foreign-device")
+    assert st.name == "foreigndev" and st.devices == ()
+    devs = od.devices()
+    assert od.Device("numpy:3") not in devs and od.Device("foreigndev:0") not in devs  # none of its devices
+    assert od.backends()["numpy"].devices == (NUMPY,)
+    with pytest.raises(od.DeviceError, match=r"device numpy:3: backend 'numpy' has devices \['numpy:0'\]"):
+        od.tensor([1.0], dtype="float32", device="numpy:3")
+    with pytest.raises(od.DeviceError, match=r"backend 'foreigndev' is failed: .*a device of backend 'numpy'"):
+        od.tensor([1.0], dtype="float32", device="foreigndev:0")
+    _numpy_ops_work()
+
+
+@pytest.mark.parametrize("answer, owner", [
+    (lambda: [DeviceInfo(index=0), od.Device("numpy:3")], "numpy"),
+    (lambda: [od.Device("bar:0")], "bar"),
+    (lambda: ["bar:1"], "bar"),
+], ids=["numpy-device", "bar-device", "bar-string"])
+def test_a_run_time_probe_may_publish_only_its_own_backends_devices(answer, owner):
+    reg = Registry()
+    st = reg.add_plugin(make_plugin("foo", [], devices=answer))
+    assert st.status == "failed" and st.devices == (), st
+    assert f"a device of backend {owner!r}; backend 'foo' may publish only its own devices: DeviceInfo(index=N) " \
+           f"becomes foo:N" in st.reason
+    assert reg.devices(hidden=True) == [od.Device("reference:0")]  # nothing of foo's answer is published
+
+
+def test_a_probe_naming_its_own_backend_is_still_only_a_bad_answer():
+    st = Registry().add_plugin(make_plugin("foo", [], devices=lambda: [od.Device("foo:0")]))
+    assert st.status == "failed" and "returned Device('foo:0'); allowed: DeviceInfo with an index >= 0" in st.reason
+
