@@ -56,7 +56,8 @@ class LoadedBackend:
 
     name: str
     origin: str
-    status: str  # "probing" (loaded, its device probe not answered yet) | "loaded" | "unavailable" | "failed"
+    status: str  # "probing" (loaded, its device probe not run or not answered yet) | "loaded" | "unavailable"
+    # | "failed"
     reason: str = ""
     version: str = ""
     description: str = ""

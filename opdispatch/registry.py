@@ -9,16 +9,19 @@ A provider (or a backend's own kernels, by the backend's name) can be disabled a
 from code (`disable_provider`) or for a whole process with the environment variable
 ``OPDISPATCH_DISABLE_PROVIDERS=name,name``.
 
-Device probes run off the dispatch path: loading a backend (import, identity, kernels) is
-synchronous, but its ``opdispatch_devices`` runs in a daemon thread of its own. A lookup of a device
-of backend B (`Registry.runtime`) waits for B's probe only; `Registry.devices`, `Registry.backends`
-and `Registry.status` wait for the probes they report on, each at most until its deadline: a probe
-that has not answered `PROBE_TIMEOUT` seconds after it started (``OPDISPATCH_PROBE_TIMEOUT``
-overrides it) leaves its backend "unavailable", and an answer that comes later is not used (the
-reason says so; `reload` probes again). Once a device's runtime exists, looking it up is one dict
-read, without a lock. At interpreter exit, probes still in flight are waited for until their
-deadlines (or a Ctrl-C): a daemon thread that comes back from native code (a GPU or OpenCL runtime)
-while the interpreter shuts down aborts the process.
+Device probes run off the dispatch path, and only when needed: loading a backend (import,
+identity, kernels) is synchronous, but its ``opdispatch_devices`` runs in a daemon thread of its own,
+started by the first call that needs that backend's devices. A lookup of a device of backend B
+(`Registry.runtime`, `Registry.has_device`) starts and waits for B's probe only (running on
+``numpy:0`` never starts the OpenCL or CuPy probe); `Registry.devices`, `Registry.backends` and
+`Registry.status` start and wait for the probes they report on (`Registry.start_probes` starts
+probes without waiting). Each wait lasts at most until the probe's deadline: a probe that has not
+answered `PROBE_TIMEOUT` seconds after it started (``OPDISPATCH_PROBE_TIMEOUT`` overrides it) leaves
+its backend "unavailable", and an answer that comes later is not used (the reason says so; `reload`
+probes again). Once a device's runtime exists, looking it up is one dict read, without a lock. At
+interpreter exit, probes still in flight are waited for until their deadlines (or a Ctrl-C): a daemon
+thread that comes back from native code (a GPU or OpenCL runtime) while the interpreter shuts down
+aborts the process.
 
 Of several plugins (entry points) claiming one name, the one from the first distribution in name
 order wins, whatever the entry-point order; the others are reported failed, naming it.
@@ -251,17 +254,20 @@ class Registry:
         self._backends: dict[str, LoadedBackend] = {}
         self._providers: dict[str, LoadedProvider] = {}
         self._runtimes: dict[Device, DeviceRuntime] = {}
-        self._probes: dict[str, _Probe] = {}  # backend name -> its device probe
+        self._probes: dict[str, _Probe] = {}  # backend name -> its device probe (once started)
+        self._plugins: dict[str, object] = {}  # backend name -> its plugin object, while its probe may (re)run
+        self._unprobed: set[str] = set()  # backends whose probe has not been started (lazily, when needed)
         self._disabled: set[str] = _disabled_from_env()
         self._lock = threading.RLock()
         self.generation = 0  # bumped whenever any device's kernels change (compiled graphs key on it)
-        self.add_plugin(reference_backend, name=reference_backend.NAME,
-                        origin="built in (opdispatch.reference_backend)", dist=CORE_DIST)
+        with self._lock:
+            self._add(self._load(reference_backend, reference_backend.NAME,
+                                 "built in (opdispatch.reference_backend)", CORE_DIST), reference_backend)
 
     # -- loading ---------------------------------------------------------------------------------
     def load_entry_points(self) -> None:
-        """Load every installed backend, then every installed provider, each in isolation, and start
-        the backends' device probes (without waiting for them). Of plugins claiming one name, the one
+        """Load every installed backend, then every installed provider, each in isolation (their device
+        probes start when their devices are first needed). Of plugins claiming one name, the one
         from the first distribution in name order (then entry-point name) is kept, the others fail."""
         batch: list[tuple[tuple[str, str, str], Any, object]] = []  # (rank, loaded, plugin)
         for group in (BACKEND_GROUP, PROVIDER_GROUP):
@@ -322,9 +328,28 @@ class Registry:
         table[name] = loaded
         self._rebuild()
         if isinstance(loaded, LoadedBackend) and loaded.status == "probing":
-            self._start_probe(loaded, plugin)
+            self._plugins[name] = plugin
+            self._unprobed.add(name)
 
     # -- device probes -----------------------------------------------------------------------------
+    def start_probes(self, names: Optional[Iterable[str]] = None) -> None:
+        """Start the device probes of backends ``names`` (default: every backend) that have not started
+        yet, without waiting for them."""
+        with self._lock:
+            for name in sorted(self._unprobed if names is None else set(names) & self._unprobed):
+                self._unprobed.discard(name)
+                self._start_probe(self._backends[name], self._plugins[name])
+
+    def probe_state(self, name: str) -> str:
+        """Where backend ``name``'s device probe is: "not started", "running", "answered" or "timed out"
+        ("none" for a name that has no probe: a failed plugin, a provider, an unknown name). Never
+        starts nor waits for it."""
+        with self._lock:
+            probe = self._probes.get(name)
+            if probe is not None:
+                return probe.state
+            return "not started" if name in self._unprobed else "none"
+
     def _start_probe(self, backend: LoadedBackend, plugin: object) -> None:
         probe = _Probe(probe_timeout())
         self._probes[backend.name] = probe
@@ -348,6 +373,7 @@ class Registry:
                                        f"again)")
                     return
                 probe.state = "answered"
+                self._plugins.pop(backend.name, None)
                 backend.status, backend.reason, backend.devices = status, reason, devices
                 if status == "failed" and self._pm.is_registered(plugin):
                     self._pm.unregister(plugin)
@@ -364,12 +390,17 @@ class Registry:
                 _IN_FLIGHT.discard(probe)
 
     def _probing(self) -> list[str]:
+        """The backends whose probe has not settled: not started yet, or running."""
         with self._lock:
-            return [name for name, probe in self._probes.items() if not probe.settled.is_set()]
+            return sorted(self._unprobed | {name for name, probe in self._probes.items() if not probe.settled.is_set()})
 
     def _wait(self, names: Iterable[str]) -> None:
-        """Wait for the device probes of backends ``names``, each until its deadline; mark those that
-        have not answered by then unavailable. Never waits for the probe of the calling thread."""
+        """Start (if need be) and wait for the device probes of backends ``names``, each until its
+        deadline; mark those that have not answered by then unavailable. Never waits for the probe of
+        the calling thread."""
+        names = list(names)
+        if self._unprobed:
+            self.start_probes(names)
         for name in names:
             probe = self._probes.get(name)
             if probe is None or probe.thread is threading.current_thread() or probe.wait():
@@ -380,6 +411,7 @@ class Registry:
                     backend = self._backends[name]
                     backend.status = "unavailable"
                     backend.reason = f"device probe did not answer within {probe.timeout:g} s"
+                    self._plugins.pop(name, None)
                     probe.settled.set()
 
     def _entries(self, rt: DeviceRuntime, enabled_only: bool) -> dict[str, tuple[KernelEntry, ...]]:

@@ -65,6 +65,7 @@ FAULTS = {
     "opdispatch-fault-returns-list": ("backend", "loaded", []),
     "opdispatch-fault-returns-tuple": ("backend", "loaded", []),
     "opdispatch-fault-twin-a": ("backend", "loaded", []),
+    "opdispatch-fault-slow-probe": ("backend", "loaded", []),  # slow, but well within TIMEOUT
 }
 
 
@@ -190,6 +191,7 @@ def test_a_hanging_probe_stalls_no_op_on_another_backend(installed):
     hang = _hang_module()
     start = time.monotonic()
     reg = od_registry.reload()  # a fresh registry: the probe starts (and hangs) again
+    reg.start_probes(["hangprobe"])
     probe = reg._probes["hangprobe"]
     errors: list[BaseException] = []
 
@@ -345,20 +347,26 @@ class EntryPoint:
 
 found = registry.entry_points
 registry.entry_points = lambda group: found(group) + ([EntryPoint()] if group == "opdispatch.backends" else [])
+registry.registry().start_probes(["slow"])  # probes start when needed: this one is needed now
 print(od.relu(od.tensor(np.ones(2, dtype="float32"))).numpy().tolist())  # numpy:0 at once; slow:0 probing
 """
 
 
-def test_import_starts_no_thread_and_first_use_one_per_probe():
-    code = ("import threading, opdispatch, opdispatch.registry as r\n"
+def test_import_starts_no_thread_and_each_probe_starts_when_its_devices_are_needed():
+    code = ("import threading, numpy as np, opdispatch as od, opdispatch.registry as r\n"
             "assert threading.active_count() == 1 and r._REGISTRY is None\n"
             "reg = r.registry()\n"
-            "names = sorted(reg._probes)\n"
+            "assert threading.active_count() == 1 and not reg._probes\n"  # loading the plugins probes nothing
+            "od.relu(od.tensor(np.ones(2, dtype='float32')))\n"
+            "print('FIRST', ' '.join(sorted(reg._probes)))\n"
+            "od.devices()\n"
             "assert all(p.thread.name == 'opdispatch-probe-' + n for n, p in reg._probes.items())\n"
-            "print(' '.join(names))\n")
+            "print('ALL', ' '.join(sorted(reg._probes)))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert {"numpy", "reference"} <= set(proc.stdout.split())
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert lines["FIRST"].split() == ["numpy"]  # numpy:0's own probe only: not opencl's, cupy's, reference's
+    assert {"numpy", "reference", "opencl", "cupy"} <= set(lines["ALL"].split())
 
 
 def test_the_interpreter_exits_after_the_probes_in_flight(tmp_path):
@@ -690,4 +698,59 @@ def test_a_run_time_probe_may_publish_only_its_own_backends_devices(answer, owne
 def test_a_probe_naming_its_own_backend_is_still_only_a_bad_answer():
     st = Registry().add_plugin(make_plugin("foo", [], devices=lambda: [od.Device("foo:0")]))
     assert st.status == "failed" and "returned Device('foo:0'); allowed: DeviceInfo with an index >= 0" in st.reason
+
+
+# --------------------------------------------------------------------------------------------
+# probes start when their devices are needed
+
+
+def test_a_device_lookup_starts_its_own_backends_probe_only(installed):
+    reg = od_registry.reload()
+    assert reg.probe_state("slowprobe") == reg.probe_state("hangprobe") == "not started"
+    _numpy_ops_work()
+    assert reg.probe_state("numpy") == "answered"
+    for name in ("slowprobe", "hangprobe", "twin", "opencl", "cupy"):
+        assert reg.probe_state(name) in ("not started", "none"), name  # "none": not installed here
+    assert reg.probe_state("slowprobe") == "not started" and reg.probe_state("fault_exit_import") == "none"
+    assert reg.has_device(od.Device("slowprobe:0"))  # starts slowprobe's probe, waits for it
+    assert reg.probe_state("slowprobe") == "answered" and reg.probe_state("hangprobe") == "not started"
+    x = od.tensor(_f32(4, seed=10), device="twin:0")  # a lookup (runtime) starts twin's
+    assert x.device == od.Device("twin:0") and reg.probe_state("twin") == "answered"
+    assert reg.probe_state("hangprobe") == "not started"
+    reg.start_probes(["hangprobe"])  # without waiting for it
+    released = _hang_module().RELEASE.is_set()  # once an earlier test released it, it answers at once
+    assert reg.probe_state("hangprobe") in (("running", "answered") if released else ("running",))
+    assert reg._probes["hangprobe"].thread.name == "opdispatch-probe-hangprobe"
+
+
+def test_running_on_numpy_0_starts_no_other_probe_and_devices_starts_them_all(installed):
+    """In a fresh process with every faulty plugin installed: an op on numpy:0 neither waits for nor
+    starts the probes of the other backends (the hanging one, the slow one, OpenCL, CuPy);
+    od.devices() starts them all and waits for them."""
+    code = (
+        "import time; t0 = time.monotonic()\n"
+        "import numpy as np, opdispatch as od\n"
+        "from opdispatch import registry as r\n"
+        "y = od.add(od.tensor(np.ones(2, dtype='float32')), od.tensor(np.ones(2, dtype='float32')))\n"
+        "first = time.monotonic() - t0\n"
+        "import opdispatch_fault_hang_probe as hang, opdispatch_fault_slow_probe as slow\n"
+        "reg = r.registry()\n"
+        "print('FIRST', first, y.numpy().tolist())\n"
+        "print('PROBES', *sorted(reg._probes))\n"
+        "print('ENTERED', hang.ENTERED.is_set(), slow.ENTERED.is_set())\n"
+        "t1 = time.monotonic()\n"
+        "devs = [str(d) for d in od.devices()]\n"
+        "print('DEVICES', time.monotonic() - t1, 'slowprobe:0' in devs, hang.ENTERED.is_set(), slow.ANSWERED.is_set(),"
+        " reg.probe_state('hangprobe'))\n"
+    )
+    proc = _fresh_python(code, installed, 3.0)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    first, result = lines["FIRST"].split(" ", 1)
+    assert float(first) < 3.0 and result == "[2.0, 2.0]"
+    assert lines["PROBES"].split() == ["numpy"]
+    assert lines["ENTERED"] == "False False"
+    waited, *rest = lines["DEVICES"].split()
+    assert 3.0 - 0.5 < float(waited) < 10 and rest == ["True", "True", "True", "timed", "out"], lines["DEVICES"]
 
