@@ -12,8 +12,8 @@ backends they do not own (say, oneDNN kernels for ``numpy:0``) and must implemen
 opdispatch calls each plugin's hooks itself, plugin by plugin and with keyword arguments only,
 once when it loads the plugin (lazily, on first use), so a failing plugin is reported on its own
 and never hides another; a backend's device probe (`opdispatch_devices`) runs in a thread of its
-own, with a timeout, when that backend's devices are first needed, so a slow probe delays only
-that backend's devices. Kernel tables are built
+own, with a timeout, when that backend's devices are first needed (a forked child probes again
+if the probe was still running at the fork), so a slow probe delays only that backend's devices. Kernel tables are built
 from the answers, and per-op calls never go through pluggy.
 """
 

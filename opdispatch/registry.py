@@ -23,6 +23,13 @@ interpreter exit, probes still in flight are waited for until their deadlines (o
 thread that comes back from native code (a GPU or OpenCL runtime) while the interpreter shuts down
 aborts the process.
 
+Fork safety: before ``os.fork()`` the registry's locks are taken (each for at most `FORK_LOCK_WAIT`
+seconds, so a fork never hangs on a stuck holder), so the child starts from a consistent registry; in
+the child they are released, or recreated where they could not be taken (their holder does not exist
+there). A probe that was running in the parent has no thread in the child: the child probes that
+backend again, with a deadline of its own, when it first needs it (a probe that had answered or timed
+out stays as it was).
+
 Of several plugins (entry points) claiming one name, the one from the first distribution in name
 order wins, whatever the entry-point order; the others are reported failed, naming it.
 """
@@ -34,6 +41,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional
 
@@ -53,6 +61,8 @@ PROBE_TIMEOUT = 20.0
 """Seconds a backend's device probe may take before its backend is reported unavailable."""
 PROBE_TIMEOUT_ENV = "OPDISPATCH_PROBE_TIMEOUT"
 _WAIT_SLICE = 0.1  # waits for a probe wake up this often, so the user's Ctrl-C is seen promptly
+FORK_LOCK_WAIT = 1.0
+"""Seconds ``os.fork()`` waits for each registry lock another thread holds before it forks anyway."""
 
 
 def probe_timeout() -> float:
@@ -94,7 +104,7 @@ class _Probe:
 
 
 _IN_FLIGHT: set[_Probe] = set()  # probes whose thread has not returned, in every registry
-_IN_FLIGHT_LOCK = threading.Lock()
+_IN_FLIGHT_LOCK = threading.RLock()  # RLocks all: a fork must know whether the forking thread holds one
 _AT_EXIT: list[bool] = []  # [True] once the exit hook is registered (at the first probe, not at import)
 
 
@@ -263,6 +273,7 @@ class Registry:
         with self._lock:
             self._add(self._load(reference_backend, reference_backend.NAME,
                                  "built in (opdispatch.reference_backend)", CORE_DIST), reference_backend)
+        _REGISTRIES.add(self)
 
     # -- loading ---------------------------------------------------------------------------------
     def load_entry_points(self) -> None:
@@ -414,6 +425,18 @@ class Registry:
                     self._plugins.pop(name, None)
                     probe.settled.set()
 
+    # -- fork safety -------------------------------------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (its locks already fixed): forget the probes whose thread stayed in the
+        parent, so the next lookup probes those backends again; settle the others' events afresh."""
+        for name, probe in list(self._probes.items()):
+            if probe.state == "running" and name in self._plugins:
+                del self._probes[name]
+                self._unprobed.add(name)
+            elif not probe.settled.is_set():  # its thread was between publishing and settling it
+                probe.settled = threading.Event()
+                probe.settled.set()
+
     def _entries(self, rt: DeviceRuntime, enabled_only: bool) -> dict[str, tuple[KernelEntry, ...]]:
         """Per op, the kernels for ``rt``'s device in dispatch order: providers by priority, then name;
         the backend's own last."""
@@ -551,7 +574,54 @@ class Registry:
 
 
 _REGISTRY: Optional[Registry] = None
-_INIT_LOCK = threading.Lock()
+_INIT_LOCK = threading.RLock()
+_REGISTRIES: "weakref.WeakSet[Registry]" = weakref.WeakSet()  # every registry alive, for the fork hooks
+_FORK_HELD: dict[int, list[Any]] = {}  # forking thread's ident -> the locks its fork took
+
+
+def _fork_locks() -> list[Any]:
+    """Every registry lock, in the order they are taken (`_INIT_LOCK` first, `_IN_FLIGHT_LOCK` last)."""
+    return [_INIT_LOCK, *(reg._lock for reg in list(_REGISTRIES)), _IN_FLIGHT_LOCK]
+
+
+def _before_fork() -> None:
+    """Take every registry lock (each for at most `FORK_LOCK_WAIT` s), so the child's registry is whole."""
+    held = _FORK_HELD.setdefault(threading.get_ident(), [])  # recorded as taken: an interrupt leaks none
+    for lock in _fork_locks():
+        if lock.acquire(timeout=FORK_LOCK_WAIT):
+            held.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    """Release the locks `_before_fork` took."""
+    for lock in reversed(_FORK_HELD.pop(threading.get_ident(), [])):
+        lock.release()
+
+
+def _after_fork_in_child() -> None:
+    """In the child: release the locks the fork took (this thread owns them here too), recreate those it
+    could not take (their holder has no thread here), and re-arm the probes left running in the parent."""
+    global _INIT_LOCK, _IN_FLIGHT_LOCK
+    held = _FORK_HELD.pop(threading.get_ident(), [])
+    _FORK_HELD.clear()
+    ours = {id(lock) for lock in held}
+    for lock in reversed(held):
+        lock.release()
+    if id(_INIT_LOCK) not in ours:
+        _INIT_LOCK = threading.RLock()
+    if id(_IN_FLIGHT_LOCK) not in ours:
+        _IN_FLIGHT_LOCK = threading.RLock()
+    _IN_FLIGHT.clear()  # no probe thread exists here
+    for reg in list(_REGISTRIES):
+        if id(reg._lock) not in ours:
+            reg._lock = threading.RLock()
+        with reg._lock:
+            reg._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def registry() -> Registry:

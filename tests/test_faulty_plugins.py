@@ -239,11 +239,11 @@ def test_an_answer_after_the_timeout_is_not_used(installed):
     assert od.Device("hangprobe:0") not in od.devices()
 
 
-def _fresh_python(code: str, target: Path, timeout_s: float, **kw):
+def _fresh_python(code: str, target: Path, timeout_s: float, *args: str, **kw):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(target), *filter(None, [env.get("PYTHONPATH")])])
     env[PROBE_TIMEOUT_ENV] = str(timeout_s)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=str(target), **kw)
 
 
@@ -754,3 +754,106 @@ def test_running_on_numpy_0_starts_no_other_probe_and_devices_starts_them_all(in
     waited, *rest = lines["DEVICES"].split()
     assert 3.0 - 0.5 < float(waited) < 10 and rest == ["True", "True", "True", "timed", "out"], lines["DEVICES"]
 
+
+# --------------------------------------------------------------------------------------------
+# fork: the child has none of the parent's threads (probes, lock holders)
+
+FORK = """
+import contextlib, multiprocessing, os, sys, threading, time
+import numpy as np
+import opdispatch as od
+from opdispatch import registry as r
+import opdispatch_fault_slow_probe as slow
+
+scenario = sys.argv[1]
+r.FORK_LOCK_WAIT = 0.3
+reg = r.registry()
+od.relu(od.tensor(np.ones(2, dtype="float32")))  # numpy:0 works; slowprobe's probe not started
+reg.start_probes(["slowprobe"])
+assert slow.ENTERED.wait(10)
+reg.start_probes()  # and every other probe: all in flight at the fork
+
+
+def in_child():
+    t0 = time.monotonic()
+    devs = [str(d) for d in od.devices()]
+    y = od.add(od.tensor(np.ones(2, dtype="float32")), od.tensor(np.ones(2, dtype="float32"))).numpy().tolist()
+    if scenario == "held":
+        r.reload()  # takes _INIT_LOCK, then probes again (the probe threads take _IN_FLIGHT_LOCK)
+    again = [str(d) for d in od.devices()]
+    return f"{os.getpid()} {time.monotonic() - t0:.2f} {'slowprobe:0' in devs} {'slowprobe:0' in again} {y == [2, 2]}"
+
+
+if scenario == "pool":
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print("CHILD", pool.apply_async(in_child).get(timeout=40), flush=True)
+    pids = []
+else:
+    release = threading.Event()
+    if scenario == "held":  # another thread holds every registry lock across the fork
+        held = threading.Event()
+
+        def hold():
+            with r._INIT_LOCK, reg._lock, r._IN_FLIGHT_LOCK:
+                held.set()
+                release.wait(60)
+
+        threading.Thread(target=hold, daemon=True).start()
+        assert held.wait(10)
+    print("RUNNING", slow.ENTERED.is_set() and not slow.ANSWERED.is_set(), flush=True)
+    t0 = time.monotonic()
+    # "probing": the forking thread itself holds the registry lock, which the child must release as usual
+    with contextlib.nullcontext() if scenario == "held" else reg._lock:
+        pid = os.fork()
+    if pid == 0:
+        try:
+            print("CHILD", in_child(), flush=True)
+        finally:
+            os._exit(0)
+    pids = [pid]
+    print("FORKED", f"{time.monotonic() - t0:.2f}", flush=True)
+    release.set()
+for pid in pids:
+    deadline = time.monotonic() + 40
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            print("CHILD STUCK", flush=True)
+            break
+        time.sleep(0.05)
+print("PARENT", "slowprobe:0" in [str(d) for d in od.devices()], flush=True)
+"""
+
+
+@pytest.mark.parametrize("scenario", ["probing", "held", "pool"])
+def test_a_forked_child_probes_again_and_never_waits_on_the_parents_threads(installed, tmp_path, scenario):
+    """Fork while slowprobe's probe runs ("probing": the forking thread holds the registry lock; "held":
+    another thread holds every registry lock; "pool": a multiprocessing pool, fork start method): in
+    the child, od.devices() finishes in bounded time and lists slowprobe:0, probed again by the
+    child itself, and numpy:0 works; the parent's own probe answers as usual."""
+    marker = tmp_path / "probed-by"
+    env = {"OPDISPATCH_FAULT_SLOW_PROBE_S": "0.8", "OPDISPATCH_FAULT_SLOW_PROBE_MARKER": str(marker)}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        proc = _fresh_python(FORK, installed, 2.0, scenario)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert "CHILD STUCK" not in lines, (out, err)
+    children = [line.split()[1:] for line in lines if line.startswith("CHILD ")]
+    assert len(children) == 1, (out, err)
+    child, took, *answers = children[0]
+    # every probe of the child (the hanging one up to its 2 s deadline, twice when "held"), bounded
+    assert float(took) < 10 and answers == ["True", "True", "True"], (out, err)
+    if scenario != "pool":
+        assert "RUNNING True" in lines  # the fork came while the parent's probe ran
+        forked = float(next(line for line in lines if line.startswith("FORKED")).split()[1])
+        assert forked < (3 * 0.3 + 2 if scenario == "held" else 1)  # a held lock delays a fork boundedly
+    assert "PARENT True" in lines
+    probed_by = marker.read_text().split()  # the parent once, the child again (twice when "held": reload)
+    assert sorted(probed_by) == sorted([str(proc.pid)] + [child] * (2 if scenario == "held" else 1)), probed_by
