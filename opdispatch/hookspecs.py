@@ -12,7 +12,8 @@ backends they do not own (say, oneDNN kernels for ``numpy:0``) and must implemen
 opdispatch calls each plugin's hooks itself, plugin by plugin and with keyword arguments only,
 once when it loads the plugin (lazily, on first use), so a failing plugin is reported on its own
 and never hides another; a backend's device probe (`opdispatch_devices`) runs in a thread of its
-own, with a timeout, so a slow probe delays only that backend's devices. Kernel tables are built
+own, with a timeout, when that backend's devices are first needed (a forked child probes again
+if the probe was still running at the fork), so a slow probe delays only that backend's devices. Kernel tables are built
 from the answers, and per-op calls never go through pluggy.
 """
 
@@ -49,7 +50,9 @@ def opdispatch_backend_info() -> BackendInfo:
 def opdispatch_devices() -> Sequence[DeviceInfo]:
     """Probe the machine and return the backend's devices (an empty list is fine).
 
-    This is where heavy imports (a GPU runtime, an OpenCL ICD loader) belong. Raise
+    This is where heavy imports (a GPU runtime, an OpenCL ICD loader) belong. Each `DeviceInfo`
+    becomes device ``<backend name>:<index>``: a probe publishes its own backend's devices only (an
+    answer naming another backend's, an ``od.Device("numpy:3")`` say, fails the backend). Raise
     `opdispatch.backend.BackendUnavailable` with a reason when the backend cannot run here;
     the reason is shown by ``od.backends()`` and ``opdispatch devices``.
     """

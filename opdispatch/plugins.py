@@ -10,7 +10,9 @@ plugin's failure.
 Loading a backend (`load_backend`) stops short of its device probe: the registry runs each
 backend's probe (`probe_backend`) in a thread of its own, so a slow or hanging probe holds up only
 the devices of that backend. The names ``numpy``, ``opencl``, ``cupy`` and ``reference`` belong to
-their distributions (`RESERVED_NAMES`): a plugin from any other distribution claiming one fails.
+their distributions (`RESERVED_NAMES`): a plugin from any other distribution claiming one fails. The
+device aliases (`ALIAS_NAMES`: ``cpu``, which means ``numpy:0``) name no plugin at all, and a probe
+publishes its own backend's devices only (`probe_backend`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pluggy
 
 from . import hookspecs
 from .backend import BUILTIN_PRIORITY, BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
+from .device import CPU_ALIAS, DEFAULT_DEVICE, Device
 from .dtypes import FLOAT_DTYPES
 from .ops import OPS
 
@@ -38,6 +41,9 @@ CORE_DIST = "opdispatch"
 RESERVED_NAMES = {"numpy": "opdispatch-numpy", "opencl": "opdispatch-opencl", "cupy": "opdispatch-cupy",
                   "reference": CORE_DIST}
 """Backend (and kernel-source) names that only the distribution named here may claim."""
+ALIAS_NAMES = {CPU_ALIAS: str(DEFAULT_DEVICE)}
+"""Device strings that are aliases (``Device("cpu")`` is ``numpy:0``), with the device each means: no
+plugin may take one as its name, nor may a provider's kernel target one."""
 
 
 class PluginLoadError(Exception):
@@ -50,7 +56,8 @@ class LoadedBackend:
 
     name: str
     origin: str
-    status: str  # "probing" (loaded, its device probe not answered yet) | "loaded" | "unavailable" | "failed"
+    status: str  # "probing" (loaded, its device probe not run or not answered yet) | "loaded" | "unavailable"
+    # | "failed"
     reason: str = ""
     version: str = ""
     description: str = ""
@@ -127,6 +134,10 @@ def check_name(name: Any, what: str) -> str:
     """``name`` when it can name a backend or provider (it prefixes device names), else `PluginLoadError`."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise PluginLoadError(f"{what} name {name!r} is not allowed; allowed: {NAME_RULE}")
+    if name in ALIAS_NAMES:
+        raise PluginLoadError(f"{what} name {name!r} is not allowed: the device string {name!r} is an alias of "
+                              f"{ALIAS_NAMES[name]}; allowed: {NAME_RULE}, other than the device aliases "
+                              f"{sorted(ALIAS_NAMES)}")
     return name
 
 
@@ -182,11 +193,30 @@ def check_kernel(kernel: Any, provider: bool = False) -> Kernel:
     return kernel
 
 
-def _check_devices(devices: Any) -> list[DeviceInfo]:
+def _foreign(dev: Any, backend: str) -> Optional[str]:
+    """The backend that probe answer ``dev`` names when it is not ``backend`` (an `od.Device`, a device
+    string, or an object with a ``backend`` attribute), else None."""
+    if isinstance(dev, Device):
+        owner: Any = dev.backend
+    elif isinstance(dev, str):
+        owner = dev.strip().lower().partition(":")[0]
+    else:
+        owner = getattr(dev, "backend", None)
+    return None if owner is None or owner == backend else str(owner)
+
+
+def _check_devices(devices: Any, backend: str) -> list[DeviceInfo]:
+    """The devices probe answer ``devices`` of ``backend`` declares, sorted by index, or `PluginLoadError`
+    (any bad entry fails the whole answer: nothing of it is published)."""
     if devices is None:
         raise PluginLoadError("opdispatch_devices returned None; allowed: a list of DeviceInfo (empty is fine)")
     devices = list(devices)
     for dev in devices:
+        owner = _foreign(dev, backend)
+        if owner is not None:
+            raise PluginLoadError(f"opdispatch_devices returned {dev!r}, a device of backend {owner!r}; backend "
+                                  f"{backend!r} may publish only its own devices: DeviceInfo(index=N) becomes "
+                                  f"{backend}:N (none of its devices is published)")
         if not isinstance(dev, DeviceInfo) or not isinstance(dev.index, int) or dev.index < 0:
             raise PluginLoadError(f"opdispatch_devices returned {dev!r}; allowed: DeviceInfo with an index >= 0")
         bad = [d.name for d in dev.dtype_set if d not in FLOAT_DTYPES]
@@ -323,11 +353,14 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
 
 def probe_backend(backend: LoadedBackend) -> tuple[str, str, list[DeviceInfo]]:
     """Run ``backend``'s device probe and check its answer: ``(status, reason, devices)``, status
-    "loaded", "unavailable" or "failed". Never raises: it runs in a thread of its own, which the
-    user's Ctrl-C never reaches (that interrupts the thread waiting for the answer), so whatever the
-    probe raises, a SystemExit or KeyboardInterrupt of its own included, is the plugin's failure."""
+    "loaded", "unavailable" or "failed". An answer with a device of another backend (a `Device`
+    ``bar:0``, a DeviceInfo subclass whose ``backend`` is not ``backend.name``) fails the backend as a
+    whole, like any other bad entry: none of its devices is published. Never raises: it runs in a
+    thread of its own, which the user's Ctrl-C never reaches (that interrupts the thread waiting for
+    the answer), so whatever the probe raises, a SystemExit or KeyboardInterrupt of its own included,
+    is the plugin's failure."""
     try:
-        devices = _check_devices(backend.probe() if backend.probe is not None else None)
+        devices = _check_devices(backend.probe() if backend.probe is not None else None, backend.name)
     except PluginLoadError as exc:
         return "failed", str(exc), []
     except BackendUnavailable as exc:

@@ -9,16 +9,26 @@ A provider (or a backend's own kernels, by the backend's name) can be disabled a
 from code (`disable_provider`) or for a whole process with the environment variable
 ``OPDISPATCH_DISABLE_PROVIDERS=name,name``.
 
-Device probes run off the dispatch path: loading a backend (import, identity, kernels) is
-synchronous, but its ``opdispatch_devices`` runs in a daemon thread of its own. A lookup of a device
-of backend B (`Registry.runtime`) waits for B's probe only; `Registry.devices`, `Registry.backends`
-and `Registry.status` wait for the probes they report on, each at most until its deadline: a probe
-that has not answered `PROBE_TIMEOUT` seconds after it started (``OPDISPATCH_PROBE_TIMEOUT``
-overrides it) leaves its backend "unavailable", and an answer that comes later is not used (the
-reason says so; `reload` probes again). Once a device's runtime exists, looking it up is one dict
-read, without a lock. At interpreter exit, probes still in flight are waited for until their
-deadlines (or a Ctrl-C): a daemon thread that comes back from native code (a GPU or OpenCL runtime)
-while the interpreter shuts down aborts the process.
+Device probes run off the dispatch path, and only when needed: loading a backend (import,
+identity, kernels) is synchronous, but its ``opdispatch_devices`` runs in a daemon thread of its own,
+started by the first call that needs that backend's devices. A lookup of a device of backend B
+(`Registry.runtime`, `Registry.has_device`) starts and waits for B's probe only (running on
+``numpy:0`` never starts the OpenCL or CuPy probe); `Registry.devices`, `Registry.backends` and
+`Registry.status` start and wait for the probes they report on (`Registry.start_probes` starts
+probes without waiting). Each wait lasts at most until the probe's deadline: a probe that has not
+answered `PROBE_TIMEOUT` seconds after it started (``OPDISPATCH_PROBE_TIMEOUT`` overrides it) leaves
+its backend "unavailable", and an answer that comes later is not used (the reason says so; `reload`
+probes again). Once a device's runtime exists, looking it up is one dict read, without a lock. At
+interpreter exit, probes still in flight are waited for until their deadlines (or a Ctrl-C): a daemon
+thread that comes back from native code (a GPU or OpenCL runtime) while the interpreter shuts down
+aborts the process.
+
+Fork safety: before ``os.fork()`` the registry's locks are taken (each for at most `FORK_LOCK_WAIT`
+seconds, so a fork never hangs on a stuck holder), so the child starts from a consistent registry; in
+the child they are released, or recreated where they could not be taken (their holder does not exist
+there). A probe that was running in the parent has no thread in the child: the child probes that
+backend again, with a deadline of its own, when it first needs it (a probe that had answered or timed
+out stays as it was).
 
 Of several plugins (entry points) claiming one name, the one from the first distribution in name
 order wins, whatever the entry-point order; the others are reported failed, naming it.
@@ -31,6 +41,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional
 
@@ -41,15 +52,17 @@ from .backend import BUILTIN_PRIORITY, DeviceInfo, Kernel
 from .device import Device
 from .errors import DeviceError, InvalidArgumentError
 from .ops import get_schema
-from .plugins import (BACKEND_GROUP, CORE_DIST, PROVIDER_GROUP, LoadedBackend, LoadedProvider, describe_entry_point,
-                      dist_name, entry_points, error_text, is_user_interrupt, kind_of, load_backend, load_provider,
-                      make_manager, probe_backend)
+from .plugins import (ALIAS_NAMES, BACKEND_GROUP, CORE_DIST, PROVIDER_GROUP, LoadedBackend, LoadedProvider,
+                      describe_entry_point, dist_name, entry_points, error_text, is_user_interrupt, kind_of,
+                      load_backend, load_provider, make_manager, probe_backend)
 
 DISABLE_ENV = "OPDISPATCH_DISABLE_PROVIDERS"
 PROBE_TIMEOUT = 20.0
 """Seconds a backend's device probe may take before its backend is reported unavailable."""
 PROBE_TIMEOUT_ENV = "OPDISPATCH_PROBE_TIMEOUT"
 _WAIT_SLICE = 0.1  # waits for a probe wake up this often, so the user's Ctrl-C is seen promptly
+FORK_LOCK_WAIT = 1.0
+"""Seconds ``os.fork()`` waits for each registry lock another thread holds before it forks anyway."""
 
 
 def probe_timeout() -> float:
@@ -91,7 +104,7 @@ class _Probe:
 
 
 _IN_FLIGHT: set[_Probe] = set()  # probes whose thread has not returned, in every registry
-_IN_FLIGHT_LOCK = threading.Lock()
+_IN_FLIGHT_LOCK = threading.RLock()  # RLocks all: a fork must know whether the forking thread holds one
 _AT_EXIT: list[bool] = []  # [True] once the exit hook is registered (at the first probe, not at import)
 
 
@@ -259,17 +272,21 @@ class Registry:
         self._backends: dict[str, LoadedBackend] = {}
         self._providers: dict[str, LoadedProvider] = {}
         self._runtimes: dict[Device, DeviceRuntime] = {}
-        self._probes: dict[str, _Probe] = {}  # backend name -> its device probe
+        self._probes: dict[str, _Probe] = {}  # backend name -> its device probe (once started)
+        self._plugins: dict[str, object] = {}  # backend name -> its plugin object, while its probe may (re)run
+        self._unprobed: set[str] = set()  # backends whose probe has not been started (lazily, when needed)
         self._disabled: set[str] = _disabled_from_env()
         self._lock = threading.RLock()
         self.generation = 0  # bumped whenever any device's kernels change (compiled graphs key on it)
-        self.add_plugin(reference_backend, name=reference_backend.NAME,
-                        origin="built in (opdispatch.reference_backend)", dist=CORE_DIST)
+        with self._lock:
+            self._add(self._load(reference_backend, reference_backend.NAME,
+                                 "built in (opdispatch.reference_backend)", CORE_DIST), reference_backend)
+        _REGISTRIES.add(self)
 
     # -- loading ---------------------------------------------------------------------------------
     def load_entry_points(self) -> None:
-        """Load every installed backend, then every installed provider, each in isolation, and start
-        the backends' device probes (without waiting for them). Of plugins claiming one name, the one
+        """Load every installed backend, then every installed provider, each in isolation (their device
+        probes start when their devices are first needed). Of plugins claiming one name, the one
         from the first distribution in name order (then entry-point name) is kept, the others fail."""
         batch: list[tuple[tuple[str, str, str], Any, object]] = []  # (rank, loaded, plugin)
         for group in (BACKEND_GROUP, PROVIDER_GROUP):
@@ -330,9 +347,28 @@ class Registry:
         table[name] = loaded
         self._rebuild()
         if isinstance(loaded, LoadedBackend) and loaded.status == "probing":
-            self._start_probe(loaded, plugin)
+            self._plugins[name] = plugin
+            self._unprobed.add(name)
 
     # -- device probes -----------------------------------------------------------------------------
+    def start_probes(self, names: Optional[Iterable[str]] = None) -> None:
+        """Start the device probes of backends ``names`` (default: every backend) that have not started
+        yet, without waiting for them."""
+        with self._lock:
+            for name in sorted(self._unprobed if names is None else set(names) & self._unprobed):
+                self._unprobed.discard(name)
+                self._start_probe(self._backends[name], self._plugins[name])
+
+    def probe_state(self, name: str) -> str:
+        """Where backend ``name``'s device probe is: "not started", "running", "answered" or "timed out"
+        ("none" for a name that has no probe: a failed plugin, a provider, an unknown name). Never
+        starts nor waits for it."""
+        with self._lock:
+            probe = self._probes.get(name)
+            if probe is not None:
+                return probe.state
+            return "not started" if name in self._unprobed else "none"
+
     def _start_probe(self, backend: LoadedBackend, plugin: object) -> None:
         probe = _Probe(probe_timeout())
         self._probes[backend.name] = probe
@@ -356,6 +392,7 @@ class Registry:
                                        f"again)")
                     return
                 probe.state = "answered"
+                self._plugins.pop(backend.name, None)
                 backend.status, backend.reason, backend.devices = status, reason, devices
                 if status == "failed" and self._pm.is_registered(plugin):
                     self._pm.unregister(plugin)
@@ -372,12 +409,17 @@ class Registry:
                 _IN_FLIGHT.discard(probe)
 
     def _probing(self) -> list[str]:
+        """The backends whose probe has not settled: not started yet, or running."""
         with self._lock:
-            return [name for name, probe in self._probes.items() if not probe.settled.is_set()]
+            return sorted(self._unprobed | {name for name, probe in self._probes.items() if not probe.settled.is_set()})
 
     def _wait(self, names: Iterable[str]) -> None:
-        """Wait for the device probes of backends ``names``, each until its deadline; mark those that
-        have not answered by then unavailable. Never waits for the probe of the calling thread."""
+        """Start (if need be) and wait for the device probes of backends ``names``, each until its
+        deadline; mark those that have not answered by then unavailable. Never waits for the probe of
+        the calling thread."""
+        names = list(names)
+        if self._unprobed:
+            self.start_probes(names)
         for name in names:
             probe = self._probes.get(name)
             if probe is None or probe.thread is threading.current_thread() or probe.wait():
@@ -388,7 +430,20 @@ class Registry:
                     backend = self._backends[name]
                     backend.status = "unavailable"
                     backend.reason = f"device probe did not answer within {probe.timeout:g} s"
+                    self._plugins.pop(name, None)
                     probe.settled.set()
+
+    # -- fork safety -------------------------------------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (its locks already fixed): forget the probes whose thread stayed in the
+        parent, so the next lookup probes those backends again; settle the others' events afresh."""
+        for name, probe in list(self._probes.items()):
+            if probe.state == "running" and name in self._plugins:
+                del self._probes[name]
+                self._unprobed.add(name)
+            elif not probe.settled.is_set():  # its thread was between publishing and settling it
+                probe.settled = threading.Event()
+                probe.settled.set()
 
     def _entries(self, rt: DeviceRuntime, enabled_only: bool) -> dict[str, tuple[KernelEntry, ...]]:
         """Per op, the kernels for ``rt``'s device in dispatch order: providers by priority, then name;
@@ -513,8 +568,10 @@ class Registry:
             return rt
         backend = self._backends.get(device.backend)
         available = ", ".join(map(str, self.devices())) or "none"  # an error: it may wait for every probe
+        alias = (f" (the device string {device.backend!r} alone is an alias of {ALIAS_NAMES[device.backend]}; "
+                 f"no backend may be named {device.backend!r})") if device.backend in ALIAS_NAMES else ""
         if backend is None:
-            raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed; "
+            raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed{alias}; "
                               f"available devices: {available}")
         if backend.status != "loaded":
             raise DeviceError(f"device {device}: backend {backend.name!r} is {backend.status}: {backend.reason}; "
@@ -525,7 +582,54 @@ class Registry:
 
 
 _REGISTRY: Optional[Registry] = None
-_INIT_LOCK = threading.Lock()
+_INIT_LOCK = threading.RLock()
+_REGISTRIES: "weakref.WeakSet[Registry]" = weakref.WeakSet()  # every registry alive, for the fork hooks
+_FORK_HELD: dict[int, list[Any]] = {}  # forking thread's ident -> the locks its fork took
+
+
+def _fork_locks() -> list[Any]:
+    """Every registry lock, in the order they are taken (`_INIT_LOCK` first, `_IN_FLIGHT_LOCK` last)."""
+    return [_INIT_LOCK, *(reg._lock for reg in list(_REGISTRIES)), _IN_FLIGHT_LOCK]
+
+
+def _before_fork() -> None:
+    """Take every registry lock (each for at most `FORK_LOCK_WAIT` s), so the child's registry is whole."""
+    held = _FORK_HELD.setdefault(threading.get_ident(), [])  # recorded as taken: an interrupt leaks none
+    for lock in _fork_locks():
+        if lock.acquire(timeout=FORK_LOCK_WAIT):
+            held.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    """Release the locks `_before_fork` took."""
+    for lock in reversed(_FORK_HELD.pop(threading.get_ident(), [])):
+        lock.release()
+
+
+def _after_fork_in_child() -> None:
+    """In the child: release the locks the fork took (this thread owns them here too), recreate those it
+    could not take (their holder has no thread here), and re-arm the probes left running in the parent."""
+    global _INIT_LOCK, _IN_FLIGHT_LOCK
+    held = _FORK_HELD.pop(threading.get_ident(), [])
+    _FORK_HELD.clear()
+    ours = {id(lock) for lock in held}
+    for lock in reversed(held):
+        lock.release()
+    if id(_INIT_LOCK) not in ours:
+        _INIT_LOCK = threading.RLock()
+    if id(_IN_FLIGHT_LOCK) not in ours:
+        _IN_FLIGHT_LOCK = threading.RLock()
+    _IN_FLIGHT.clear()  # no probe thread exists here
+    for reg in list(_REGISTRIES):
+        if id(reg._lock) not in ours:
+            reg._lock = threading.RLock()
+        with reg._lock:
+            reg._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def registry() -> Registry:

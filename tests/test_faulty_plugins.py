@@ -39,6 +39,11 @@ NUMPY = od.Device("numpy:0")
 # distribution -> (kind, expected status, fragments of the reason)
 FAULTS = {
     "opdispatch-fault-bad-name": ("backend", "failed", ["backend name 'My Backend' is not allowed", "lowercase"]),
+    "opdispatch-fault-cpu-name": ("backend", "failed", ["backend name 'cpu' is not allowed", "the device string "
+                                                        "'cpu' is an alias of numpy:0"]),
+    "opdispatch-fault-foreign-device": ("backend", "failed", ["ForeignInfo(index=3", "a device of backend 'numpy'",
+                                                              "backend 'foreigndev' may publish only its own "
+                                                              "devices", "none of its devices is published"]),
     "opdispatch-fault-exit-import": ("backend", "failed", ["import failed", "SystemExit", "giving up at import"]),
     "opdispatch-fault-exit-probe": ("backend", "failed", ["device probe", "SystemExit", "no device, exiting"]),
     "opdispatch-fault-base-probe": ("backend", "failed", ["device probe", "ProbeAbort", "driver aborted"]),
@@ -60,6 +65,7 @@ FAULTS = {
     "opdispatch-fault-returns-list": ("backend", "loaded", []),
     "opdispatch-fault-returns-tuple": ("backend", "loaded", []),
     "opdispatch-fault-twin-a": ("backend", "loaded", []),
+    "opdispatch-fault-slow-probe": ("backend", "loaded", []),  # slow, but well within TIMEOUT
 }
 
 
@@ -185,6 +191,7 @@ def test_a_hanging_probe_stalls_no_op_on_another_backend(installed):
     hang = _hang_module()
     start = time.monotonic()
     reg = od_registry.reload()  # a fresh registry: the probe starts (and hangs) again
+    reg.start_probes(["hangprobe"])
     probe = reg._probes["hangprobe"]
     errors: list[BaseException] = []
 
@@ -232,11 +239,11 @@ def test_an_answer_after_the_timeout_is_not_used(installed):
     assert od.Device("hangprobe:0") not in od.devices()
 
 
-def _fresh_python(code: str, target: Path, timeout_s: float, **kw):
+def _fresh_python(code: str, target: Path, timeout_s: float, *args: str, **kw):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(target), *filter(None, [env.get("PYTHONPATH")])])
     env[PROBE_TIMEOUT_ENV] = str(timeout_s)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=str(target), **kw)
 
 
@@ -340,20 +347,26 @@ class EntryPoint:
 
 found = registry.entry_points
 registry.entry_points = lambda group: found(group) + ([EntryPoint()] if group == "opdispatch.backends" else [])
+registry.registry().start_probes(["slow"])  # probes start when needed: this one is needed now
 print(od.relu(od.tensor(np.ones(2, dtype="float32"))).numpy().tolist())  # numpy:0 at once; slow:0 probing
 """
 
 
-def test_import_starts_no_thread_and_first_use_one_per_probe():
-    code = ("import threading, opdispatch, opdispatch.registry as r\n"
+def test_import_starts_no_thread_and_each_probe_starts_when_its_devices_are_needed():
+    code = ("import threading, numpy as np, opdispatch as od, opdispatch.registry as r\n"
             "assert threading.active_count() == 1 and r._REGISTRY is None\n"
             "reg = r.registry()\n"
-            "names = sorted(reg._probes)\n"
+            "assert threading.active_count() == 1 and not reg._probes\n"  # loading the plugins probes nothing
+            "od.relu(od.tensor(np.ones(2, dtype='float32')))\n"
+            "print('FIRST', ' '.join(sorted(reg._probes)))\n"
+            "od.devices()\n"
             "assert all(p.thread.name == 'opdispatch-probe-' + n for n, p in reg._probes.items())\n"
-            "print(' '.join(names))\n")
+            "print('ALL', ' '.join(sorted(reg._probes)))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert {"numpy", "reference"} <= set(proc.stdout.split())
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert lines["FIRST"].split() == ["numpy"]  # numpy:0's own probe only: not opencl's, cupy's, reference's
+    assert {"numpy", "reference", "opencl", "cupy"} <= set(lines["ALL"].split())
 
 
 def test_the_interpreter_exits_after_the_probes_in_flight(tmp_path):
@@ -593,3 +606,254 @@ def test_backend_info_is_not_a_probe():
         lambda self: seen.append(threading.current_thread()) or BackendInfo(name="where"))
     assert Registry().add_plugin(plugin).status == "loaded"
     assert seen == [threading.current_thread()]
+
+
+# --------------------------------------------------------------------------------------------
+# the device alias 'cpu' names no backend; a probe publishes its own backend's devices only
+
+
+def test_the_cpu_alias_still_means_numpy_0_with_a_cpu_plugin_installed(installed):
+    st = od.backends()["cpu"]  # reported under its entry point's name, failed
+    assert st.status == "failed" and "(from opdispatch-fault-cpu-name " in st.origin and st.devices == ()
+    assert od.Device("cpu") == NUMPY
+    a = _f32(6, seed=9)
+    x = od.tensor(a, device="cpu")
+    assert x.device == NUMPY
+    np.testing.assert_allclose(od.relu(x).numpy(), np.maximum(a, 0))  # NumPy's relu, not the plugin's -3
+    with od.device("cpu"):
+        assert od.relu(od.tensor(a)).device == NUMPY
+    assert not [d for d in od.devices() if d.backend == "cpu"]
+    for spec in ("cpu:0", "cpu:1"):  # what the plugin tried to publish
+        with pytest.raises(od.DeviceError, match=r"backend 'cpu' is failed: backend name 'cpu' is not allowed: "
+                                                 r"the device string 'cpu' is an alias of numpy:0"):
+            od.tensor(a, device=spec)
+
+
+def test_a_run_time_plugin_cannot_take_the_cpu_alias():
+    reg = Registry()
+    st = reg.add_plugin(make_plugin("cpu", []))
+    assert st.status == "failed", st
+    assert "backend name 'cpu' is not allowed: the device string 'cpu' is an alias of numpy:0" in st.reason
+    assert "allowed: lowercase letters" in st.reason
+    with pytest.raises(od.DeviceError, match=r"device cpu:1: no backend named 'cpu' is installed \(the device "
+                                             r"string 'cpu' alone is an alias of numpy:0; no backend may be "
+                                             r"named 'cpu'\)"):
+        reg.runtime(od.Device("cpu:1"))
+
+    class CpuProvider:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name="cpu", priority=5)
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return []
+
+    class CpuKernels:
+        @od.hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name="cpukernels", priority=5)
+
+        @od.hookimpl
+        def opdispatch_provider_kernels(self):
+            return [od.Kernel("relu", lambda x: x, backend="cpu")]
+
+    reg.add_plugin(CpuProvider())
+    reg.add_plugin(CpuKernels())
+    providers = reg.providers()
+    assert providers["CpuProvider"].status == "failed"  # reported under its label: it never got a name
+    assert "provider name 'cpu' is not allowed" in providers["CpuProvider"].reason
+    assert providers["cpukernels"].status == "failed"
+    assert "kernel for 'relu': backend name 'cpu' is not allowed: the device string 'cpu' is an alias of " \
+           "numpy:0" in providers["cpukernels"].reason
+
+
+def test_a_probe_answering_with_another_backends_device_fails_its_backend(installed):
+    st = _from(od.backends(), "opdispatch-fault-foreign-device")
+    assert st.name == "foreigndev" and st.devices == ()
+    devs = od.devices()
+    assert od.Device("numpy:3") not in devs and od.Device("foreigndev:0") not in devs  # none of its devices
+    assert od.backends()["numpy"].devices == (NUMPY,)
+    with pytest.raises(od.DeviceError, match=r"device numpy:3: backend 'numpy' has devices \['numpy:0'\]"):
+        od.tensor([1.0], dtype="float32", device="numpy:3")
+    with pytest.raises(od.DeviceError, match=r"backend 'foreigndev' is failed: .*a device of backend 'numpy'"):
+        od.tensor([1.0], dtype="float32", device="foreigndev:0")
+    _numpy_ops_work()
+
+
+@pytest.mark.parametrize("answer, owner", [
+    (lambda: [DeviceInfo(index=0), od.Device("numpy:3")], "numpy"),
+    (lambda: [od.Device("bar:0")], "bar"),
+    (lambda: ["bar:1"], "bar"),
+], ids=["numpy-device", "bar-device", "bar-string"])
+def test_a_run_time_probe_may_publish_only_its_own_backends_devices(answer, owner):
+    reg = Registry()
+    st = reg.add_plugin(make_plugin("foo", [], devices=answer))
+    assert st.status == "failed" and st.devices == (), st
+    assert f"a device of backend {owner!r}; backend 'foo' may publish only its own devices: DeviceInfo(index=N) " \
+           f"becomes foo:N" in st.reason
+    assert reg.devices(hidden=True) == [od.Device("reference:0")]  # nothing of foo's answer is published
+
+
+def test_a_probe_naming_its_own_backend_is_still_only_a_bad_answer():
+    st = Registry().add_plugin(make_plugin("foo", [], devices=lambda: [od.Device("foo:0")]))
+    assert st.status == "failed" and "returned Device('foo:0'); allowed: DeviceInfo with an index >= 0" in st.reason
+
+
+# --------------------------------------------------------------------------------------------
+# probes start when their devices are needed
+
+
+def test_a_device_lookup_starts_its_own_backends_probe_only(installed):
+    reg = od_registry.reload()
+    assert reg.probe_state("slowprobe") == reg.probe_state("hangprobe") == "not started"
+    _numpy_ops_work()
+    assert reg.probe_state("numpy") == "answered"
+    for name in ("slowprobe", "hangprobe", "twin", "opencl", "cupy"):
+        assert reg.probe_state(name) in ("not started", "none"), name  # "none": not installed here
+    assert reg.probe_state("slowprobe") == "not started" and reg.probe_state("fault_exit_import") == "none"
+    assert reg.has_device(od.Device("slowprobe:0"))  # starts slowprobe's probe, waits for it
+    assert reg.probe_state("slowprobe") == "answered" and reg.probe_state("hangprobe") == "not started"
+    x = od.tensor(_f32(4, seed=10), device="twin:0")  # a lookup (runtime) starts twin's
+    assert x.device == od.Device("twin:0") and reg.probe_state("twin") == "answered"
+    assert reg.probe_state("hangprobe") == "not started"
+    reg.start_probes(["hangprobe"])  # without waiting for it
+    released = _hang_module().RELEASE.is_set()  # once an earlier test released it, it answers at once
+    assert reg.probe_state("hangprobe") in (("running", "answered") if released else ("running",))
+    assert reg._probes["hangprobe"].thread.name == "opdispatch-probe-hangprobe"
+
+
+def test_running_on_numpy_0_starts_no_other_probe_and_devices_starts_them_all(installed):
+    """In a fresh process with every faulty plugin installed: an op on numpy:0 neither waits for nor
+    starts the probes of the other backends (the hanging one, the slow one, OpenCL, CuPy);
+    od.devices() starts them all and waits for them."""
+    code = (
+        "import time; t0 = time.monotonic()\n"
+        "import numpy as np, opdispatch as od\n"
+        "from opdispatch import registry as r\n"
+        "y = od.add(od.tensor(np.ones(2, dtype='float32')), od.tensor(np.ones(2, dtype='float32')))\n"
+        "first = time.monotonic() - t0\n"
+        "import opdispatch_fault_hang_probe as hang, opdispatch_fault_slow_probe as slow\n"
+        "reg = r.registry()\n"
+        "print('FIRST', first, y.numpy().tolist())\n"
+        "print('PROBES', *sorted(reg._probes))\n"
+        "print('ENTERED', hang.ENTERED.is_set(), slow.ENTERED.is_set())\n"
+        "t1 = time.monotonic()\n"
+        "devs = [str(d) for d in od.devices()]\n"
+        "print('DEVICES', time.monotonic() - t1, 'slowprobe:0' in devs, hang.ENTERED.is_set(), slow.ANSWERED.is_set(),"
+        " reg.probe_state('hangprobe'))\n"
+    )
+    proc = _fresh_python(code, installed, 3.0)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    first, result = lines["FIRST"].split(" ", 1)
+    assert float(first) < 3.0 and result == "[2.0, 2.0]"
+    assert lines["PROBES"].split() == ["numpy"]
+    assert lines["ENTERED"] == "False False"
+    waited, *rest = lines["DEVICES"].split()
+    assert 3.0 - 0.5 < float(waited) < 10 and rest == ["True", "True", "True", "timed", "out"], lines["DEVICES"]
+
+
+# --------------------------------------------------------------------------------------------
+# fork: the child has none of the parent's threads (probes, lock holders)
+
+FORK = """
+import contextlib, multiprocessing, os, sys, threading, time
+import numpy as np
+import opdispatch as od
+from opdispatch import registry as r
+import opdispatch_fault_slow_probe as slow
+
+scenario = sys.argv[1]
+r.FORK_LOCK_WAIT = 0.3
+reg = r.registry()
+od.relu(od.tensor(np.ones(2, dtype="float32")))  # numpy:0 works; slowprobe's probe not started
+reg.start_probes(["slowprobe"])
+assert slow.ENTERED.wait(10)
+reg.start_probes()  # and every other probe: all in flight at the fork
+
+
+def in_child():
+    t0 = time.monotonic()
+    devs = [str(d) for d in od.devices()]
+    y = od.add(od.tensor(np.ones(2, dtype="float32")), od.tensor(np.ones(2, dtype="float32"))).numpy().tolist()
+    if scenario == "held":
+        r.reload()  # takes _INIT_LOCK, then probes again (the probe threads take _IN_FLIGHT_LOCK)
+    again = [str(d) for d in od.devices()]
+    return f"{os.getpid()} {time.monotonic() - t0:.2f} {'slowprobe:0' in devs} {'slowprobe:0' in again} {y == [2, 2]}"
+
+
+if scenario == "pool":
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print("CHILD", pool.apply_async(in_child).get(timeout=40), flush=True)
+    pids = []
+else:
+    release = threading.Event()
+    if scenario == "held":  # another thread holds every registry lock across the fork
+        held = threading.Event()
+
+        def hold():
+            with r._INIT_LOCK, reg._lock, r._IN_FLIGHT_LOCK:
+                held.set()
+                release.wait(60)
+
+        threading.Thread(target=hold, daemon=True).start()
+        assert held.wait(10)
+    print("RUNNING", slow.ENTERED.is_set() and not slow.ANSWERED.is_set(), flush=True)
+    t0 = time.monotonic()
+    # "probing": the forking thread itself holds the registry lock, which the child must release as usual
+    with contextlib.nullcontext() if scenario == "held" else reg._lock:
+        pid = os.fork()
+    if pid == 0:
+        try:
+            print("CHILD", in_child(), flush=True)
+        finally:
+            os._exit(0)
+    pids = [pid]
+    print("FORKED", f"{time.monotonic() - t0:.2f}", flush=True)
+    release.set()
+for pid in pids:
+    deadline = time.monotonic() + 40
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            print("CHILD STUCK", flush=True)
+            break
+        time.sleep(0.05)
+print("PARENT", "slowprobe:0" in [str(d) for d in od.devices()], flush=True)
+"""
+
+
+@pytest.mark.parametrize("scenario", ["probing", "held", "pool"])
+def test_a_forked_child_probes_again_and_never_waits_on_the_parents_threads(installed, tmp_path, scenario):
+    """Fork while slowprobe's probe runs ("probing": the forking thread holds the registry lock; "held":
+    another thread holds every registry lock; "pool": a multiprocessing pool, fork start method): in
+    the child, od.devices() finishes in bounded time and lists slowprobe:0, probed again by the
+    child itself, and numpy:0 works; the parent's own probe answers as usual."""
+    marker = tmp_path / "probed-by"
+    env = {"OPDISPATCH_FAULT_SLOW_PROBE_S": "0.8", "OPDISPATCH_FAULT_SLOW_PROBE_MARKER": str(marker)}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        proc = _fresh_python(FORK, installed, 2.0, scenario)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert "CHILD STUCK" not in lines, (out, err)
+    children = [line.split()[1:] for line in lines if line.startswith("CHILD ")]
+    assert len(children) == 1, (out, err)
+    child, took, *answers = children[0]
+    # every probe of the child (the hanging one up to its 2 s deadline, twice when "held"), bounded
+    assert float(took) < 10 and answers == ["True", "True", "True"], (out, err)
+    if scenario != "pool":
+        assert "RUNNING True" in lines  # the fork came while the parent's probe ran
+        forked = float(next(line for line in lines if line.startswith("FORKED")).split()[1])
+        assert forked < (3 * 0.3 + 2 if scenario == "held" else 1)  # a held lock delays a fork boundedly
+    assert "PARENT True" in lines
+    probed_by = marker.read_text().split()  # the parent once, the child again (twice when "held": reload)
+    assert sorted(probed_by) == sorted([str(proc.pid)] + [child] * (2 if scenario == "held" else 1)), probed_by
