@@ -13,7 +13,8 @@ DEFAULT_BACKEND = "numpy"
 class Device:
     """A device: a backend name and an index. ``str(d) == "numpy:0"``; ``Device("opencl:0")`` parses.
 
-    ``"cpu"`` is an alias of the default CPU device (``numpy:0``); a name without an index means 0.
+    ``"cpu"`` (or ``"cpu:0"``) is an alias of the default CPU device (``numpy:0``); a name without an
+    index means 0.
     """
 
     __slots__ = ("backend", "index", "_str")
@@ -65,9 +66,12 @@ class Device:
 
 def _parse(spec: str) -> tuple[str, int]:
     text = spec.strip().lower()
-    if text == CPU_ALIAS:
+    if text in (CPU_ALIAS, CPU_ALIAS + ":0"):
         return DEFAULT_BACKEND, 0
     name, sep, idx = text.partition(":")
+    if name == CPU_ALIAS:
+        raise DeviceError(f"Device: argument 'spec' got {spec!r}; allowed: 'cpu' or 'cpu:0' (the alias of "
+                          f"{DEFAULT_BACKEND}:0; no backend is named 'cpu'), or 'backend:N'")
     if not name or not name.replace("_", "").replace("-", "").isalnum() or (sep and not idx.isdigit()):
         raise DeviceError(f"Device: argument 'spec' got {spec!r}; allowed: 'backend' or 'backend:N' "
                           f"(e.g. 'numpy:0', 'opencl:1') or 'cpu'")

@@ -52,7 +52,7 @@ from .backend import BUILTIN_PRIORITY, DeviceInfo, Kernel
 from .device import Device
 from .errors import DeviceError, InvalidArgumentError
 from .ops import get_schema
-from .plugins import (ALIAS_NAMES, BACKEND_GROUP, CORE_DIST, PROVIDER_GROUP, LoadedBackend, LoadedProvider,
+from .plugins import (BACKEND_GROUP, CORE_DIST, PROVIDER_GROUP, LoadedBackend, LoadedProvider,
                       describe_entry_point, dist_name, entry_points, error_text, is_user_interrupt, kind_of,
                       load_backend, load_provider, make_manager, probe_backend)
 
@@ -568,10 +568,8 @@ class Registry:
             return rt
         backend = self._backends.get(device.backend)
         available = ", ".join(map(str, self.devices())) or "none"  # an error: it may wait for every probe
-        alias = (f" (the device string {device.backend!r} alone is an alias of {ALIAS_NAMES[device.backend]}; "
-                 f"no backend may be named {device.backend!r})") if device.backend in ALIAS_NAMES else ""
         if backend is None:
-            raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed{alias}; "
+            raise DeviceError(f"device {device}: no backend named {device.backend!r} is installed; "
                               f"available devices: {available}")
         if backend.status != "loaded":
             raise DeviceError(f"device {device}: backend {backend.name!r} is {backend.status}: {backend.reason}; "

@@ -15,7 +15,10 @@ def test_device_parses_prints_and_hashes():
     d = od.Device("opencl:1")
     assert (d.backend, d.index, str(d)) == ("opencl", 1, "opencl:1")
     assert od.Device("numpy") == od.Device("numpy", 0) == od.Device("cpu") == "numpy:0"
-    assert len({od.Device("numpy:0"), od.Device("cpu"), od.Device(od.Device("numpy"))}) == 1
+    assert len({od.Device("numpy:0"), od.Device("cpu"), od.Device("CPU:0"), od.Device(od.Device("numpy"))}) == 1
+    with pytest.raises(od.DeviceError, match=r"got 'cpu:1'; allowed: 'cpu' or 'cpu:0' \(the alias of numpy:0; "
+                                             r"no backend is named 'cpu'\)"):
+        od.Device("cpu:1")
     assert repr(d) == "Device('opencl:1')"
     with pytest.raises(AttributeError):
         d.index = 3  # type: ignore[misc]

@@ -623,10 +623,10 @@ def test_the_cpu_alias_still_means_numpy_0_with_a_cpu_plugin_installed(installed
     with od.device("cpu"):
         assert od.relu(od.tensor(a)).device == NUMPY
     assert not [d for d in od.devices() if d.backend == "cpu"]
-    for spec in ("cpu:0", "cpu:1"):  # what the plugin tried to publish
-        with pytest.raises(od.DeviceError, match=r"backend 'cpu' is failed: backend name 'cpu' is not allowed: "
-                                                 r"the device string 'cpu' is an alias of numpy:0"):
-            od.tensor(a, device=spec)
+    assert od.tensor(a, device="cpu:0").device == NUMPY  # what the plugin tried to publish
+    with pytest.raises(od.DeviceError, match=r"allowed: 'cpu' or 'cpu:0' \(the alias of numpy:0; no backend is named "
+                                             r"'cpu'\)"):
+        od.tensor(a, device="cpu:1")
 
 
 def test_a_run_time_plugin_cannot_take_the_cpu_alias():
@@ -635,10 +635,7 @@ def test_a_run_time_plugin_cannot_take_the_cpu_alias():
     assert st.status == "failed", st
     assert "backend name 'cpu' is not allowed: the device string 'cpu' is an alias of numpy:0" in st.reason
     assert "allowed: lowercase letters" in st.reason
-    with pytest.raises(od.DeviceError, match=r"device cpu:1: no backend named 'cpu' is installed \(the device "
-                                             r"string 'cpu' alone is an alias of numpy:0; no backend may be "
-                                             r"named 'cpu'\)"):
-        reg.runtime(od.Device("cpu:1"))
+    assert od.Device("cpu:0") == NUMPY  # no device string reaches a backend named cpu
 
     class CpuProvider:
         @od.hookimpl
