@@ -11,11 +11,12 @@ device under a fallback policy. Nothing here knows the eager `Tensor`: the front
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from . import recording
+from .device import Device
 from .errors import InvalidArgumentError, KernelError, OpDispatchError, UnsupportedError
 from .fpstate import quiet, restore
 from .ops import OPS
@@ -177,9 +178,15 @@ def why_unsupported(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optiona
 def fallback_runtime(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
                      dtype: np.dtype) -> Optional[tuple[DeviceRuntime, Choice]]:
     """Another (listed) device with a kernel for this call, the default CPU device first (eager and
-    graph placement alike)."""
+    graph placement alike): only when that cannot run it are the other backends' probes waited for."""
     reg = registry()
-    for dev in sorted(reg.devices(), key=lambda d: (d != DEFAULT_DEVICE, d.backend, d.index)):
+
+    def candidates() -> Iterator[Device]:
+        if reg.has_device(DEFAULT_DEVICE):
+            yield DEFAULT_DEVICE
+        yield from sorted((d for d in reg.devices() if d != DEFAULT_DEVICE), key=lambda d: (d.backend, d.index))
+
+    for dev in candidates():
         other = reg.runtime(dev)
         if other is not rt:
             choice = choose(other, schema, metas, kattrs, dtype)

@@ -752,6 +752,40 @@ def test_running_on_numpy_0_starts_no_other_probe_and_devices_starts_them_all(in
     assert 3.0 - 0.5 < float(waited) < 10 and rest == ["True", "True", "True", "timed", "out"], lines["DEVICES"]
 
 
+def test_a_fallback_to_numpy_0_waits_for_no_other_probe(installed):
+    """An op that falls back (fallback='warn') from a device without its kernel runs on numpy:0 without
+    starting the probes of the other backends (the hanging one would hold it for its whole timeout)."""
+    code = (
+        "import time, warnings\n"
+        "import numpy as np, opdispatch as od\n"
+        "from opdispatch.backend import BackendInfo, DeviceInfo, Kernel\n"
+        "import opdispatch_fault_hang_probe as hang\n"
+        "class Few:\n"
+        "    @od.hookimpl\n"
+        "    def opdispatch_backend_info(self): return BackendInfo(name='few')\n"
+        "    @od.hookimpl\n"
+        "    def opdispatch_devices(self): return [DeviceInfo(index=0)]\n"
+        "    @od.hookimpl\n"
+        "    def opdispatch_kernels(self): return [Kernel('neg', np.negative)]\n"
+        "    @od.hookimpl\n"
+        "    def opdispatch_from_numpy(self, array, device): return np.array(array)\n"
+        "    @od.hookimpl\n"
+        "    def opdispatch_to_numpy(self, data, device): return np.asarray(data)\n"
+        "od.register_plugin(Few())\n"
+        "x = od.tensor(np.array([-1.0, 2.0], np.float32), device='few:0')\n"
+        "t0 = time.monotonic()\n"
+        "with warnings.catch_warnings(record=True) as seen, od.device(None, fallback='warn'):\n"
+        "    warnings.simplefilter('always')\n"
+        "    y = od.relu(x)\n"
+        "print('RELU', time.monotonic() - t0, y.device, y.numpy().tolist(), len(seen), hang.ENTERED.is_set())\n"
+    )
+    proc = _fresh_python(code, installed, 5.0)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    took, device, *rest = out.split("RELU ", 1)[1].split()
+    assert float(took) < 4.0 and device == "few:0" and " ".join(rest) == "[0.0, 2.0] 1 False", out
+
+
 # --------------------------------------------------------------------------------------------
 # fork: the child has none of the parent's threads (probes, lock holders)
 
