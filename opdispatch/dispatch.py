@@ -21,7 +21,8 @@ from .errors import InvalidArgumentError, KernelError, OpDispatchError, Unsuppor
 from .fpstate import quiet, restore
 from .ops import OPS
 from .placement import DEFAULT_DEVICE, Placement, PlacementEvent, report
-from .registry import DeviceRuntime, KernelEntry, KernelTable, registry
+from .registry import registry
+from .runtime import DeviceRuntime, KernelEntry, KernelTable
 from .schema import OpSchema, TensorMeta
 
 CHOICE_CACHE_LIMIT = 4096  # signatures remembered per device before the cache starts over

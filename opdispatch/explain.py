@@ -18,7 +18,8 @@ from .errors import DTypeError, InvalidArgumentError, KernelError
 from .graph.passes.decompose import decomposition_parts
 from .ops import get_schema
 from .placement import current_placement
-from .registry import KernelEntry, registry
+from .registry import registry
+from .runtime import KernelEntry
 from .schema import TensorMeta
 from .tensor import Tensor
 

@@ -24,7 +24,8 @@ from .errors import DeviceMismatchError, DTypeError, InvalidArgumentError
 from .ops import OPS, get_schema
 from .placement import Placement, PlacementEvent, current_placement, report
 from .recording import ACTIVE as _RECORDING
-from .registry import DeviceRuntime, registry
+from .registry import registry
+from .runtime import DeviceRuntime
 from .schema import OpSchema, TensorMeta
 
 

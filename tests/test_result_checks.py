@@ -107,7 +107,7 @@ def test_a_result_of_another_class_than_the_backends_arrays_is_refused(clean_reg
 
 
 def test_plain_results_are_checked_without_asking_the_backend(clean_registry, monkeypatch):
-    from opdispatch.registry import DeviceRuntime
+    from opdispatch.runtime import DeviceRuntime
 
     asked = []
     describe = DeviceRuntime.describe

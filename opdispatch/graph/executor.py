@@ -17,7 +17,8 @@ from .. import recording
 from ..dispatch import check_results, current_pin, kernel_error
 from ..fpstate import quiet, restore
 from ..schema import TensorMeta
-from ..registry import DeviceRuntime, registry
+from ..registry import registry
+from ..runtime import DeviceRuntime
 from ..tensor import Tensor, host_array, make, tensor
 from .kernels import node_choice, node_function
 from .pipeline import lower

@@ -11,7 +11,8 @@ import numpy as np
 from ..dispatch import Choice, check_values, choose
 from ..errors import KernelError
 from ..ops import OPS
-from ..registry import DeviceRuntime, registry
+from ..registry import registry
+from ..runtime import DeviceRuntime
 from ..schema import OpSchema, TensorMeta
 
 if TYPE_CHECKING:

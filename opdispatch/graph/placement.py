@@ -17,7 +17,8 @@ from ..device import Device
 from ..errors import DeviceMismatchError, OpDispatchError, UnsupportedError
 from ..placement import Placement, PlacementEvent
 from ..placement import report as _report
-from ..registry import DeviceRuntime, registry
+from ..registry import registry
+from ..runtime import DeviceRuntime
 from ..schema import TensorMeta
 from .ir import GraphIR, Node, make_node
 from ..dispatch import choose, fallback_runtime, why_unsupported
