@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from opdispatch.shapes import output_hw
+from opdispatch.shapes import output_hw, valid_taps
 
 from .elementwise import select
-from .windows import valid_taps
 
 
 def _whole(index, out_hw) -> bool:

@@ -44,32 +44,6 @@ def windows(xp: np.ndarray, kernel, stride, dilation, out_hw) -> np.ndarray:
                       writeable=False)
 
 
-def tap_range(size: int, out: int, offset: int, stride: int) -> Optional[tuple[slice, slice]]:
-    """Along one axis, for a kernel tap that output ``a`` reads at input index ``a * stride + offset``
-    (``offset``: the tap's offset in the window minus the leading padding): the slice of outputs whose
-    read lands inside the input of ``size``, and the input slice it reads for them; None when every
-    read of the tap lands in the padding (or past the input, ceil_mode's overhang)."""
-    a0 = max(0, -(offset // stride))                  # the first a with a * stride + offset >= 0
-    a1 = min(out, (size - 1 - offset) // stride + 1)  # past the last a with a * stride + offset < size
-    if a1 <= a0:
-        return None
-    start = a0 * stride + offset
-    return slice(a0, a1), slice(start, start + (a1 - a0 - 1) * stride + 1, stride)
-
-
-def valid_taps(hw, out_hw, kernel, stride, padding, dilation):
-    """For each kernel tap (i, j), row-major, that reads some real input element: ``(i, j, out_index,
-    in_index)``, the index of the (N, C, OH, OW) outputs whose tap reads inside the unpadded input and of
-    the (N, C, H, W) input elements it reads for them (strided slices, same shape). Window taps that read
-    padding are left out, so no padded copy of the input is ever made."""
-    rows = [tap_range(hw[0], out_hw[0], i * dilation[0] - padding[0][0], stride[0]) for i in range(kernel[0])]
-    cols = [tap_range(hw[1], out_hw[1], j * dilation[1] - padding[1][0], stride[1]) for j in range(kernel[1])]
-    for i, r in enumerate(rows):
-        for j, q in enumerate(cols):
-            if r is not None and q is not None:
-                yield i, j, (Ellipsis, r[0], q[0]), (Ellipsis, r[1], q[1])
-
-
 def tap(xp: np.ndarray, i: int, j: int, stride, dilation, out_hw) -> np.ndarray:
     """The strided slice (N, C, OH, OW) of ``xp`` seen by kernel tap (i, j)."""
     h0, w0 = i * dilation[0], j * dilation[1]

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from opdispatch.shapes import output_hw
+from opdispatch.shapes import Pads, Pair, output_hw, valid_taps
 
 from ..xp import Array, array_module, host_to
-from .windows import Pads, Pair, valid_taps
 
 
 def _out_hw(x_hw: Pair, kernel: Pair, stride: Pair, padding: Pads, dilation: Pair, ceil_mode: bool) -> Pair:
