@@ -246,11 +246,6 @@ def json_scan(text: str) -> tuple[int, int, int]:
     return deepest, containers, 1 + separators + containers
 
 
-def json_depth(text: str) -> int:
-    """The deepest nesting of ``[`` / ``{`` in JSON ``text`` (strings skipped); see `json_scan`."""
-    return json_scan(text)[0]
-
-
 def check_json_size(size: int, part: str) -> None:
     """Refuse a JSON member of more than `MAX_JSON_BYTES` bytes (before it is read)."""
     if size > MAX_JSON_BYTES:
