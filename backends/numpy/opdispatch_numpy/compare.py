@@ -16,6 +16,6 @@ KERNELS: dict[str, Callable] = {"equal": np.equal, "not_equal": np.not_equal, "l
                                 "greater_equal": np.greater_equal, "where": where}
 
 _VALUES = ("float32", "float64", "int32", "int64")
-DTYPES: dict[str, tuple[str, ...]] = {op: _VALUES + ("bool",) for op in KERNELS}
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(KERNELS, _VALUES + ("bool",))
 """The compute dtypes of each kernel (the operands'; where's a and b take no bool)."""
 DTYPES["where"] = _VALUES

@@ -71,6 +71,6 @@ KERNELS = {name.removesuffix("_k"): _compare(name) for name in
 KERNELS["where"] = where
 
 _VALUES = ("float32", "float64", "int32", "int64")
-DTYPES: dict[str, tuple[str, ...]] = {op: _VALUES + ("bool",) for op in KERNELS}
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(KERNELS, _VALUES + ("bool",))
 """The compute dtypes of each kernel (the operands'; where's a and b take no bool)."""
 DTYPES["where"] = _VALUES

@@ -1,6 +1,7 @@
-"""Reductions (sum, mean, max, min) and the gradients of max and min, all as row kernels over a (rows, K) view whose K
-axis holds the reduced elements (moved last by one strided copy when they are not already the
-trailing axes); argmax / argmin walk x in place (kernels in ``cl/compare.cl``). `to_rows`, `row_local` and `inverse` also serve the softmax family (`nn`)."""
+"""Reductions (sum, mean, max, min) and the gradients of max and min, all as row kernels over a
+(rows, K) view whose K axis holds the reduced elements (moved last by one strided copy when they
+are not already the trailing axes); argmax / argmin walk x in place (kernels in ``cl/compare.cl``).
+`to_rows`, `row_local` and `inverse` also serve the softmax family (`nn`)."""
 
 from __future__ import annotations
 
@@ -121,5 +122,5 @@ def argmin(x: CLArray, *, axis, keepdims: bool) -> CLArray:
 
 KERNELS = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward, "min": min_,
            "min_backward": min_backward, "argmax": argmax, "argmin": argmin}
-DTYPES: dict[str, tuple[str, ...]] = {op: ("float32", "float64", "int32", "int64") for op in ("argmax", "argmin")}
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(("argmax", "argmin"), ("float32", "float64", "int32", "int64"))
 """Kernels that compute in more than the backend's float dtypes (argmax / argmin of int tensors too)."""

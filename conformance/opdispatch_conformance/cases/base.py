@@ -245,7 +245,8 @@ def rand_shape(r: random.Random, max_rank: int = 4) -> tuple[int, ...]:
 
 
 def _metas(case: "Case") -> list:
-    return [None if i is None else TensorMeta(i.shape, np.dtype(i.dtype or ("int64" if i.kind == "labels" else "float32")))
+    return [None if i is None else
+            TensorMeta(i.shape, np.dtype(i.dtype or ("int64" if i.kind == "labels" else "float32")))
             for i in case.inputs]
 
 

@@ -80,6 +80,6 @@ def argmin(x: Array, *, axis, keepdims: bool) -> Array:
 KERNELS: dict[str, Callable[..., Array]] = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward,
                                             "min": min_, "min_backward": min_backward, "argmax": argmax,
                                             "argmin": argmin}
-DTYPES: dict[str, tuple[str, ...]] = {op: ("float16", "float32", "float64", "int32", "int64")
-                                      for op in ("argmax", "argmin")}
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(("argmax", "argmin"),
+                                                   ("float16", "float32", "float64", "int32", "int64"))
 """Kernels that compute in more than the floats (argmax / argmin of int tensors too)."""
