@@ -61,7 +61,7 @@ def test_matches_numpy_loop_eager_and_graph(case):
     rng = np.random.default_rng(sum(xs) + sum(ws))
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
     b = rng.standard_normal(ws[1] * groups) if has_b else None
-    attrs = dict(stride=stride, padding=padding, output_padding=out_pad, dilation=dilation, groups=groups)
+    attrs = {"stride": stride, "padding": padding, "output_padding": out_pad, "dilation": dilation, "groups": groups}
     want = naive(x, w, b, _pair(stride), _pads(padding), _pair(out_pad), _pair(dilation), groups)
     got = od.conv_transpose2d(x, w, b, **attrs)
     assert got.shape == want.shape and got.dtype == np.float64
@@ -78,7 +78,7 @@ def test_is_the_adjoint_of_conv2d():
     """<conv2d(u, w), x> == <u, conv_transpose2d(x, w)> with the same stride, padding, dilation, groups."""
     rng = np.random.default_rng(3)
     w = rng.standard_normal((6, 2, 3, 2))  # conv2d: 6 filters over 4 channels in 2 groups
-    attrs = dict(stride=(2, 3), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2)
+    attrs = {"stride": (2, 3), "padding": ((1, 0), (2, 1)), "dilation": (1, 2), "groups": 2}
     u = rng.standard_normal((2, 4, 9, 11))
     y = od.conv2d(u, w, **attrs).numpy()
     x = rng.standard_normal(y.shape)
@@ -94,7 +94,7 @@ def test_gradients_match_finite_differences(case):
     xs, ws, _, stride, padding, out_pad, dilation, groups = case
     rng = np.random.default_rng(7)
     arrays = [rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[1] * groups)]
-    attrs = dict(stride=stride, padding=padding, output_padding=out_pad, dilation=dilation, groups=groups)
+    attrs = {"stride": stride, "padding": padding, "output_padding": out_pad, "dilation": dilation, "groups": groups}
     weight = rng.standard_normal(od.conv_transpose2d(*arrays, **attrs).shape)
 
     def loss(x, w, b):
