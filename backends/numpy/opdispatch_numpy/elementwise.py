@@ -109,6 +109,32 @@ def erf(x):
     return erf64(x).astype(x.dtype, copy=False)
 
 
+def hardsigmoid(x):
+    """PyTorch's form: 0 for x <= -3, 1 for x >= 3, x / 6 + 1/2 between (NaN stays NaN)."""
+    t = x.dtype.type
+    return np.where(x <= -3, t(0), np.where(x >= 3, t(1), x / t(6) + t(0.5)))
+
+
+def hardswish(x):
+    """PyTorch's form: 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between (NaN stays NaN)."""
+    t = x.dtype.type
+    return np.where(x <= -3, t(0), np.where(x >= 3, x, x * (x + t(3)) / t(6)))
+
+
+_GELU_BETA = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x, *, approximate):
+    """x * Phi(x) with erf ('none') or PyTorch's tanh approximation ('tanh'); 0 at -inf."""
+    t = x.dtype.type
+    with np.errstate(over="ignore", invalid="ignore"):
+        if approximate == "tanh":
+            phi = t(0.5) + t(0.5) * np.tanh(t(_GELU_BETA) * (x + t(0.044715) * (x * x * x)))
+        else:
+            phi = t(0.5) + t(0.5) * erf(x * t(math.sqrt(0.5)))
+        return np.where(x == -np.inf, t(0), x * phi)
+
+
 def pow_(x, y):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.power(x, y)
@@ -118,5 +144,6 @@ KERNELS: dict[str, Callable] = {
     "relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "exp": exp, "log": log, "sqrt": sqrt,
     "neg": np.negative, "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": div,
     "relu_backward": relu_backward, "leaky_relu": leaky_relu,
-    "clip": clip, "erf": erf, "abs": np.abs, "pow": pow_, "maximum": np.maximum, "minimum": np.minimum,
+    "clip": clip, "erf": erf, "hardsigmoid": hardsigmoid, "hardswish": hardswish, "gelu": gelu, "abs": np.abs,
+    "pow": pow_, "maximum": np.maximum, "minimum": np.minimum,
 }

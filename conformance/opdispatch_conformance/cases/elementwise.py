@@ -153,7 +153,7 @@ def zoo_special_grid() -> Iterator[Case]:
     for op in ("maximum", "minimum"):
         yield Case(op, (special(5, 13), special(5, 13)), {})
         yield Case(op, (special(4, 9, pool=NONFINITE), special(9, pool=NONFINITE + (1.0, -1.0))), {})
-        ties = tuple([0.0, -0.0, 1.0, -2.0, INF, -INF, NAN, 3.0, 0.0, 5.0, -0.0, 0.5])
+        ties = (0.0, -0.0, 1.0, -2.0, INF, -INF, NAN, 3.0, 0.0, 5.0, -0.0, 0.5)
         yield Case(op, (In((12,), "array", values=ties), In((12,), "array", values=ties[::-1])), {})
     bases = (0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -8.0, INF, -INF, NAN, 1e-30)
     exponents = (0.0, -0.0, 1.0, 2.0, 3.0, -1.0, -2.0, 0.5, -0.5, 1.0 / 3.0, INF, -INF, NAN, 40.0, -40.0)
