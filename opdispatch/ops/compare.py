@@ -8,12 +8,14 @@ comparison (its vjp gives None), so ``where(x > 0, x, 0)`` is differentiable in 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from .. import reference
 from ..dtypes import FLOAT_DTYPES
 from ..errors import DTypeError, ShapeError
-from ..schema import Input, OpSchema, TensorMeta
+from ..schema import Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import broadcast_shapes
 from ._rules import unbroadcast
 
@@ -61,20 +63,23 @@ def _infer_compare(op, metas, attrs):
     return [TensorMeta(_broadcast(op, named), BOOL)], attrs
 
 
-def _no_grad(F, rec, grads):
-    """A comparison is piecewise constant: no gradient flows to either operand."""
-    return [None, None]
+NO_GRADIENT = ("a comparison returns bool, piecewise constant in its inputs: no gradient flows (od.where sends its "
+               "gradient to its values, none to its cond, so where(x > 0, x, 0) is differentiable in x)")
 
 
-def _compare(name: str, doc: str) -> OpSchema:
+def _compare(name: str, doc: str, decomposition: Optional[Decomposition] = None) -> OpSchema:
     return OpSchema(name=name, family=FAMILY, inputs=(Input("a", kind="value"), Input("b", kind="value")), attrs=(),
-                    infer=_infer_compare, reference=getattr(reference.compare, name), doc=doc, vjp=_no_grad)
+                    infer=_infer_compare, reference=getattr(reference.compare, name), doc=doc, no_vjp=NO_GRADIENT,
+                    decomposition=decomposition)
 
 
 EQUAL = _compare("equal", "a == b (bool) with NumPy broadcasting; NaN compares unequal")
 NOT_EQUAL = _compare("not_equal", "a != b (bool) with NumPy broadcasting; NaN compares unequal")
-LESS = _compare("less", "a < b (bool) with NumPy broadcasting")
-LESS_EQUAL = _compare("less_equal", "a <= b (bool) with NumPy broadcasting")
+# a < b is b > a exactly (NaN included): a device with greater / greater_equal kernels runs these too
+LESS = _compare("less", "a < b (bool) with NumPy broadcasting",
+                Decomposition(lambda F, a, b: F.greater(b, a), uses=("greater",)))
+LESS_EQUAL = _compare("less_equal", "a <= b (bool) with NumPy broadcasting",
+                      Decomposition(lambda F, a, b: F.greater_equal(b, a), uses=("greater_equal",)))
 GREATER = _compare("greater", "a > b (bool) with NumPy broadcasting")
 GREATER_EQUAL = _compare("greater_equal", "a >= b (bool) with NumPy broadcasting")
 

@@ -79,12 +79,16 @@ MAX_BACKWARD = OpSchema(
 
 MIN = OpSchema(name="min", family=FAMILY, inputs=(Input("x"),), attrs=REDUCE_ATTRS, infer=infer_reduce,
                reference=reference.reduce.min, doc="minimum over axis (None: every axis)",
-               vjp=lambda F, rec, g: [F.min_backward(rec.inputs[0], g[0], **rec.attrs)])
+               vjp=lambda F, rec, g: [F.min_backward(rec.inputs[0], g[0], **rec.attrs)],
+               # -max(-x): exact (negation is), NaN propagates as in max
+               decomposition=Decomposition(lambda F, x, **a: F.neg(F.max(F.neg(x), **a)), uses=("neg", "max")))
 MIN_BACKWARD = OpSchema(
     name="min_backward", family=FAMILY, inputs=(Input("x"), Input("dy")), attrs=REDUCE_ATTRS,
     infer=_infer_max_backward, reference=reference.reduce.min_backward,
     doc="Gradient of min: dy split equally among the tied minima of each reduced slice.",
-    no_vjp="min_backward has no gradient rule yet (second derivatives through min)")
+    no_vjp="min_backward has no gradient rule yet (second derivatives through min)",
+    # the minima of x are the maxima of -x, ties alike
+    decomposition=Decomposition(lambda F, x, dy, **a: F.max_backward(F.neg(x), dy, **a), uses=("neg", "max_backward")))
 
 INDEX_DTYPES = (np.dtype("float16"), np.dtype("float32"), np.dtype("float64"), np.dtype("int32"), np.dtype("int64"))
 
