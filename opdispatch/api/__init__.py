@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 from ..ops import get_schema
 from ..tensor import F
-from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from . import compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from .compare import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403
@@ -29,6 +30,7 @@ __all__ += linalg.__all__
 __all__ += elementwise.__all__
 __all__ += reduce.__all__
 __all__ += layout.__all__
+__all__ += compare.__all__
 
 
 def op_function(name: str) -> Callable[..., Any]:
