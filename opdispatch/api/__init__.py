@@ -30,7 +30,8 @@ __all__ += elementwise.__all__
 __all__ += reduce.__all__
 __all__ += layout.__all__
 
-_REORDERED = {n for m in (conv, pool, norm, nn, linalg, elementwise, reduce, layout) for n in getattr(m, "REORDERED", ())}
+_REORDERED = {name for module in (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+              for name in getattr(module, "REORDERED", ())}
 """Public functions whose arguments are not in the generic order (an attribute before an input:
 ``layer_norm(x, normalized_shape, weight, bias)``); `op_function` gives the generic function for them."""
 
