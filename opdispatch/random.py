@@ -78,11 +78,11 @@ def run_seeds(count: int) -> list[int]:
 
 def seed_count(attrs: Mapping[str, Any]) -> int:
     """1 + the largest `RunSeed` index among ``attrs``' values (0 when none is one)."""
-    return max((v.index + 1 for v in attrs.values() if isinstance(v, RunSeed)), default=0)
+    return max((v.draw + 1 for v in attrs.values() if isinstance(v, RunSeed)), default=0)
 
 
 def with_run_seeds(attrs: dict, seeds: list[int]) -> dict:
     """``attrs`` with every `RunSeed(k)` replaced by ``seeds[k]`` (``attrs`` itself when none is one)."""
     if not any(isinstance(v, RunSeed) for v in attrs.values()):
         return attrs
-    return {k: seeds[v.index] if isinstance(v, RunSeed) else v for k, v in attrs.items()}
+    return {k: seeds[v.draw] if isinstance(v, RunSeed) else v for k, v in attrs.items()}

@@ -262,7 +262,7 @@ def test_run_seed_marker_and_its_attribute_forms():
     schema = OPS["dropout"]
     assert schema.normalize({"p": 0.5, "seed": "per_run:3"})["seed"] == RunSeed(3)
     assert isinstance(schema.normalize({"p": 0.5, "seed": "per_run:3"})["seed"], RunSeed)
-    assert RunSeed(12).index == 12 and str(RunSeed(0)) == "per_run:0"
+    assert RunSeed(12).draw == 12 and str(RunSeed(0)) == "per_run:0"
     with pytest.raises(od.InvalidArgumentError, match="argument 'seed'"):
         schema.normalize({"p": 0.5, "seed": "per_run:01"})
     with pytest.raises(od.InvalidArgumentError, match="argument 'seed'"):

@@ -151,7 +151,7 @@ class RunSeed(str):
         return super().__new__(cls, f"{cls.PREFIX}{int(index)}")
 
     @property
-    def index(self) -> int:
+    def draw(self) -> int:
         """k: which of a run's draws this is."""
         return int(self[len(self.PREFIX):])
 
