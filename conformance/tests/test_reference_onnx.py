@@ -23,8 +23,8 @@ import pytest
 pytest.importorskip("onnx", reason="the ONNX backend test data ships with the onnx package (extra 'test')")
 
 from opdispatch_conformance.onnx_cases import (  # noqa: E402 - after the importorskip
-    COVERED_OPS, TRANSLATORS, EagerExecutor, OnnxCase, ReferenceExecutor, float_dtype, load_cases, node_attrs,
-    run_graph)
+    COVERED_OPS, TRANSLATORS, EagerExecutor, OnnxCase, ReferenceExecutor, float_dtype, load_cases, missing_od_ops,
+    node_attrs, run_graph)
 
 # ONNX's own defaults for its backend tests (every case in scope uses them). They also cover the
 # AveragePool case whose expected values were typed by hand to 4 decimals
@@ -60,6 +60,9 @@ def _unsupported_ops(case: OnnxCase) -> Optional[str]:
     missing = [op for op in case.op_types if op not in TRANSLATORS]
     if missing:
         return f"uses ONNX op(s) {missing} with no opdispatch counterpart"
+    lacking = missing_od_ops(case.op_types)
+    if lacking:
+        return f"its translation needs od op(s) {lacking}, which this opdispatch does not have yet"
     return None
 
 
@@ -194,6 +197,11 @@ MIN_CASES_PER_OP: dict[str, int] = {
     "Relu": 2, "Sigmoid": 5, "Tanh": 5, "Exp": 32, "Log": 16, "Sqrt": 3, "Neg": 6,
     "Add": 9, "Sub": 32, "Mul": 6, "Div": 17, "Softmax": 11, "LogSoftmax": 10,
     "Reshape": 11, "Transpose": 10, "Flatten": 11, "ReduceSum": 42, "ReduceMean": 10, "ReduceMax": 36,
+    "GlobalAveragePool": 2, "GlobalMaxPool": 2, "LeakyRelu": 5, "Sum": 4, "Mean": 3, "Concat": 13, "Pad": 8,
+    "Slice": 9, "Squeeze": 5, "Unsqueeze": 9,
+    # ops whose od ops are being added: at least one case once they are there
+    "ConvTranspose": 1, "LRN": 1, "LayerNormalization": 1, "Abs": 1, "Erf": 1, "HardSwish": 1, "HardSigmoid": 1,
+    "Gelu": 1, "Clip": 1, "Pow": 1, "Where": 1, "Max": 1, "Min": 1, "ReduceMin": 1, "Split": 1,
 }
 
 
@@ -214,7 +222,8 @@ def test_cases_per_op() -> None:
     n_skipped = sum(1 for r in SKIP_REASONS.values() if r)
     lines.append(f"{len(CASES)} ONNX cases: {len(CASES) - n_skipped} run, {n_skipped} skipped")
     print("\n" + "\n".join(lines))
-    short = {op: (run[op], n) for op, n in MIN_CASES_PER_OP.items() if run[op] < n}
+    # an op whose translation needs od ops this opdispatch lacks cannot run yet
+    short = {op: (run[op], n) for op, n in MIN_CASES_PER_OP.items() if run[op] < n and not missing_od_ops([op])}
     assert not short, f"ONNX ops with fewer cases run than expected (run, minimum): {short}"
     assert set(MIN_CASES_PER_OP) == set(COVERED_OPS)
 
