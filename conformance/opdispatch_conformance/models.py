@@ -10,7 +10,10 @@ values scaled by its role, so activations stay O(1) through any depth:
 * convolution and Gemm/MatMul weights: He normal, std sqrt(2 / fan_in) (fan_in = C_in/groups *
   KH * KW, or the Gemm's inner dimension): a ReLU network keeps its activations' second moment;
 * biases: N(0, 0.01^2); batch-norm scale and running variance U(0.8, 1.2), shift and running mean
-  N(0, 0.05^2) (an affine map close to the identity); other float tensors N(0, 0.05^2).
+  N(0, 0.05^2) (an affine map close to the identity); other float tensors N(0, 0.05^2);
+* then the classifier's last linear layer is scaled so the logits have standard deviation 3 on the
+  seeded input (`calibrate_logits`): residual sums grow the activations with depth, and a
+  saturated softmax (top probability exactly 1.0 on every device) would check nothing.
 
 The reference is the model converted to float64 (`OnnxModel.astype`) on the hidden ``reference:0``
 device (every op's float64 reference kernel). Each device runs the float32 model eagerly and under
@@ -276,6 +279,52 @@ def _compare(got: list[np.ndarray], ref: list[np.ndarray], rtol: float) -> tuple
     return ok, max_abs, max_rel, atol, agrees, margin, problem
 
 
+LOGIT_STD = 3.0
+"""The spread the seeded weights give the logits of a classifier (see `calibrate_logits`)."""
+
+_POSITIVE_HOMOGENEOUS = ("Relu", "GlobalAveragePool", "AveragePool", "MaxPool", "Reshape", "Flatten", "Dropout",
+                         "Identity", "Squeeze", "Transpose")
+
+
+def calibrate_logits(proto: Any, seed: int = 0) -> Any:
+    """Scale the last linear layer before a final Softmax so that the logits' standard deviation on
+    the seeded input is `LOGIT_STD`: deep seeded networks (residual sums add up) otherwise saturate
+    the softmax at exactly 1.0, where every device agrees and nothing is checked. Scaling that
+    layer's weight and bias scales the logits exactly (the ops between are positively homogeneous).
+    Returns ``proto`` unchanged when the graph does not end in a Softmax fed that way."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    outs = [producer.get(o.name) for o in graph.output]
+    if len(outs) != 1 or outs[0] is None or outs[0].op_type != "Softmax":
+        return proto
+    logits = outs[0].input[0]
+    node = producer.get(logits)
+    while node is not None and node.op_type in _POSITIVE_HOMOGENEOUS:
+        node = producer.get(node.input[0])
+    inits = {t.name: t for t in graph.initializer}
+    if node is None or node.op_type not in ("Gemm", "Conv", "MatMul") or node.input[1] not in inits:
+        return proto
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    del probe.graph.output[:]
+    probe.graph.output.append(helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, None))
+    m = od.onnx.load(probe, device="numpy:0", check=False)
+    with np.errstate(all="ignore"):
+        values = np.asarray(m(**sample_inputs(m, seed)), dtype=np.float64)
+    std = float(values.std())
+    if not math.isfinite(std) or std == 0.0:
+        return proto
+    factor = LOGIT_STD / std
+    for name in node.input[1:3]:
+        if name in inits:
+            arr = numpy_helper.to_array(inits[name])
+            inits[name].CopyFrom(numpy_helper.from_array((arr * factor).astype(arr.dtype), name))
+    return proto
+
+
 def prepare(path: str, seed: int = 0, light: Optional[bool] = None) -> Any:
     """Load ``path`` with seeded weights in place of its ConstantOfShape ones (and, for the light
     models, of its float initializers too): an `od.onnx.OnnxModel` with parameters on numpy:0."""
@@ -284,7 +333,7 @@ def prepare(path: str, seed: int = 0, light: Optional[bool] = None) -> Any:
     proto = onnx.load(path, load_external_data=False)
     light = os.path.basename(path).startswith("light_") if light is None else light
     if light or any(n.op_type == "ConstantOfShape" for n in proto.graph.node):
-        proto = seed_weights(proto, seed, initializers=light)
+        proto = calibrate_logits(seed_weights(proto, seed, initializers=light), seed)
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
         return od.onnx.load(path, device="numpy:0")  # its external data is read from beside it
     return od.onnx.load(proto, device="numpy:0")

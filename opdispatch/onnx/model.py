@@ -7,8 +7,8 @@ with external data that was not loaded is refused (pass its path instead).
 
 Import: every node's op type is checked against the translation table
 (`opdispatch.onnx.translate.TRANSLATORS`); one `OnnxImportError` lists every unsupported op type
-with the names of its nodes. Float initializers become `OnnxModel.params` (tensors); the others
-(shapes, indices) stay host constants. Nodes whose inputs are all constants (Constant,
+with the names of its nodes. Float initializers read as tensors become `OnnxModel.params`; the
+others (shapes, indices, and floats read only as bounds or pad values) stay host constants. Nodes whose inputs are all constants (Constant,
 ConstantOfShape, Shape arithmetic, Cast, Identity...) are folded on the host now; Shape of a
 runtime value is computed on the host when the model runs (from the tensor's shape, so it is
 resolved once per traced signature under ``od.function``), never as a device op.
@@ -30,7 +30,7 @@ from ..placement import device as device_scope
 from ..placement import get_device
 from ..tensor import Tensor, tensor
 from .errors import OnnxImportError, require_onnx
-from .translate import TRANSLATORS, NodeAttrs, node_attrs, onnx_dtype
+from .translate import HOST_INPUTS, TRANSLATORS, NodeAttrs, node_attrs, onnx_dtype
 
 MIN_OPSET, MAX_OPSET = 7, 21
 """The default-domain opsets the translations are written for."""
@@ -457,12 +457,17 @@ def _build(onnx: Any, numpy_helper: Any, model: Any, opset: int, device: Any) ->
     dev = Device(device) if device is not None else get_device()
     constants: dict[str, np.ndarray] = {}
     params: dict[str, Tensor] = {}
+    tensor_uses: set[str] = set()  # values some node reads as a tensor (not as a shape, axes, bound...)
+    for n in graph.node:
+        host = HOST_INPUTS.get(n.op_type, ())
+        tensor_uses.update(name for i, name in enumerate(n.input) if name and i not in host)
+    tensor_uses.update(o.name for o in graph.output)
     for init in graph.initializer:
         try:
             arr = numpy_helper.to_array(init)
         except Exception as exc:
             raise OnnxImportError(f"od.onnx.load: initializer {init.name!r} cannot be read: {exc}") from None
-        if arr.dtype.kind == "f":
+        if arr.dtype.kind == "f" and init.name in tensor_uses:
             params[init.name] = tensor(np.ascontiguousarray(arr), device=dev)
         else:
             constants[init.name] = arr

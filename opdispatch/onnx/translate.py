@@ -799,3 +799,12 @@ USES: dict[str, tuple[str, ...]] = {
     "Constant": (), "ConstantOfShape": (), "Shape": (), "Size": (), "Gather": ("slice", "reshape"),
     "Range": (), "Cast": (), "Identity": (),
 }
+
+
+#: The input positions each translation reads on the host (shapes, axes, pads, bounds, indices):
+#: an initializer read only at such positions is a constant of the model, not a parameter.
+HOST_INPUTS: dict[str, tuple[int, ...]] = {
+    "Reshape": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 2, 3), "Clip": (1, 2), "Unsqueeze": (1,), "Squeeze": (1,),
+    "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
+    "Split": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Dropout": (1, 2), "Gather": (1,), "Range": (0, 1, 2),
+}
