@@ -364,7 +364,8 @@ def run_models(paths: Sequence[str], devices: Sequence[Any], modes: Sequence[str
                 for mode in modes:
                     results.append(ModelResult(name, str(dev), mode, ERROR, message=msg))
             if out is not None:
-                print(f"  [models {n}/{len(paths)}] {name:<18} error: {msg.splitlines()[0][:200]}", file=out, flush=True)
+                print(f"  [models {n}/{len(paths)}] {name:<18} error: {msg.splitlines()[0][:200]}", file=out,
+                      flush=True)
             continue
         for dev in devices:
             try:

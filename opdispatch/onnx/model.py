@@ -8,10 +8,11 @@ with external data that was not loaded is refused (pass its path instead).
 Import: every node's op type is checked against the translation table
 (`opdispatch.onnx.translate.TRANSLATORS`); one `OnnxImportError` lists every unsupported op type
 with the names of its nodes. Float initializers read as tensors become `OnnxModel.params`; the
-others (shapes, indices, and floats read only as bounds or pad values) stay host constants. Nodes whose inputs are all constants (Constant,
-ConstantOfShape, Shape arithmetic, Cast, Identity...) are folded on the host now; Shape of a
-runtime value is computed on the host when the model runs (from the tensor's shape, so it is
-resolved once per traced signature under ``od.function``), never as a device op.
+others (shapes, indices, and floats read only as bounds or pad values) stay host constants.
+Nodes whose inputs are all constants (Constant, ConstantOfShape, Shape arithmetic, Cast,
+Identity...) are folded on the host now; Shape of a runtime value is computed on the host when
+the model runs (from the tensor's shape, so it is resolved once per traced signature under
+``od.function``), never as a device op.
 """
 
 from __future__ import annotations
@@ -181,8 +182,9 @@ class OnnxModel:
         self._params = new  # kept, not copied: a dict shared with an optimizer stays shared
 
     def _replace(self, **changes: Any) -> "OnnxModel":
-        fields = dict(name=self.name, opset=self.opset, inputs=self.input_specs, outputs=self.outputs,
-                      nodes=self._nodes, constants=self._constants, params=self._params, training=self.training)
+        fields: dict[str, Any] = {"name": self.name, "opset": self.opset, "inputs": self.input_specs,
+                                  "outputs": self.outputs, "nodes": self._nodes, "constants": self._constants, "params": self._params,
+                                  "training": self.training}
         fields.update(changes)
         return OnnxModel(**fields)
 

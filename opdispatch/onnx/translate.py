@@ -221,7 +221,7 @@ def _global_pool(op):
     return handler
 
 
-def bn_training(a: dict, opset: int, training: bool) -> bool:
+def bn_training(a: NodeAttrs, opset: int, training: bool) -> bool:
     """Whether a BatchNormalization node normalises with the batch statistics: the attribute
     ``training_mode`` (opset >= 14), ``is_test == 0`` (opset < 7), else (opsets 7 to 13) whether it
     asks for the running statistics as outputs."""
@@ -365,6 +365,13 @@ def _binary(op):
     return handler
 
 
+def _pow(ex, args, a, opset):
+    x, y = args
+    if ex.host(y) and not ex.host(x) and np.asarray(y).dtype != x.dtype:
+        y = np.asarray(y).astype(x.dtype)  # ONNX lets the exponent have another type (opset >= 12)
+    return _binary("pow")(ex, [x, y], a, opset)
+
+
 def _variadic(op):
     def handler(ex, args, a, opset):  # Sum, Max, Min: a chain of the binary op
         vals = [v for v in args if v is not None]
@@ -460,7 +467,8 @@ def _arg_reduce(op):
 
 # The opset from which each reduction takes its axes as an input instead of an attribute.
 _AXES_AS_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18}
-_HOST_REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod}
+_HOST_REDUCE: dict[str, Callable[..., Any]] = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min,
+                                               "prod": np.prod}
 
 
 def _reduce(onnx_op, op):
@@ -659,9 +667,8 @@ def _pad(ex, args, a, opset):
         x = ex("slice", x, starts=starts, ends=ends, axes=list(range(rank)))
         full = [(max(b, 0), max(e, 0)) for b, e in full]
     if ex.host(x):
-        np_mode = {"constant": "constant", "reflect": "reflect", "edge": "edge"}[mode]
-        kw = {"constant_values": value} if mode == "constant" else {}
-        return np.pad(np.asarray(x), full, mode=np_mode, **kw)
+        kw: dict[str, Any] = {"constant_values": value} if mode == "constant" else {}
+        return np.pad(np.asarray(x), full, mode=mode, **kw)
     lead = 0
     while lead < rank and full[lead] == (0, 0):
         lead += 1
@@ -751,7 +758,7 @@ TRANSLATORS: dict[str, Handler] = {
     "HardSwish": _unary("hardswish"), "HardSigmoid": _hardsigmoid, "LeakyRelu": _leaky_relu, "Gelu": _gelu,
     "Clip": _clip,
     "Add": _binary("add"), "Sub": _binary("sub"), "Mul": _binary("mul"), "Div": _binary("div"),
-    "Pow": _binary("pow"),
+    "Pow": _pow,
     "Equal": _binary("equal"), "Less": _binary("less"), "LessOrEqual": _binary("less_equal"),
     "Greater": _binary("greater"), "GreaterOrEqual": _binary("greater_equal"), "Not": _not,
     "Where": _where,
