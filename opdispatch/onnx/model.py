@@ -183,8 +183,8 @@ class OnnxModel:
 
     def _replace(self, **changes: Any) -> "OnnxModel":
         fields: dict[str, Any] = {"name": self.name, "opset": self.opset, "inputs": self.input_specs,
-                                  "outputs": self.outputs, "nodes": self._nodes, "constants": self._constants, "params": self._params,
-                                  "training": self.training}
+                                  "outputs": self.outputs, "nodes": self._nodes, "constants": self._constants,
+                                  "params": self._params, "training": self.training}
         fields.update(changes)
         return OnnxModel(**fields)
 
