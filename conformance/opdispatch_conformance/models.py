@@ -328,14 +328,10 @@ def calibrate_logits(proto: Any, seed: int = 0) -> Any:
 def prepare(path: str, seed: int = 0, light: Optional[bool] = None) -> Any:
     """Load ``path`` with seeded weights in place of its ConstantOfShape ones (and, for the light
     models, of its float initializers too): an `od.onnx.OnnxModel` with parameters on numpy:0."""
-    import onnx
-
-    proto = onnx.load(path, load_external_data=False)
+    proto = od.onnx.read_model(path)  # its external data read from beside it
     light = os.path.basename(path).startswith("light_") if light is None else light
     if light or any(n.op_type == "ConstantOfShape" for n in proto.graph.node):
         proto = calibrate_logits(seed_weights(proto, seed, initializers=light), seed)
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
-        return od.onnx.load(path, device="numpy:0")  # its external data is read from beside it
     return od.onnx.load(proto, device="numpy:0")
 
 

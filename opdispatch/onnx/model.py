@@ -411,6 +411,20 @@ def _spec(onnx: Any, vi: Any) -> InputSpec:
     return InputSpec(vi.name, dtype, shape)
 
 
+def read_model(source: Any, *, max_bytes: int = MAX_MODEL_BYTES) -> Any:
+    """The ``onnx.ModelProto`` of a path (or the given ModelProto), its external data read from
+    beside it; `OnnxImportError` for a file that is not a readable ONNX model. Nothing is
+    translated or checked (see `load`)."""
+    onnx: Any = require_onnx("od.onnx.read_model")
+    max_bytes = files.size_limit(max_bytes, MAX_MODEL_BYTES, "od.onnx.read_model", OnnxImportError)
+    model, base = _read_model(onnx, source, max_bytes)
+    _load_external(onnx, model, base)
+    if not model.HasField("graph") or not (model.graph.node or model.graph.output):
+        where = repr(os.fspath(source)) if base is not None else "the ModelProto"
+        raise OnnxImportError(f"od.onnx.load: {where} holds no graph (not an ONNX model, or an empty one)")
+    return model
+
+
 def load(source: Any, *, device: Union[str, Device, None] = None, max_bytes: int = MAX_MODEL_BYTES,
          check: bool = True) -> OnnxModel:
     """Import an ONNX model (a path or an ``onnx.ModelProto``) as an `OnnxModel`.
@@ -422,15 +436,7 @@ def load(source: Any, *, device: Union[str, Device, None] = None, max_bytes: int
     onnx: Any = require_onnx("od.onnx.load")
     from onnx import numpy_helper
 
-    max_bytes = files.size_limit(max_bytes, MAX_MODEL_BYTES, "od.onnx.load", OnnxImportError)
-    model, base = _read_model(onnx, source, max_bytes)
-    if isinstance(source, onnx.ModelProto) and _external_tensors(onnx, model):
-        _load_external(onnx, model, None)
-    elif base is not None:
-        _load_external(onnx, model, base)
-    if not model.HasField("graph") or not (model.graph.node or model.graph.output):
-        raise OnnxImportError(f"od.onnx.load: {source if base else 'the ModelProto'!s} holds no graph (not an ONNX "
-                              f"model, or an empty one)")
+    model = read_model(source, max_bytes=max_bytes)
     opset = _opset(model)
     if opset < MIN_OPSET:
         raise OnnxImportError(f"od.onnx.load: model {model.graph.name!r} uses opset {opset}; allowed: opsets "
