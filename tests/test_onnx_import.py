@@ -389,3 +389,29 @@ def test_astype_float64():
     y = m(X.astype(np.float64))
     assert y.dtype == np.float64
     np.testing.assert_allclose(y.numpy(), _np_conv_net(X.astype(np.float64), *weights), rtol=1e-10)
+
+
+def test_training_batchnorm_updates_running_stats_eagerly():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 2, 3, 3)).astype(np.float32) + 3.0
+    w = rng.standard_normal((2, 2, 1, 1)).astype(np.float32)
+    inits = [_init("w", w), _init("s", np.ones(2, np.float32)), _init("b", np.zeros(2, np.float32)),
+             _init("mean", np.zeros(2, np.float32)), _init("var", np.ones(2, np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "mean", "var"], ["y", "rm", "rv"],
+                              training_mode=1, momentum=0.9)]
+    m = od.onnx.load(_model(nodes, [_vi("x", [4, 2, 3, 3])], [_vi("y", [4, 2, 3, 3])], inits, opset=15))
+    assert set(m.buffers) == {"mean", "var"} and set(m.trainable) == {"w", "s", "b"}
+    with od.GradientTape() as tape:
+        tape.watch(list(m.trainable.values()))
+        loss = od.sum(od.mul(m(x), m(x)))
+    grads = tape.gradient(loss, list(m.trainable.values()))
+    assert len(grads) == 3
+    conv = np.einsum("nchw,oc->nohw", x, w[:, :, 0, 0])
+    bm = conv.mean(axis=(0, 2, 3))
+    # two eager calls: the running mean moved twice toward the batch mean
+    np.testing.assert_allclose(m.params["mean"].numpy(), (1 - 0.9 ** 2) * bm, rtol=1e-4, atol=1e-5)
+    f = od.function(m)
+    before = m.params["mean"].numpy()
+    f(x)  # graph mode does not update
+    np.testing.assert_array_equal(m.params["mean"].numpy(), before)

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from .. import api
+from .. import api, recording
 from .. import files
 from ..device import Device
 from ..errors import ArgumentTypeError, DTypeError, InvalidArgumentError, OpDispatchError, ShapeError
@@ -31,7 +31,7 @@ from ..placement import device as device_scope
 from ..placement import get_device
 from ..tensor import Tensor, tensor
 from .errors import OnnxImportError, require_onnx
-from .translate import HOST_INPUTS, TRANSLATORS, NodeAttrs, node_attrs, onnx_dtype
+from .translate import HOST_INPUTS, TRANSLATORS, NodeAttrs, bn_training, node_attrs, onnx_dtype
 
 MIN_OPSET, MAX_OPSET = 7, 21
 """The default-domain opsets the translations are written for."""
@@ -140,7 +140,8 @@ class OnnxModel:
     """
 
     def __init__(self, *, name: str, opset: int, inputs: tuple, outputs: tuple, nodes: tuple,
-                 constants: dict, params: dict, training: bool = False) -> None:
+                 constants: dict, params: dict, training: bool = False, buffers: tuple = (),
+                 running: tuple = ()) -> None:
         self.name = name
         self.opset = opset
         self.input_specs: tuple[InputSpec, ...] = inputs
@@ -150,6 +151,8 @@ class OnnxModel:
         self._params: dict[str, Tensor] = params
         self._copies: dict[Device, tuple[tuple, dict]] = {}
         self.training = training
+        self._buffers: tuple[str, ...] = buffers  # batch norms' running statistics (params, not trained)
+        self._running: tuple[tuple[str, str], ...] = running  # (param, the output holding its new value)
 
     # -- parameters and placement -------------------------------------------------------------
 
@@ -162,6 +165,18 @@ class OnnxModel:
     def params(self) -> dict[str, Tensor]:
         """Initializer name -> tensor (the float initializers): the trainable weights."""
         return self._params
+
+    @property
+    def trainable(self) -> dict[str, Tensor]:
+        """`params` without the batch norms' running means and variances (PyTorch's buffers): what
+        an optimizer should update (in a training-mode batch norm the output does not depend on
+        them, so a gradient with respect to them is an error)."""
+        return {k: t for k, t in self._params.items() if k not in self._buffers}
+
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        """The names of the params that are batch-norm running statistics."""
+        return tuple(b for b in self._buffers if b in self._params)
 
     @params.setter
     def params(self, new: Mapping[str, Tensor]) -> None:
@@ -184,7 +199,8 @@ class OnnxModel:
     def _replace(self, **changes: Any) -> "OnnxModel":
         fields: dict[str, Any] = {"name": self.name, "opset": self.opset, "inputs": self.input_specs,
                                   "outputs": self.outputs, "nodes": self._nodes, "constants": self._constants,
-                                  "params": self._params, "training": self.training}
+                                  "params": self._params, "training": self.training, "buffers": self._buffers,
+                                  "running": self._running}
         fields.update(changes)
         return OnnxModel(**fields)
 
@@ -268,6 +284,9 @@ class OnnxModel:
     def apply(self, params: Mapping[str, Any], *args: Any, **named: Any) -> Any:
         """Run the model with ``params`` in place of `params` (a pure function of its arguments:
         ``od.function(m.apply)(m.params, x)`` traces the parameters as inputs)."""
+        return self._apply(params, args, named, None)
+
+    def _apply(self, params: Mapping[str, Any], args: tuple, named: dict, updates: Optional[dict]) -> Any:
         bound = self._bind(args, named)
         dev = self._home(bound)
         with device_scope(dev):
@@ -279,6 +298,8 @@ class OnnxModel:
             with np.errstate(all="ignore"):
                 for node in self._nodes:
                     _run_node(ex, node, values, self.opset)
+            if updates is not None:
+                updates.update({param: values[out] for param, out in self._running if out in values})
             outs = []
             for name in self.outputs:
                 v = values[name]
@@ -286,8 +307,17 @@ class OnnxModel:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def __call__(self, *args: Any, **named: Any) -> Any:
+        """Run the model (see the class). An eager call through training-mode batch norms stores
+        their new running statistics in `params` (as a PyTorch module updates its buffers); a traced
+        one (``od.function``) does not."""
         bound = self._bind(args, named)
-        return self.apply(self._params_on(self._home(bound)), **bound)
+        params = self._params_on(self._home(bound))
+        tracing = any(getattr(r, "symbolic", False) for r in recording.active())
+        updates: Optional[dict] = {} if self._running and params is self._params and not tracing else None
+        result = self._apply(params, (), bound, updates)
+        if updates:
+            self._params.update({k: v for k, v in updates.items() if isinstance(v, Tensor)})
+        return result
 
     def __od_function__(self) -> tuple:
         """For ``od.function(m)``: the pure function and the state it reads at each call, so the
@@ -521,5 +551,12 @@ def _build(onnx: Any, numpy_helper: Any, model: Any, opset: int, device: Any) ->
     live.reverse()
     constants = {k: v for k, v in constants.items() if k in needed}
     params = {k: v for k, v in params.items() if k in needed}  # initializers no output depends on are dropped
+    buffers, running = [], []
+    for node in live:
+        if node.op_type == "BatchNormalization":
+            stats = [n for n in node.inputs[3:5] if n in params]
+            buffers += stats
+            if bn_training(node.attrs, opset, False):
+                running += [(p, o) for p, o in zip(node.inputs[3:5], node.outputs[1:3]) if p in params and o]
     return OnnxModel(name=graph.name or "model", opset=opset, inputs=inputs, outputs=outputs, nodes=tuple(live),
-                     constants=constants, params=params)
+                     constants=constants, params=params, buffers=tuple(buffers), running=tuple(running))
