@@ -166,18 +166,6 @@ class OnnxModel:
         """Initializer name -> tensor (the float initializers): the trainable weights."""
         return self._params
 
-    @property
-    def trainable(self) -> dict[str, Tensor]:
-        """`params` without the batch norms' running means and variances (PyTorch's buffers): what
-        an optimizer should update (in a training-mode batch norm the output does not depend on
-        them, so a gradient with respect to them is an error)."""
-        return {k: t for k, t in self._params.items() if k not in self._buffers}
-
-    @property
-    def buffers(self) -> tuple[str, ...]:
-        """The names of the params that are batch-norm running statistics."""
-        return tuple(b for b in self._buffers if b in self._params)
-
     @params.setter
     def params(self, new: Mapping[str, Tensor]) -> None:
         if not isinstance(new, dict):
@@ -195,6 +183,18 @@ class OnnxModel:
         if missing:
             raise InvalidArgumentError(f"OnnxModel.params: missing {missing[:10]}; allowed: every parameter")
         self._params = new  # kept, not copied: a dict shared with an optimizer stays shared
+
+    @property
+    def trainable(self) -> dict[str, Tensor]:
+        """`params` without the batch norms' running means and variances (PyTorch's buffers): what
+        an optimizer should update (in a training-mode batch norm the output does not depend on
+        them, so a gradient with respect to them is an error)."""
+        return {k: t for k, t in self._params.items() if k not in self._buffers}
+
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        """The names of the params that are batch-norm running statistics."""
+        return tuple(b for b in self._buffers if b in self._params)
 
     def _replace(self, **changes: Any) -> "OnnxModel":
         fields: dict[str, Any] = {"name": self.name, "opset": self.opset, "inputs": self.input_specs,
