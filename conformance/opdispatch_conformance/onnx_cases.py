@@ -35,8 +35,7 @@ import onnx
 import opdispatch as od
 from onnx import numpy_helper
 from onnx.backend.test.loader import load_model_tests
-from opdispatch.onnx import TRANSLATORS, node_attrs
-from opdispatch.onnx.translate import USES
+from opdispatch.onnx import TRANSLATORS, USES, node_attrs
 from opdispatch.ops import OPS
 
 from .cases import Case, In

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from .errors import OnnxImportError, OnnxNotInstalledError
 from .model import MAX_OPSET, MIN_OPSET, InputSpec, OnnxModel, load, read_model
-from .translate import TRANSLATORS, NodeAttrs, node_attrs, supported_op_types
+from .translate import HOST_INPUTS, TRANSLATORS, USES, NodeAttrs, node_attrs, supported_op_types
 
 # od.onnx.export (graphs to ONNX) lives in .export; its import goes here:
 
-__all__ = ["load", "read_model", "OnnxModel", "InputSpec", "OnnxImportError", "OnnxNotInstalledError", "TRANSLATORS",
-           "NodeAttrs", "node_attrs", "supported_op_types", "MIN_OPSET", "MAX_OPSET"]
+__all__ = ["load", "read_model", "OnnxModel", "InputSpec", "OnnxImportError", "OnnxNotInstalledError",
+           "TRANSLATORS", "USES", "HOST_INPUTS", "NodeAttrs", "node_attrs", "supported_op_types", "MIN_OPSET",
+           "MAX_OPSET"]
