@@ -264,9 +264,17 @@ def _layer_norm(ex, args, a, opset):
     b = args[2] if _given(args, 2) else None
     shape = _shape(x)
     axis = a.get("axis", -1) % len(shape)
-    if a.n_outputs > 1:
-        raise NotImplementedError("LayerNormalization's Mean and InvStdDev outputs: layer_norm returns y only")
-    return ex("layer_norm", x, normalized_shape=shape[axis:], weight=scale, bias=b, eps=float(a.get("epsilon", 1e-5)))
+    eps = float(a.get("epsilon", 1e-5))
+    y = ex("layer_norm", x, normalized_shape=shape[axis:], weight=scale, bias=b, eps=eps)
+    if a.n_outputs <= 1:
+        return y
+    # the optional Mean and InvStdDev outputs (kept dimensions), written with ops
+    axes = tuple(range(axis, len(shape)))
+    mean = ex("mean", x, axis=axes, keepdims=True)
+    d = ex("sub", x, mean)
+    var = ex("mean", ex("mul", d, d), axis=axes, keepdims=True)
+    inv = ex("div", ex.scalar(1.0, var), ex("sqrt", ex("add", var, ex.scalar(eps, var))))
+    return y, mean, inv
 
 
 def _dropout(ex, args, a, opset):
@@ -788,7 +796,7 @@ USES: dict[str, tuple[str, ...]] = {
     "Conv": ("conv2d",), "ConvTranspose": ("conv_transpose2d",), "MaxPool": ("max_pool2d",),
     "AveragePool": ("avg_pool2d",), "GlobalAveragePool": ("mean",), "GlobalMaxPool": ("max",),
     "BatchNormalization": ("batch_norm", "mul", "add", "sub"), "LRN": ("local_response_norm",),
-    "LayerNormalization": ("layer_norm",), "Dropout": ("dropout",), "MatMul": ("matmul",),
+    "LayerNormalization": ("layer_norm", "mean", "sub", "mul", "add", "sqrt", "div"), "Dropout": ("dropout",), "MatMul": ("matmul",),
     "Gemm": ("matmul", "transpose", "mul", "add"),
     "Relu": ("relu",), "Sigmoid": ("sigmoid",), "Tanh": ("tanh",), "Exp": ("exp",), "Log": ("log",),
     "Sqrt": ("sqrt",), "Neg": ("neg",), "Abs": ("abs",), "Erf": ("erf",), "HardSwish": ("hardswish",),
