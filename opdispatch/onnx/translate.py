@@ -796,6 +796,7 @@ USES: dict[str, tuple[str, ...]] = {
     "Conv": ("conv2d",), "ConvTranspose": ("conv_transpose2d",), "MaxPool": ("max_pool2d",),
     "AveragePool": ("avg_pool2d",), "GlobalAveragePool": ("mean",), "GlobalMaxPool": ("max",),
     "BatchNormalization": ("batch_norm", "mul", "add", "sub"), "LRN": ("local_response_norm",),
+
     "LayerNormalization": ("layer_norm", "mean", "sub", "mul", "add", "sqrt", "div"), "Dropout": ("dropout",), "MatMul": ("matmul",),
     "Gemm": ("matmul", "transpose", "mul", "add"),
     "Relu": ("relu",), "Sigmoid": ("sigmoid",), "Tanh": ("tanh",), "Exp": ("exp",), "Log": ("log",),
