@@ -797,7 +797,8 @@ USES: dict[str, tuple[str, ...]] = {
     "AveragePool": ("avg_pool2d",), "GlobalAveragePool": ("mean",), "GlobalMaxPool": ("max",),
     "BatchNormalization": ("batch_norm", "mul", "add", "sub"), "LRN": ("local_response_norm",),
 
-    "LayerNormalization": ("layer_norm", "mean", "sub", "mul", "add", "sqrt", "div"), "Dropout": ("dropout",), "MatMul": ("matmul",),
+    "LayerNormalization": ("layer_norm", "mean", "sub", "mul", "add", "sqrt", "div"), "Dropout": ("dropout",),
+    "MatMul": ("matmul",),
     "Gemm": ("matmul", "transpose", "mul", "add"),
     "Relu": ("relu",), "Sigmoid": ("sigmoid",), "Tanh": ("tanh",), "Exp": ("exp",), "Log": ("log",),
     "Sqrt": ("sqrt",), "Neg": ("neg",), "Abs": ("abs",), "Erf": ("erf",), "HardSwish": ("hardswish",),
