@@ -26,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
         devices = [Device(d) for d in (args.device or ["numpy:0"])]
     for dev in devices:
         od.device_info(dev)  # an unknown or unavailable device fails here, with the reason
+    if args.models is not None:
+        return run_models_command(args, devices)
+    if args.mode is None:
+        args.mode = "eager"
     ops = args.ops.split(",") if args.ops else None
     dtypes = args.dtypes.split(",") if args.dtypes else None
     notes: list[str] = []
@@ -66,6 +70,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 
+def run_models_command(args: argparse.Namespace, devices: list) -> int:
+    """``--models [PATH ...]``: whole models per device against the float64 reference; exit 1 when one
+    fails."""
+    from . import models
+
+    paths = list(args.models) or models.light_models()
+    if not paths:
+        print("opdispatch: error: no model given and the onnx package (whose light models are the default "
+              "set) is not installed: pip install onnx", file=sys.stderr)
+        return 2
+    modes = ["eager", "graph"] if args.mode in (None, "both") else [args.mode]
+    print(f"conformance: {len(paths)} model(s) on {', '.join(map(str, devices))} ({', '.join(modes)}), "
+          f"seed {args.seed}", file=sys.stderr)
+    results = models.run_models(paths, devices, modes, seed=args.seed, out=sys.stderr)
+    print("\n" + models.table(results))
+    bad = [r for r in results if r.status != models.PASSED]
+    if args.report:
+        report.write_json({"format": report.FORMAT, "version": report.VERSION, "kind": "models", "seed": args.seed,
+                           "models": [r.as_json() for r in results]}, args.report)
+        print(f"\nJSON report: {args.report}")
+    print(f"\n{'FAILED' if bad else 'passed'}: {len(bad)} of {len(results)} model run(s) failed")
+    return 1 if bad else 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the conformance command."""
     conf = argparse.ArgumentParser(prog="opdispatch conformance",
@@ -75,8 +103,12 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--all", action="store_true", help="every available device")
     conf.add_argument("--ops", help="comma-separated op names (default: every op)")
     conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
-    conf.add_argument("--mode", choices=["eager", "graph", "both"], default="eager",
-                      help="frontend to run the cases through: eager ops, od.function graphs, or both")
+    conf.add_argument("--mode", choices=["eager", "graph", "both"], default=None,
+                      help="frontend to run the cases through: eager ops, od.function graphs, or both "
+                           "(default eager; with --models, both)")
+    conf.add_argument("--models", nargs="*", metavar="PATH",
+                      help="check whole ONNX models instead of ops (default set: the light models of the onnx "
+                           "package, with seeded weights) against the float64 reference")
     conf.add_argument("--gradients", choices=["yes", "no", "only"], default="yes",
                       help="also check each differentiable case's gradient against the reference backward "
                            "(default yes; 'only' skips the forward checks)")

@@ -1,9 +1,9 @@
 """The conformance suite uses only opdispatch's public API (an AST scan of its package).
 
 Allowed: the ``opdispatch`` namespace (names in ``opdispatch.__all__``), ``opdispatch.ops`` (the
-op table and schemas), ``opdispatch.errors``, ``opdispatch.backend``, ``opdispatch.hookspecs``
-and ``opdispatch.shapes``. Not allowed: any other core module (registry, dispatch, tensor,
-placement, ...), private names of the allowed ones, and underscore attributes of any object
+op table and schemas), ``opdispatch.errors``, ``opdispatch.backend``, ``opdispatch.hookspecs``,
+``opdispatch.shapes`` and ``opdispatch.onnx`` (whose translation table the ONNX cases use). Not
+allowed: any other core module (registry, dispatch, tensor, placement, ...), private names of the allowed ones, and underscore attributes of any object
 (``Tensor._data``, ``tensor._rt``...), however they are reached.
 """
 
@@ -18,7 +18,7 @@ import opdispatch
 
 PACKAGE = Path(__file__).resolve().parents[1] / "opdispatch_conformance"
 PUBLIC_MODULES = {"opdispatch", "opdispatch.ops", "opdispatch.errors", "opdispatch.backend", "opdispatch.hookspecs",
-                  "opdispatch.shapes"}
+                  "opdispatch.shapes", "opdispatch.onnx"}
 PUBLIC_NAMES = set(opdispatch.__all__) | {m.split(".", 1)[1] for m in PUBLIC_MODULES if "." in m}
 
 

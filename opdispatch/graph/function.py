@@ -125,6 +125,13 @@ class Function:
     def __init__(self, fn: Callable[..., Any], passes: Optional[Mapping[str, bool]] = None,
                  max_signatures: int = MAX_SIGNATURES) -> None:
         max_signatures = to_int("od.function", "max_signatures", max_signatures, minimum=1)
+        # An object with __od_function__ (an imported ONNX model) gives (pure function, state getter):
+        # the state it returns (its parameters) is read at each call and passed as the first argument,
+        # so the graph takes it as inputs and follows its updates.
+        bind = getattr(type(fn), "__od_function__", None)
+        self._state: Optional[Callable[[], Any]] = None
+        if bind is not None:
+            fn, self._state = bind(fn)
         self._fn = fn
         self._opts = pass_options(passes)
         self._cache: OrderedDict[Any, _Entry] = OrderedDict()  # least recently used first
@@ -134,6 +141,8 @@ class Function:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._state is not None:
+            args = (self._state(),) + args
         if recording.sees_ops():  # inside a trace (inline it) or under an eager tape (which must see the ops)
             return self._fn(*args, **kwargs)
         entry, leaves = self._entry(args, kwargs)
@@ -147,6 +156,8 @@ class Function:
 
     def graph(self, *args: Any, optimized: bool = True, **kwargs: Any) -> Graph:
         """The graph this call runs (``optimized=False``: as traced, before any pass or placement)."""
+        if self._state is not None:
+            args = (self._state(),) + args
         entry, _ = self._entry(args, kwargs)
         return entry.compiled(self._opts)[0] if optimized else entry.traced
 

@@ -1,0 +1,99 @@
+"""Whole-model conformance (``opdispatch conformance --models``): the light ONNX models against the reference.
+
+The fast tests run two of the nine light models (SqueezeNet and ShuffleNet, a few seconds) on
+numpy:0 and opencl:0, eager and graph; the whole default set runs under the ``slow`` marker
+(about 45 s on two cores with both devices, most of it the float64 reference of VGG-19 and the
+first OpenCL kernel builds).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import opdispatch as od
+
+onnx = pytest.importorskip("onnx", reason="the light models ship with the onnx package")
+
+from opdispatch.cli import main  # noqa: E402
+from opdispatch_conformance import models  # noqa: E402
+
+LIGHT = {models.model_name(p): p for p in models.light_models()}
+FAST = ("squeezenet", "shufflenet")
+
+
+def _devices() -> list[str]:
+    devs = ["numpy:0"]
+    if any(str(d) == "opencl:0" for d in od.devices()):
+        devs.append("opencl:0")
+    return devs
+
+
+def _check(results: list) -> None:
+    bad = [(r.model, r.device, r.mode, r.message) for r in results if r.status != models.PASSED]
+    assert not bad, bad
+    for r in results:
+        assert r.top1_agrees and r.max_abs <= r.atol
+        assert r.top1_margin > 2 * r.atol, f"{r.model}: top-1 is a near tie (margin {r.top1_margin}, atol {r.atol})"
+
+
+def test_light_models_are_there():
+    assert len(LIGHT) == 9, sorted(LIGHT)
+
+
+def test_fast_subset_on_every_device():
+    results = models.run_models([LIGHT[n] for n in FAST], _devices())
+    assert len(results) == len(FAST) * len(_devices()) * 2
+    _check(results)
+
+
+@pytest.mark.slow
+def test_all_light_models_on_every_device():
+    results = models.run_models(list(LIGHT.values()), _devices())
+    assert len(results) == 9 * len(_devices()) * 2
+    _check(results)
+
+
+def test_seeded_weights_are_deterministic_and_scaled():
+    proto = onnx.load(LIGHT["squeezenet"])
+    a, b = models.seed_weights(proto, 3), models.seed_weights(proto, 3)
+    assert a.SerializeToString() == b.SerializeToString()
+    assert not any(n.op_type == "ConstantOfShape" for n in a.graph.node)
+    c = models.seed_weights(proto, 4)
+    assert a.SerializeToString() != c.SerializeToString()
+    w = {t.name: onnx.numpy_helper.to_array(t) for t in a.graph.initializer}
+    conv1 = w["conv1_w_0"]  # He normal: std sqrt(2 / fan_in)
+    fan_in = int(np.prod(conv1.shape[1:]))
+    assert abs(conv1.std() / np.sqrt(2 / fan_in) - 1) < 0.1
+
+
+def test_cli_models_with_a_user_file(tmp_path, capsys):
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((10, 8)).astype(np.float32), "w")
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["l"], transB=1), helper.make_node("Softmax", ["l"], ["y"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])], initializer=[w])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    report = tmp_path / "models.json"
+    rc = main(["conformance", "--models", str(path), "--device", "numpy:0", "--report", str(report)])
+    out = capsys.readouterr()
+    assert rc == 0, out
+    assert "tiny" in out.out and "[models 1/1]" in out.err
+    data = json.loads(report.read_text())
+    assert data["kind"] == "models" and len(data["models"]) == 2
+    row = data["models"][0]
+    assert row["status"] == "passed" and row["top1_agrees"] and row["seconds"] >= 0 and row["rtol"] > 0
+    assert {r["mode"] for r in data["models"]} == {"eager", "graph"}
+
+
+def test_cli_models_bad_file_is_a_failed_row(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    rc = main(["conformance", "--models", str(bad), "--device", "numpy:0", "--mode", "eager"])
+    out = capsys.readouterr()
+    assert rc == 1 and "OnnxImportError" in out.err + out.out
