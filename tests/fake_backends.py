@@ -123,8 +123,8 @@ def make_broken(kind: str) -> object:
     return plugin
 
 
-PRIMITIVES = ("add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "tanh", "relu", "relu_backward", "sum",
-              "max", "max_backward", "reshape", "transpose", "broadcast_to", "matmul", "pad", "slice", "concat",
+PRIMITIVES = ("add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "tanh", "erf", "pow", "relu", "relu_backward",
+              "sum", "max", "max_backward", "reshape", "transpose", "broadcast_to", "matmul", "pad", "slice", "concat",
               "softmax_cross_entropy", "softmax_cross_entropy_backward")
 """The small primitive set of the ``prims`` test backend: elementwise, reductions, movement, matmul and the
 loss. Every other op it runs is a decomposition."""

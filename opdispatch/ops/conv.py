@@ -1,15 +1,18 @@
 """The conv family: conv2d (NCHW input, OIHW weights, cross-correlation as in every DL framework),
-the fused conv2d_bias_relu, and conv2d's input and weight gradients as ops of their own.
+the fused conv2d_bias_relu, conv2d's input and weight gradients as ops of their own, and
+conv_transpose2d (PyTorch's ConvTranspose2d), the adjoint of conv2d.
 
-Each decomposes into im2col written with ops (a pad, one strided slice per kernel tap, a concat)
-and one batched matmul, so a backend with the layout primitives and matmul runs them all.
+Each conv2d op decomposes into im2col written with ops (a pad, one strided slice per kernel tap, a
+concat) and one batched matmul, so a backend with the layout primitives and matmul runs them all.
+conv_transpose2d decomposes into conv2d_backward_input (plus a zero pad for an output_padding beyond
+the bottom/right padding, and the bias add), so it runs wherever that op does, with no kernel of its own.
 """
 
 from __future__ import annotations
 
 from .. import reference
 from ..attrs import INT_MAX, to_int, to_padding, to_pair
-from ..errors import ShapeError
+from ..errors import InvalidArgumentError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
 from ._checks import (float_inputs, require_dy, require_positive_dims, require_positive_dims_but_batch, require_rank,
@@ -238,4 +241,119 @@ CONV2D_BACKWARD_WEIGHT = OpSchema(
     reduction_length=_conv_weight_terms,
     vjp=_conv2d_backward_weight_vjp,
     decomposition=Decomposition(_conv2d_backward_weight, uses=_IM2COL + ("transpose", "matmul", "sum")),
+)
+
+
+# -- conv_transpose2d: conv2d's adjoint in its input, as an op of its own (PyTorch's ConvTranspose2d) --
+
+def _transpose_padding(op, arg, value):
+    """Explicit padding only (an int, (ph, pw) or ((top, bottom), (left, right))): 'SAME' and 'VALID'
+    are conv2d's rules for choosing padding from the input size and have no agreed transposed meaning."""
+    if isinstance(value, str):
+        raise arg_error(op, arg, value, f"an int in [0, {INT_MAX}], a pair (ph, pw) or ((top, bottom), "
+                        "(left, right)) of such ints; 'SAME' and 'VALID' are not accepted (give the padding)")
+    return to_padding(op, arg, value)
+
+
+def transpose_geometry(in_hw, k_hw, stride, padding, output_padding, dilation):
+    """The shapes of conv_transpose2d's decomposition, per spatial axis (height, width):
+    the output size ``(in - 1) * stride - top - bottom + dilation * (k - 1) + output_padding + 1``; the
+    conv2d padding (top, max(bottom - output_padding, 0)) whose input gradient of size ``inner`` it is;
+    and the zero rows/columns appended after it (``output_padding - bottom`` where that is positive).
+    Returns (out_hw, inner_hw, conv pads, extra)."""
+    out, inner, pads, extra = [], [], [], []
+    for a in range(2):
+        (top, bottom), op_pad = padding[a], output_padding[a]
+        full = (in_hw[a] - 1) * stride[a] + dilation[a] * (k_hw[a] - 1) + 1
+        out.append(full - top - bottom + op_pad)
+        pads.append((top, max(bottom - op_pad, 0)))
+        extra.append(max(op_pad - bottom, 0))
+        inner.append(out[a] - extra[a])
+    return tuple(out), tuple(inner), tuple(pads), tuple(extra)
+
+
+def _infer_conv_transpose(op, metas, attrs):
+    x, w, bias = metas
+    dtype = float_inputs(op, [("x", x), ("w", w), ("bias", bias)])
+    require_rank(op, "x", x, 4, "(N, C_in, H, W)")
+    require_rank(op, "w", w, 4, "(C_in, C_out / groups, KH, KW)")
+    require_positive_dims_but_batch(op, "x", x)
+    require_positive_dims(op, "w", w)
+    n, c_in, h, wd = x.shape
+    groups = attrs["groups"]
+    if c_in % groups:
+        raise ShapeError(f"{op}: argument 'groups' got {groups} but x has {c_in} channels; allowed: a divisor "
+                         f"of C_in = {c_in}")
+    if w.shape[0] != c_in:
+        raise ShapeError(f"{op}: argument 'w' got shape {w.shape}: {w.shape[0]} input channels, but x has {c_in}; "
+                         f"allowed: w[0] == {c_in} (w is (C_in, C_out / groups, KH, KW))")
+    c_out = w.shape[1] * groups
+    if bias is not None:
+        require_rank(op, "bias", bias, 1, "(C_out,)")
+        if bias.shape[0] != c_out:
+            raise ShapeError(f"{op}: argument 'bias' got shape {bias.shape}; allowed: ({c_out},), one per output "
+                             f"channel (w[1] * groups)")
+    stride, dilation, out_pad = attrs["stride"], attrs["dilation"], attrs["output_padding"]
+    for a, name in ((0, "height"), (1, "width")):
+        if out_pad[a] >= stride[a] and out_pad[a] >= dilation[a]:
+            raise InvalidArgumentError(
+                f"{op}: argument 'output_padding' got {out_pad}: {out_pad[a]} on the {name} axis; allowed: "
+                f"smaller than the stride ({stride[a]}) or the dilation ({dilation[a]}) on that axis (PyTorch's rule)")
+    out_hw, inner, _, _ = transpose_geometry((h, wd), w.shape[2:], stride, attrs["padding"], out_pad, dilation)
+    for a, name in ((0, "height"), (1, "width")):
+        full = out_hw[a] + sum(attrs["padding"][a]) - out_pad[a]
+        if out_hw[a] < 1 or inner[a] < 1 or out_hw[a] > INT_MAX:
+            raise ShapeError(
+                f"{op}: argument 'padding' got {attrs['padding']}: {attrs['padding'][a]} on the {name} axis leaves "
+                f"{out_hw[a]} of the transposed convolution's {full} (input {(h, wd)[a]}, stride {stride[a]}, kernel "
+                f"{w.shape[2 + a]}, dilation {dilation[a]}, output_padding {out_pad[a]}); allowed: an output {name} "
+                f"in [1, {INT_MAX}] with the top/left padding below {full}")
+    return [TensorMeta((n, c_out) + out_hw, dtype)], attrs
+
+
+def _conv_transpose2d(F, x, w, bias=None, *, stride, padding, output_padding, dilation, groups):
+    n, c_out = x.shape[0], w.shape[1] * groups
+    _, inner, pads, extra = transpose_geometry(x.shape[2:], w.shape[2:], stride, padding, output_padding, dilation)
+    y = F.conv2d_backward_input(x, w, input_shape=(n, c_out) + inner, stride=stride, padding=pads,
+                                dilation=dilation, groups=groups)
+    if any(extra):
+        y = F.pad(y, ((0, extra[0]), (0, extra[1])))
+    return y if bias is None else y + F.reshape(bias, (c_out, 1, 1))
+
+
+def _conv_transpose2d_vjp(F, rec, grads):
+    """y = conv2d_backward_input(x, w) (then zero-padded): dx is conv2d of dy (the padding's adjoint, a
+    crop, first) with w; dw is conv2d_backward_weight with the roles of input and dy swapped (dy's windows
+    correlated with x); dbias sums dy over N, H, W."""
+    x, w, bias = rec.inputs
+    (dy,) = grads
+    a = rec.attrs
+    _, inner, pads, extra = transpose_geometry(x.shape[2:], w.shape[2:], a["stride"], a["padding"],
+                                               a["output_padding"], a["dilation"])
+    g = F.slice(dy, starts=(0, 0), ends=inner, axes=(2, 3)) if any(extra) else dy
+    conv = {"stride": a["stride"], "padding": pads, "dilation": a["dilation"], "groups": a["groups"]}
+    dx = F.conv2d(g, w, **conv) if rec.wants(0) else None
+    dw = F.conv2d_backward_weight(g, x, weight_shape=w.shape, **conv) if rec.wants(1) else None
+    db = F.sum(dy, axis=(0, 2, 3)) if bias is not None and rec.wants(2) else None
+    return [dx, dw, db]
+
+
+def _transpose_terms(metas, attrs):
+    c_in, _, kh, kw = metas[1].shape
+    return c_in // attrs["groups"] * kh * kw + (metas[2] is not None)
+
+
+CONV_TRANSPOSE2D = OpSchema(
+    name="conv_transpose2d", family=FAMILY,
+    inputs=(Input("x"), Input("w"), Input("bias", optional=True)),
+    attrs=(Attr("stride", 1, to_pair), Attr("padding", 0, _transpose_padding),
+           Attr("output_padding", 0, lambda op, arg, v: to_pair(op, arg, v, minimum=0)),
+           Attr("dilation", 1, to_pair), Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1))),
+    infer=_infer_conv_transpose,
+    reference=reference.conv.conv_transpose2d,
+    doc="Transposed convolution of x (N, C_in, H, W) with w (C_in, C_out/groups, KH, KW), plus bias: the "
+        "adjoint of conv2d in its input (PyTorch's ConvTranspose2d).",
+    reduction_length=_transpose_terms,
+    vjp=_conv_transpose2d_vjp,
+    decomposition=Decomposition(_conv_transpose2d, uses=("conv2d_backward_input", "pad", "reshape", "add")),
 )

@@ -1,4 +1,6 @@
-"""The pool family over NCHW input: max_pool2d, avg_pool2d and their gradients.
+"""The pool family over NCHW input: max_pool2d, avg_pool2d and their gradients, and
+adaptive_avg_pool2d (PyTorch's rule), a decomposition: avg_pool2d where the sizes divide,
+otherwise one sliced sum per output row and column.
 
 max and average pooling decompose into window taps written with ops (a pad with -inf or 0 and
 one strided slice per tap) combined by a max reduction or a sum; the average-pooling gradient
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import reference
-from ..attrs import to_bool, to_padding, to_pair
+from ..attrs import INT_MAX, _is_int, to_bool, to_padding, to_pair
 from ..errors import ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
@@ -176,4 +180,115 @@ AVG_POOL2D_BACKWARD = OpSchema(
     reduction_length=_window,
     vjp=_avg_pool2d_backward_vjp,
     decomposition=Decomposition(_avg_pool2d_backward, uses=("div", "pad", "slice", "reshape", "add")),
+)
+
+
+# -- adaptive_avg_pool2d ---------------------------------------------------------------------------
+
+def _output_size(op, arg, value):
+    """An int or an (h, w) pair, each an int >= 1 or None (that axis keeps the input size)."""
+    items = (value, value) if _is_int(value) else value
+    if isinstance(items, (tuple, list)) and len(items) == 2 \
+            and all(v is None or (_is_int(v) and 1 <= v <= INT_MAX) for v in items):
+        return tuple(None if v is None else int(v) for v in items)
+    raise arg_error(op, arg, value, f"an int in [1, {INT_MAX}] or a pair (h, w) of such ints or None (None: "
+                    "that axis keeps the input size)")
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's windows: output i averages input [floor(i * size / out), ceil((i + 1) * size / out))."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _infer_adaptive(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    require_rank(op, "x", x, 4, "(N, C, H, W)")
+    require_positive_dims_but_batch(op, "x", x)
+    out_hw = tuple(x.shape[2 + a] if v is None else v for a, v in enumerate(attrs["output_size"]))
+    return [TensorMeta(x.shape[:2] + out_hw, dtype)], dict(attrs, output_size=out_hw)
+
+
+def _adaptive_kernel(hw, out_hw):
+    """avg_pool2d's kernel (= stride) where each output size divides its input size, else None."""
+    if hw[0] % out_hw[0] or hw[1] % out_hw[1]:
+        return None
+    return hw[0] // out_hw[0], hw[1] // out_hw[1]
+
+
+def _pool_attrs(kernel):
+    return {"kernel_size": kernel, "stride": kernel, "padding": ((0, 0), (0, 0)), "ceil_mode": False,
+            "count_include_pad": True}
+
+
+def _window_sums(F, x, axis: int, windows):
+    """Each window's sum along ``axis`` (kept as size 1), concatenated: one slice and one sum per window."""
+    if all(e - s == 1 for s, e in windows) and len(windows) == x.shape[axis]:
+        return x  # identity windows
+    parts = [F.sum(F.slice(x, starts=(s,), ends=(e,), axes=(axis,)), axis=axis, keepdims=True) for s, e in windows]
+    return parts[0] if len(parts) == 1 else F.concat(parts, axis=axis)
+
+
+def _window_spread(F, g, axis: int, windows, size: int):
+    """The adjoint of `_window_sums`: window i's values broadcast over its span along ``axis`` and added
+    where the windows overlap (one zero pad per window)."""
+    if all(e - s == 1 for s, e in windows) and len(windows) == size:
+        return g
+    total = None
+    lead = ((0, 0),) * (3 - axis)
+    for i, (s, e) in enumerate(windows):
+        piece = F.slice(g, starts=(i,), ends=(i + 1,), axes=(axis,))
+        shape = tuple(e - s if a == axis else d for a, d in enumerate(g.shape))
+        piece = F.pad(F.broadcast_to(piece, shape), ((s, size - e),) + lead)
+        total = piece if total is None else total + piece
+    return total
+
+
+def _adaptive_divisor(F, like, hw, out_hw):
+    lh = [e - s for s, e in adaptive_windows(hw[0], out_hw[0])]
+    lw = [e - s for s, e in adaptive_windows(hw[1], out_hw[1])]
+    return F.tensor(np.outer(lh, lw), dtype=like.dtype, device=like.device)
+
+
+def _adaptive_avg_pool2d(F, x, *, output_size):
+    hw = x.shape[2:]
+    kernel = _adaptive_kernel(hw, output_size)
+    if kernel is not None:
+        return F.avg_pool2d(x, **_pool_attrs(kernel))
+    rows = _window_sums(F, x, 2, adaptive_windows(hw[0], output_size[0]))
+    sums = _window_sums(F, rows, 3, adaptive_windows(hw[1], output_size[1]))
+    return sums / _adaptive_divisor(F, x, hw, output_size)
+
+
+def _adaptive_avg_pool2d_vjp(F, rec, grads):
+    """Linear in x: each output's gradient over its window's size, spread over the window (avg_pool2d's
+    gradient where the sizes divide)."""
+    x = rec.inputs[0]
+    out_hw = rec.attrs["output_size"]
+    hw = x.shape[2:]
+    kernel = _adaptive_kernel(hw, out_hw)
+    if kernel is not None:
+        return [F.avg_pool2d_backward(grads[0], input_shape=x.shape, **_pool_attrs(kernel))]
+    g = grads[0] / _adaptive_divisor(F, grads[0], hw, out_hw)
+    g = _window_spread(F, g, 3, adaptive_windows(hw[1], out_hw[1]), hw[1])
+    return [_window_spread(F, g, 2, adaptive_windows(hw[0], out_hw[0]), hw[0])]
+
+
+def _adaptive_terms(metas, attrs):
+    hw = metas[0].shape[2:]
+    return max(e - s for s, e in adaptive_windows(hw[0], attrs["output_size"][0])) * \
+        max(e - s for s, e in adaptive_windows(hw[1], attrs["output_size"][1]))
+
+
+ADAPTIVE_AVG_POOL2D = OpSchema(
+    name="adaptive_avg_pool2d", family=FAMILY,
+    inputs=(Input("x"),),
+    attrs=(Attr("output_size", None, _output_size),),
+    infer=_infer_adaptive,
+    reference=reference.pool.adaptive_avg_pool2d,
+    doc="Mean of x (N, C, H, W) over PyTorch's adaptive windows: output (i, j) averages rows "
+        "[floor(i*H/OH), ceil((i+1)*H/OH)) and columns alike; (1, 1) is global average pooling.",
+    reduction_length=_adaptive_terms,
+    vjp=_adaptive_avg_pool2d_vjp,
+    decomposition=Decomposition(_adaptive_avg_pool2d, uses=("avg_pool2d", "slice", "sum", "concat", "div")),
 )

@@ -87,3 +87,31 @@ def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, gr
                 dw[g * out_per_group:(g + 1) * out_per_group, :, i, j] = \
                     np.einsum("nohw,nchw->oc", dyg, xg[:, :, rows, cols])
     return dw
+
+
+def conv_transpose2d(x, w, bias=None, *, stride, padding, output_padding, dilation, groups):
+    """PyTorch's ConvTranspose2d written as a scatter: input pixel (i, j) of channel ci adds
+    ``x[n, ci, i, j] * w[ci, co, a, b]`` to the full output at (i * sh + a * dh, j * sw + b * dw) for
+    every tap (a, b) and every output channel co of ci's group; the full output (extended by
+    output_padding zero rows/columns at the bottom/right) is then cropped by the padding."""
+    x, w = _f64(x), _f64(w)
+    n, c_in, h, wd = x.shape
+    _, out_per_group, kh, kw = w.shape
+    in_per_group = c_in // groups
+    (pt, pb), (pl, pr) = padding
+    (sh, sw), (dh, dw), (oph, opw) = stride, dilation, output_padding
+    full_h = (h - 1) * sh + dh * (kh - 1) + 1
+    full_w = (wd - 1) * sw + dw * (kw - 1) + 1
+    full = np.zeros((n, groups * out_per_group, full_h + oph, full_w + opw))
+    for ci in range(c_in):
+        g = ci // in_per_group
+        for co in range(out_per_group):
+            for a in range(kh):
+                for b in range(kw):  # every input pixel at once: rows i * sh + a * dh, columns j * sw + b * dw
+                    rows = slice(a * dh, a * dh + sh * (h - 1) + 1, sh)
+                    cols = slice(b * dw, b * dw + sw * (wd - 1) + 1, sw)
+                    full[:, g * out_per_group + co, rows, cols] += x[:, ci] * w[ci, co, a, b]
+    y = full[:, :, pt:full_h + oph - pb, pl:full_w + opw - pr]
+    if bias is not None:
+        y = y + _f64(bias).reshape(1, -1, 1, 1)
+    return y

@@ -118,3 +118,18 @@ def avg_pool2d_backward(dy, *, input_shape, kernel_size, stride, padding, ceil_m
             (q0, q1), count_w = extent(b, w, kernel_size[1], stride[1], padding[1])
             dx[:, :, r0:r1, q0:q1] += (dy[:, :, a, b] / (count_h * count_w))[:, :, None, None]
     return dx
+
+
+def adaptive_avg_pool2d(x, *, output_size):
+    """PyTorch's adaptive average pooling: output (i, j) is the mean of the rows
+    [floor(i * H / OH), ceil((i + 1) * H / OH)) and columns [floor(j * W / OW), ceil((j + 1) * W / OW))."""
+    x = np.asarray(x, dtype=np.float64)
+    n, c, h, w = x.shape
+    oh, ow = output_size
+    y = np.empty((n, c, oh, ow))
+    for i in range(oh):
+        r0, r1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+        for j in range(ow):
+            c0, c1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            y[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
+    return y

@@ -80,14 +80,35 @@ def leaky_relu(x: CLArray, *, negative_slope: float) -> CLArray:
     return out
 
 
+def clip(x: CLArray, *, min: Optional[float], max: Optional[float]) -> CLArray:  # noqa: A002 - attribute names
+    """np.clip's rule (NaN stays NaN, min > max gives max), None meaning unbounded."""
+    out = empty(x.dev, x.shape, x.dtype)
+    lo, hi = -math.inf if min is None else min, math.inf if max is None else max
+    run_1d(x.dev, kernel(x.dev, FAMILY, "clip_k", x.dtype), x.size, x.buf, out.buf, i32(x.size),
+           scalar(lo, x.dtype), scalar(hi, x.dtype))
+    return out
+
+
+_GELU = {"none": _unary("gelu_k"), "tanh": _unary("gelu_tanh_k")}
+
+
+def gelu(x: CLArray, *, approximate: str) -> CLArray:
+    """x * Phi(x), Phi by erf ('none') or PyTorch's tanh approximation ('tanh')."""
+    return _GELU[approximate](x)
+
+
 def relu_backward(dy: CLArray, x: CLArray) -> CLArray:
     """dy where x > 0, else 0."""
     return binary("relu_backward_k", dy, x)
 
 
 KERNELS = {name.removesuffix("_k"): _unary(name)
-           for name in ("relu_k", "sigmoid_k", "tanh_k", "exp_k", "log_k", "sqrt_k", "neg_k")}
-KERNELS.update({name.removesuffix("_k"): _binary(name) for name in ("add_k", "sub_k", "mul_k", "div_k")})
+           for name in ("relu_k", "sigmoid_k", "tanh_k", "exp_k", "log_k", "sqrt_k", "neg_k", "abs_k", "erf_k",
+                        "hardsigmoid_k", "hardswish_k")}
+KERNELS.update({name.removesuffix("_k"): _binary(name)
+                for name in ("add_k", "sub_k", "mul_k", "div_k", "pow_k", "maximum_k", "minimum_k")})
 KERNELS["relu_backward"] = relu_backward
 KERNELS["leaky_relu"] = leaky_relu
+KERNELS["clip"] = clip
+KERNELS["gelu"] = gelu
 __all__ = ["KERNELS", "binary", "strided_copy", "contiguous_strides"]

@@ -1,5 +1,5 @@
 """Conformance cases of the conv family: the deterministic grid and the seeded random generators
-of its ops (conv2d, conv2d_bias_relu, conv2d_backward_input, conv2d_backward_weight)."""
+of its ops (conv2d, conv2d_bias_relu, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d)."""
 
 from __future__ import annotations
 
@@ -102,6 +102,55 @@ def special_conv_grid() -> Iterator[Case]:
     yield Case("conv2d_backward_weight", (special(*x), normal(*dy)), dict(attrs, weight_shape=w))
 
 
+def conv_transpose_grid() -> Iterator[Case]:
+    """conv_transpose2d: strides with and without output_padding, padding forms (asymmetric included,
+    and bottom padding smaller than output_padding: zero rows appended), dilation (output_padding
+    >= stride but < dilation), groups incl. depthwise, odd sizes, 1x1, an empty batch, batches of 5/17."""
+    ct = "conv_transpose2d"
+    for padding in (0, 1, (1, 2), ((0, 1), (2, 0))):
+        for stride, out_pad in ((1, 0), (2, 0), (2, 1), ((2, 3), (1, 2))):
+            yield Case(ct, (normal(2, 3, 5, 4), normal(3, 4, 3, 2), None),
+                       {"stride": stride, "padding": padding, "output_padding": out_pad})
+    yield Case(ct, (normal(2, 2, 5, 6), normal(2, 3, 3, 3), normal(3)), {"stride": 2, "padding": 1})
+    yield Case(ct, (normal(1, 2, 4, 5), normal(2, 2, 3, 2), normal(2)), {"dilation": (2, 3), "padding": 1})
+    yield Case(ct, (normal(1, 2, 4, 5), normal(2, 2, 3, 3), None), {"dilation": 3, "output_padding": 2})
+    yield Case(ct, (normal(2, 2, 3, 4), normal(2, 1, 2, 3), normal(1)),
+               {"stride": (1, 2), "dilation": (3, 2), "output_padding": (2, 1), "padding": ((2, 0), (0, 1))})
+    yield Case(ct, (normal(2, 4, 5, 5), normal(4, 3, 3, 3), normal(6)), {"groups": 2, "stride": 2, "padding": 1,
+                                                                      "output_padding": 1})
+    yield Case(ct, (normal(2, 4, 6, 6), normal(4, 1, 3, 3), None), {"groups": 4, "padding": 1})  # depthwise
+    yield Case(ct, (normal(1, 3, 4, 5), normal(3, 2, 2, 2), normal(6)), {"groups": 3, "stride": 2, "dilation": 2})
+    yield Case(ct, (normal(1, 1, 1, 1), normal(1, 1, 1, 1), None), {})                                  # 1x1
+    yield Case(ct, (normal(1, 1, 1, 1), normal(1, 2, 3, 3), normal(2)), {"stride": 2, "output_padding": 1})
+    yield Case(ct, (normal(3, 5, 4, 4), normal(5, 2, 1, 1), normal(2)), {})                             # pointwise
+    yield Case(ct, (normal(1, 2, 3, 1), normal(2, 2, 4, 1), None), {"stride": (3, 1), "padding": (2, 0)})
+    yield Case(ct, (normal(2, 8, 6, 6), normal(8, 8, 4, 4), None), {"stride": 2, "padding": 1})       # longer sums
+    yield Case(ct, (normal(5, 2, 3, 33), normal(2, 3, 3, 3), normal(3)), {"stride": 2, "padding": 1})  # wide rows
+    yield Case(ct, (normal(17, 2, 3, 4), normal(2, 2, 2, 2), None), {"stride": 2})
+    yield Case(ct, (normal(0, 3, 4, 4), normal(3, 2, 3, 3), normal(2)), {"stride": 2, "padding": 1})   # empty batch
+
+
+def special_conv_transpose_grid() -> Iterator[Case]:
+    """NaN and infinities in x propagate to the outputs their pixels reach (inf - inf: NaN); the weights
+    stay finite."""
+    yield Case("conv_transpose2d", (special(2, 3, 5, 4), normal(3, 2, 3, 3), normal(2)), {"stride": 2, "padding": 1})
+    yield Case("conv_transpose2d", (special(1, 2, 4, 6, pool=NONFINITE), normal(2, 2, 2, 2), None), {"stride": 2})
+
+
+def _conv_transpose2d(r: random.Random) -> Case:
+    groups = r.choice([1, 1, 2, 3])
+    cg, og = r.randint(1, 3), r.randint(1, 3)
+    kh, kw = r.randint(1, 4), r.randint(1, 4)
+    x = In((r.randint(1, 3), groups * cg, r.randint(1, 6), r.randint(1, 6)))
+    w = In((groups * cg, og, kh, kw))
+    bias = In((groups * og,)) if r.random() < 0.5 else None
+    stride, dilation = rand_pair(r, 1, 3), rand_pair(r, 1, 2)
+    padding = r.choice([0, r.randrange(3), (r.randrange(3), r.randrange(3)),
+                        ((r.randrange(3), r.randrange(3)), (r.randrange(3), r.randrange(3)))])
+    return Case("conv_transpose2d", (x, w, bias), {"stride": stride, "padding": padding, "dilation": dilation,
+                                                   "output_padding": rand_pair(r, 0, 2), "groups": groups})
+
+
 def _conv2d(r: random.Random) -> Case:
     groups = r.choice([1, 1, 2, 3])
     cg, og = r.randint(1, 3), r.randint(1, 3)
@@ -131,10 +180,11 @@ def _renamed(case: Case, op: str) -> Case:
     return Case(op, case.inputs, case.attrs)
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (conv2d_grid, fused_grid, grad_conv_grid, empty_batch_conv_grid)
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (conv2d_grid, fused_grid, grad_conv_grid, empty_batch_conv_grid,
+                                                   conv_transpose_grid)
 """The grid generators, each numbered from seed 0."""
 
-SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_conv_grid,)
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_conv_grid, special_conv_transpose_grid)
 """Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
@@ -142,5 +192,6 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'conv2d_bias_relu': lambda r: _renamed(_conv2d(r), "conv2d_bias_relu"),
     'conv2d_backward_input': _conv2d_backward("conv2d_backward_input"),
     'conv2d_backward_weight': _conv2d_backward("conv2d_backward_weight"),
+    'conv_transpose2d': _conv_transpose2d,
 }
 """Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

@@ -1,12 +1,13 @@
 """Conformance cases of the elementwise family: the deterministic grid and the seeded random generators
-of its ops (relu, leaky_relu, sigmoid, silu, tanh, exp, log, sqrt, neg, add, sub, mul, div, relu_backward)."""
+of its ops (relu, leaky_relu, sigmoid, silu, tanh, exp, log, sqrt, neg, add, sub, mul, div, relu_backward,
+clip, hardsigmoid, hardswish, erf, gelu, abs, pow, maximum, minimum)."""
 
 from __future__ import annotations
 
 import random
 from typing import Callable, Iterator
 
-from .base import (EDGES, NONFINITE, Case, In, normal, positive,
+from .base import (EDGES, INF, NAN, NONFINITE, Case, In, normal, positive,
                    rand_shape, special)
 
 
@@ -94,10 +95,96 @@ def _leaky_relu(r: random.Random) -> Case:
     return Case("leaky_relu", (In(rand_shape(r)),), {"negative_slope": round(r.uniform(-1, 1), 3)})
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (elementwise_grid, relu_backward_grid, silu_grid,)
+ZOO_UNARY = ("hardsigmoid", "hardswish", "erf", "abs")
+"""The unary ops without attributes added for the CNN zoo (clip and gelu have attributes)."""
+CLIP_BOUNDS: tuple[dict, ...] = ({"min": -0.5, "max": 0.7}, {"min": 0.0}, {"max": 0.25}, {"min": 0.0, "max": 6.0},
+                                 {}, {"min": 1.0, "max": -1.0}, {"min": -1e30, "max": 1e30})
+"""Both bounds, one, none, ReLU6's, min > max (the output is max everywhere), bounds beyond float16."""
+KINKS = (-3.0, 3.0, -1.0, 1.0, 0.0, -0.0, 0.5, -0.5)
+"""The corners of hardsigmoid and hardswish (+-3), clip's bounds here (-1, 1, +-0.5), abs's 0."""
+
+
+def zoo_grid() -> Iterator[Case]:
+    """Shapes (scalar, odd, 3-d), wide ranges (saturation of hardsigmoid, erf and gelu), odd sizes past
+    any work-group (1031, 17x67) and the broadcasts of the binary ops; pow on positive bases (its
+    gradient takes log(x)), and on integer exponents of negative bases."""
+    for op in ZOO_UNARY:
+        for shape in ((), (7,), (2, 3, 4)):
+            yield Case(op, (normal(*shape),), {})
+        yield Case(op, (In((50,), "uniform", -8.0, 8.0),), {})
+        yield Case(op, (normal(1031),), {})
+    for bounds in CLIP_BOUNDS:
+        yield Case("clip", (normal(2, 3, 4),), bounds)
+    yield Case("clip", (normal(),), {"min": 0.1})
+    yield Case("clip", (normal(17, 67),), {"min": -0.3, "max": 0.4})
+    for approximate in ("none", "tanh"):
+        for shape in ((), (7,), (2, 3, 4)):
+            yield Case("gelu", (normal(*shape),), {"approximate": approximate})
+        yield Case("gelu", (In((64,), "uniform", -10.0, 10.0),), {"approximate": approximate})
+        yield Case("gelu", (normal(17, 67),), {"approximate": approximate})
+    yield Case("gelu", (normal(5),), {})
+    for op in ("maximum", "minimum"):
+        for a, b in [((2, 3), (2, 3)), ((2, 3), (3,)), ((4, 1, 3), (2, 1)), ((), (2, 2)), ((3, 1), (1, 4))]:
+            yield Case(op, (normal(*a), normal(*b)), {})
+        yield Case(op, (normal(1031), normal(1031)), {})
+        yield Case(op, (normal(17, 67), normal(67)), {})
+    for a, b in [((2, 3), (2, 3)), ((2, 3), (3,)), ((4, 1, 3), (2, 1)), ((), (2, 2)), ((3, 1), (1, 4))]:
+        yield Case("pow", (positive(*a), normal(*b)), {})
+    yield Case("pow", (In((17, 67), "uniform", 0.2, 3.0), In((67,), "uniform", -3.0, 3.0)), {})
+    yield Case("pow", (In((5, 1, 9), "uniform", 0.5, 4.0), In((7, 1), "uniform", -6.0, 6.0)), {})
+
+
+def zoo_special_grid() -> Iterator[Case]:
+    """NaN, +-inf, +-0.0, exp's overflow edges and the kinks; large magnitudes (erf and gelu saturate,
+    hardswish is x); pow's C99 rules (x ** 0 == 1 and 1 ** y == 1 even for NaN, 0 ** -y == inf,
+    negative bases: NaN for non-integer exponents, signed for odd integers); ties of maximum and
+    minimum (equal values, +-0.0, both infinite)."""
+    for op in ZOO_UNARY:
+        yield Case(op, (special(5, 13),), {})
+        yield Case(op, (special(67, pool=KINKS + NONFINITE, low=-5.0, high=5.0),), {})
+        yield Case(op, (In((64,), "uniform", -1e4, 1e4),), {})
+    yield Case("erf", (In((64,), "uniform", -1e-6, 1e-6),), {})
+    yield Case("erf", (In((200,), "uniform", -6.5, 6.5),), {})
+    for bounds in CLIP_BOUNDS:
+        yield Case("clip", (special(5, 13, pool=KINKS + NONFINITE),), bounds)
+    for approximate in ("none", "tanh"):
+        yield Case("gelu", (special(5, 13),), {"approximate": approximate})
+        yield Case("gelu", (In((64,), "uniform", -1e4, 1e4),), {"approximate": approximate})
+    for op in ("maximum", "minimum"):
+        yield Case(op, (special(5, 13), special(5, 13)), {})
+        yield Case(op, (special(4, 9, pool=NONFINITE), special(9, pool=NONFINITE + (1.0, -1.0))), {})
+        ties = (0.0, -0.0, 1.0, -2.0, INF, -INF, NAN, 3.0, 0.0, 5.0, -0.0, 0.5)
+        yield Case(op, (In((12,), "array", values=ties), In((12,), "array", values=ties[::-1])), {})
+    bases = (0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -8.0, INF, -INF, NAN, 1e-30)
+    exponents = (0.0, -0.0, 1.0, 2.0, 3.0, -1.0, -2.0, 0.5, -0.5, 1.0 / 3.0, INF, -INF, NAN, 40.0, -40.0)
+    yield Case("pow", (In((len(bases), 1), "array", values=bases), In((len(exponents),), "array", values=exponents)),
+               {})
+    yield Case("pow", (special(5, 13), special(5, 13)), {})
+    yield Case("pow", (In((64,), "uniform", 0.0, 1e4), In((64,), "uniform", -20.0, 20.0)), {})
+
+
+def _clip(r: random.Random) -> Case:
+    lo = round(r.uniform(-2, 1), 2) if r.random() < 0.8 else None
+    hi = round(r.uniform(-1, 2), 2) if r.random() < 0.8 else None
+    return Case("clip", (In(rand_shape(r)),), {"min": lo, "max": hi})
+
+
+def _gelu(r: random.Random) -> Case:
+    return Case("gelu", (In(rand_shape(r)),), {"approximate": r.choice(("none", "tanh"))})
+
+
+def _pow(r: random.Random) -> Case:
+    a = rand_shape(r)
+    b = tuple(1 if r.random() < 0.3 else d for d in a[r.randint(0, len(a)):])
+    if r.random() < 0.5:
+        a, b = b, a
+    return Case("pow", (In(a, "uniform", 0.1, 3.0), In(b, "uniform", -3.0, 3.0)), {})
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (elementwise_grid, relu_backward_grid, silu_grid, zoo_grid)
 """The grid generators, each numbered from seed 0."""
 
-SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_elementwise_grid,)
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_elementwise_grid, zoo_special_grid)
 """Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
@@ -115,5 +202,14 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'mul': _binary("mul"),
     'div': _binary("div"),
     'relu_backward': _relu_backward,
+    'clip': _clip,
+    'hardsigmoid': _unary("hardsigmoid"),
+    'hardswish': _unary("hardswish"),
+    'erf': _unary("erf"),
+    'gelu': _gelu,
+    'abs': _unary("abs"),
+    'pow': _pow,
+    'maximum': _binary("maximum"),
+    'minimum': _binary("minimum"),
 }
 """Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

@@ -1,5 +1,5 @@
 """Conformance cases of the pool family: the deterministic grid and the seeded random generators
-of its ops (max_pool2d, avg_pool2d, max_pool2d_backward, avg_pool2d_backward)."""
+of its ops (max_pool2d, avg_pool2d, max_pool2d_backward, avg_pool2d_backward, adaptive_avg_pool2d)."""
 
 from __future__ import annotations
 
@@ -137,6 +137,31 @@ def special_pool_grid() -> Iterator[Case]:
                                                                "input_shape": (2, 3, 7, 6)})
 
 
+def adaptive_pool_grid() -> Iterator[Case]:
+    """adaptive_avg_pool2d: sizes that divide (avg_pool2d), overlapping windows (7 -> 3, 5 -> 3), outputs
+    larger than the input (repeated elements), global (1, 1), None entries, identity, odd/empty/large batches."""
+    ap = "adaptive_avg_pool2d"
+    for shape, out in (((2, 3, 8, 6), (4, 3)), ((2, 3, 8, 6), 2), ((2, 3, 7, 5), (3, 2)), ((1, 2, 5, 5), 3),
+                       ((2, 3, 7, 6), (1, 1)), ((1, 2, 9, 10), 1), ((1, 2, 3, 4), (5, 7)), ((1, 1, 2, 2), 4),
+                       ((1, 2, 6, 7), (None, 3)), ((1, 2, 6, 7), (4, None)), ((1, 2, 6, 7), (6, 7)),
+                       ((1, 1, 1, 1), 1), ((1, 1, 1, 1), (2, 3)), ((1, 2, 10, 3), (3, 1)), ((2, 2, 13, 11), (7, 7)),
+                       ((5, 2, 6, 67), (3, 5)), ((17, 1, 4, 5), (2, 3)), ((0, 3, 7, 6), (3, 2)), ((0, 3, 8, 6), 2)):
+        yield Case(ap, (normal(*shape),), {"output_size": out})
+
+
+def special_adaptive_pool_grid() -> Iterator[Case]:
+    """NaN and infinities reach only the outputs whose windows hold them (inf - inf: NaN)."""
+    for out in ((3, 2), (4, 3), (1, 1)):
+        yield Case("adaptive_avg_pool2d", (special(2, 3, 8, 6),), {"output_size": out})
+    yield Case("adaptive_avg_pool2d", (special(1, 2, 7, 5, pool=NONFINITE),), {"output_size": (3, 3)})
+
+
+def _adaptive_avg_pool2d(r: random.Random) -> Case:
+    shape = (r.randint(1, 2), r.randint(1, 3), r.randint(1, 9), r.randint(1, 9))
+    out = tuple(r.choice([None, r.randint(1, 10), r.randint(1, 4)]) for _ in range(2))
+    return Case("adaptive_avg_pool2d", (In(shape),), {"output_size": out})
+
+
 def _pool(op: str) -> Callable[[random.Random], Case]:
     def make(r: random.Random) -> Case:
         attrs = {"kernel_size": rand_pair(r, 1, 4), "stride": r.choice([None, rand_pair(r, 1, 3)]),
@@ -161,10 +186,10 @@ def _avg_pool2d_backward(r: random.Random) -> Case:
 
 
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (lambda: pool_grid("max_pool2d"), lambda: pool_grid("avg_pool2d"),
-                                                   grad_pool_grid, empty_batch_pool_grid)
+                                                   grad_pool_grid, empty_batch_pool_grid, adaptive_pool_grid)
 """The grid generators, each numbered from seed 0."""
 
-SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_pool_grid,)
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_pool_grid, special_adaptive_pool_grid)
 """Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
@@ -172,5 +197,6 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'avg_pool2d': _pool("avg_pool2d"),
     'max_pool2d_backward': _max_pool2d_backward,
     'avg_pool2d_backward': _avg_pool2d_backward,
+    'adaptive_avg_pool2d': _adaptive_avg_pool2d,
 }
 """Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

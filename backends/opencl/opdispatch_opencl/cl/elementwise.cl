@@ -14,6 +14,22 @@ UNARY(log_k, log(v))
 UNARY(sqrt_k, sqrt(v))
 UNARY(neg_k, -v)
 
+UNARY(abs_k, fabs(v))
+UNARY(erf_k, erf(v))
+/* PyTorch's forms; NaN fails both comparisons and stays NaN */
+UNARY(hardsigmoid_k, v <= (T)-3 ? (T)0 : (v >= (T)3 ? (T)1 : v / (T)6 + (T)0.5))
+UNARY(hardswish_k, v <= (T)-3 ? (T)0 : (v >= (T)3 ? v : v * (v + (T)3) / (T)6))
+/* x * Phi(x); 0 at -inf (the limit, not -inf * 0) */
+UNARY(gelu_k, v == (T)-INFINITY ? (T)0 : v * (T)0.5 * ((T)1 + erf(v * (T)0.70710678118654752440)))
+UNARY(gelu_tanh_k, v == (T)-INFINITY ? (T)0
+      : v * (T)0.5 * ((T)1 + tanh((T)0.79788456080286535588 * (v + (T)0.044715 * v * v * v))))
+
+/* np.clip's rule: NaN stays NaN (fmax/fmin would drop it), lo > hi gives hi; absent bounds are -+inf */
+__kernel void clip_k(__global const T* x, __global T* y, const int n, const T lo, const T hi) {
+    int i = get_global_id(0);
+    if (i < n) { T v = x[i]; y[i] = isnan(v) ? v : fmin(fmax(v, lo), hi); }
+}
+
 __kernel void leaky_relu_k(__global const T* x, __global T* y, const int n, const T slope) {
     int i = get_global_id(0);
     if (i < n) { T v = x[i]; y[i] = v > (T)0 ? v : v * slope; }
@@ -39,6 +55,10 @@ BINARY(sub_k, u - v)
 BINARY(mul_k, u * v)
 BINARY(div_k, u / v)
 BINARY(relu_backward_k, v > (T)0 ? u : (T)0)
+BINARY(pow_k, pow(u, v))
+/* np.maximum / np.minimum: NaN where either is NaN (u + v is then NaN), else the larger / smaller */
+BINARY(maximum_k, (isnan(u) || isnan(v)) ? u + v : (u > v ? u : v))
+BINARY(minimum_k, (isnan(u) || isnan(v)) ? u + v : (u < v ? u : v))
 
 /* y[y_off + i] = x[offset(i)]: transpose, broadcast_to, materialised broadcasts. */
 __kernel void strided_copy(__global const T* x, __global T* y, const int n, const int8 shape, const int8 st,
