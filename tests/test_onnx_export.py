@@ -63,6 +63,15 @@ CASES = {
     "elementwise": (lambda a, b: (od.relu(a) + od.sigmoid(b) - od.tanh(a) * od.exp(b) / (od.sqrt(od.exp(a)) + 1.0),
                                   -od.log(od.exp(b)), od.leaky_relu(a, 0.2), od.silu(b)),
                     (arr(3, 4), arr(4))),
+    "zoo_elementwise": (lambda a, b: (od.clip(a, -0.5, 0.25), od.clip(a, min=0.1), od.clip(a, max=0.2),
+                                      od.hardsigmoid(a * 4.0), od.hardswish(a * 4.0), od.erf(a), od.gelu(b),
+                                      od.gelu(a, approximate="tanh"), od.abs(a), od.pow(od.abs(a) + 0.5, b),
+                                      od.maximum(a, b), od.minimum(a, b)),
+                        (arr(3, 4), arr(4))),
+    "conv_transpose": (lambda x, w, b: od.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+                       (arr(2, 4, 5, 6), arr(4, 3, 3, 3), arr(6))),
+    "adaptive_pool": (lambda x: (od.adaptive_avg_pool2d(x, (3, 2)), od.adaptive_avg_pool2d(x, 4),
+                                 od.adaptive_avg_pool2d(x, 1)), (arr(2, 3, 9, 8),)),
     "reduce": (lambda x: (od.sum(x, axis=1), od.mean(x, axis=(0, 2), keepdims=True), od.max(x), od.sum(x)),
                (arr(2, 3, 4),)),
     "layout": (lambda x: (od.reshape(x, (6, -1)), od.transpose(x, (2, 0, 1)), od.flatten(x),
@@ -89,6 +98,33 @@ def test_every_public_op_with_an_exporter_is_covered_by_a_case() -> None:
         seen.update(n.op for n in g.nodes)
         seen.update(n.decomposed_from for n in g.nodes if n.decomposed_from)
     assert sorted(set(EXPORTERS) - seen - {"broadcast_to", "relu_backward"}) == []
+
+
+@pytest.mark.parametrize("op, args, attrs", [
+    ("conv_transpose2d", (arr(2, 4, 5, 6), arr(4, 3, 3, 3), arr(6)),
+     {"stride": 2, "padding": ((1, 0), (1, 2)), "output_padding": 1, "groups": 2}),
+    ("adaptive_avg_pool2d", (arr(2, 3, 9, 8),), {"output_size": (4, 3)}),
+    ("adaptive_avg_pool2d", (arr(2, 3, 9, 8),), {"output_size": (3, 4)}),
+    ("adaptive_avg_pool2d", (arr(1, 2, 5, 7),), {"output_size": 1}),
+])
+@pytest.mark.parametrize("opset", [17, 18])
+def test_ops_as_single_nodes(op, args, attrs, opset) -> None:
+    """Ops that trace as their decomposition (no kernel) still export directly, as a provider's
+    kernel makes them appear as nodes: built here as one-node graphs."""
+    from opdispatch.graph.ir import GraphIR, Node, ValueInfo
+    from opdispatch.ops import OPS
+    from opdispatch.schema import TensorMeta
+    schema = OPS[op]
+    metas = [TensorMeta(a.shape, a.dtype) for a in args]
+    outs, kattrs = schema.infer(op, metas + [None] * (len(schema.inputs) - len(args)), schema.normalize(attrs))
+    dev = od.Device("numpy:0")
+    n = len(args)
+    values = {i: ValueInfo(a.shape, a.dtype, dev) for i, a in enumerate(args)}
+    values[n] = ValueInfo(outs[0].shape, outs[0].dtype, dev)
+    inputs = tuple(range(n)) + (None,) * (len(schema.inputs) - n)
+    graph = GraphIR("one", tuple(range(n)), (n,), (Node(op, inputs, (n,), kattrs, dev),), values)
+    (got,) = run_ort(export(graph, opset=opset), {f"input_{i}": a for i, a in enumerate(args)})
+    np.testing.assert_allclose(got, op_function(op)(*args, **attrs).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_every_public_op_has_an_onnx_form() -> None:

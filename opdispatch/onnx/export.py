@@ -121,6 +121,43 @@ def _conv_backward_input(b: _Builder, node: Node, ins: list, outs: list) -> None
            dilations=list(a["dilation"]), group=int(a["groups"]), output_padding=extra)
 
 
+def _conv_transpose(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    a = node.attrs
+    kshape = b.meta(node.inputs[1]).shape[2:]
+    b.node("ConvTranspose", ins if ins[2] else ins[:2], outs, kernel_shape=list(kshape), strides=list(a["stride"]),
+           pads=_pads(a["padding"]), dilations=list(a["dilation"]), group=int(a["groups"]),
+           output_padding=list(a["output_padding"]))
+
+
+def _adaptive_avg_pool(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    """GlobalAveragePool, an AveragePool where the sizes divide, else the mean of each window's rows
+    then columns (PyTorch's windows [floor(i*in/out), ceil((i+1)*in/out)))."""
+    shape = b.meta(node.inputs[0]).shape
+    oh, ow = node.attrs["output_size"]
+    ih, iw = shape[2], shape[3]
+    if (oh, ow) == (1, 1):
+        b.node("GlobalAveragePool", ins, outs)
+        return
+    if ih % oh == 0 and iw % ow == 0:
+        k = [ih // oh, iw // ow]
+        b.node("AveragePool", ins, outs, kernel_shape=k, strides=k)
+        return
+    current = ins[0]
+    for axis, (size, out_size) in enumerate(((ih, oh), (iw, ow)), start=2):
+        if size == out_size:
+            continue
+        parts = []
+        for i in range(out_size):
+            start, end = (i * size) // out_size, -((-(i + 1) * size) // out_size)
+            part = b.node("Slice", [current, b.ints([start], "starts"), b.ints([end], "ends"), b.ints([axis], "axes")])[0]
+            if b.opset >= 18:
+                parts.append(b.node("ReduceMean", [part, b.ints([axis], "axes")], keepdims=1)[0])
+            else:
+                parts.append(b.node("ReduceMean", [part], axes=[axis], keepdims=1)[0])
+        current = b.node("Concat", parts, axis=axis)[0]
+    b.node("Identity", [current], outs)
+
+
 def _pool(op_type: str) -> Emitter:
     def emit(b: _Builder, node: Node, ins: list, outs: list) -> None:
         a = node.attrs
@@ -245,6 +282,42 @@ def _softmax_cross_entropy(b: _Builder, node: Node, ins: list, outs: list) -> No
     b.node("SoftmaxCrossEntropyLoss", ins, outs, reduction="mean")
 
 
+def _clip(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    dtype = b.meta(node.inputs[0]).dtype
+    bounds = [("" if node.attrs[k] is None else b.const(node.attrs[k], dtype, k)) for k in ("min", "max")]
+    while bounds and not bounds[-1]:
+        bounds.pop()
+    b.node("Clip", [ins[0]] + bounds, outs)
+
+
+def _hardsigmoid(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    b.node("HardSigmoid", ins, outs, alpha=1.0 / 6.0, beta=0.5)
+
+
+def _hardswish(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    if b.opset >= 14:
+        b.node("HardSwish", ins, outs)
+    else:
+        b.node("Mul", [ins[0], b.node("HardSigmoid", ins, alpha=1.0 / 6.0, beta=0.5)[0]], outs)
+
+
+def _gelu(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    approximate = node.attrs["approximate"]
+    if b.opset >= 20:
+        b.node("Gelu", ins, outs, approximate=approximate)
+        return
+    dtype = b.meta(node.inputs[0]).dtype
+    x = ins[0]
+    if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = b.node("Mul", [b.node("Mul", [x, x])[0], x])[0]
+        inner = b.node("Add", [x, b.node("Mul", [cube, b.const(0.044715, dtype)])[0]])[0]
+        phi = b.node("Tanh", [b.node("Mul", [inner, b.const(np.sqrt(2.0 / np.pi), dtype)])[0]])[0]
+    else:  # 0.5 x (1 + erf(x / sqrt 2))
+        phi = b.node("Erf", [b.node("Mul", [x, b.const(1.0 / np.sqrt(2.0), dtype)])[0]])[0]
+    half_x = b.node("Mul", [x, b.const(0.5, dtype)])[0]
+    b.node("Mul", [half_x, b.node("Add", [phi, b.const(1.0, dtype)])[0]], outs)
+
+
 EXPORTERS: dict[str, Emitter] = {
     "relu": _same("Relu"), "sigmoid": _same("Sigmoid"), "tanh": _same("Tanh"), "exp": _same("Exp"),
     "log": _same("Log"), "sqrt": _same("Sqrt"), "neg": _same("Neg"),
@@ -252,12 +325,15 @@ EXPORTERS: dict[str, Emitter] = {
     "matmul": _same("MatMul"), "leaky_relu": _leaky_relu, "silu": _silu, "relu_backward": _relu_backward,
     "conv2d": _conv, "conv2d_bias_relu": lambda b, n, i, o: _conv(b, n, i, o, relu=True),
     "conv2d_backward_input": _conv_backward_input,
+    "conv_transpose2d": _conv_transpose, "adaptive_avg_pool2d": _adaptive_avg_pool,
     "max_pool2d": _pool("MaxPool"), "avg_pool2d": _pool("AveragePool"), "batch_norm": _batch_norm,
     "sum": _reduce("ReduceSum"), "mean": _reduce("ReduceMean"), "max": _reduce("ReduceMax"),
     "reshape": _reshape_to_output, "flatten": _reshape_to_output, "transpose": _transpose,
     "softmax": _softmax("Softmax"), "log_softmax": _softmax("LogSoftmax"),
     "softmax_cross_entropy": _softmax_cross_entropy, "broadcast_to": _broadcast_to, "slice": _slice,
     "concat": _concat, "pad": _pad,
+    "clip": _clip, "hardsigmoid": _hardsigmoid, "hardswish": _hardswish, "erf": _same("Erf"), "gelu": _gelu,
+    "abs": _same("Abs"), "pow": _same("Pow"), "maximum": _same("Max"), "minimum": _same("Min"),
 }
 """Op name -> the function that writes it as ONNX nodes (opset 13 and later)."""
 
