@@ -110,7 +110,8 @@ class Kernel:
 
     ``fn(*inputs, **attrs)`` receives the backend's own arrays (None for an absent optional input)
     and the op's canonical attributes (see each schema), and returns an array, or a tuple for
-    ops with several outputs. ``dtypes`` lists the float dtypes it handles. ``supports``, when
+    ops with several outputs. ``dtypes`` lists the dtypes it computes in (floats; int32, int64 and
+    bool for ops taking such values, see `opdispatch.dtypes.KERNEL_DTYPES`). ``supports``, when
     given, is called as ``supports(input_metas, attrs)`` and returns None when it can run, or a
     short reason such as ``"groups > 1 is not implemented"``; it must depend only on those metas
     and attributes (its answer is cached per call signature). A provider's kernel names the

@@ -99,7 +99,9 @@ def has_kernel_for(table: KernelTable, op: str, dtype: np.dtype) -> bool:
 
 
 def _dtype_reason(rt: DeviceRuntime, dtype: np.dtype) -> Optional[str]:
-    if dtype in rt.info.dtype_set:
+    """Why ``rt`` cannot compute in ``dtype``: a device declares its float dtypes; integer and bool
+    data every device stores, and its kernels declare which of them they handle."""
+    if dtype in rt.info.dtype_set or dtype.kind in "iub":
         return None
     return f"device {rt.device} does not support {dtype.name} (it supports " \
            f"{', '.join(sorted(d.name for d in rt.info.dtype_set))})"
@@ -127,6 +129,7 @@ def decomposable(rt: DeviceRuntime, op: str, dtype: np.dtype, seen: tuple = (),
 def _decide(rt: DeviceRuntime, table: KernelTable, schema: OpSchema, metas: Sequence[Optional[TensorMeta]],
             kattrs: dict, dtype: np.dtype, pin: Optional[str]) -> Choice:
     op = schema.name
+    dtype = schema.compute_dtype(metas, dtype)
     reason = _dtype_reason(rt, dtype)
     if reason is not None:
         return Choice(None, "", False, reason)
@@ -154,7 +157,9 @@ def _decide(rt: DeviceRuntime, table: KernelTable, schema: OpSchema, metas: Sequ
 def choose(rt: DeviceRuntime, schema: OpSchema, metas: Sequence[Optional[TensorMeta]], kattrs: dict,
            dtype: np.dtype) -> Choice:
     """What runs this call on ``rt`` (cached per op, input metas, attributes and pinned provider, in the
-    device's current kernel table)."""
+    device's current kernel table). Kernels are chosen for the call's compute dtype
+    (`OpSchema.compute_dtype`: its first float or value input's dtype), ``dtype`` (the first output's)
+    where it has no such input; the dtype is a function of the metas, so the cache key holds it."""
     pin = _PIN.get()
     table = rt.table  # one snapshot: the decision and where it is cached always agree
     try:

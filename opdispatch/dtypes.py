@@ -19,6 +19,12 @@ FLOAT_DTYPES: tuple[np.dtype, ...] = (float16, float32, float64)
 
 FLOAT_NAMES = ", ".join(d.name for d in FLOAT_DTYPES)
 
+bool_ = np.dtype("bool")
+KERNEL_DTYPES: tuple[np.dtype, ...] = FLOAT_DTYPES + (int32, int64, bool_)
+"""Every dtype a kernel may declare: the floats, and int32, int64 and bool for the ops that take
+integer or bool values (comparisons, where, argmax). Devices declare only their float dtypes: every
+device stores integer and bool data."""
+
 
 def as_dtype(value: Any) -> np.dtype:
     """Return ``value`` as a NumPy dtype (accepts names, types and dtypes)."""

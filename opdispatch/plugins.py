@@ -30,7 +30,7 @@ import pluggy
 from . import hookspecs
 from .backend import BUILTIN_PRIORITY, BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
 from .device import CPU_ALIAS, DEFAULT_DEVICE, Device
-from .dtypes import FLOAT_DTYPES
+from .dtypes import FLOAT_DTYPES, KERNEL_DTYPES
 from .ops import OPS
 
 BACKEND_GROUP = "opdispatch.backends"
@@ -161,10 +161,10 @@ def check_kernel(kernel: Any, provider: bool = False) -> Kernel:
     schema = OPS.get(kernel.op)
     if schema is None:
         raise PluginLoadError(f"kernel for unknown op {kernel.op!r}; allowed ops: {sorted(OPS)}")
-    bad = [d.name for d in kernel.dtype_set if d not in FLOAT_DTYPES]
+    bad = [d.name for d in kernel.dtype_set if d not in KERNEL_DTYPES]
     if bad or not kernel.dtype_set:
         raise PluginLoadError(f"kernel for {kernel.op!r} declares dtypes {sorted(bad) or '[]'}; allowed: "
-                              f"a non-empty subset of {[d.name for d in FLOAT_DTYPES]}")
+                              f"a non-empty subset of {[d.name for d in KERNEL_DTYPES]}")
     if not callable(kernel.fn):
         raise PluginLoadError(f"kernel for {kernel.op!r}: fn {kernel.fn!r} is not callable")
     if kernel.supports is not None and not callable(kernel.supports):

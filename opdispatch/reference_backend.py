@@ -28,11 +28,21 @@ def _rounded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         dtype = next((a.dtype for a in arrays if a is not None and a.dtype.kind == "f"), np.dtype("float64"))
         out = fn(*arrays, **attrs)
         if isinstance(out, tuple):
-            return tuple(np.asarray(o).astype(dtype) for o in out)
-        return np.asarray(out).astype(dtype)
+            return tuple(_round(o, dtype) for o in out)
+        return _round(out, dtype)
 
     kernel.__name__ = f"reference_{name}"
     return kernel
+
+
+def _round(out: Any, dtype: np.dtype) -> np.ndarray:
+    """A float result rounded to ``dtype``; integer and bool results (comparisons, indices) as they are."""
+    out = np.asarray(out)
+    return out.astype(dtype) if out.dtype.kind == "f" else out
+
+
+VALUE_DTYPES = ("int32", "int64", "bool")
+"""The integer and bool dtypes the reference kernels handle besides the floats."""
 
 
 @hookimpl
@@ -48,7 +58,7 @@ def opdispatch_devices() -> list[DeviceInfo]:
 
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
-    dtypes = tuple(d.name for d in FLOAT_DTYPES)
+    dtypes = tuple(d.name for d in FLOAT_DTYPES) + VALUE_DTYPES
     return [Kernel(name, _rounded(name, schema.reference), dtypes=dtypes) for name, schema in OPS.items()]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-FAMILIES = ("conv", "pool", "norm", "nn", "linalg", "elementwise", "reduce", "layout")
+FAMILIES = ("conv", "pool", "norm", "nn", "linalg", "elementwise", "reduce", "layout", "compare")
 """The op families, in the order tables list them; every layer (ops, reference, conformance cases,
 backends) uses these names for its modules."""
 
@@ -35,7 +35,11 @@ class TensorMeta(NamedTuple):
 
 @dataclass(frozen=True)
 class Input:
-    """One tensor input of an op. ``kind`` is ``'float'`` or ``'int'`` (class labels). A
+    """One tensor input of an op. ``kind`` is ``'float'``, ``'int'`` (class labels, copied to the host
+    for ``check_values``), ``'bool'`` (a mask, e.g. where's ``cond``) or ``'value'`` (float, int or
+    bool values, e.g. the operands of a comparison). The first present ``'float'`` or ``'value'``
+    input gives the call's compute dtype, the dtype dispatch chooses a kernel for (see
+    `OpSchema.compute_dtype`); a Python number passed for it takes that input's dtype. A
     ``variadic`` input (only the last one may be) takes a sequence of tensors: kernels receive
     them as that many positional arguments."""
 
@@ -43,6 +47,12 @@ class Input:
     optional: bool = False
     kind: str = "float"
     variadic: bool = False
+
+
+INPUT_KINDS = frozenset({"float", "int", "bool", "value"})
+"""The kinds an `Input` may have."""
+VALUE_KINDS = frozenset({"float", "value"})
+"""The input kinds whose dtype is the call's compute dtype (the first present one)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class OpSchema:
     from which the conformance suite derives tolerances; ``tolerance_factor`` scales them.
     ``check_values(arrays, kernel_attrs)`` validates input values (e.g. label range) before the kernel
     runs; ``arrays`` holds host copies of the integer inputs and the `TensorMeta` of the float ones.
+    ``takes_values`` is set when some input has kind ``'value'``.
     ``vjp`` is the gradient rule (`VjpRule`); an op without one says why in ``no_vjp``.
     ``decomposition`` defines the op by other ops, for devices without a kernel for it.
     """
@@ -104,6 +115,7 @@ class OpSchema:
     decomposition: Optional[Decomposition] = None
     attr_names: tuple[str, ...] = field(init=False)
     variadic: bool = field(init=False)
+    takes_values: bool = field(init=False)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -114,6 +126,10 @@ class OpSchema:
             raise ValueError(f"op {self.name!r}: only the last input may be variadic")
         object.__setattr__(self, "attr_names", tuple(a.name for a in self.attrs))
         object.__setattr__(self, "variadic", bool(self.inputs) and self.inputs[-1].variadic)
+        object.__setattr__(self, "takes_values", any(i.kind == "value" for i in self.inputs))
+        bad = [i.name for i in self.inputs if i.kind not in INPUT_KINDS]
+        if bad:
+            raise ValueError(f"op {self.name!r}: input(s) {bad} have a kind not in {sorted(INPUT_KINDS)}")
 
     def normalize(self, given: dict) -> dict:
         """Validate user attributes and return them in canonical form, defaults filled in."""
@@ -125,6 +141,15 @@ class OpSchema:
             unknown = sorted(k for k in given if k not in out)
             raise InvalidArgumentError(f"{self.name}: unknown attribute(s) {unknown}; allowed: {list(self.attr_names)}")
         return out
+
+    def compute_dtype(self, metas: Sequence[Optional[TensorMeta]], fallback: np.dtype) -> np.dtype:
+        """The dtype a kernel is chosen for: that of the first present ``'float'`` or ``'value'``
+        input, else ``fallback`` (the first output's). Every op whose outputs take its float inputs'
+        dtype gets its output dtype; a comparison gets its operands' dtype, not bool."""
+        for spec, meta in zip(self.input_specs(len(metas)), metas):
+            if meta is not None and spec.kind in VALUE_KINDS:
+                return meta.dtype
+        return fallback
 
     def kernel_attr_names(self) -> tuple[str, ...]:
         """The keyword arguments every kernel of this op must accept."""

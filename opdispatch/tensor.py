@@ -145,7 +145,8 @@ def make(data: Any, shape: tuple[int, ...], dtype: np.dtype, rt: Any) -> Tensor:
 
 
 def check_device_dtype(rt: Any, dtype: np.dtype) -> None:
-    """Raise `DTypeError` when a float ``dtype`` is not supported by the device of ``rt``."""
+    """Raise `DTypeError` when a float ``dtype`` is not supported by the device of ``rt`` (every
+    device stores integer and bool data)."""
     if dtype.kind == "f" and dtype not in rt.info.dtype_set:
         raise DTypeError(f"tensor: dtype {dtype.name} is not supported on device {rt.device}; allowed there: "
                          f"{sorted(d.name for d in rt.info.dtype_set)}")
@@ -189,6 +190,31 @@ def _is_weak_scalar(value: Any) -> bool:
     return isinstance(value, (numbers.Number, bool)) and not isinstance(value, np.generic)
 
 
+def _value_dtype(specs: Sequence[Any], args: Sequence[Any]) -> Optional[np.dtype]:
+    """The dtype of the first tensor or array passed for a ``'value'`` input (what Python numbers
+    beside it take), or None."""
+    for spec, a in zip(specs, args):
+        if spec.kind == "value" and isinstance(a, (Tensor, np.ndarray)):
+            return a.dtype
+    return None
+
+
+def _weak_dtype(value: Any, dtype: Optional[np.dtype]) -> Optional[np.dtype]:
+    """The dtype a Python number takes beside a value tensor of ``dtype`` (NumPy 2's weak scalars:
+    ``int_tensor == 3`` compares int32 with int32, ``x > 0`` float with float); None (NumPy's own
+    choice) where the number's kind does not fit the tensor's (2.5 beside an int tensor, 3 beside
+    a bool one), so shape inference reports the mismatch."""
+    if dtype is None:
+        return None
+    if isinstance(value, bool):
+        return dtype
+    if isinstance(value, numbers.Integral):
+        return dtype if dtype.kind in "fiu" else None
+    if isinstance(value, numbers.Real):
+        return dtype if dtype.kind == "f" else None
+    return None
+
+
 def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
            ) -> tuple[DeviceRuntime, list[Optional[Tensor]], list[Optional[TensorMeta]]]:
     """Bring every input (flat, see `OpSchema.flatten_args`) onto one device: return its runtime, the
@@ -207,6 +233,7 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
     float_dtype = next((t._dtype for _, t in tensors if t._dtype.kind == "f"), None)
     if float_dtype is None:  # like NumPy: Python scalars take the dtype of a float array input
         float_dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
+    value_dtype = _value_dtype(specs, args) if schema.takes_values else None
     inputs: list[Optional[Tensor]] = []
     metas: list[Optional[TensorMeta]] = []
     for spec, value in zip(specs, args):
@@ -217,7 +244,10 @@ def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
             metas.append(None)
             continue
         if not isinstance(value, Tensor):
-            dtype = (float_dtype if spec.kind == "float" else np.dtype("int64")) if _is_weak_scalar(value) else None
+            dtype = None
+            if _is_weak_scalar(value):
+                dtype = float_dtype if spec.kind == "float" else _weak_dtype(value, value_dtype) \
+                    if spec.kind == "value" else np.dtype("int64") if spec.kind == "int" else None
             arr = host_array(value, dtype, op, spec.name)
             value = make(rt.from_numpy(arr, rt.device), arr.shape, arr.dtype, rt)
         elif value._rt is not rt:

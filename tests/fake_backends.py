@@ -125,7 +125,8 @@ def make_broken(kind: str) -> object:
 
 PRIMITIVES = ("add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "tanh", "erf", "pow", "relu", "relu_backward",
               "sum", "max", "max_backward", "reshape", "transpose", "broadcast_to", "matmul", "pad", "slice", "concat",
-              "softmax_cross_entropy", "softmax_cross_entropy_backward")
+              "softmax_cross_entropy", "softmax_cross_entropy_backward",
+              "equal", "not_equal", "greater", "greater_equal", "where", "argmax", "argmin")
 """The small primitive set of the ``prims`` test backend: elementwise, reductions, movement, matmul and the
 loss. Every other op it runs is a decomposition."""
 
@@ -143,7 +144,7 @@ def make_primitive_backend(name: str = "prims") -> object:
         return kernel
 
     def kernels():
-        return [Kernel(k.op, boxed(k.fn), dtypes=("float32", "float64"))
+        return [Kernel(k.op, boxed(k.fn), dtypes=tuple(d for d in k.dtypes if np.dtype(d).name != "float16"))
                 for k in numpy_plugin.opdispatch_kernels() if k.op in PRIMITIVES]
 
     return make_plugin(name, kernels, devices=[DeviceInfo(index=0, name="primitive ops only")],

@@ -54,6 +54,8 @@ def test_a_decomposition_calls_only_the_ops_it_declares(op):
     assert cases, f"{op} has no grid case"
     for case in cases:
         arrays = case.make_inputs("float64")
+        if any(a is not None and a.dtype.kind != "f" for a in arrays[:1]):
+            continue  # int values: dispatch decomposes only where every op used has a kernel for the dtype
         tensors = [None if a is None else od.tensor(a) for a in arrays]
         metas = [None if t is None else od.TensorMeta(t.shape, t.dtype) for t in tensors]
         _, kattrs = schema.infer(op, metas, schema.normalize(case.attrs))

@@ -36,6 +36,7 @@ from opdispatch_conformance.cases import GENERATORS
 F16, F32, F64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 I32, I64, BOOL = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
 ALL_DTYPES = [F32, F64, F16, I64, I32, BOOL]
+VALUE_ONLY_DTYPES = (np.dtype('int32'), np.dtype('int64'), np.dtype('bool'))
 COMPUTE_DTYPES = (F32, F64)
 
 OP_NAMES = sorted(OPS)  # every op, backward and fused ones included
@@ -355,6 +356,13 @@ def _host_inputs(name: str, args: list) -> list:
             out.append(None)
         elif isinstance(a, od.Tensor):
             out.append(a.numpy())
+        elif _is_weak_scalar(a) and spec.kind == "value":
+            # NumPy 2's weak scalars beside a value tensor: its dtype where the number's kind fits it
+            like = next((b.dtype for sp, b in zip(schema.input_specs(len(args)), args)
+                         if sp.kind == "value" and isinstance(b, (od.Tensor, np.ndarray))), None)
+            fits = like is not None and (isinstance(a, bool) or (isinstance(a, int) and like.kind in "fiu")
+                                         or (isinstance(a, float) and like.kind == "f"))
+            out.append(np.asarray(a, dtype=like if fits else None))
         elif _is_weak_scalar(a):
             out.append(np.asarray(a, dtype=(float_dtype if spec.kind == "float" else I64)))
         else:
@@ -436,11 +444,16 @@ def check_call(call: Call) -> Optional[od.OpDispatchError]:
     # a result: shapes, dtypes and values
     results = result if isinstance(result, tuple) else (result,)
     host = _host_inputs(name, call.args)
-    float_dtypes = {a.dtype for spec, a in zip(schema.input_specs(len(host)), host)
-                    if a is not None and spec.kind == "float"}
-    assert len(float_dtypes) == 1, f"{call!r} succeeded with float inputs of dtypes {float_dtypes}"
+    # the compute dtype: the float inputs' (one dtype), or the value inputs' (float, int or bool) for
+    # comparisons, where and argmax; outputs have it too, unless the schema says otherwise (bool, int64)
+    specs = schema.input_specs(len(host))
+    kinds = {spec.kind for spec, a in zip(specs, host) if a is not None}
+    compute_kind = "float" if "float" in kinds else "value"
+    float_dtypes = {a.dtype for spec, a in zip(specs, host) if a is not None and spec.kind == compute_kind}
+    assert len(float_dtypes) == 1, f"{call!r} succeeded with {compute_kind} inputs of dtypes {float_dtypes}"
     (expected_dtype,) = float_dtypes
-    assert expected_dtype in COMPUTE_DTYPES, f"{call!r} succeeded on dtype {expected_dtype}"
+    allowed = COMPUTE_DTYPES if compute_kind == "float" else COMPUTE_DTYPES + VALUE_ONLY_DTYPES
+    assert expected_dtype in allowed, f"{call!r} succeeded on dtype {expected_dtype}"
     metas = [None if a is None else TensorMeta(a.shape, a.dtype) for a in host]
     nattrs = schema.normalize(call.attrs)
     outs, kattrs = schema.infer(name, metas, nattrs)
@@ -456,9 +469,14 @@ def check_call(call: Call) -> Optional[od.OpDispatchError]:
         assert r.shape == data.shape, f"{what}: .shape {r.shape} but the data has shape {data.shape}"
         assert r.shape == tuple(meta.shape) == np.shape(ref), \
             f"{what}: shape {r.shape}, inferred {meta.shape}, reference {np.shape(ref)}"
-        assert r.dtype == expected_dtype, f"{what}: dtype {r.dtype}, inputs are {expected_dtype}"
+        if compute_kind == "float":
+            assert r.dtype == expected_dtype, f"{what}: dtype {r.dtype}, inputs are {expected_dtype}"
+        assert r.dtype == meta.dtype, f"{what}: dtype {r.dtype}, inferred {meta.dtype}"
         assert data.dtype == r.dtype, f"{what}: .dtype {r.dtype} but the data is {data.dtype}"
-        _assert_close(name, data, ref, expected_dtype, what)
+        if r.dtype.kind == "f":
+            _assert_close(name, data, ref, expected_dtype, what)
+        else:  # bool and int results are exact
+            assert np.array_equal(data, np.asarray(ref)), f"{what}: {data} differs from the reference {ref}"
     return None
 
 

@@ -38,7 +38,8 @@ REFERENCE = Device("reference:0")
 
 def has_gradient(case: Case) -> bool:
     """Whether ``case`` is a call whose gradient is checked: the op has a VJP rule and a float input."""
-    return OPS[case.op].vjp is not None and any(i is not None and i.kind != "labels" for i in case.inputs)
+    return OPS[case.op].vjp is not None and any(i is not None and i.kind != "labels" and i.dtype in ("", "float16",
+                                                "float32", "float64") for i in case.inputs)
 
 
 def gradient_cases(cases: list[Case]) -> list[Case]:
@@ -131,6 +132,8 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
     base["provider"] = provider
     if reason is not None:
         return CaseResult(**base, status=UNSUPPORTED, message=f"forward: {reason}")
+    if outs[0].dtype.kind != "f":  # a bool or integer output (comparisons, indices): no gradient flows
+        return None
     dy = _output_gradient(case, outs[0].shape, dtype)
     wide = [None if a is None else (a.astype(_F64) if a.dtype.kind == "f" else a) for a in arrays]
     with np.errstate(all="ignore"):  # NaN and inf in special-value cases are the point, not a warning

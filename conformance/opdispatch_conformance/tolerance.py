@@ -94,6 +94,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Compari
     it rounds to (a finite result within the bound of the float64 value passes too); where the
     reference is finite and within the bound of the dtype's largest value, a result that rounded
     up to the infinity of the same sign passes (a correctly rounded kernel may overflow there)."""
+    if np.asarray(actual).dtype.kind in "iub" or np.asarray(expected).dtype.kind in "iub":
+        return compare_exact(actual, expected)
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     e_d = rounded(e, tol.dtype)
@@ -143,6 +145,24 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Compari
                                                f"(|diff| {diff[worst]:.3g} > bound {bound[worst]:.3g})")
 
 
+def compare_exact(actual: np.ndarray, expected: np.ndarray) -> Comparison:
+    """An integer or bool result (comparisons, indices) against its reference: equal element for
+    element, in the same kind (no tolerance: an index off by one or a flipped mask is wrong)."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    if a.dtype.kind != e.dtype.kind and not (a.dtype.kind in "iu" and e.dtype.kind in "iu"):
+        return Comparison(False, math.inf, math.inf, f"got dtype {a.dtype}, the reference has {e.dtype} (an integer "
+                                                     f"or bool result must match exactly)")
+    if a.shape != e.shape:
+        return Comparison(False, math.inf, math.inf, f"got shape {a.shape}, the reference has {e.shape}")
+    wrong = a != e
+    if not wrong.any():
+        return Comparison(True, 0.0, 0.0)
+    where = tuple(int(i) for i in np.argwhere(wrong)[0]) if a.ndim else ()
+    diff = float(np.max(np.abs(a.astype(np.float64) - e.astype(np.float64))))
+    return Comparison(False, diff, math.inf, f"{int(wrong.sum())} element(s) differ (exact comparison); at index "
+                                             f"{where}: got {a[where]!r}, expected {e[where]!r}")
+
+
 def _expected(e: np.ndarray, e_d: np.ndarray, where: Any) -> str:
     """The expected value at ``where`` in words: the float64 reference, and what it rounds to in the
     dtype where that overflows or underflows."""
@@ -164,6 +184,8 @@ class Worst:
         """`compare` one output and fold its errors into the worst ones."""
         cmp = compare(actual, expected, tol)
         self.max_abs, self.max_rel = max(self.max_abs, cmp.max_abs), max(self.max_rel, cmp.max_rel)
+        if np.asarray(expected).dtype.kind in "iub":  # exact: no bound to measure against
+            return cmp
         finite = np.abs(np.asarray(expected, dtype=np.float64))
         finite = finite[np.isfinite(rounded(finite, tol.dtype))]
         bound = tol.atol + tol.rtol * float(np.max(finite, initial=0.0))

@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 from ..ops import get_schema
 from ..tensor import F
-from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from . import compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from .compare import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403
@@ -29,11 +30,17 @@ __all__ += linalg.__all__
 __all__ += elementwise.__all__
 __all__ += reduce.__all__
 __all__ += layout.__all__
+__all__ += compare.__all__
+
+_REORDERED = {name for module in (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+              for name in getattr(module, "REORDERED", ())}
+"""Public functions whose arguments are not in the generic order (an attribute before an input:
+``layer_norm(x, normalized_shape, weight, bias)``); `op_function` gives the generic function for them."""
 
 
 def op_function(name: str) -> Callable[..., Any]:
     """The function that runs op ``name`` (forward, backward or fused): its public function when it
-    has one, else the generic one (inputs positional, attributes as keywords)."""
+    has one in the generic order, else the generic one (inputs positional, attributes as keywords)."""
     get_schema(name)  # an unknown op: InvalidArgumentError listing the known ones
     public = globals().get(name)
-    return public if name in __all__ and callable(public) else getattr(F, name)
+    return public if name in __all__ and name not in _REORDERED and callable(public) else getattr(F, name)

@@ -1,6 +1,6 @@
 """The op table: every op's `OpSchema`, by name, collected from the family modules.
 
-Each family module (conv, pool, norm, nn, linalg, elementwise, reduce, layout) defines its ops'
+Each family module (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare) defines its ops'
 schemas (forward, backward and fused ops together), their gradient rules and decompositions; this
 module only gathers them, so adding an op means editing its family, never a list here.
 """
@@ -12,9 +12,9 @@ from types import ModuleType
 from ..errors import InvalidArgumentError
 from ..schema import FAMILIES as FAMILY_NAMES
 from ..schema import Decomposition, Input, OpSchema, TensorMeta
-from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from . import compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 
-FAMILIES: tuple[ModuleType, ...] = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+FAMILIES: tuple[ModuleType, ...] = (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare)
 """The family modules, in the order of `opdispatch.schema.FAMILIES`."""
 
 

@@ -1,10 +1,14 @@
-"""The reduce family: sum, mean and max over axes, and the gradient of max."""
+"""The reduce family: sum, mean, max and min over axes with the gradients of max and min, and
+argmax / argmin (int64 indices)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import reference
 from ..attrs import to_axes, to_bool
-from ..errors import ShapeError
+from ..attrs import _is_int, to_axis
+from ..errors import DTypeError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
 from ._checks import float_inputs, prod, require_dy
 from ._rules import count, reduced_shape
@@ -72,3 +76,59 @@ MAX_BACKWARD = OpSchema(
     infer=_infer_max_backward, reference=reference.reduce.max_backward,
     doc="Gradient of max: dy split equally among the tied maxima of each reduced slice.",
     no_vjp="max_backward has no gradient rule yet (second derivatives through max)")
+
+MIN = OpSchema(name="min", family=FAMILY, inputs=(Input("x"),), attrs=REDUCE_ATTRS, infer=infer_reduce,
+               reference=reference.reduce.min, doc="minimum over axis (None: every axis)",
+               vjp=lambda F, rec, g: [F.min_backward(rec.inputs[0], g[0], **rec.attrs)],
+               # -max(-x): exact (negation is), NaN propagates as in max
+               decomposition=Decomposition(lambda F, x, **a: F.neg(F.max(F.neg(x), **a)), uses=("neg", "max")))
+MIN_BACKWARD = OpSchema(
+    name="min_backward", family=FAMILY, inputs=(Input("x"), Input("dy")), attrs=REDUCE_ATTRS,
+    infer=_infer_max_backward, reference=reference.reduce.min_backward,
+    doc="Gradient of min: dy split equally among the tied minima of each reduced slice.",
+    no_vjp="min_backward has no gradient rule yet (second derivatives through min)",
+    # the minima of x are the maxima of -x, ties alike
+    decomposition=Decomposition(lambda F, x, dy, **a: F.max_backward(F.neg(x), dy, **a), uses=("neg", "max_backward")))
+
+INDEX_DTYPES = (np.dtype("float16"), np.dtype("float32"), np.dtype("float64"), np.dtype("int32"), np.dtype("int64"))
+
+
+def _infer_arg(op, metas, attrs):
+    """argmax / argmin of x: axis None (the flattened tensor, NumPy's rule) or one axis; int64 indices."""
+    (x,) = metas
+    if x.dtype not in INDEX_DTYPES:
+        raise DTypeError(f"{op}: argument 'x' got dtype {x.dtype.name}; allowed: "
+                         f"{', '.join(d.name for d in INDEX_DTYPES)}")
+    keep = attrs["keepdims"]
+    if attrs["axis"] is None:
+        if prod(x.shape) == 0:
+            raise ShapeError(f"{op}: argument 'x' got shape {x.shape} with no elements; allowed: a non-empty "
+                             f"tensor ({op} of nothing is undefined)")
+        return [TensorMeta((1,) * len(x.shape) if keep else (), INT64)], {"axis": None, "keepdims": keep}
+    axis = to_axis(op, "axis", attrs["axis"], len(x.shape))
+    if x.shape[axis] == 0:
+        raise ShapeError(f"{op}: argument 'x' got shape {x.shape} with an empty axis {axis}; allowed: an axis "
+                         f"of size >= 1 ({op} of nothing is undefined)")
+    shape = tuple(1 if i == axis else d for i, d in enumerate(x.shape) if keep or i != axis)
+    return [TensorMeta(shape, INT64)], {"axis": axis, "keepdims": keep}
+
+
+def _arg_axis(op: str, arg: str, value):
+    """None or one int (the range is checked with x's rank by shape inference)."""
+    if value is None or _is_int(value):
+        return None if value is None else int(value)
+    raise arg_error(op, arg, value, "None (the flattened tensor) or one int axis")
+
+
+INT64 = np.dtype("int64")
+ARG_ATTRS = (Attr("axis", None, _arg_axis), Attr("keepdims", False, to_bool))
+ARGMAX = OpSchema(name="argmax", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=ARG_ATTRS,
+                  infer=_infer_arg, reference=reference.reduce.argmax,
+                  doc="index of the maximum along axis (None: of the flattened tensor); the first on ties and the "
+                      "first NaN where there is one",
+                  no_vjp="argmax returns int64 indices: piecewise constant, no gradient flows")
+ARGMIN = OpSchema(name="argmin", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=ARG_ATTRS,
+                  infer=_infer_arg, reference=reference.reduce.argmin,
+                  doc="index of the minimum along axis (None: of the flattened tensor); the first on ties and the "
+                      "first NaN where there is one",
+                  no_vjp="argmin returns int64 indices: piecewise constant, no gradient flows")

@@ -7,8 +7,8 @@ and the canonical (kernel) attributes of its op and returns float64 arrays (a tu
 has several outputs).
 """
 
-from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from . import compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 
-FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare)
 
-__all__ = ["FAMILIES", "conv", "elementwise", "layout", "linalg", "nn", "norm", "pool", "reduce"]
+__all__ = ["FAMILIES", "compare", "conv", "elementwise", "layout", "linalg", "nn", "norm", "pool", "reduce"]

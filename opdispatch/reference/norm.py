@@ -1,4 +1,5 @@
-"""Reference norm family: batch normalisation (PyTorch semantics) and its gradient."""
+"""Reference norm family: batch and layer normalisation (PyTorch semantics) and their gradients, local
+response normalisation across channels."""
 
 from __future__ import annotations
 
@@ -61,3 +62,54 @@ def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, traini
     else:
         dx = dxhat * invstd.reshape(bshape)
     return dx, dweight, dbias
+
+
+def _trailing_axes(x, normalized_shape) -> tuple:
+    return tuple(range(x.ndim - len(normalized_shape), x.ndim))
+
+
+def layer_norm(x, weight=None, bias=None, *, normalized_shape, eps):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` with the mean and the biased variance taken
+    over the trailing ``len(normalized_shape)`` axes; weight and bias have shape normalized_shape."""
+    x = _f64(x)
+    axes = _trailing_axes(x, normalized_shape)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * _f64(weight)
+    if bias is not None:
+        y = y + _f64(bias)
+    return y
+
+
+def layer_norm_backward(x, dy, weight=None, *, normalized_shape, eps):
+    """(dx, dweight, dbias) of layer_norm's ``y`` for the output gradient ``dy``; dweight and dbias sum
+    over the leading (not normalised) axes."""
+    x, dy = _f64(x), _f64(dy)
+    axes = _trailing_axes(x, normalized_shape)
+    lead = tuple(range(x.ndim - len(normalized_shape)))
+    m = float(np.prod(normalized_shape))
+    mean = x.mean(axis=axes, keepdims=True)
+    invstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True) + eps)
+    xhat = (x - mean) * invstd
+    dbias = dy.sum(axis=lead)
+    dweight = (dy * xhat).sum(axis=lead)
+    dxhat = dy if weight is None else dy * _f64(weight)
+    # y = xhat(x): the Jacobian of xhat is invstd * (I - 1/M - xhat xhat^T / M) per normalised row
+    dx = invstd * (dxhat - dxhat.sum(axis=axes, keepdims=True) / m
+                   - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True) / m)
+    return dx, dweight, dbias
+
+
+def local_response_norm(x, *, size, alpha, beta, k):
+    """``x / (k + alpha / size * s) ** beta`` where ``s`` at channel c sums x^2 over channels
+    ``c - size // 2`` to ``c + (size - 1) // 2`` that exist (PyTorch's window: zero padding)."""
+    x = _f64(x)
+    c = x.shape[1]
+    sq = x * x
+    s = np.zeros_like(x)
+    for ch in range(c):
+        lo, hi = max(0, ch - size // 2), min(c - 1, ch + (size - 1) // 2)
+        s[:, ch] = sq[:, lo:hi + 1].sum(axis=1)
+    return x / (k + alpha / size * s) ** beta

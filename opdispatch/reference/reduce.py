@@ -32,3 +32,38 @@ def max_backward(x, dy, *, axis, keepdims):
     count = hit.sum(axis=axis, keepdims=True)
     g = dy if keepdims else np.expand_dims(dy, axis)
     return np.where(hit, g / np.maximum(count, 1), 0.0)
+
+
+def min(x, *, axis, keepdims):  # noqa: A001 - op name
+    """Minimum over ``axis`` (nan propagates)."""
+    return np.min(np.asarray(x, dtype=np.float64), axis=axis, keepdims=keepdims)
+
+
+def min_backward(x, dy, *, axis, keepdims):
+    """dy of each reduced slice split equally among the slice's minima (NaN minima: the NaNs)."""
+    x, dy = _f64(x), _f64(dy)
+    m = np.min(x, axis=axis, keepdims=True)
+    hit = (x == m) | (np.isnan(x) & np.isnan(m))
+    count = hit.sum(axis=axis, keepdims=True)
+    g = dy if keepdims else np.expand_dims(dy, axis)
+    return np.where(hit, g / np.maximum(count, 1), 0.0)
+
+
+def _arg(pick, x, axis, keepdims):
+    """The index NumPy's argmax / argmin gives (first on ties, the first NaN where there is one),
+    over the flattened ``x`` when ``axis`` is None; int64."""
+    x = np.asarray(x)
+    if axis is None:
+        out = np.asarray(pick(x.reshape(-1)), dtype=np.int64)
+        return out.reshape((1,) * x.ndim) if keepdims else out
+    return np.asarray(pick(x, axis=axis, keepdims=keepdims), dtype=np.int64)
+
+
+def argmax(x, *, axis, keepdims):
+    """Index of the maximum along ``axis``."""
+    return _arg(np.argmax, x, axis, keepdims)
+
+
+def argmin(x, *, axis, keepdims):
+    """Index of the minimum along ``axis``."""
+    return _arg(np.argmin, x, axis, keepdims)

@@ -1,4 +1,5 @@
-"""Batch norm: one fused scale-and-shift pass over x (no per-step temporaries of x's size), and its gradient."""
+"""Batch and layer norm: one fused scale-and-shift pass over x (no per-step temporaries of x's size), and their
+gradients; local response norm as a running window sum over the channels."""
 
 from __future__ import annotations
 
@@ -71,4 +72,50 @@ def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, traini
     return dx, dweight, dbias
 
 
-KERNELS: dict[str, Callable] = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward}
+def _rows(x, normalized_shape):
+    """x viewed as (rows, M), M = prod(normalized_shape)."""
+    m = 1
+    for d in normalized_shape:
+        m *= d
+    return x.reshape(-1, m), m
+
+
+def row_stats(x2):
+    """x2 (rows, M) minus its row means (a fresh array), and the rows' biased variances (rows, 1)."""
+    mean = np.mean(x2, axis=1, keepdims=True)
+    centered = x2 - mean
+    return centered, np.mean(np.square(centered), axis=1, keepdims=True)
+
+
+def layer_norm(x, weight=None, bias=None, *, normalized_shape, eps):
+    x2, m = _rows(x, normalized_shape)
+    y, var = row_stats(x2)
+    y *= 1 / np.sqrt(var + x.dtype.type(eps))
+    if weight is not None:
+        y *= weight.reshape(1, m)
+    if bias is not None:
+        y += bias.reshape(1, m)
+    return y.reshape(x.shape)
+
+
+def layer_norm_backward(x, dy, weight=None, *, normalized_shape, eps):
+    x2, m = _rows(x, normalized_shape)
+    dy2 = dy.reshape(-1, m)
+    xhat, var = row_stats(x2)
+    invstd = 1 / np.sqrt(var + x.dtype.type(eps))
+    xhat *= invstd
+    dbias = np.sum(dy2, axis=0).reshape(normalized_shape)
+    dweight = np.sum(dy2 * xhat, axis=0).reshape(normalized_shape)
+    g = dy2 if weight is None else dy2 * weight.reshape(1, m)
+    # dx = invstd * (g - mean(g) - xhat * mean(g * xhat)) per row
+    proj = np.mean(g * xhat, axis=1, keepdims=True)
+    dx = xhat
+    dx *= -proj
+    dx += g
+    dx -= np.mean(g, axis=1, keepdims=True)
+    dx *= invstd
+    return dx.reshape(x.shape), dweight, dbias
+
+
+KERNELS: dict[str, Callable] = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward,
+                                "layer_norm": layer_norm, "layer_norm_backward": layer_norm_backward}

@@ -8,11 +8,12 @@ import numpy as np
 from opdispatch import hookimpl
 from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
 
-from . import __version__, conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from . import __version__, compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 
 DTYPES = ("float32", "float64")
-FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
-"""The kernel modules, one per op family; each declares its ops' kernels in ``KERNELS``."""
+FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare)
+"""The kernel modules, one per op family; each declares its ops' kernels in ``KERNELS`` and, for ops
+that compute in other dtypes than `DTYPES` (int, bool), those in a ``DTYPES`` dict by op."""
 
 
 @hookimpl
@@ -29,7 +30,8 @@ def opdispatch_devices() -> list[DeviceInfo]:
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
     named = {op: fn for family in FAMILIES for op, fn in family.KERNELS.items()}
-    return [Kernel(op, fn, dtypes=DTYPES) for op, fn in sorted(named.items())]
+    dtypes = {op: d for family in FAMILIES for op, d in getattr(family, "DTYPES", {}).items()}
+    return [Kernel(op, fn, dtypes=dtypes.get(op, DTYPES)) for op, fn in sorted(named.items())]
 
 
 @hookimpl

@@ -29,4 +29,37 @@ def max_backward(x, dy, *, axis, keepdims):
     return np.where(hit, g / np.maximum(count, 1), x.dtype.type(0))
 
 
-KERNELS: dict[str, Callable] = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward}
+def min_(x, *, axis, keepdims):
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+def min_backward(x, dy, *, axis, keepdims):
+    m = np.min(x, axis=axis, keepdims=True)
+    hit = x == m
+    if np.isnan(m).any():
+        hit |= np.isnan(x) & np.isnan(m)
+    count = np.sum(hit, axis=axis, keepdims=True, dtype=x.dtype)
+    g = dy if keepdims else np.expand_dims(dy, axis)
+    return np.where(hit, g / np.maximum(count, 1), x.dtype.type(0))
+
+
+def _arg(pick, x, axis, keepdims):
+    """NumPy's argmax / argmin (first on ties, first NaN); axis None over the flattened x."""
+    if axis is None:
+        out = np.asarray(pick(x.reshape(-1)), dtype=np.int64)
+        return out.reshape((1,) * x.ndim) if keepdims else out
+    return np.asarray(pick(x, axis=axis, keepdims=keepdims), dtype=np.int64)
+
+
+def argmax(x, *, axis, keepdims):
+    return _arg(np.argmax, x, axis, keepdims)
+
+
+def argmin(x, *, axis, keepdims):
+    return _arg(np.argmin, x, axis, keepdims)
+
+
+KERNELS: dict[str, Callable] = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward,
+                                "min": min_, "min_backward": min_backward, "argmax": argmax, "argmin": argmin}
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(("argmax", "argmin"), ("float32", "float64", "int32", "int64"))
+"""Kernels that compute in more than the backend's float dtypes (argmax / argmin of int tensors too)."""

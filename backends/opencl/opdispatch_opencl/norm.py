@@ -1,4 +1,5 @@
-"""batch_norm (PyTorch semantics) and its gradient over x viewed as (N, C, S)."""
+"""batch_norm (PyTorch semantics) and its gradient over x viewed as (N, C, S); layer_norm and its gradient over x
+viewed as (rows, M), M the normalised elements of a row."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Optional
 
 from .arrays import CLArray, empty
 from .launch import i32, kernel, run_1d, run_rows, scalar
+from .reduce import row_local
 
 FAMILY = "norm"
 
@@ -58,4 +60,39 @@ def batch_norm_backward(x: CLArray, dy: CLArray, running_mean: CLArray, running_
     return dx, dweight, dbias
 
 
-KERNELS = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward}
+def _ln_layout(x: CLArray, normalized_shape: tuple) -> tuple[int, int]:
+    m = math.prod(normalized_shape)
+    return x.size // m, m
+
+
+def layer_norm(x: CLArray, weight: Optional[CLArray] = None, bias: Optional[CLArray] = None, *,
+               normalized_shape: tuple, eps: float) -> CLArray:
+    """(x - mean) / sqrt(var + eps) * weight + bias per row, one work-group per row."""
+    dev = x.dev
+    rows, m = _ln_layout(x, normalized_shape)
+    y = empty(dev, x.shape, x.dtype)
+    run_rows(dev, kernel(dev, FAMILY, "ln_forward", x.dtype), rows, x.buf, y.buf,
+             (weight if weight is not None else x).buf, (bias if bias is not None else x).buf,
+             i32(weight is not None), i32(bias is not None), scalar(eps, x.dtype), i32(m), want=row_local(m))
+    return y
+
+
+def layer_norm_backward(x: CLArray, dy: CLArray, weight: Optional[CLArray] = None, *, normalized_shape: tuple,
+                        eps: float):
+    """(dx, dweight, dbias): dx one work-group per row (which also keeps the row statistics), then dweight and
+    dbias one work-group per normalised element."""
+    dev = x.dev
+    rows, m = _ln_layout(x, normalized_shape)
+    dx = empty(dev, x.shape, x.dtype)
+    means, invs = empty(dev, (max(rows, 1),), x.dtype), empty(dev, (max(rows, 1),), x.dtype)
+    run_rows(dev, kernel(dev, FAMILY, "ln_backward_dx", x.dtype), rows, x.buf, dy.buf,
+             (weight if weight is not None else x).buf, i32(weight is not None), scalar(eps, x.dtype), i32(m),
+             dx.buf, means.buf, invs.buf, want=row_local(m))
+    dweight, dbias = empty(dev, normalized_shape, x.dtype), empty(dev, normalized_shape, x.dtype)
+    run_rows(dev, kernel(dev, FAMILY, "ln_backward_params", x.dtype), m, x.buf, dy.buf, means.buf, invs.buf,
+             dweight.buf, dbias.buf, i32(rows), i32(m), want=row_local(rows))
+    return dx, dweight, dbias
+
+
+KERNELS = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward, "layer_norm": layer_norm,
+           "layer_norm_backward": layer_norm_backward}

@@ -14,14 +14,15 @@ import numpy as np
 from opdispatch import hookimpl
 from opdispatch.backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel
 
-from . import __version__, conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from . import __version__, compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 from .arrays import MAX_RANK, CLArray
 from .errors import op_scope
 from .runtime import MAX_ELEMENTS
 
 DTYPES = ("float32", "float64")
-FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
-"""The kernel modules, one per op family; each declares its ops' kernels in ``KERNELS`` (none imports pyopencl)."""
+FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare)
+"""The kernel modules, one per op family; each declares its ops' kernels in ``KERNELS`` (none imports pyopencl)
+and, for ops that compute in other dtypes than `DTYPES` (int, bool), those in a ``DTYPES`` dict by op."""
 
 
 def _pyopencl_version() -> str:
@@ -88,7 +89,9 @@ def within_limits(metas: Any, attrs: dict) -> Optional[str]:
 
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
-    return [Kernel(op, op_scope(op, fn), dtypes=DTYPES, supports=None if op in VIEW_OPS else within_limits)
+    dtypes = {op: d for module in FAMILIES for op, d in getattr(module, "DTYPES", {}).items()}
+    return [Kernel(op, op_scope(op, fn), dtypes=dtypes.get(op, DTYPES),
+                   supports=None if op in VIEW_OPS else within_limits)
             for op, fn in sorted(all_kernels().items())]
 
 

@@ -12,10 +12,10 @@ import random
 from types import ModuleType
 from typing import Callable, Iterator
 
-from . import conv, elementwise, layout, linalg, nn, norm, pool, reduce
+from . import compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 from .base import LAYOUTS, Case, In, case_from_json, forward_shape, is_valid
 
-FAMILIES: tuple[ModuleType, ...] = (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
+FAMILIES: tuple[ModuleType, ...] = (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare)
 
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {op: gen for fam in FAMILIES for op, gen in fam.RANDOM.items()}
 """Every op's random case generator."""

@@ -34,16 +34,29 @@ class In:
     wide as the dtype allows), 'labels' (ints in [0, high)), 'array' (the given ``values``), or
     'special': uniform values in [low, high] of which a seeded quarter (at least one of each) is
     replaced by the pool ``values`` (default `SPECIALS`: NaN, +-inf, +-0.0 and exp's overflow
-    edges), cycling through the pool; values beyond the dtype's range become +-inf, as a cast does."""
+    edges), cycling through the pool; values beyond the dtype's range become +-inf, as a cast does.
+    ``dtype`` fixes the input's dtype whatever the case's (e.g. "int32", "int64", "bool"): integers are
+    drawn in [low, high] (default [-3, 3]: ties and equal operands are common), bools fair coin
+    flips, and an 'array' input holds its ``values`` in that dtype."""
 
     shape: tuple[int, ...]
     kind: str = "normal"
     low: float = 0.0
     high: float = 1.0
     values: Optional[tuple] = None
+    dtype: str = ""
 
     def make(self, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
-        """The input's values for ``dtype`` (labels are int64 whatever the dtype)."""
+        """The input's values for ``dtype`` (labels are int64, and an input with its own ``dtype`` has
+        that, whatever the dtype)."""
+        if self.dtype:
+            fixed = np.dtype(self.dtype)
+            if self.kind == "array":
+                return np.asarray(self.values).reshape(self.shape).astype(fixed)
+            if fixed == np.bool_:
+                return rng.random(self.shape) < 0.5
+            low, high = (self.low, self.high) if self.kind == "uniform" else (-3, 3)
+            return rng.integers(int(low), int(high), self.shape, endpoint=True).astype(fixed)
         if self.kind == "labels":
             return rng.integers(0, int(self.high), self.shape).astype(np.int64)
         if self.kind == "array":
@@ -65,6 +78,9 @@ class In:
 
     def describe(self) -> str:
         dims = "x".join(map(str, self.shape)) or "scalar"
+        if self.dtype:
+            return f"{self.dtype}({dims}{'' if self.kind != 'uniform' else f';{self.low:g}..{self.high:g}'})" \
+                if self.kind != "array" else f"{self.dtype}-array({dims})"
         if self.kind == "special":
             tail = "" if self.values is None else ";" + ",".join(_short(v) for v in self.values)
             span = "" if (self.low, self.high) == (-3.0, 3.0) else f";{_short(self.low)}..{_short(self.high)}"
@@ -76,7 +92,7 @@ class In:
     def key(self) -> tuple:
         """What equality and hashing compare (the pool values bit for bit)."""
         values = None if self.values is None else np.asarray(self.values, dtype=np.float64).tobytes()
-        return (self.shape, self.kind, self.low, self.high, values)
+        return (self.shape, self.kind, self.low, self.high, values, self.dtype)
 
     def __eq__(self, other: object) -> bool:  # bitwise on the values: a NaN in a pool equals itself
         return isinstance(other, In) and self.key() == other.key()
@@ -89,13 +105,16 @@ class In:
         out = {"shape": list(self.shape), "kind": self.kind, "low": self.low, "high": self.high}
         if self.kind == "special" and self.values is not None:
             out["values"] = [_json_float(v) for v in self.values]
+        if self.dtype:
+            out["dtype"] = self.dtype
         return out
 
     @staticmethod
     def from_dict(data: dict) -> "In":
         values = data.get("values")
         return In(tuple(data["shape"]), data.get("kind", "normal"), float(data.get("low", 0.0)),
-                  float(data.get("high", 1.0)), None if values is None else tuple(float(v) for v in values))
+                  float(data.get("high", 1.0)), None if values is None else tuple(float(v) for v in values),
+                  str(data.get("dtype", "")))
 
 
 def _short(v: float) -> str:
@@ -226,7 +245,8 @@ def rand_shape(r: random.Random, max_rank: int = 4) -> tuple[int, ...]:
 
 
 def _metas(case: "Case") -> list:
-    return [None if i is None else TensorMeta(i.shape, np.dtype("int64" if i.kind == "labels" else "float32"))
+    return [None if i is None else
+            TensorMeta(i.shape, np.dtype(i.dtype or ("int64" if i.kind == "labels" else "float32")))
             for i in case.inputs]
 
 

@@ -1,4 +1,5 @@
-"""batch_norm (PyTorch semantics) and its gradient, per channel over every axis but 1."""
+"""batch_norm (PyTorch semantics) and its gradient, per channel over every axis but 1; layer_norm and its gradient
+per row of x viewed as (rows, M), M the normalised elements."""
 
 from __future__ import annotations
 
@@ -68,4 +69,47 @@ def batch_norm_backward(x: Array, dy: Array, running_mean: Array, running_var: A
     return dx, dweight, dbias
 
 
-KERNELS: dict[str, Callable[..., object]] = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward}
+def _rows(x: Array, normalized_shape: tuple) -> tuple[Array, int]:
+    m = 1
+    for d in normalized_shape:
+        m *= d
+    return x.reshape(-1, m), m
+
+
+def row_stats(x2: Array, eps: float) -> tuple[Array, Array]:
+    """x2 (rows, M) minus its row means, and the rows' 1 / sqrt(biased variance + eps) as (rows, 1)."""
+    xp = array_module(x2)
+    centred = x2 - xp.mean(x2, axis=1, keepdims=True)
+    return centred, 1.0 / xp.sqrt(xp.mean(centred * centred, axis=1, keepdims=True) + eps)
+
+
+def layer_norm(x: Array, weight: Optional[Array] = None, bias: Optional[Array] = None, *,
+               normalized_shape: tuple, eps: float) -> Array:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape axes."""
+    x2, m = _rows(x, normalized_shape)
+    centred, invstd = row_stats(x2, eps)
+    y = centred * invstd
+    if weight is not None:
+        y *= weight.reshape(1, m)
+    if bias is not None:
+        y += bias.reshape(1, m)
+    return y.reshape(x.shape)
+
+
+def layer_norm_backward(x: Array, dy: Array, weight: Optional[Array] = None, *, normalized_shape: tuple,
+                        eps: float) -> tuple[Array, Array, Array]:
+    """(dx, dweight, dbias); dweight and dbias sum over the rows."""
+    xp = array_module(x)
+    x2, m = _rows(x, normalized_shape)
+    dy2 = dy.reshape(-1, m)
+    centred, invstd = row_stats(x2, eps)
+    xhat = centred * invstd
+    dbias = xp.sum(dy2, axis=0).reshape(normalized_shape)
+    dweight = xp.sum(dy2 * xhat, axis=0).reshape(normalized_shape)
+    g = dy2 if weight is None else dy2 * weight.reshape(1, m)
+    dx = invstd * (g - xp.mean(g, axis=1, keepdims=True) - xhat * xp.mean(g * xhat, axis=1, keepdims=True))
+    return dx.reshape(x.shape), dweight, dbias
+
+
+KERNELS: dict[str, Callable[..., object]] = {"batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward,
+                                             "layer_norm": layer_norm, "layer_norm_backward": layer_norm_backward}

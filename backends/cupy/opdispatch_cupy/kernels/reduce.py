@@ -1,4 +1,4 @@
-"""sum, mean, max over an axis tuple, and the gradient of max.
+"""sum, mean, max, min over an axis tuple, the gradients of max and min, and argmax / argmin.
 
 ``axis`` arrives as a sorted tuple of non-negative axes; an empty tuple (a 0-d input) reduces
 nothing and is handled here rather than left to the array module's edge cases.
@@ -42,4 +42,44 @@ def max_backward(x: Array, dy: Array, *, axis: tuple, keepdims: bool) -> Array:
     return xp.where(hit, g / xp.maximum(count, 1), xp.zeros((), dtype=x.dtype))
 
 
-KERNELS: dict[str, Callable[..., Array]] = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward}
+def min_(x: Array, *, axis: tuple, keepdims: bool) -> Array:
+    """Minimum over ``axis``; NaN propagates."""
+    return _reduce("min", x, axis, keepdims)
+
+
+def min_backward(x: Array, dy: Array, *, axis: tuple, keepdims: bool) -> Array:
+    """dy of each reduced slice split equally among the slice's minima (NaN minima: the NaNs)."""
+    xp = array_module(x)
+    low = _reduce("min", x, axis, True)
+    hit = (x == low) | (xp.isnan(x) & xp.isnan(low))
+    count = _reduce("sum", hit, axis, True).astype(x.dtype)
+    g = dy.reshape(low.shape)
+    return xp.where(hit, g / xp.maximum(count, 1), xp.zeros((), dtype=x.dtype))
+
+
+def _arg(name: str, x: Array, axis, keepdims: bool) -> Array:
+    """argmax / argmin (first on ties, first NaN), int64; axis None over the flattened x."""
+    xp = array_module(x)
+    if axis is None:
+        out = getattr(xp, name)(x.reshape(-1)).astype("int64")
+        return out.reshape((1,) * x.ndim) if keepdims else out
+    out = getattr(xp, name)(x, axis=axis).astype("int64")
+    return xp.expand_dims(out, axis) if keepdims else out
+
+
+def argmax(x: Array, *, axis, keepdims: bool) -> Array:
+    """Index of the first maximum (or first NaN) along ``axis``."""
+    return _arg("argmax", x, axis, keepdims)
+
+
+def argmin(x: Array, *, axis, keepdims: bool) -> Array:
+    """Index of the first minimum (or first NaN) along ``axis``."""
+    return _arg("argmin", x, axis, keepdims)
+
+
+KERNELS: dict[str, Callable[..., Array]] = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward,
+                                            "min": min_, "min_backward": min_backward, "argmax": argmax,
+                                            "argmin": argmin}
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(("argmax", "argmin"),
+                                                   ("float16", "float32", "float64", "int32", "int64"))
+"""Kernels that compute in more than the floats (argmax / argmin of int tensors too)."""

@@ -80,3 +80,80 @@ __kernel void bn_backward_dx(__global const T* x, __global const T* dy, __global
         dx[idx] = dy[idx] * scale;
     }
 }
+
+/* Layer norm over x viewed as (R, M): one work-group per row, two passes (mean, then the biased variance
+ * of x - mean). The row's mean and 1 / sqrt(var + eps) are left in (m, inv). */
+#define LN_ROW_STATS                                                    \
+    const int row = get_group_id(0), lid = get_local_id(0), L = get_local_size(0); \
+    __global const T* r = x + (size_t)row * M;                          \
+    T acc = (T)0;                                                       \
+    for (int j = lid; j < M; j += L) acc += r[j];                       \
+    scratch[lid] = acc;                                                 \
+    LOCAL_REDUCE(scratch, lid, L, ADD2)                                 \
+    const T m = scratch[0] / (T)M;                                      \
+    barrier(CLK_LOCAL_MEM_FENCE);                                       \
+    acc = (T)0;                                                         \
+    for (int j = lid; j < M; j += L) { const T d = r[j] - m; acc += d * d; } \
+    scratch[lid] = acc;                                                 \
+    LOCAL_REDUCE(scratch, lid, L, ADD2)                                 \
+    const T inv = (T)1 / sqrt(scratch[0] / (T)M + eps);                 \
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+__kernel void ln_forward(__global const T* x, __global T* y, __global const T* weight, __global const T* bias,
+                         const int has_w, const int has_b, const T eps, const int M, __local T* scratch) {
+    LN_ROW_STATS
+    __global T* out = y + (size_t)row * M;
+    for (int j = lid; j < M; j += L) {
+        T v = (r[j] - m) * inv;
+        if (has_w) v *= weight[j];
+        if (has_b) v += bias[j];
+        out[j] = v;
+    }
+}
+
+/* dx = inv * (g - mean(g) - xhat * mean(g * xhat)) per row, g = dy * weight; also stores the row's mean
+ * and inv for ln_backward_params. */
+__kernel void ln_backward_dx(__global const T* x, __global const T* dy, __global const T* weight, const int has_w,
+                             const T eps, const int M, __global T* dx, __global T* means, __global T* invs,
+                             __local T* scratch) {
+    LN_ROW_STATS
+    __global const T* d = dy + (size_t)row * M;
+    acc = (T)0;
+    for (int j = lid; j < M; j += L) acc += has_w ? d[j] * weight[j] : d[j];
+    scratch[lid] = acc;
+    LOCAL_REDUCE(scratch, lid, L, ADD2)
+    const T mg = scratch[0] / (T)M;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    acc = (T)0;
+    for (int j = lid; j < M; j += L) acc += (has_w ? d[j] * weight[j] : d[j]) * ((r[j] - m) * inv);
+    scratch[lid] = acc;
+    LOCAL_REDUCE(scratch, lid, L, ADD2)
+    const T mgx = scratch[0] / (T)M;
+    __global T* out = dx + (size_t)row * M;
+    for (int j = lid; j < M; j += L) {
+        const T g = has_w ? d[j] * weight[j] : d[j];
+        out[j] = inv * (g - mg - (r[j] - m) * inv * mgx);
+    }
+    if (lid == 0) { means[row] = m; invs[row] = inv; }
+}
+
+/* dweight[j] = sum over rows of dy * xhat, dbias[j] = sum of dy: one work-group per column j. */
+__kernel void ln_backward_params(__global const T* x, __global const T* dy, __global const T* means,
+                                 __global const T* invs, __global T* dweight, __global T* dbias, const int R,
+                                 const int M, __local T* scratch) {
+    const int j = get_group_id(0), lid = get_local_id(0), L = get_local_size(0);
+    T acc = (T)0;
+    for (int i = lid; i < R; i += L) acc += dy[(size_t)i * M + j];
+    scratch[lid] = acc;
+    LOCAL_REDUCE(scratch, lid, L, ADD2)
+    const T db = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    acc = (T)0;
+    for (int i = lid; i < R; i += L) {
+        const size_t o = (size_t)i * M + j;
+        acc += dy[o] * ((x[o] - means[i]) * invs[i]);
+    }
+    scratch[lid] = acc;
+    LOCAL_REDUCE(scratch, lid, L, ADD2)
+    if (lid == 0) { dbias[j] = db; dweight[j] = scratch[0]; }
+}

@@ -1,0 +1,115 @@
+"""Integer and bool tensors through comparisons, argmax and where: dispatch on the compute dtype,
+per-op kernel dtypes, eager and od.function (save and load of a graph with bool nodes), the
+gradient tape, on numpy:0 and opencl:0; and exact conformance comparison of int/bool results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import opdispatch as od
+from opdispatch.dtypes import KERNEL_DTYPES
+from opdispatch.ops import OPS
+from opdispatch.schema import TensorMeta
+from opdispatch_conformance.tolerance import Tolerance, compare
+
+
+def _devices():
+    out = ["numpy:0"]
+    if any(str(d) == "opencl:0" for d in od.devices()):
+        out.append("opencl:0")
+    return out
+
+
+DEVICES = _devices()
+
+
+def test_compute_dtype_is_the_first_value_input():
+    f32 = TensorMeta((2,), np.dtype("float32"))
+    assert OPS["equal"].compute_dtype([f32, f32], np.dtype("bool")) == np.float32
+    assert OPS["where"].compute_dtype([TensorMeta((2,), np.dtype("bool")), f32, f32], f32.dtype) == np.float32
+    assert OPS["argmax"].compute_dtype([TensorMeta((2,), np.dtype("int32"))], np.dtype("int64")) == np.int32
+    for schema in OPS.values():  # every float op dispatches on what it did before: its output dtype
+        if all(i.kind in ("float", "int") for i in schema.inputs) and any(i.kind == "float" for i in schema.inputs):
+            assert schema.compute_dtype([f32] * len(schema.inputs), f32.dtype) == np.float32
+
+
+def test_kernels_declare_int_dtypes_only_for_ops_taking_them():
+    assert {"int32", "int64", "bool"} <= {d.name for d in KERNEL_DTYPES}
+    table = od.registry.registry().runtime(od.Device("numpy:0")).candidates
+    assert np.dtype("int32") in table["equal"][0].kernel.dtype_set
+    assert np.dtype("int32") not in table["add"][0].kernel.dtype_set
+    with pytest.raises(od.DTypeError, match="add: argument 'a' got dtype int32"):
+        od.add(od.tensor(np.array([1], np.int32)), od.tensor(np.array([1], np.int32)))
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_int_tensors_through_comparisons_argmax_where(dev, dtype):
+    rng = np.random.default_rng(3)
+    a = rng.integers(-5, 5, (4, 6)).astype(dtype)
+    t = od.tensor(a, device=dev)
+    eq = od.equal(t, 3)  # a Python int takes the tensor's dtype
+    assert eq.dtype == np.bool_ and eq.device == od.Device(dev)
+    np.testing.assert_array_equal(eq.numpy(), a == 3)
+    np.testing.assert_array_equal(od.less_equal(t, od.tensor(a[0], device=dev)).numpy(), a <= a[0])
+    np.testing.assert_array_equal(od.argmax(t, axis=1).numpy(), a.argmax(axis=1))
+    np.testing.assert_array_equal(od.argmin(t).numpy(), a.argmin())
+    w = od.where(od.greater(t, 0), t, -1)
+    assert w.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(w.numpy(), np.where(a > 0, a, -1).astype(dtype))
+    b = od.tensor(a > 0, device=dev)
+    np.testing.assert_array_equal(od.equal(b, od.tensor(a < 2, device=dev)).numpy(), (a > 0) == (a < 2))
+
+
+def test_scalar_of_the_wrong_kind_is_refused():
+    t = od.tensor(np.array([1, 2], np.int32))
+    with pytest.raises(od.DTypeError, match="'b' got dtype float64 but 'a' has int32"):
+        od.equal(t, 2.5)
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_graph_with_bool_and_int_nodes_saves_and_loads(dev, tmp_path):
+    def f(x, labels):
+        mask = od.greater(x, 0)
+        y = od.where(mask, x, 0)
+        return od.sum(y), od.argmax(x, axis=1), od.equal(od.argmax(x, axis=1), labels), mask
+
+    rng = np.random.default_rng(4)
+    x = od.tensor(rng.standard_normal((3, 5)).astype(np.float32), device=dev)
+    labels = od.tensor(np.array([0, 1, 2], np.int64), device=dev)
+    fn = od.function(f)
+    want = f(x, labels)
+    got = fn(x, labels)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+    path = str(tmp_path / "g.json")
+    fn.graph(x, labels).save(path)
+    loaded = od.load_graph(path)
+    for g, w in zip(loaded(x, labels), want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_gradient_through_where_eager_and_graph(dev):
+    x0 = np.array([-1.0, 2.0, 0.0, 3.0], np.float32)
+
+    def grad(x):
+        with od.GradientTape() as tape:
+            tape.watch(x)
+            y = od.sum(od.where(od.greater(x, 0), x, 0) * x)
+        return tape.gradient(y, x)
+
+    x = od.tensor(x0, device=dev)
+    np.testing.assert_allclose(grad(x).numpy(), [0.0, 4.0, 0.0, 6.0])
+    np.testing.assert_allclose(od.function(grad)(x).numpy(), [0.0, 4.0, 0.0, 6.0])
+
+
+def test_conformance_compares_int_and_bool_results_exactly():
+    tol = Tolerance(rtol=1.0, atol=1.0, eps=1.0, reduction_length=1, factor=1.0, dtype="float32")
+    assert compare(np.array([1, 2], np.int64), np.array([1, 2], np.int64), tol).ok
+    assert not compare(np.array([1, 3], np.int64), np.array([1, 2], np.int64), tol).ok
+    assert not compare(np.array([True, False]), np.array([True, True]), tol).ok
+    assert not compare(np.array([1.0, 0.0]), np.array([True, False]), tol).ok
