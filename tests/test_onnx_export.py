@@ -72,6 +72,17 @@ CASES = {
                        (arr(2, 4, 5, 6), arr(4, 3, 3, 3), arr(6))),
     "adaptive_pool": (lambda x: (od.adaptive_avg_pool2d(x, (3, 2)), od.adaptive_avg_pool2d(x, 4),
                                  od.adaptive_avg_pool2d(x, 1)), (arr(2, 3, 9, 8),)),
+    "compare": (lambda a, b: (od.equal(a, b), od.not_equal(a, 0.5), od.less(a, b), od.less_equal(a, b),
+                              od.greater(a, b), od.greater_equal(a, b), od.where(od.greater(a, b), a, b),
+                              od.argmax(a, axis=1), od.argmin(a, axis=0, keepdims=True), od.argmax(a),
+                              od.argmin(a, keepdims=True), od.min(a, axis=1), od.min(a)),
+                (np.round(arr(3, 4) * 2) / 2, np.round(arr(4) * 2) / 2)),
+    "int_compare": (lambda a, b: (od.equal(a, b), od.where(od.less(a, b), a, b), od.argmax(a, axis=0)),
+                    (np.array([[1, 5, 3], [4, 2, 6]], np.int64), np.array([4, 5, 1], np.int64))),
+    "layer_norm": (lambda x, w, b: (od.layer_norm(x, (3, 4), w, b), od.layer_norm(x, (4,), eps=1e-3)),
+                   (arr(2, 3, 4), arr(3, 4), arr(3, 4))),
+    "lrn": (lambda x: (od.local_response_norm(x, 3), od.local_response_norm(x, 4, alpha=0.1, beta=0.5, k=2.0),
+                       od.local_response_norm(x, 1)), (arr(2, 7, 3, 3),)),
     "reduce": (lambda x: (od.sum(x, axis=1), od.mean(x, axis=(0, 2), keepdims=True), od.max(x), od.sum(x)),
                (arr(2, 3, 4),)),
     "layout": (lambda x: (od.reshape(x, (6, -1)), od.transpose(x, (2, 0, 1)), od.flatten(x),
@@ -106,8 +117,10 @@ def test_every_public_op_with_an_exporter_is_covered_by_a_case() -> None:
     ("adaptive_avg_pool2d", (arr(2, 3, 9, 8),), {"output_size": (4, 3)}),
     ("adaptive_avg_pool2d", (arr(2, 3, 9, 8),), {"output_size": (3, 4)}),
     ("adaptive_avg_pool2d", (arr(1, 2, 5, 7),), {"output_size": 1}),
+    ("layer_norm", (arr(2, 3, 4), arr(4), arr(4)), {"normalized_shape": (4,)}),
+    ("local_response_norm", (arr(2, 6, 3, 3),), {"size": 2}),
 ])
-@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("opset", [13, 17, 18])
 def test_ops_as_single_nodes(op, args, attrs, opset) -> None:
     """Ops that trace as their decomposition (no kernel) still export directly, as a provider's
     kernel makes them appear as nodes: built here as one-node graphs."""

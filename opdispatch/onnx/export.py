@@ -318,6 +318,64 @@ def _gelu(b: _Builder, node: Node, ins: list, outs: list) -> None:
     b.node("Mul", [half_x, b.node("Add", [phi, b.const(1.0, dtype)])[0]], outs)
 
 
+def _not_equal(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    b.node("Not", b.node("Equal", ins), outs)
+
+
+def _arg(op_type: str) -> Emitter:
+    def emit(b: _Builder, node: Node, ins: list, outs: list) -> None:
+        axis, keep = node.attrs["axis"], int(bool(node.attrs["keepdims"]))
+        if axis is not None:
+            b.node(op_type, ins, outs, axis=int(axis), keepdims=keep, select_last_index=0)
+            return
+        flat = b.node("Reshape", [ins[0], b.ints([-1], "flat")])[0]
+        index = b.node(op_type, [flat], axis=0, keepdims=0, select_last_index=0)[0]
+        b.node("Reshape", [index, b.ints(b.meta(node.outputs[0]).shape, "shape")], outs)
+    return emit
+
+
+def _layer_norm(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    shape = b.meta(node.inputs[0]).shape
+    dtype = b.meta(node.inputs[0]).dtype
+    norm_shape = tuple(node.attrs["normalized_shape"])
+    eps = float(node.attrs["eps"])
+    x, weight, bias = ins
+    if b.opset >= 17:
+        scale = weight or b.const(np.ones(norm_shape), dtype, "ones")
+        b.node("LayerNormalization", [x, scale] + ([bias] if bias else []), outs, axis=-len(norm_shape),
+               epsilon=eps)
+        return
+    axes = list(range(len(shape) - len(norm_shape), len(shape)))
+    mu = b.node("ReduceMean", [x], axes=axes, keepdims=1)[0]
+    centred = b.node("Sub", [x, mu])[0]
+    var = b.node("ReduceMean", [b.node("Mul", [centred, centred])[0]], axes=axes, keepdims=1)[0]
+    y = b.node("Div", [centred, b.node("Sqrt", [b.node("Add", [var, b.const(eps, dtype, "eps")])[0]])[0]])[0]
+    if weight:
+        y = b.node("Mul", [y, weight])[0]
+    if bias:
+        y = b.node("Add", [y, bias])[0]
+    b.node("Identity", [y], outs)
+
+
+def _local_response_norm(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    """ONNX LRN for an odd size; for an even one (ONNX's window is the mirror image of PyTorch's there,
+    and ONNX Runtime refuses it) the sum of squares as an average pool over the channel axis."""
+    a = node.attrs
+    size = int(a["size"])
+    if size % 2:
+        b.node("LRN", ins, outs, size=size, alpha=float(a["alpha"]), beta=float(a["beta"]), bias=float(a["k"]))
+        return
+    shape = b.meta(node.inputs[0]).shape
+    dtype = b.meta(node.inputs[0]).dtype
+    x = ins[0]
+    rows = b.node("Reshape", [b.node("Mul", [x, x])[0], b.ints([shape[0], 1, shape[1], -1], "lrn_view")])[0]
+    mean = b.node("AveragePool", [rows], kernel_shape=[size, 1], strides=[1, 1],
+                  pads=[size // 2, 0, (size - 1) // 2, 0], count_include_pad=1)[0]
+    mean = b.node("Reshape", [mean, b.ints(list(shape), "shape")])[0]
+    d = b.node("Add", [b.node("Mul", [mean, b.const(a["alpha"], dtype, "alpha")])[0], b.const(a["k"], dtype, "k")])[0]
+    b.node("Mul", [x, b.node("Pow", [d, b.const(-float(a["beta"]), dtype, "beta")])[0]], outs)
+
+
 EXPORTERS: dict[str, Emitter] = {
     "relu": _same("Relu"), "sigmoid": _same("Sigmoid"), "tanh": _same("Tanh"), "exp": _same("Exp"),
     "log": _same("Log"), "sqrt": _same("Sqrt"), "neg": _same("Neg"),
@@ -334,6 +392,10 @@ EXPORTERS: dict[str, Emitter] = {
     "concat": _concat, "pad": _pad,
     "clip": _clip, "hardsigmoid": _hardsigmoid, "hardswish": _hardswish, "erf": _same("Erf"), "gelu": _gelu,
     "abs": _same("Abs"), "pow": _same("Pow"), "maximum": _same("Max"), "minimum": _same("Min"),
+    "equal": _same("Equal"), "not_equal": _not_equal, "less": _same("Less"), "less_equal": _same("LessOrEqual"),
+    "greater": _same("Greater"), "greater_equal": _same("GreaterOrEqual"), "where": _same("Where"),
+    "min": _reduce("ReduceMin"), "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"),
+    "layer_norm": _layer_norm, "local_response_norm": _local_response_norm,
 }
 """Op name -> the function that writes it as ONNX nodes (opset 13 and later)."""
 
