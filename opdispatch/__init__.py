@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Optional, Union
 
 from . import api as _api
+from . import random
 from . import registry as _registry_module
 from .api import *  # noqa: F401,F403 - the op functions, one module per family
 from .api import op_function
@@ -87,6 +88,6 @@ __all__ = [
     "UnsupportedError", "KernelError", "PlacementWarning", "ArgumentTypeError", "NumericsError", "check_numerics",
     "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError", "GraphRetraceWarning",
     "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
-    "op_function", "__version__",
+    "op_function", "random", "__version__",
 ]
 __all__ += [name for name in _api.__all__ if name != "op_function"]

@@ -8,7 +8,7 @@ from ..ops import OPS
 from ..tensor import Tensor, run
 from ._types import ArrayLike
 
-__all__ = ["reshape", "transpose", "flatten", "pad", "slice", "concat"]
+__all__ = ["reshape", "transpose", "flatten", "squeeze", "unsqueeze", "pad", "slice", "concat", "split"]
 
 
 def reshape(x: ArrayLike, shape: Union[int, Sequence[int]]) -> Tensor:
@@ -24,6 +24,18 @@ def transpose(x: ArrayLike, axes: Optional[Sequence[int]] = None) -> Tensor:
 def flatten(x: ArrayLike, start_axis: int = 1) -> Tensor:
     """Merge every axis from ``start_axis`` on into one."""
     return run(OPS["flatten"], (x,), {"start_axis": start_axis})
+
+
+def squeeze(x: ArrayLike, axis: Union[None, int, Sequence[int]] = None) -> Tensor:
+    """x without its size-1 axes: every one (``axis=None``) or those named (an int or a sequence; an
+    axis whose size is not 1 is an error naming it)."""
+    return run(OPS["squeeze"], (x,), {"axis": axis})
+
+
+def unsqueeze(x: ArrayLike, axis: Union[int, Sequence[int]]) -> Tensor:
+    """x with a size-1 axis inserted at each of ``axis`` (an int or a sequence), axes of the result:
+    a negative axis counts from the end of the result (numpy.expand_dims, ONNX Unsqueeze)."""
+    return run(OPS["unsqueeze"], (x,), {"axis": axis})
 
 
 def pad(x: ArrayLike, pads: Sequence[tuple[int, int]], mode: str = "constant", value: float = 0.0) -> Tensor:
@@ -44,3 +56,10 @@ def slice(x: ArrayLike, starts: Sequence[int], ends: Sequence[Optional[int]],  #
 def concat(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     """The tensors joined along ``axis`` (their shapes equal elsewhere)."""
     return run(OPS["concat"], OPS["concat"].flatten_args((tensors,)), {"axis": axis})
+
+
+def split(x: ArrayLike, sections: Union[int, Sequence[int]], axis: int = 0) -> tuple[Tensor, ...]:
+    """x cut along ``axis``: into ``sections`` equal parts (an int that divides the axis) or into parts
+    of the given sizes (a list summing to the axis). Returns a tuple of tensors, one per part."""
+    out = run(OPS["split"], (x,), {"sections": sections, "axis": axis})
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
+from .. import random
+from ..attrs import to_bool
 from ..ops import OPS
-from ..tensor import Tensor, run
+from ..schema import TensorMeta
+from ..tensor import Tensor, host_array, run, tensor
 from ._types import ArrayLike
 
-__all__ = ["softmax", "log_softmax", "softmax_cross_entropy"]
+__all__ = ["softmax", "log_softmax", "softmax_cross_entropy", "dropout"]
 
 _NO_ATTRS: dict = {}
 
@@ -24,3 +29,20 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
 def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Tensor:
     """Mean over the batch of -log_softmax(logits)[i, labels[i]]: logits (N, C), int labels (N,)."""
     return run(OPS["softmax_cross_entropy"], (logits, labels), _NO_ATTRS)
+
+
+def dropout(x: ArrayLike, p: float = 0.5, *, training: bool = True, seed: Optional[int] = None) -> Tensor:
+    """In training, each element of x zeroed with probability ``p`` (in [0, 1]) and the others scaled
+    by 1 / (1 - p); ``training=False`` or ``p == 0`` returns x unchanged; ``p == 1`` gives x * 0
+    (zeros, as PyTorch). The mask is a function of ``seed`` (an int in [0, 2**64)) and the element's
+    row-major index, the same bits on every device; ``seed=None`` draws a fresh seed from
+    ``od.random`` per call (per run of an ``od.function`` graph, as eager code would)."""
+    schema = OPS["dropout"]
+    p = schema.attrs[0].normalize("dropout", "p", p)
+    if not to_bool("dropout", "training", training) or p == 0.0:  # the identity, with the op's checks
+        if seed is not None:
+            schema.attrs[1].normalize("dropout", "seed", seed)
+        t = x if isinstance(x, Tensor) else tensor(host_array(x, None, "dropout", "x"))
+        schema.infer("dropout", [TensorMeta(t.shape, t.dtype)], {"p": p, "seed": 0})
+        return t
+    return run(schema, (x,), {"p": p, "seed": random.next_seed() if seed is None else seed})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..errors import InvalidArgumentError, OpDispatchError
 from ..placement import current_placement
-from .. import recording
+from .. import random, recording
 from ..dispatch import check_results, current_pin, kernel_error
 from ..fpstate import quiet, restore
 from ..schema import TensorMeta
@@ -85,6 +85,7 @@ class Executable:
             else:
                 self.outputs.append((slot_of(v), info, reg.runtime(dev)))
         self.n_slots = len(slot)
+        self.n_seeds = max((random.seed_count(step[4]) for step in self.steps), default=0)  # od.random draws per run
 
     def run(self, datas: Sequence[Any]) -> list[Tensor]:
         """Run on the backend arrays of the inputs; return the output tensors."""
@@ -94,10 +95,13 @@ class Executable:
         for s, d in self.constants:
             env[s] = d
         watchers = [r for r in recording.active() if hasattr(r, "check_node")]  # od.check_numerics()
+        seeds = random.run_seeds(self.n_seeds) if self.n_seeds else None  # dropout with seed=None: fresh per run
         token = quiet()  # NumPy's floating-point errors off for the whole run: IEEE results, no warnings
         try:
             for fn, ins, outs, dead, attrs, node, rt, provider, promised in self.steps:
                 args = [env[i] if i >= 0 else None for i in ins]
+                if seeds is not None:
+                    attrs = random.with_run_seeds(attrs, seeds)
                 try:
                     results = check_results(node.op, rt, provider, fn(*args, **attrs), promised)
                 except BaseException as exc:

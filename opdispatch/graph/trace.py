@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import recording
 from ..device import Device
+from ..ops.nn import RunSeed
 from ..registry import registry
 from ..schema import OpSchema, TensorMeta
 from ..tensor import Tensor
@@ -88,6 +89,7 @@ class Tracer:
         self._inputs: list[int] = []
         self._constants: dict[int, np.ndarray] = {}
         self._captured: dict[int, tuple[int, Tensor]] = {}  # id(tensor) -> (value, tensor kept alive)
+        self._run_seeds = 0
 
     def input(self, t: Tensor) -> TracedTensor:
         """A new graph input shaped like ``t``."""
@@ -98,6 +100,13 @@ class Tracer:
         vid = self._new_value(shape, dtype, rt.device)
         self._inputs.append(vid)
         return self._traced(vid, shape, dtype, rt, None)
+
+    def run_seed(self) -> RunSeed:
+        """The seed of a random op called with none (``od.dropout(x, seed=None)``): a marker the
+        executor replaces by a fresh draw from ``od.random`` on every run (see `opdispatch.random`)."""
+        marker = RunSeed(self._run_seeds)
+        self._run_seeds += 1
+        return marker
 
     def value_of(self, t: Tensor) -> int:
         """The graph value of ``t``: its own for a traced tensor, else a constant holding its data."""

@@ -1,4 +1,8 @@
-"""The layout family: reshape, transpose, flatten, broadcast_to, pad, slice and concat.
+"""The layout family: reshape, transpose, flatten, broadcast_to, squeeze, unsqueeze, pad, slice,
+concat and split.
+
+squeeze and unsqueeze are reshapes (their decomposition), split is one slice per part (its
+decomposition), so backends need no kernel for them.
 
 pad, slice and concat are the movement primitives the decompositions of windowed ops are built
 from (im2col is a pad, one strided slice per kernel tap and a concat), so a backend with kernels
@@ -119,6 +123,85 @@ BROADCAST_TO = OpSchema(
     infer=_infer_broadcast_to, reference=reference.layout.broadcast_to,
     doc="x broadcast to shape under NumPy rules",
     vjp=lambda F, rec, g: [unbroadcast(F, g[0], rec.inputs[0].shape)])
+
+
+# -- squeeze, unsqueeze -------------------------------------------------------------------------
+
+def _axis_list(op: str, arg: str, value: Any, optional: bool) -> Optional[tuple[int, ...]]:
+    """Normaliser of squeeze/unsqueeze ``axis``: one int or a sequence of ints (None where ``optional``)."""
+    if value is None and optional:
+        return None
+    if _is_int(value):
+        return (int(value),)
+    if isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+        return tuple(int(v) for v in value)
+    raise arg_error(op, arg, value, ("None (every size-1 axis), " if optional else "") + "an int or a sequence of ints")
+
+
+def _squeeze_axis(op: str, arg: str, value: Any) -> Optional[tuple[int, ...]]:
+    return _axis_list(op, arg, value, True)
+
+
+def _unsqueeze_axis(op: str, arg: str, value: Any) -> Optional[tuple[int, ...]]:
+    return _axis_list(op, arg, value, False)
+
+
+def _distinct_axes(op: str, given: Any, axes: tuple[int, ...], ndim: int) -> tuple[int, ...]:
+    resolved = tuple(sorted(to_axis(op, "axis", a, ndim) for a in axes))
+    if len(set(resolved)) != len(resolved):
+        raise arg_error(op, "axis", given, "distinct axes (each named once, negative ones counted from the end)")
+    return resolved
+
+
+def _infer_squeeze(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    given = attrs["axis"]
+    if given is None:
+        axes = tuple(a for a, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = _distinct_axes(op, given, given, len(x.shape))
+        for a in axes:
+            if x.shape[a] != 1:
+                raise arg_error(op, "axis", given, f"axes of size 1 (axis {a} of x, shape {x.shape}, has size "
+                                f"{x.shape[a]})", ShapeError)
+    shape = tuple(d for a, d in enumerate(x.shape) if a not in axes)
+    return [TensorMeta(shape, dtype)], {"axis": axes}
+
+
+def _infer_unsqueeze(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    given = attrs["axis"]
+    ndim = len(x.shape) + len(given)  # axes count in the output (numpy.expand_dims, ONNX Unsqueeze)
+    axes = _distinct_axes(op, given, given, ndim)
+    dims = iter(x.shape)
+    shape = tuple(1 if a in axes else next(dims) for a in range(ndim))
+    return [TensorMeta(shape, dtype)], {"axis": axes}
+
+
+def _squeeze(F, x, *, axis):
+    return F.reshape(x, tuple(d for a, d in enumerate(x.shape) if a not in axis))
+
+
+def _unsqueeze(F, x, *, axis):
+    ndim = len(x.shape) + len(axis)
+    dims = iter(x.shape)
+    return F.reshape(x, tuple(1 if a in axis else next(dims) for a in range(ndim)))
+
+
+SQUEEZE = OpSchema(
+    name="squeeze", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("axis", None, _squeeze_axis),),
+    infer=_infer_squeeze, reference=reference.layout.squeeze,
+    doc="x without the given size-1 axes (None: every size-1 axis); kernels receive the axes sorted, non-negative",
+    vjp=_reshape_back, decomposition=Decomposition(_squeeze, uses=("reshape",)))
+UNSQUEEZE = OpSchema(
+    name="unsqueeze", family=FAMILY, inputs=(Input("x"),),
+    attrs=(Attr("axis", None, _unsqueeze_axis),),
+    infer=_infer_unsqueeze, reference=reference.layout.unsqueeze,
+    doc="x with a size-1 axis inserted at each given axis of the result (negative axes count from the end of "
+        "the result, as numpy.expand_dims and ONNX Unsqueeze)",
+    vjp=_reshape_back, decomposition=Decomposition(_unsqueeze, uses=("reshape",)))
 
 
 # -- pad --------------------------------------------------------------------------------------
@@ -336,3 +419,75 @@ CONCAT = OpSchema(
     name="concat", family=FAMILY, inputs=(Input("tensors", variadic=True),), attrs=(Attr("axis", 0, passthrough),),
     infer=_infer_concat, reference=reference.layout.concat,
     doc="the tensors joined along axis (same shapes elsewhere)", vjp=_concat_vjp)
+
+
+# -- split ------------------------------------------------------------------------------------
+
+def _sections(op: str, arg: str, value: Any) -> Any:
+    """Normaliser of split ``sections``: an int >= 1 (equal parts) or a non-empty sequence of sizes >= 0."""
+    if _is_int(value) and 1 <= value <= INT_MAX:
+        return int(value)
+    if isinstance(value, (tuple, list)) and value and all(_is_int(v) and 0 <= v <= INT_MAX for v in value):
+        return tuple(int(v) for v in value)
+    raise arg_error(op, arg, value, f"an int in [1, {INT_MAX}] (that many equal parts) or a non-empty sequence of "
+                    f"part sizes >= 0 summing to the size of the axis")
+
+
+def _infer_split(op, metas, attrs):
+    (x,) = metas
+    dtype = float_inputs(op, [("x", x)])
+    if not x.shape:
+        raise arg_error(op, "x", "a 0-d tensor", "a tensor of rank >= 1", ShapeError)
+    axis = to_axis(op, "axis", attrs["axis"], len(x.shape))
+    size, sections = x.shape[axis], attrs["sections"]
+    if isinstance(sections, int):
+        if size % sections:
+            raise arg_error(op, "sections", sections, f"a number of parts that divides the size {size} of axis "
+                            f"{axis} (x has shape {x.shape}); or a list of part sizes", ShapeError)
+        sizes = (size // sections,) * sections
+    else:
+        sizes = sections
+        if sum(sizes) != size:
+            raise arg_error(op, "sections", list(sections), f"part sizes summing to {size}, the size of axis {axis} "
+                            f"(x has shape {x.shape}); they sum to {sum(sizes)}", ShapeError)
+    outs = [TensorMeta(x.shape[:axis] + (n,) + x.shape[axis + 1:], dtype) for n in sizes]
+    return outs, {"sections": sizes, "axis": axis}
+
+
+def _split(F, x, *, sections, axis):
+    out, start = [], 0
+    for n in sections:
+        out.append(F.slice(x, starts=(start,), ends=(start + n,), axes=(axis,)))
+        start += n
+    return tuple(out) if len(out) > 1 else out[0]  # one output: a tensor, as every single-output op gives
+
+
+def _split_vjp(F, rec, grads):
+    """The output gradients joined along the axis; a part that got no gradient contributes zeros (a
+    constant pad of its neighbour, so no zeros tensor is made)."""
+    axis, sizes = rec.attrs["axis"], rec.attrs["sections"]
+    ndim = len(rec.inputs[0].shape)
+
+    def padded(g, before: int, after: int):
+        if not before and not after:
+            return g
+        return F.pad(g, tuple((before, after) if a == axis else (0, 0) for a in range(ndim)))
+
+    pieces, zeros = [], 0
+    for g, n in zip(grads, sizes):
+        if g is None:
+            zeros += n
+            continue
+        pieces.append(padded(g, zeros, 0))
+        zeros = 0
+    pieces[-1] = padded(pieces[-1], 0, zeros)  # the autodiff calls a rule only when some output has a gradient
+    return [pieces[0] if len(pieces) == 1 else F.concat(pieces, axis=axis)]
+
+
+SPLIT = OpSchema(
+    name="split", family=FAMILY, inputs=(Input("x"),),
+    attrs=(Attr("sections", None, _sections), Attr("axis", 0, passthrough)),
+    infer=_infer_split, reference=reference.layout.split,
+    doc="x cut along axis into parts: sections equal ones (an int that divides the axis) or of the given sizes "
+        "(summing to the axis); one output per part; kernels receive the sizes",
+    vjp=_split_vjp, decomposition=Decomposition(_split, uses=("slice",)))

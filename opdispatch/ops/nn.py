@@ -1,14 +1,17 @@
 """The nn family: softmax, log_softmax, the classification loss softmax_cross_entropy and its
-gradient op. softmax and log_softmax decompose into max-shifted exp, sum and log."""
+gradient op, and dropout. softmax and log_softmax decompose into max-shifted exp, sum and log."""
 
 from __future__ import annotations
+
+import re
+from typing import Any, Union
 
 import numpy as np
 
 from .. import reference
-from ..attrs import to_axis
+from ..attrs import _is_int, to_axis, to_float
 from ..dtypes import is_integer
-from ..errors import DTypeError, InvalidArgumentError, ShapeError
+from ..errors import DTypeError, InvalidArgumentError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
 from ._checks import float_inputs, require_min_rank, require_positive_dims_but_batch, require_rank
 
@@ -126,3 +129,59 @@ SOFTMAX_CROSS_ENTROPY_BACKWARD = OpSchema(
     reduction_length=_xent_backward_terms, tolerance_factor=4.0,
     check_values=label_checker("softmax_cross_entropy_backward"),
     no_vjp="softmax_cross_entropy_backward has no gradient rule yet (second derivatives of the loss)")
+
+
+# -- dropout ----------------------------------------------------------------------------------
+
+class RunSeed(str):
+    """The seed of a dropout node that draws a fresh seed from ``od.random`` each time its graph runs.
+
+    ``od.dropout(x, seed=None)`` draws its seed when it is called; traced by ``od.function`` it
+    cannot (the graph runs many times), so the tracer gives it ``RunSeed(k)``, the k-th draw of the
+    traced call, and the graph executor replaces every ``RunSeed(k)`` by the k-th of the seeds it
+    draws from ``od.random`` at the start of each run -- the draws eager mode makes, in its order.
+    The gradient of a dropout carries the same marker, hence the same mask. It is the string
+    ``"per_run:<k>"`` (so saved graphs store it as it prints); kernels never receive one."""
+
+    __slots__ = ()
+    PREFIX = "per_run:"
+    PATTERN = re.compile(r"per_run:(0|[1-9][0-9]{0,8})")
+
+    def __new__(cls, index: int) -> "RunSeed":
+        return super().__new__(cls, f"{cls.PREFIX}{int(index)}")
+
+    @property
+    def draw(self) -> int:
+        """k: which of a run's draws this is."""
+        return int(self[len(self.PREFIX):])
+
+
+SEED_LIMIT = 1 << 64
+
+
+def to_seed(op: str, arg: str, value: Any) -> Union[int, RunSeed]:
+    """A dropout seed: an int in [0, 2**64), or a `RunSeed` (also as its text ``"per_run:<k>"``)."""
+    if _is_int(value) and 0 <= value < SEED_LIMIT:
+        return int(value)
+    if isinstance(value, str) and RunSeed.PATTERN.fullmatch(value):
+        return value if isinstance(value, RunSeed) else RunSeed(int(value[len(RunSeed.PREFIX):]))
+    raise arg_error(op, arg, value, "an int in [0, 2**64) (None draws one from od.random)")
+
+
+def _dropout_p(op: str, arg: str, value: Any) -> float:
+    return to_float(op, arg, value, low=0.0, high=1.0)
+
+
+def _infer_dropout(op, metas, attrs):
+    (x,) = metas
+    float_inputs(op, [("x", x)])
+    return [x], attrs
+
+
+DROPOUT = OpSchema(
+    name="dropout", family=FAMILY, inputs=(Input("x"),),
+    attrs=(Attr("p", 0.5, _dropout_p), Attr("seed", None, to_seed)),
+    infer=_infer_dropout, reference=reference.nn.dropout,
+    doc="x times a mask of 1 / (1 - p) (kept) and 0 (dropped, probability p), the mask a hash of (seed, element "
+        "index) that every device computes bit for bit (opdispatch.reference.nn.dropout_keep); p = 1 gives x * 0",
+    vjp=lambda F, rec, g: [F.dropout(g[0], p=rec.attrs["p"], seed=rec.attrs["seed"])])

@@ -1,4 +1,5 @@
-"""Reference layout family: reshape, transpose, flatten, broadcast_to, pad, slice, concat."""
+"""Reference layout family: reshape, transpose, flatten, broadcast_to, squeeze, unsqueeze, pad, slice, concat,
+split."""
 
 from __future__ import annotations
 
@@ -55,3 +56,21 @@ def slice(x, *, starts, ends, axes, steps):  # noqa: A001 - op name
 def concat(*xs, axis):
     """The inputs joined along ``axis``."""
     return np.concatenate([_f64(x) for x in xs], axis=axis)
+
+
+def squeeze(x, *, axis):
+    """x without the (size-1) axes ``axis``."""
+    return np.squeeze(_f64(x), axis=tuple(axis))
+
+
+def unsqueeze(x, *, axis):
+    """x with a size-1 axis at each of ``axis`` (axes of the result)."""
+    return np.expand_dims(_f64(x), tuple(axis))
+
+
+def split(x, *, sections, axis):
+    """x cut along ``axis`` into parts of the sizes ``sections`` (float64 copies); one part is returned
+    as an array, as every single-output op returns."""
+    bounds = np.cumsum(sections)[:-1]
+    parts = tuple(np.array(p) for p in np.split(_f64(x), bounds, axis=axis))
+    return parts if len(parts) > 1 else parts[0]

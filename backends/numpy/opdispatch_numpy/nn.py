@@ -1,10 +1,12 @@
-"""softmax family and the classification loss (and its gradient), numerically stable, in the input dtype."""
+"""softmax family and the classification loss (and its gradient), numerically stable, in the input dtype;
+dropout with the device-independent keep-mask."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
+from opdispatch.reference.nn import GOLDEN, KEEP_BITS, MIX1, MIX2, dropout_key, dropout_scale, dropout_threshold
 
 
 def softmax(x, *, axis):
@@ -38,7 +40,22 @@ def softmax_cross_entropy_backward(logits, labels, dloss):
     return p
 
 
+def dropout(x, *, p, seed):
+    """x times 1 / (1 - p) where the (seed, index) hash keeps an element, times 0 elsewhere (uint64
+    arithmetic, wrapping as the definition in opdispatch.reference.nn)."""
+    u = np.uint64
+    z = u(dropout_key(seed)) + np.arange(x.size, dtype=u) * u(GOLDEN)
+    z ^= z >> u(30)
+    z *= u(MIX1)
+    z ^= z >> u(27)
+    z *= u(MIX2)
+    z ^= z >> u(31)
+    keep = (z >> u(64 - KEEP_BITS)) >= u(dropout_threshold(p))
+    scale = x.dtype.type(dropout_scale(p))
+    return x * np.where(keep, scale, x.dtype.type(0)).reshape(x.shape)
+
+
 KERNELS: dict[str, Callable] = {
     "softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
-    "softmax_cross_entropy_backward": softmax_cross_entropy_backward,
+    "softmax_cross_entropy_backward": softmax_cross_entropy_backward, "dropout": dropout,
 }

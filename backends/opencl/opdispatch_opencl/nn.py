@@ -1,12 +1,14 @@
 """softmax, log_softmax, softmax_cross_entropy and its gradient as row kernels; labels stay in their own
-integer dtype on the device."""
+integer dtype on the device. dropout: one work-item per element, its keep-mask hashed in ulong arithmetic."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from opdispatch.reference.nn import dropout_key, dropout_scale, dropout_threshold
+
 from .arrays import CLArray, empty, from_numpy
-from .launch import i32, kernel, run_rows, scalar
+from .launch import i32, kernel, run_1d, run_rows, scalar
 from .layout import permute
 from .reduce import inverse, row_local, to_rows
 from .runtime import cl_type
@@ -63,5 +65,15 @@ def softmax_cross_entropy_backward(logits: CLArray, labels: CLArray, dloss: CLAr
     return out
 
 
+def dropout(x: CLArray, *, p: float, seed: int) -> CLArray:
+    """x times 1 / (1 - p) where the (seed, index) hash keeps an element, 0 elsewhere (cl/nn.cl,
+    the definition of opdispatch.reference.nn; key and threshold computed here)."""
+    out = empty(x.dev, x.shape, x.dtype)
+    if x.size:
+        run_1d(x.dev, kernel(x.dev, FAMILY, "dropout_k", x.dtype), x.size, x.buf, out.buf, i32(x.size),
+               np.uint64(dropout_key(seed)), np.uint32(dropout_threshold(p)), scalar(dropout_scale(p), x.dtype))
+    return out
+
+
 KERNELS = {"softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
-           "softmax_cross_entropy_backward": softmax_cross_entropy_backward}
+           "softmax_cross_entropy_backward": softmax_cross_entropy_backward, "dropout": dropout}

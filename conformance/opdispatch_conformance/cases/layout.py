@@ -1,5 +1,5 @@
 """Conformance cases of the layout family: the deterministic grid and the seeded random generators
-of its ops (reshape, transpose, flatten, broadcast_to, pad, slice, concat)."""
+of its ops (reshape, transpose, flatten, broadcast_to, squeeze, unsqueeze, pad, slice, concat, split)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,27 @@ def movement_grid() -> Iterator[Case]:
     yield Case("concat", (normal(5, 67), normal(5, 3), normal(5, 65)), {"axis": 1})
 
 
+def squeeze_split_grid() -> Iterator[Case]:
+    """squeeze (None, one axis, several, negative), unsqueeze (NumPy's negative axes) and split (equal
+    parts, sizes with empty parts, negative axis, one part)."""
+    for axis in (None, 0, -1, (0, 2), (2, 0), ()):
+        yield Case("squeeze", (normal(1, 3, 1),), {"axis": axis})
+    yield Case("squeeze", (normal(2, 3),), {})
+    yield Case("squeeze", (normal(1),), {})
+    yield Case("squeeze", (normal(1, 1, 1),), {"axis": None})
+    for axis in (0, -1, 2, (0, 3), (-1, 0), (1, -2)):
+        yield Case("unsqueeze", (normal(2, 3),), {"axis": axis})
+    yield Case("unsqueeze", (normal(),), {"axis": 0})
+    yield Case("unsqueeze", (normal(),), {"axis": (0, -1)})
+    for sections, axis in ((3, 0), (1, 1), (2, -1), ((1, 2), 0), ((0, 3, 0), 0), ((2, 0, 2), 2), ((4,), -1)):
+        yield Case("split", (normal(3, 2, 4),), {"sections": sections, "axis": axis})
+    yield Case("split", (normal(0, 3),), {"sections": 2, "axis": 0})
+    # odd sizes larger than a work-group or a tile
+    yield Case("split", (normal(5, 67),), {"sections": (30, 1, 36), "axis": 1})
+    yield Case("unsqueeze", (normal(67, 5),), {"axis": (1, 3)})
+    yield Case("squeeze", (normal(67, 1, 5),), {"axis": 1})
+
+
 def special_layout_grid() -> Iterator[Case]:
     """NaN, infinities and signed zeros move through layout ops unchanged."""
     x = special(3, 4, 5)
@@ -71,6 +92,9 @@ def special_layout_grid() -> Iterator[Case]:
     yield Case("pad", (special(2, 3),), {"pads": ((1, 1), (1, 1)), "value": float("inf")})
     yield Case("slice", (x,), {"starts": (3, 0), "ends": (None, None), "axes": (1, 2), "steps": (-1, 2)})
     yield Case("concat", (x, special(3, 2, 5, pool=NONFINITE)), {"axis": 1})
+    yield Case("squeeze", (special(3, 1, 5),), {})
+    yield Case("unsqueeze", (x,), {"axis": (-1, 1)})
+    yield Case("split", (x,), {"sections": (1, 0, 3), "axis": 1})
 
 
 def _pad(r: random.Random) -> Case:
@@ -130,7 +154,38 @@ def _broadcast_to(r: random.Random) -> Case:
     return Case("broadcast_to", (In(src),), {"shape": dst})
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (layout_grid, broadcast_to_grid, movement_grid,)
+def _squeeze(r: random.Random) -> Case:
+    shape = tuple(1 if r.random() < 0.4 else d for d in rand_shape(r))
+    ones = [a for a, d in enumerate(shape) if d == 1]
+    if not ones or r.random() < 0.3:
+        return Case("squeeze", (In(shape),), {"axis": None})
+    axes = r.sample(ones, r.randint(1, len(ones)))
+    axes = [a - len(shape) if r.random() < 0.3 else a for a in axes]
+    return Case("squeeze", (In(shape),), {"axis": axes[0] if len(axes) == 1 else tuple(axes)})
+
+
+def _unsqueeze(r: random.Random) -> Case:
+    shape = rand_shape(r, max_rank=3)
+    ndim = len(shape) + r.randint(1, 2)
+    axes = [a - ndim if r.random() < 0.4 else a for a in r.sample(range(ndim), ndim - len(shape))]
+    return Case("unsqueeze", (In(shape),), {"axis": axes[0] if len(axes) == 1 else tuple(axes)})
+
+
+def _split(r: random.Random) -> Case:
+    shape = rand_shape(r) or (4,)
+    axis = r.randrange(len(shape))
+    size = shape[axis]
+    if r.random() < 0.5:
+        parts = r.choice([k for k in range(1, max(size, 1) + 1) if size % k == 0])
+        sections: object = parts
+    else:
+        cuts = sorted(r.randint(0, size) for _ in range(r.randint(0, 3)))
+        sections = tuple(b - a for a, b in zip([0] + cuts, cuts + [size]))
+    return Case("split", (In(shape),), {"sections": sections, "axis": axis - len(shape) if r.random() < 0.3 else axis})
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (layout_grid, broadcast_to_grid, movement_grid,
+                                                   squeeze_split_grid,)
 """The grid generators, each numbered from seed 0."""
 
 SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_layout_grid,)
@@ -144,5 +199,8 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'pad': _pad,
     'slice': _slice,
     'concat': _concat,
+    'squeeze': _squeeze,
+    'unsqueeze': _unsqueeze,
+    'split': _split,
 }
 """Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

@@ -1,5 +1,5 @@
 """Conformance cases of the nn family: the deterministic grid and the seeded random generators
-of its ops (softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_backward)."""
+of its ops (softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_backward, dropout)."""
 
 from __future__ import annotations
 
@@ -75,10 +75,36 @@ def _xent_backward(r: random.Random) -> Case:
     return Case("softmax_cross_entropy_backward", fwd.inputs + (In(()),), {})
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (nn_grid, xent_backward_grid, empty_batch_nn_grid)
+def dropout_grid() -> Iterator[Case]:
+    """dropout: the mask is a hash of (seed, element index), so a device whose mask differs from the
+    reference's in one element fails by a factor of 1 / (1 - p) there."""
+    for p in (0.5, 0.1, 0.9, 0.0, 1.0, 1e-9, 0.999):
+        yield Case("dropout", (normal(4, 5),), {"p": p, "seed": 7})
+    for seed in (0, 1, 2**32 - 1, 2**32, 2**63, 2**64 - 1):
+        yield Case("dropout", (normal(3, 7),), {"p": 0.3, "seed": seed})
+    yield Case("dropout", (normal(),), {"p": 0.5, "seed": 3})
+    yield Case("dropout", (normal(0, 4),), {"p": 0.5, "seed": 3})
+    yield Case("dropout", (normal(2, 3, 4, 5),), {"seed": 5})  # p's default
+    # odd sizes larger than a work-group, and many elements (the index enters the hash)
+    yield Case("dropout", (normal(5, 67),), {"p": 0.25, "seed": 12345})
+    yield Case("dropout", (normal(3, 129, 65),), {"p": 0.6, "seed": 99})
+
+
+def special_dropout_grid() -> Iterator[Case]:
+    """A dropped NaN or inf stays NaN (x * 0, as PyTorch and ONNX); a kept one stays; -0.0 keeps its sign."""
+    for p in (0.5, 1.0, 0.0):
+        yield Case("dropout", (special(4, 6),), {"p": p, "seed": 11})
+
+
+def _dropout(r: random.Random) -> Case:
+    return Case("dropout", (In(rand_shape(r)),), {"p": r.choice([0.0, 0.1, 0.5, 0.8, round(r.random(), 3)]),
+                                                  "seed": r.randrange(2**64)})
+
+
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (nn_grid, xent_backward_grid, empty_batch_nn_grid, dropout_grid)
 """The grid generators, each numbered from seed 0."""
 
-SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_nn_grid,)
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_nn_grid, special_dropout_grid)
 """Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
@@ -86,5 +112,6 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'log_softmax': _softmax("log_softmax"),
     'softmax_cross_entropy': _xent,
     'softmax_cross_entropy_backward': _xent_backward,
+    'dropout': _dropout,
 }
 """Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

@@ -4,9 +4,9 @@ Each node is evaluated with its own device's kernel (the same arithmetic as eage
 floating-point errors off, its results checked against the node's shapes and dtypes). Nodes are
 left alone when their device is unavailable, when the kernel raises or returns what its schema did
 not promise (the error then surfaces at run time, at the user's line), when a result holds NaN or
-inf (so that ``od.check_numerics`` still names the node that makes it, at run time) or when the
+inf (so that ``od.check_numerics`` still names the node that makes it, at run time), when the
 result would be much larger than its inputs (a broadcast of a scalar is cheaper to compute than
-to store).
+to store) or when the node draws a fresh seed per run (dropout with seed=None).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ... import random
 from ...dispatch import check_results
 from ...fpstate import quiet, restore
 from ...registry import registry
@@ -31,7 +32,8 @@ def fold_constants(graph: GraphIR, max_growth_bytes: int = MAX_GROWTH_BYTES) -> 
     values = dict(graph.values)
     nodes = []
     for node in graph.nodes:
-        if node.op == "copy" or not all(v is None or v in constants for v in node.inputs):
+        if node.op == "copy" or not all(v is None or v in constants for v in node.inputs) \
+                or random.seed_count(node.attrs):  # a fresh random draw per run is no constant
             nodes.append(node)
             continue
         in_bytes = sum(constants[v].nbytes for v in node.inputs if v is not None)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from ... import random
 from ..ir import GraphIR
 
 
 def eliminate_dead_code(graph: GraphIR) -> GraphIR:
-    """``graph`` without the nodes whose outputs nothing needs (ops have no side effects)."""
+    """``graph`` without the nodes whose outputs nothing needs (ops have no side effects). A node that
+    draws a seed from ``od.random`` per run (dropout with seed=None) stays: the draws of a run must be
+    those eager code makes, whatever is done with its result."""
     live = set(graph.outputs)
     kept = []
     for node in reversed(graph.nodes):
-        if any(o in live for o in node.outputs):
+        if any(o in live for o in node.outputs) or random.seed_count(node.attrs):
             kept.append(node)
             live.update(v for v in node.inputs if v is not None)
     kept.reverse()

@@ -1,8 +1,10 @@
-"""softmax, log_softmax and the mean softmax cross-entropy with its gradient."""
+"""softmax, log_softmax and the mean softmax cross-entropy with its gradient; dropout."""
 
 from __future__ import annotations
 
 from typing import Callable
+
+from opdispatch.reference.nn import GOLDEN, KEEP_BITS, MIX1, MIX2, dropout_key, dropout_scale, dropout_threshold
 
 from ..xp import Array, array_module
 
@@ -46,7 +48,22 @@ def softmax_cross_entropy_backward(logits: Array, labels: Array, dloss: Array) -
     return p * (dloss / logits.shape[0])
 
 
+def dropout(x: Array, *, p: float, seed: int) -> Array:
+    """x times 1 / (1 - p) where the (seed, row-major index) hash keeps an element, 0 elsewhere: the
+    mask of opdispatch.reference.nn.dropout_keep in uint64 arithmetic (wrapping mod 2**64 on the GPU
+    as in NumPy), so it is the same bits as on every other device."""
+    xp = array_module(x)
+    u = xp.uint64
+    z = u(dropout_key(seed)) + xp.arange(x.size, dtype=u) * u(GOLDEN)
+    z = (z ^ (z >> u(30))) * u(MIX1)
+    z = (z ^ (z >> u(27))) * u(MIX2)
+    z = z ^ (z >> u(31))
+    keep = (z >> u(64 - KEEP_BITS)) >= u(dropout_threshold(p))
+    mask = xp.where(keep, x.dtype.type(dropout_scale(p)), x.dtype.type(0))
+    return x * mask.reshape(x.shape)
+
+
 KERNELS: dict[str, Callable[..., Array]] = {
     "softmax": softmax, "log_softmax": log_softmax, "softmax_cross_entropy": softmax_cross_entropy,
-    "softmax_cross_entropy_backward": softmax_cross_entropy_backward,
+    "softmax_cross_entropy_backward": softmax_cross_entropy_backward, "dropout": dropout,
 }
