@@ -83,6 +83,11 @@ CASES = {
                    (arr(2, 3, 4), arr(3, 4), arr(3, 4))),
     "lrn": (lambda x: (od.local_response_norm(x, 3), od.local_response_norm(x, 4, alpha=0.1, beta=0.5, k=2.0),
                        od.local_response_norm(x, 1)), (arr(2, 7, 3, 3),)),
+    "split_squeeze": (lambda x: od.split(x, [1, 3], axis=1) + od.split(x, 2, axis=2)
+                      + (od.squeeze(od.unsqueeze(x, (0, -1))), od.unsqueeze(x, 1)),
+                      (arr(2, 4, 6),)),
+    "dropout_fixed_seed": (lambda x: (od.dropout(x, 0.3, seed=11), od.dropout(x, 0.5, training=False)),
+                           (arr(5, 17),)),
     "reduce": (lambda x: (od.sum(x, axis=1), od.mean(x, axis=(0, 2), keepdims=True), od.max(x), od.sum(x)),
                (arr(2, 3, 4),)),
     "layout": (lambda x: (od.reshape(x, (6, -1)), od.transpose(x, (2, 0, 1)), od.flatten(x),
@@ -119,6 +124,8 @@ def test_every_public_op_with_an_exporter_is_covered_by_a_case() -> None:
     ("adaptive_avg_pool2d", (arr(1, 2, 5, 7),), {"output_size": 1}),
     ("layer_norm", (arr(2, 3, 4), arr(4), arr(4)), {"normalized_shape": (4,)}),
     ("local_response_norm", (arr(2, 6, 3, 3),), {"size": 2}),
+    ("squeeze", (arr(2, 1, 3, 1),), {}),
+    ("unsqueeze", (arr(2, 3),), {"axis": (0, -1)}),
 ])
 @pytest.mark.parametrize("opset", [13, 17, 18])
 def test_ops_as_single_nodes(op, args, attrs, opset) -> None:
@@ -190,6 +197,11 @@ def test_gradient_ops_are_refused_with_every_op_listed(tmp_path) -> None:
     msg = str(err.value)
     assert "conv2d_backward_weight" in msg and "max_pool2d_backward" in msg and "test_onnx_export.py" in msg
     assert not os.path.exists(path)
+
+
+def test_dropout_with_a_per_run_seed_is_refused() -> None:
+    with pytest.raises(OnnxExportError, match="seed drawn per run"):
+        export(lambda t: od.dropout(t, 0.5), (arr(3, 4),))
 
 
 @pytest.mark.parametrize("kwargs, word", [({"opset": 12}, "opset"), ({"opset": "17"}, "opset"),

@@ -376,6 +376,31 @@ def _local_response_norm(b: _Builder, node: Node, ins: list, outs: list) -> None
     b.node("Mul", [x, b.node("Pow", [d, b.const(-float(a["beta"]), dtype, "beta")])[0]], outs)
 
 
+def _split(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    a = node.attrs
+    b.node("Split", [ins[0], b.ints(a["sections"], "split")], outs, axis=int(a["axis"]))
+
+
+def _axes_op(op_type: str) -> Emitter:
+    def emit(b: _Builder, node: Node, ins: list, outs: list) -> None:
+        axes = [int(x) for x in node.attrs["axis"]]
+        if not axes:
+            b.node("Identity", ins, outs)
+        else:
+            b.node(op_type, [ins[0], b.ints(axes, "axes")], outs)
+    return emit
+
+
+def _dropout(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    """A dropout with a fixed seed is a product with its (constant) scaled mask, exactly; one whose
+    seed is drawn per run has no ONNX form that reproduces opdispatch's masks (see `to_model`)."""
+    from ..reference.nn import dropout_keep, dropout_scale
+    a = node.attrs
+    meta = b.meta(node.inputs[0])
+    mask = np.where(dropout_keep(int(a["seed"]), float(a["p"]), meta.shape), dropout_scale(float(a["p"])), 0.0)
+    b.node("Mul", [ins[0], b.const(mask, meta.dtype, "dropout_mask")], outs)
+
+
 EXPORTERS: dict[str, Emitter] = {
     "relu": _same("Relu"), "sigmoid": _same("Sigmoid"), "tanh": _same("Tanh"), "exp": _same("Exp"),
     "log": _same("Log"), "sqrt": _same("Sqrt"), "neg": _same("Neg"),
@@ -396,6 +421,7 @@ EXPORTERS: dict[str, Emitter] = {
     "greater": _same("Greater"), "greater_equal": _same("GreaterOrEqual"), "where": _same("Where"),
     "min": _reduce("ReduceMin"), "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"),
     "layer_norm": _layer_norm, "local_response_norm": _local_response_norm,
+    "split": _split, "squeeze": _axes_op("Squeeze"), "unsqueeze": _axes_op("Unsqueeze"), "dropout": _dropout,
 }
 """Op name -> the function that writes it as ONNX nodes (opset 13 and later)."""
 
@@ -427,6 +453,9 @@ def to_model(fn_or_graph: Any, example_args: Sequence[Any] = (), *, opset: int =
     for node in graph.nodes:
         if node.op not in EXPORTERS:
             missing.setdefault(node.op, []).append(node.where())
+        elif node.op == "dropout" and not isinstance(node.attrs["seed"], int):
+            missing.setdefault("dropout with a seed drawn per run (training mode; give seed=, or export in "
+                               "eval mode)", []).append(node.where())
     if missing:
         listing = "; ".join(f"{op} (at {', '.join(sorted(set(w)))})" for op, w in sorted(missing.items()))
         raise OnnxExportError(f"od.onnx.export: no ONNX form for op(s) {listing}; allowed: the ops of "
