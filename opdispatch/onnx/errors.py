@@ -12,6 +12,11 @@ class OnnxImportError(OpDispatchError):
     (or forms of them) that opdispatch does not translate; the message lists every one."""
 
 
+class OnnxExportError(OpDispatchError):
+    """A function or graph that cannot be written as ONNX (an op without an ONNX form, a bad opset or
+    argument); the message lists what is at fault, and nothing is written."""
+
+
 class OnnxNotInstalledError(OnnxImportError, ImportError):
     """The optional ``onnx`` package is not installed; the message says how to install it."""
 

@@ -17,11 +17,11 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import OpDispatchError
 from ..files import atomic_write
 from ..graph.function import trace
 from ..graph.ir import GraphIR, Node
 from ..graph.pipeline import optimize, pass_options
+from .errors import OnnxExportError, require_onnx
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -29,18 +29,8 @@ DEFAULT_OPSET = 17
 MIN_OPSET, MAX_OPSET = 13, 21
 
 
-class OnnxExportError(OpDispatchError):
-    """A function or graph that cannot be written as ONNX (an op without an ONNX form, a bad opset or
-    path); its message lists what is at fault."""
-
-
 def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise OnnxExportError("od.onnx.export needs the onnx package; install it with "
-                              "pip install 'opdispatch[onnx]'") from None
-    return onnx
+    return require_onnx("od.onnx.export")
 
 
 class _Builder:
@@ -77,7 +67,10 @@ class _Builder:
                                                 **attrs))
         return outs
 
-    def meta(self, vid: int) -> Any:
+    def meta(self, vid: Optional[int]) -> Any:
+        """The `ValueInfo` of graph value ``vid`` (a present input: the schemas say which may be absent)."""
+        if vid is None:
+            raise OnnxExportError("od.onnx.export: a required input of a node is absent (a malformed graph)")
         return self.graph.values[vid]
 
 
@@ -149,7 +142,8 @@ def _adaptive_avg_pool(b: _Builder, node: Node, ins: list, outs: list) -> None:
         parts = []
         for i in range(out_size):
             start, end = (i * size) // out_size, -((-(i + 1) * size) // out_size)
-            part = b.node("Slice", [current, b.ints([start], "starts"), b.ints([end], "ends"), b.ints([axis], "axes")])[0]
+            part = b.node("Slice", [current, b.ints([start], "starts"), b.ints([end], "ends"),
+                                    b.ints([axis], "axes")])[0]
             if b.opset >= 18:
                 parts.append(b.node("ReduceMean", [part, b.ints([axis], "axes")], keepdims=1)[0])
             else:
