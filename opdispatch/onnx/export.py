@@ -491,8 +491,8 @@ def _names(given: Optional[Sequence[str]], vids: Sequence[int], prefix: str) -> 
 
 
 def export(fn_or_graph: Any, example_args: Union[Sequence[Any], Any] = (),
-           path: Optional[Union[str, os.PathLike]] = None, *, opset: int = DEFAULT_OPSET, input_names: Optional[Sequence[str]] = None,
-           output_names: Optional[Sequence[str]] = None) -> Any:
+           path: Optional[Union[str, os.PathLike]] = None, *, opset: int = DEFAULT_OPSET,
+           input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None) -> Any:
     """Write ``fn_or_graph`` as an ONNX model at ``path`` (when given) and return the ``onnx.ModelProto``.
 
     ``fn_or_graph`` is a function of od ops (or an ``od.function``, an ``od.onnx`` model) traced on
