@@ -97,3 +97,32 @@ def test_cli_models_bad_file_is_a_failed_row(tmp_path, capsys):
     rc = main(["conformance", "--models", str(bad), "--device", "numpy:0", "--mode", "eager"])
     out = capsys.readouterr()
     assert rc == 1 and "OnnxImportError" in out.err + out.out
+
+
+def _export_round_trip(name: str, tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'opdispatch[test]')")
+    model = models.prepare(LIGHT[name])
+    feeds = models.sample_inputs(model)
+    xs = [od.tensor(feeds[s.name]) for s in model.input_specs]
+    want = model(*xs)
+    want = (want,) if isinstance(want, od.Tensor) else want
+    path = str(tmp_path / f"{name}.onnx")
+    od.onnx.export(model, tuple(xs), path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {f"input_{i}": x.numpy() for i, x in enumerate(xs)})
+    for g, w in zip(got, want):
+        w = w.numpy()
+        scale = max(float(np.abs(w).max()), 1e-30)
+        assert float(np.abs(g - w).max()) <= 1e-4 * scale, f"{name}: ONNX Runtime on the exported model differs"
+        assert (g.reshape(len(g), -1).argmax(1) == w.reshape(len(w), -1).argmax(1)).all()
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_an_imported_model_exports_back_and_onnx_runtime_agrees(name: str, tmp_path) -> None:
+    _export_round_trip(name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(LIGHT) - set(FAST)))
+def test_every_light_model_exports_back_and_onnx_runtime_agrees(name: str, tmp_path) -> None:
+    _export_round_trip(name, tmp_path)
