@@ -32,7 +32,7 @@ from .optim import SGD, Adam, Optimizer
 from .placement import PlacementEvent, clear_placement_log, device, get_device, placement_log
 from .registry import BackendStatus, KernelListing, ProviderStatus, register_plugin
 from .schema import TensorMeta
-from .tensor import Tensor, tensor
+from .tensor import Tensor, from_dlpack, tensor
 
 __version__ = "0.1.0"
 
