@@ -92,3 +92,4 @@ __all__ = [
     "op_function", "onnx", "random", "__version__",
 ]
 __all__ += [name for name in _api.__all__ if name != "op_function"]
+__all__ += ["from_dlpack"]  # issue 14: DLPack import (opdispatch.tensor)

@@ -140,10 +140,10 @@ class Tensor:
 
     __hash__ = object.__hash__  # identity (see the class docstring): == is elementwise
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:
         return F.equal(self, other) if _comparable(other) else NotImplemented
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
         return F.not_equal(self, other) if _comparable(other) else NotImplemented
 
     def __lt__(self, other: Any) -> "Tensor":
@@ -841,7 +841,7 @@ def _dlpack(t: Tensor, stream: Any, max_version: Any, dl_device: Any, copy: Opti
         raise BufferError(f"__dlpack__: the memory of {t.device} cannot be shared through DLPack (its backend "
                           f"array {type(data).__name__} does not export it); allowed: copy=None or True, which "
                           f"exports a host (CPU) copy")
-    host = t.numpy()
+    host: Any = t.numpy()
     given.pop("copy", None)
     return host.__dlpack__(**given)
 
@@ -881,8 +881,9 @@ def from_dlpack(obj: Any, device: Union[str, Device, None] = None) -> Tensor:
                           f"memory (type 1 or 3: numpy:0) or CUDA / ROCm memory (type 2 or 10: cupy:N)")
     dtype = np.dtype(arr.dtype)
     if dtype.kind not in "fiub" or (dtype.kind == "f" and dtype not in FLOAT_DTYPES) or not dtype.isnative:
-        raise DTypeError(f"from_dlpack: the data has dtype {dtype}; allowed: {', '.join(d.name for d in FLOAT_DTYPES)}, "
-                         f"integer or bool data in native byte order")
+        floats = ", ".join(d.name for d in FLOAT_DTYPES)
+        raise DTypeError(f"from_dlpack: the data has dtype {dtype}; allowed: {floats}, integer or bool data in "
+                         f"native byte order")
     target = home if device is None else Device(device)
     rt = registry().runtime(target)
     check_device_dtype(rt, dtype)
