@@ -86,6 +86,8 @@ CASES = {
     "split_squeeze": (lambda x: od.split(x, [1, 3], axis=1) + od.split(x, 2, axis=2)
                       + (od.squeeze(od.unsqueeze(x, (0, -1))), od.unsqueeze(x, 1)),
                       (arr(2, 4, 6),)),
+    "cast": (lambda x: (od.cast(x, "float64"), od.cast(x * 4.0, "int64"), od.cast(x, "bool"), x.astype("float64") * 2.0),
+             (arr(3, 5),)),
     "dropout_fixed_seed": (lambda x: (od.dropout(x, 0.3, seed=11), od.dropout(x, 0.5, training=False)),
                            (arr(5, 17),)),
     "reduce": (lambda x: (od.sum(x, axis=1), od.mean(x, axis=(0, 2), keepdims=True), od.max(x), od.sum(x)),

@@ -8,7 +8,7 @@ from ..ops import OPS
 from ..tensor import F, Tensor, add, div, mul, neg, run, sub
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "silu", "tanh", "exp", "log", "sqrt", "neg", "add", "sub", "mul", "div",
-           "clip", "hardsigmoid", "hardswish", "erf", "gelu", "abs", "pow", "maximum", "minimum"]
+           "clip", "hardsigmoid", "hardswish", "erf", "gelu", "abs", "pow", "maximum", "minimum", "cast"]
 
 Unary = Callable[[Any], Tensor]
 
@@ -46,3 +46,9 @@ def gelu(x: Any, approximate: str = "none") -> Tensor:
     """``x * Phi(x)``, Phi the standard normal CDF: ``approximate="none"`` computes it with erf,
     ``"tanh"`` with PyTorch's approximation ``(1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2``."""
     return run(OPS["gelu"], (x,), {"approximate": approximate})
+
+
+def cast(x: Any, dtype: Any) -> Tensor:
+    """``x`` converted to ``dtype`` (float16/32/64, int32, int64, bool), as ``x.astype(dtype)``: floats to
+    ints truncate toward zero; differentiable from float to float."""
+    return run(OPS["cast"], (x,), {"dtype": dtype})

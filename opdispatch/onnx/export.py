@@ -395,6 +395,11 @@ def _dropout(b: _Builder, node: Node, ins: list, outs: list) -> None:
     b.node("Mul", [ins[0], b.const(mask, meta.dtype, "dropout_mask")], outs)
 
 
+def _cast(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    to = b.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(node.attrs["dtype"]))
+    b.node("Cast", ins, outs, to=int(to))
+
+
 EXPORTERS: dict[str, Emitter] = {
     "relu": _same("Relu"), "sigmoid": _same("Sigmoid"), "tanh": _same("Tanh"), "exp": _same("Exp"),
     "log": _same("Log"), "sqrt": _same("Sqrt"), "neg": _same("Neg"),
@@ -415,7 +420,7 @@ EXPORTERS: dict[str, Emitter] = {
     "greater": _same("Greater"), "greater_equal": _same("GreaterOrEqual"), "where": _same("Where"),
     "min": _reduce("ReduceMin"), "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"),
     "layer_norm": _layer_norm, "local_response_norm": _local_response_norm,
-    "split": _split, "squeeze": _axes_op("Squeeze"), "unsqueeze": _axes_op("Unsqueeze"), "dropout": _dropout,
+    "cast": _cast, "split": _split, "squeeze": _axes_op("Squeeze"), "unsqueeze": _axes_op("Unsqueeze"), "dropout": _dropout,
 }
 """Op name -> the function that writes it as ONNX nodes (opset 13 and later)."""
 
