@@ -103,11 +103,6 @@ class Tensor:
     def __str__(self) -> str:
         return f"{self.numpy()} @ {self._rt.device}"
 
-    def __len__(self) -> int:
-        if not self._shape:
-            raise TypeError("len() of a 0-d tensor")
-        return self._shape[0]
-
     def __bool__(self) -> bool:
         return bool(self.numpy())
 
@@ -116,6 +111,29 @@ class Tensor:
 
     def __int__(self) -> int:
         return int(self.numpy())
+
+    # -- indexing (opdispatch.indexing): t[key] as ops, len, iteration; tensors stay immutable --------
+    def __getitem__(self, key: Any) -> "Tensor":
+        """``t[key]`` with NumPy's rules: ints, slices (any step), ``...``, ``None``, integer arrays,
+        lists or int tensors, boolean masks; differentiable (see `opdispatch.indexing`)."""
+        from .indexing import getitem
+
+        return getitem(self, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        from .indexing import setitem_error
+
+        raise setitem_error(key)
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    def __iter__(self) -> Any:
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._shape[0]))
 
     # operators: the op functions defined below (late-bound names of this module)
     def __add__(self, other: Any) -> "Tensor": return add(self, other)
