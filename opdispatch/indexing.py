@@ -33,7 +33,7 @@ from .dispatch import choose, kernel_error
 from .errors import ArgumentTypeError, InvalidArgumentError, TensorIndexError
 from .ops import OPS
 from .schema import TensorMeta
-from .tensor import F, Tensor, make, tensor
+from .tensor import INDEXING, F, Tensor, make, tensor
 
 _SLICE, _RESHAPE = OPS["slice"], OPS["reshape"]
 _VALID = ("allowed: ints, slices (any step), ..., None, integer arrays, lists or int32/int64 tensors, and boolean "
@@ -67,10 +67,9 @@ def _is_traced(t: Tensor) -> bool:
     return type(t) is not Tensor and getattr(t, "_tracer", None) is not None
 
 
-def _graph_error(what: str) -> Exception:
-    from .graph.errors import GraphTraceError
-
-    return GraphTraceError(f"t[...]: {what}")
+def _graph_error(traced: Any, what: str) -> Exception:
+    """The graph tracer's own error class (`od.GraphTraceError`, from a layer above this one) with ``what``."""
+    return type(traced._leak("t[...]"))(f"t[...]: {what}")
 
 
 def _classify(item: Any) -> tuple[str, Any]:
@@ -144,7 +143,7 @@ def _expand(shape: tuple[int, ...], key: Any) -> list[tuple[str, Any, int, int]]
                                        f"{shape}); allowed: a mask of exactly the shape of the axes it indexes")
             if isinstance(value, Tensor):
                 if _is_traced(value):
-                    raise _graph_error(
+                    raise _graph_error(value,
                         "a boolean mask tensor under od.function: the result's shape would depend on the mask's "
                         "values, which are unknown while tracing; allowed: od.where(mask, t, 0) (same shape), a "
                         "NumPy boolean mask (a constant of the graph), or masking eagerly outside od.function")
@@ -238,7 +237,7 @@ def _advanced(shape, entries, canon, trivial, sliced) -> Plan:
                 continue
             if isinstance(value, Tensor):
                 if _is_traced(value):
-                    raise _graph_error(
+                    raise _graph_error(value,
                         "several index tensors (or an index tensor with integer arrays) under od.function: they "
                         "are combined on the host; allowed under od.function: one int tensor index (with ints, "
                         "slices, ..., None), or NumPy integer arrays / lists (constants of the graph)")
@@ -397,7 +396,8 @@ def scatter_plan(shape: tuple[int, ...], p: Plan, v: Tensor) -> Tensor:
         if a.merged is not None:
             g = F.reshape(g, permuted)
         if a.perm is not None:
-            g = F.transpose(g, tuple(sorted(range(len(a.perm)), key=lambda i: a.perm[i])))
+            perm = a.perm
+            g = F.transpose(g, tuple(sorted(range(len(perm)), key=lambda i: perm[i])))
     elif tuple(g.shape) != p.sliced:
         g = F.reshape(g, p.sliced)
     if p.starts is not None:
@@ -463,3 +463,6 @@ def setitem_error(key: Any) -> ArgumentTypeError:
     return ArgumentTypeError(f"Tensor does not support item assignment (t[{key!r}] = ...): tensors are immutable; "
                              f"allowed: t = od.index_update(t, key, value) (set) or t = od.index_add(t, key, value) "
                              f"(add, repeated indices accumulate), which return a new tensor and are differentiable")
+
+
+INDEXING.update(getitem=getitem, setitem_error=setitem_error)

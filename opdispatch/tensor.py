@@ -116,14 +116,10 @@ class Tensor:
     def __getitem__(self, key: Any) -> "Tensor":
         """``t[key]`` with NumPy's rules: ints, slices (any step), ``...``, ``None``, integer arrays,
         lists or int tensors, boolean masks; differentiable (see `opdispatch.indexing`)."""
-        from .indexing import getitem
-
-        return getitem(self, key)
+        return INDEXING["getitem"](self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        from .indexing import setitem_error
-
-        raise setitem_error(key)
+        raise INDEXING["setitem_error"](key)
 
     def __len__(self) -> int:
         if not self._shape:
@@ -148,6 +144,10 @@ class Tensor:
     def __rmatmul__(self, other: Any) -> "Tensor": return F.matmul(other, self)
     def __neg__(self) -> "Tensor": return neg(self)
 
+
+INDEXING: dict[str, Callable[..., Any]] = {}
+"""``getitem`` and ``setitem_error`` of `opdispatch.indexing`, which registers them when imported (it
+builds on this module, so this module cannot import it)."""
 
 _new = object.__new__
 

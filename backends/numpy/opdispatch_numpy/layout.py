@@ -60,5 +60,6 @@ def scatter_add(updates, indices, *, axis, size):
     return out.reshape(outer + (size,) + inner)
 
 
-KERNELS: dict[str, Callable] = {"gather": gather, "scatter_add": scatter_add, "reshape": reshape, "transpose": transpose, "flatten": flatten,
-                                "broadcast_to": broadcast_to, "pad": pad, "slice": slice, "concat": concat}
+KERNELS: dict[str, Callable] = {"reshape": reshape, "transpose": transpose, "flatten": flatten,
+                                "broadcast_to": broadcast_to, "pad": pad, "slice": slice, "concat": concat,
+                                "gather": gather, "scatter_add": scatter_add}

@@ -78,6 +78,6 @@ def scatter_add(updates: Array, indices: Array, *, axis: int, size: int) -> Arra
     return out.reshape(outer + (size,) + inner)
 
 
-KERNELS: dict[str, Callable[..., Array]] = {"gather": gather, "scatter_add": scatter_add, "reshape": reshape, "transpose": transpose, "flatten": flatten,
+KERNELS: dict[str, Callable[..., Array]] = {"reshape": reshape, "transpose": transpose, "flatten": flatten,
                                          "broadcast_to": broadcast_to, "pad": pad, "slice": slice,
-                                         "concat": concat}
+                                         "concat": concat, "gather": gather, "scatter_add": scatter_add}
