@@ -150,7 +150,11 @@ def test_ops_as_single_nodes(op, args, attrs, opset) -> None:
 def test_every_public_op_has_an_onnx_form() -> None:
     """A new public op needs an exporter (or is listed here with the reason it has none)."""
     from opdispatch.ops import OPS
-    no_form: dict[str, str] = {}
+    no_form: dict[str, str] = {
+        # indexing (issue 14) landed without exporters; opdispatch/onnx/ belongs to the ONNX work:
+        "gather": "to do: ONNX Gather (negative indices allowed there too)",
+        "scatter_add": "to do: ONNX ScatterND with reduction='add' (opset >= 16) over expanded indices",
+    }
     missing = [op for op in PUBLIC_OPS if op in OPS and op not in EXPORTERS and op not in no_form]
     assert missing == []
 
