@@ -23,7 +23,7 @@ from .device import Device
 from .dispatch import use_provider
 from .errors import (ArgumentTypeError, DeviceError, DeviceMismatchError, DTypeError, GradientError,
                      InvalidArgumentError, KernelError, NumericsError, OpDispatchError, PlacementWarning, ShapeError,
-                     UnsupportedError)
+                     TensorIndexError, UnsupportedError)
 from .explain import Plan, explain
 from .graph import Graph, GraphError, GraphFormatError, GraphRetraceWarning, GraphTraceError, function, load_graph
 from .hookspecs import hookimpl
@@ -87,6 +87,7 @@ __all__ = [
     "clear_placement_log", "hookimpl", "BackendInfo", "ProviderInfo", "DeviceInfo", "Kernel", "BackendUnavailable",
     "OpDispatchError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError", "DeviceMismatchError",
     "UnsupportedError", "KernelError", "PlacementWarning", "ArgumentTypeError", "NumericsError", "check_numerics",
+    "TensorIndexError",
     "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError", "GraphRetraceWarning",
     "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "op_function", "onnx", "random", "__version__",

@@ -30,6 +30,13 @@ class DTypeError(InvalidArgumentError, TypeError):
     """An input has a dtype the op does not accept, or inputs disagree on dtype."""
 
 
+class TensorIndexError(InvalidArgumentError, IndexError):
+    """An index is out of range (``t[5]`` on an axis of size 3, an entry of a gather's indices: the
+    message names the axis, the index and the size) or is not a valid index (too many indices, a
+    float, a boolean mask of the wrong shape). Also an `IndexError`, as NumPy raises, so Python's
+    protocols and ``except IndexError`` work."""
+
+
 class DeviceError(OpDispatchError):
     """A device is unknown, unavailable, or tensors live on incompatible devices."""
 

@@ -116,11 +116,25 @@ class Tensor:
     def __str__(self) -> str:
         return f"{self.numpy()} @ {self._rt.device}"
 
+
+    # -- indexing (opdispatch.indexing): t[key] as ops, len, iteration; tensors stay immutable --------
+    def __getitem__(self, key: Any) -> "Tensor":
+        """``t[key]`` with NumPy's rules: ints, slices (any step), ``...``, ``None``, integer arrays,
+        lists or int tensors, boolean masks; differentiable (see `opdispatch.indexing`)."""
+        return INDEXING["getitem"](self, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise INDEXING["setitem_error"](key)
+
     def __len__(self) -> int:
         if not self._shape:
             raise TypeError("len() of a 0-d tensor")
         return self._shape[0]
 
+    def __iter__(self) -> Any:
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._shape[0]))
 
     # operators: the op functions defined below (late-bound names of this module)
     def __add__(self, other: Any) -> "Tensor": return add(self, other)
@@ -273,6 +287,10 @@ class Tensor:
         return self.__copy__()
     # -- issue 14 protocols: end -----------------------------------------------------------------------
 
+
+INDEXING: dict[str, Callable[..., Any]] = {}
+"""``getitem`` and ``setitem_error`` of `opdispatch.indexing`, which registers them when imported (it
+builds on this module, so this module cannot import it)."""
 
 _new = object.__new__
 

@@ -86,6 +86,7 @@ CASES = {
     "split_squeeze": (lambda x: od.split(x, [1, 3], axis=1) + od.split(x, 2, axis=2)
                       + (od.squeeze(od.unsqueeze(x, (0, -1))), od.unsqueeze(x, 1)),
                       (arr(2, 4, 6),)),
+    "indexing": (lambda x: (x[1], x[:, ::-2], x[..., None, 0], x[[0, 2, 2]], x[:, np.array([1, 0])]), (arr(3, 4),)),
     "cast": (lambda x: (od.cast(x, "float64"), od.cast(x * 4.0, "int64"), od.cast(x, "bool"), x.astype("float64") * 2.0),
              (arr(3, 5),)),
     "dropout_fixed_seed": (lambda x: (od.dropout(x, 0.3, seed=11), od.dropout(x, 0.5, training=False)),
@@ -115,7 +116,8 @@ def test_every_public_op_with_an_exporter_is_covered_by_a_case() -> None:
         g = od.function(fn).graph(*[od.tensor(a) for a in args], optimized=False)
         seen.update(n.op for n in g.nodes)
         seen.update(n.decomposed_from for n in g.nodes if n.decomposed_from)
-    assert sorted(set(EXPORTERS) - seen - {"broadcast_to", "relu_backward"}) == []
+    # the rest are checked as one-node graphs (test_ops_as_single_nodes)
+    assert sorted(set(EXPORTERS) - seen - {"broadcast_to", "relu_backward", "scatter_add"}) == []
 
 
 @pytest.mark.parametrize("op, args, attrs", [
@@ -127,10 +129,20 @@ def test_every_public_op_with_an_exporter_is_covered_by_a_case() -> None:
     ("layer_norm", (arr(2, 3, 4), arr(4), arr(4)), {"normalized_shape": (4,)}),
     ("local_response_norm", (arr(2, 6, 3, 3),), {"size": 2}),
     ("squeeze", (arr(2, 1, 3, 1),), {}),
+    ("gather", (arr(4, 5, 3), np.array([[0, -1], [2, 2]], np.int64)), {"axis": 1}),
+    ("scatter_add", (arr(4, 2, 2, 3), np.array([[0, -1], [2, 2]], np.int64)), {"axis": 1, "size": 5}),
     ("unsqueeze", (arr(2, 3),), {"axis": (0, -1)}),
 ])
 @pytest.mark.parametrize("opset", [13, 17, 18])
 def test_ops_as_single_nodes(op, args, attrs, opset) -> None:
+    if op == "scatter_add" and opset < 16:
+        with pytest.raises(OnnxExportError, match="opset 16"):
+            _one_node(op, args, attrs, opset)
+        return
+    _one_node(op, args, attrs, opset)
+
+
+def _one_node(op, args, attrs, opset) -> None:
     """Ops that trace as their decomposition (no kernel) still export directly, as a provider's
     kernel makes them appear as nodes: built here as one-node graphs."""
     from opdispatch.graph.ir import GraphIR, Node, ValueInfo

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
+from .. import indexing
 from ..ops import OPS
 from ..tensor import Tensor, run
 from ._types import ArrayLike
 
-__all__ = ["reshape", "transpose", "flatten", "squeeze", "unsqueeze", "pad", "slice", "concat", "split"]
+__all__ = ["reshape", "transpose", "flatten", "squeeze", "unsqueeze", "pad", "slice", "concat", "split", "gather",
+           "scatter_add", "index_add", "index_update"]
 
 
 def reshape(x: ArrayLike, shape: Union[int, Sequence[int]]) -> Tensor:
@@ -63,3 +65,28 @@ def split(x: ArrayLike, sections: Union[int, Sequence[int]], axis: int = 0) -> t
     of the given sizes (a list summing to the axis). Returns a tuple of tensors, one per part."""
     out = run(OPS["split"], (x,), {"sections": sections, "axis": axis})
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def gather(x: ArrayLike, indices: ArrayLike, axis: int = 0) -> Tensor:
+    """``numpy.take(x, indices, axis)``: the slices of ``x`` along ``axis`` at the int32/int64 ``indices``
+    (negative ones count from the end; one out of range is a `TensorIndexError`). The result has the
+    indices' shape in place of that axis; its gradient is a `scatter_add`."""
+    return run(OPS["gather"], (x, indices), {"axis": axis})
+
+
+def scatter_add(updates: ArrayLike, indices: ArrayLike, axis: int = 0, size: int = 0) -> Tensor:
+    """The adjoint of `gather`: zeros whose ``axis`` has length ``size``, and each slice of ``updates``
+    (which has the indices' shape at ``axis``) added at its index; repeated indices accumulate."""
+    return run(OPS["scatter_add"], (updates, indices), {"axis": axis, "size": size})
+
+
+def index_add(t: ArrayLike, key: Any, value: ArrayLike) -> Tensor:
+    """A new tensor: ``t`` with ``value`` (broadcast to ``t[key]``'s shape) added at ``t[key]``, any key
+    ``t[...]`` takes; repeated indices accumulate (``numpy.add.at``). Differentiable."""
+    return indexing.index_add(t, key, value)
+
+
+def index_update(t: ArrayLike, key: Any, value: ArrayLike) -> Tensor:
+    """A new tensor: ``t`` with ``t[key]`` replaced by ``value`` (broadcast), what ``t[key] = value`` does
+    in NumPy (tensors are immutable). A key naming an element twice is an error. Differentiable."""
+    return indexing.index_update(t, key, value)

@@ -400,6 +400,29 @@ def _cast(b: _Builder, node: Node, ins: list, outs: list) -> None:
     b.node("Cast", ins, outs, to=int(to))
 
 
+def _gather(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    b.node("Gather", ins, outs, axis=int(node.attrs["axis"]))
+
+
+def _scatter_add(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    """The adjoint of Gather: updates viewed as (before, k, after) with the k indices flattened, added
+    into zeros of (before, size, after) by ScatterElements (reduction add: opset 16 and later)."""
+    if b.opset < 16:
+        raise OnnxExportError(f"od.onnx.export: scatter_add needs ScatterElements with reduction='add', opset 16 "
+                              f"or later (got opset {b.opset}), at {node.where()}")
+    axis, size = int(node.attrs["axis"]), int(node.attrs["size"])
+    upd = b.meta(node.inputs[0])
+    k = int(np.prod(b.meta(node.inputs[1]).shape, dtype=np.int64))
+    before = int(np.prod(upd.shape[:axis], dtype=np.int64))
+    after = int(np.prod(upd.shape[axis + len(b.meta(node.inputs[1]).shape):], dtype=np.int64))
+    updates = b.node("Reshape", [ins[0], b.ints([before, k, after], "shape")])[0]
+    index = b.node("Cast", [b.node("Reshape", [ins[1], b.ints([1, k, 1], "shape")])[0]], to=7)[0]
+    index = b.node("Expand", [index, b.ints([before, k, after], "shape")])[0]
+    zeros = b.const(np.zeros((before, size, after)), upd.dtype, "zeros")
+    summed = b.node("ScatterElements", [zeros, index, updates], axis=1, reduction="add")[0]
+    b.node("Reshape", [summed, b.ints(b.meta(node.outputs[0]).shape, "shape")], outs)
+
+
 EXPORTERS: dict[str, Emitter] = {
     "relu": _same("Relu"), "sigmoid": _same("Sigmoid"), "tanh": _same("Tanh"), "exp": _same("Exp"),
     "log": _same("Log"), "sqrt": _same("Sqrt"), "neg": _same("Neg"),
@@ -419,8 +442,9 @@ EXPORTERS: dict[str, Emitter] = {
     "equal": _same("Equal"), "not_equal": _not_equal, "less": _same("Less"), "less_equal": _same("LessOrEqual"),
     "greater": _same("Greater"), "greater_equal": _same("GreaterOrEqual"), "where": _same("Where"),
     "min": _reduce("ReduceMin"), "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"),
-    "layer_norm": _layer_norm, "local_response_norm": _local_response_norm,
-    "cast": _cast, "split": _split, "squeeze": _axes_op("Squeeze"), "unsqueeze": _axes_op("Unsqueeze"), "dropout": _dropout,
+    "layer_norm": _layer_norm, "local_response_norm": _local_response_norm, "cast": _cast,
+    "gather": _gather, "scatter_add": _scatter_add, "split": _split, "squeeze": _axes_op("Squeeze"),
+    "unsqueeze": _axes_op("Unsqueeze"), "dropout": _dropout,
 }
 """Op name -> the function that writes it as ONNX nodes (opset 13 and later)."""
 

@@ -1,5 +1,6 @@
 """The layout family: reshape, transpose, flatten, broadcast_to, squeeze, unsqueeze, pad, slice,
-concat and split.
+concat, split, gather and scatter_add (``t[...]`` is built from slice, reshape, transpose and gather,
+see `opdispatch.indexing`).
 
 squeeze and unsqueeze are reshapes (their decomposition), split is one slice per part (its
 decomposition), so backends need no kernel for them.
@@ -14,9 +15,11 @@ from __future__ import annotations
 import builtins
 from typing import Any, Optional
 
+import numpy as np
+
 from .. import reference
 from ..attrs import INT_MAX, _is_int, to_axis, to_float, to_shape
-from ..errors import ShapeError, arg_error
+from ..errors import DTypeError, ShapeError, TensorIndexError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
 from ..shapes import broadcast_shapes
 from ._checks import MAX_ELEMENTS, float_inputs, prod
@@ -491,3 +494,90 @@ SPLIT = OpSchema(
     doc="x cut along axis into parts: sections equal ones (an int that divides the axis) or of the given sizes "
         "(summing to the axis); one output per part; kernels receive the sizes",
     vjp=_split_vjp, decomposition=Decomposition(_split, uses=("slice",)))
+
+
+# -- gather, scatter_add (advanced indexing and its adjoint) ----------------------------------
+
+INDEX_DTYPES = (np.dtype("int32"), np.dtype("int64"))
+
+
+def _index_dtype(op: str, indices: TensorMeta) -> None:
+    if indices.dtype not in INDEX_DTYPES:
+        raise DTypeError(f"{op}: argument 'indices' got dtype {indices.dtype.name}; allowed: int32 or int64 "
+                         f"(a boolean mask indexes through t[mask], which turns it into indices)")
+
+
+def _infer_gather(op, metas, attrs):
+    x, indices = metas
+    dtype = float_inputs(op, [("x", x)])
+    _index_dtype(op, indices)
+    if not x.shape:
+        raise arg_error(op, "x", "a 0-d tensor", "a tensor of rank >= 1", ShapeError)
+    axis = to_axis(op, "axis", attrs["axis"], len(x.shape))
+    shape = x.shape[:axis] + tuple(indices.shape) + x.shape[axis + 1:]
+    _check_size(op, "indices", f"shape {indices.shape}", shape)
+    return [TensorMeta(shape, dtype)], {"axis": axis}
+
+
+def _infer_scatter_add(op, metas, attrs):
+    updates, indices = metas
+    dtype = float_inputs(op, [("updates", updates)])
+    _index_dtype(op, indices)
+    size, axis, k = attrs["size"], attrs["axis"], len(indices.shape)
+    ndim = len(updates.shape) - k + 1  # the rank of the result
+    if ndim < 1:
+        raise ShapeError(f"{op}: argument 'updates' got shape {updates.shape}; allowed: a shape holding the "
+                         f"indices' shape {indices.shape} at axis {axis}")
+    axis = to_axis(op, "axis", axis, ndim)
+    if tuple(updates.shape[axis:axis + k]) != tuple(indices.shape):
+        raise ShapeError(f"{op}: argument 'updates' got shape {updates.shape}; allowed: a shape holding the "
+                         f"indices' shape {indices.shape} at axis {axis} (what gather gives)")
+    shape = updates.shape[:axis] + (size,) + updates.shape[axis + k:]
+    _check_size(op, "size", size, shape)
+    return [TensorMeta(shape, dtype)], {"axis": axis, "size": size}
+
+
+def _size(op: str, arg: str, value: Any) -> int:
+    if _is_int(value) and 0 <= value <= INT_MAX:
+        return int(value)
+    raise arg_error(op, arg, value, f"an int in [0, {INT_MAX}] (the length of the result's axis)")
+
+
+def index_checker(op: str):
+    """``check_values`` of gather and scatter_add: every index in [-n, n) for the indexed axis of size n
+    (a negative one counts from the end), else `TensorIndexError` naming the axis, index and size."""
+
+    def check(arrays, attrs):
+        first, indices = arrays[0], np.asarray(arrays[1])
+        axis = attrs["axis"]
+        n = attrs["size"] if "size" in attrs else first.shape[axis]
+        bad = (indices < -n) | (indices >= n)
+        if bad.any():
+            pos = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), indices.shape))
+            raise TensorIndexError(f"{op}: index {int(indices[pos])} (at position {pos} of 'indices') is out of "
+                                       f"range for axis {axis} with size {n}; allowed: indices in [{-n}, {n - 1}]")
+
+    return check
+
+
+def _scatter_terms(metas, attrs):
+    return max(prod(metas[1].shape), 1)  # at most every update lands on one element
+
+
+GATHER = OpSchema(
+    name="gather", family=FAMILY, inputs=(Input("x"), Input("indices", kind="int")),
+    attrs=(Attr("axis", 0, passthrough),),
+    infer=_infer_gather, reference=reference.layout.gather, check_values=index_checker("gather"),
+    doc="numpy.take(x, indices, axis): the slices of x along axis at the int32/int64 indices (negative ones "
+        "count from the end; out of range is a TensorIndexError); the result has the indices' shape in "
+        "place of that axis",
+    vjp=lambda F, rec, g: [F.scatter_add(g[0], rec.inputs[1], axis=rec.attrs["axis"],
+                                         size=rec.inputs[0].shape[rec.attrs["axis"]]), None])
+SCATTER_ADD = OpSchema(
+    name="scatter_add", family=FAMILY, inputs=(Input("updates"), Input("indices", kind="int")),
+    attrs=(Attr("axis", 0, passthrough), Attr("size", None, _size)),
+    infer=_infer_scatter_add, reference=reference.layout.scatter_add, check_values=index_checker("scatter_add"),
+    reduction_length=_scatter_terms,
+    doc="the adjoint of gather: zeros whose axis has length size, each slice of updates added at its index "
+        "along axis (repeated indices accumulate, in order); updates has the indices' shape in place of that axis",
+    vjp=lambda F, rec, g: [F.gather(g[0], rec.inputs[1], axis=rec.attrs["axis"]), None])

@@ -74,3 +74,31 @@ def split(x, *, sections, axis):
     bounds = np.cumsum(sections)[:-1]
     parts = tuple(np.array(p) for p in np.split(_f64(x), bounds, axis=axis))
     return parts if len(parts) > 1 else parts[0]
+
+
+def gather(x, indices, *, axis):
+    """``numpy.take(x, indices, axis)``: out[i..., j..., k...] = x[i..., indices[j...], k...], a
+    negative index counting from the end of the axis (the schema checked every index is in range)."""
+    x = _f64(x)
+    idx = np.asarray(indices).astype(np.int64)
+    n = x.shape[axis]
+    idx = np.where(idx < 0, idx + n, idx)
+    outer, inner = x.shape[:axis], x.shape[axis + 1:]
+    out = np.empty(outer + idx.shape + inner)
+    for pos in np.ndindex(*idx.shape):
+        out[(builtins.slice(None),) * axis + pos] = x[(builtins.slice(None),) * axis + (int(idx[pos]),)]
+    return out
+
+
+def scatter_add(updates, indices, *, axis, size):
+    """The adjoint of gather: zeros with axis ``axis`` of length ``size``, and each slice
+    ``updates[i..., j..., k...]`` added at position ``indices[j...]`` of that axis (repeated indices
+    accumulate, in index order)."""
+    u = _f64(updates)
+    idx = np.asarray(indices).astype(np.int64)
+    idx = np.where(idx < 0, idx + size, idx)
+    outer, inner = u.shape[:axis], u.shape[axis + idx.ndim:]
+    out = np.zeros(outer + (size,) + inner)
+    for pos in np.ndindex(*idx.shape):
+        out[(builtins.slice(None),) * axis + (int(idx[pos]),)] += u[(builtins.slice(None),) * axis + pos]
+    return out

@@ -41,5 +41,25 @@ def concat(*xs, axis):
     return np.concatenate(xs, axis=axis)
 
 
+def gather(x, indices, *, axis):
+    """numpy.take (the schema checked the indices; negative ones wrap)."""
+    return np.take(x, indices, axis=axis)
+
+
+def scatter_add(updates, indices, *, axis, size):
+    """Zeros, and each slice of ``updates`` added at its index along ``axis`` (np.add.at: repeated
+    indices accumulate, in order)."""
+    k = indices.ndim
+    outer, inner = updates.shape[:axis], updates.shape[axis + k:]
+    n = indices.size
+    u = updates.reshape((math.prod(outer), n, math.prod(inner)))
+    out = np.zeros((u.shape[0], size, u.shape[2]), updates.dtype)
+    idx = indices.reshape(-1).astype(np.intp)
+    idx = np.where(idx < 0, idx + size, idx)
+    np.add.at(out, (builtins.slice(None), idx), u)
+    return out.reshape(outer + (size,) + inner)
+
+
 KERNELS: dict[str, Callable] = {"reshape": reshape, "transpose": transpose, "flatten": flatten,
-                                "broadcast_to": broadcast_to, "pad": pad, "slice": slice, "concat": concat}
+                                "broadcast_to": broadcast_to, "pad": pad, "slice": slice, "concat": concat,
+                                "gather": gather, "scatter_add": scatter_add}

@@ -1,14 +1,20 @@
 """Layout kernels: reshape and flatten are views of the same buffer; transpose, broadcast_to and slice
-copy through strided-gather kernels, concat through a strided store, pad through its own kernel."""
+copy through strided-gather kernels, concat through a strided store, pad through its own kernel;
+gather and scatter_add through ``cl/layout.cl`` (scatter_add without atomics: the indices are sorted
+on the host, then one work-item per output element sums its updates in order)."""
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-from .arrays import MAX_RANK, CLArray, broadcast_strides, collapse, contiguous_strides, empty, int8
+import numpy as np
+
+from .arrays import (MAX_RANK, CLArray, broadcast_strides, collapse, contiguous_strides, empty, from_numpy, int8,
+                     to_numpy)
 from .elementwise import FAMILY, strided_copy
 from .launch import i32, kernel, run_1d, scalar
+from .runtime import cl_type
 
 PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2}
 
@@ -88,5 +94,43 @@ def pad(x: CLArray, *, pads: tuple, mode: str, value: float) -> CLArray:
     return out
 
 
+def _blocks(shape: tuple, axis: int, k: int) -> tuple[int, int]:
+    """(outer, inner): the element counts before ``axis`` and after the ``k`` axes from it."""
+    return math.prod(shape[:axis]), math.prod(shape[axis + k:])
+
+
+def gather(x: CLArray, indices: CLArray, *, axis: int) -> CLArray:
+    """``numpy.take(x, indices, axis)``: one work-item per output element."""
+    shape = x.shape[:axis] + indices.shape + x.shape[axis + 1:]
+    out = empty(x.dev, shape, x.dtype)
+    if out.size:
+        _, inner = _blocks(x.shape, axis, 1)
+        knl = kernel(x.dev, "layout", "gather_k", x.dtype, f"-D IDX_T={cl_type(indices.dtype)}")
+        run_1d(x.dev, knl, out.size, x.buf, indices.buf, out.buf, i32(out.size), i32(indices.size),
+               i32(x.shape[axis]), i32(inner))
+    return out
+
+
+def scatter_add(updates: CLArray, indices: CLArray, *, axis: int, size: int) -> CLArray:
+    """Zeros with ``size`` along ``axis``, each slice of ``updates`` added at its index (repeated indices
+    accumulate, in index order): the indices are read back and stably sorted on the host, so each
+    output element sums its own segment (deterministic, no float atomics)."""
+    k = indices.ndim
+    shape = updates.shape[:axis] + (size,) + updates.shape[axis + k:]
+    dev = updates.dev
+    if not indices.size or not math.prod(shape):
+        return from_numpy(np.zeros(shape, updates.dtype), dev.index)
+    idx = to_numpy(indices).reshape(-1).astype(np.int64)
+    idx = np.where(idx < 0, idx + size, idx)
+    perm = np.argsort(idx, kind="stable").astype(np.int32)
+    start = np.concatenate(([0], np.cumsum(np.bincount(idx, minlength=size)))).astype(np.int32)
+    perm_d, start_d = from_numpy(perm, dev.index), from_numpy(start, dev.index)
+    out = empty(dev, shape, updates.dtype)
+    _, inner = _blocks(updates.shape, axis, k)
+    run_1d(dev, kernel(dev, "layout", "scatter_add_k", updates.dtype), out.size, updates.buf, perm_d.buf,
+           start_d.buf, out.buf, i32(out.size), i32(indices.size), i32(size), i32(inner))
+    return out
+
+
 KERNELS = {"reshape": reshape, "flatten": flatten, "transpose": transpose, "broadcast_to": broadcast_to,
-           "pad": pad, "slice": slice, "concat": concat}
+           "pad": pad, "slice": slice, "concat": concat, "gather": gather, "scatter_add": scatter_add}

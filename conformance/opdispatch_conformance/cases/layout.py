@@ -1,5 +1,6 @@
 """Conformance cases of the layout family: the deterministic grid and the seeded random generators
-of its ops (reshape, transpose, flatten, broadcast_to, squeeze, unsqueeze, pad, slice, concat, split)."""
+of its ops (reshape, transpose, flatten, broadcast_to, squeeze, unsqueeze, pad, slice, concat, split, gather,
+scatter_add)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,28 @@ def squeeze_split_grid() -> Iterator[Case]:
     yield Case("squeeze", (normal(67, 1, 5),), {"axis": 1})
 
 
+def _idx(shape: tuple, n: int, dtype: str = "int64") -> In:
+    """Indices into an axis of size ``n``: negative ones too, repeats likely."""
+    return In(shape, "uniform", -n, n - 1, dtype=dtype)
+
+
+def gather_scatter_grid() -> Iterator[Case]:
+    """gather (negative and repeated indices, int32 and int64, every axis, index arrays of rank 0 to 2,
+    empty ones) and scatter_add (repeated indices accumulate)."""
+    yield Case("gather", (normal(5, 3), In((4,), "array", values=(4, 0, -1, 4), dtype="int64")), {"axis": 0})
+    yield Case("gather", (normal(2, 3, 4), _idx((2, 3), 3, "int32")), {"axis": 1})
+    yield Case("gather", (normal(2, 3, 4), _idx((), 4)), {"axis": -1})
+    yield Case("gather", (normal(6,), _idx((0,), 6)), {"axis": 0})
+    yield Case("gather", (normal(3, 0), _idx((2,), 3)), {"axis": 0})
+    yield Case("gather", (normal(67, 5), _idx((130,), 67)), {"axis": 0})
+    yield Case("scatter_add", (normal(4, 3), In((4,), "array", values=(1, 1, -1, 1), dtype="int64")),
+               {"axis": 0, "size": 3})
+    yield Case("scatter_add", (normal(2, 2, 3, 4), _idx((2, 3), 5, "int32")), {"axis": 1, "size": 5})
+    yield Case("scatter_add", (normal(2, 4), _idx((), 3)), {"axis": 1, "size": 3})
+    yield Case("scatter_add", (normal(0, 3), _idx((0,), 4)), {"axis": 0, "size": 4})
+    yield Case("scatter_add", (normal(130, 5), _idx((130,), 17)), {"axis": 0, "size": 17})
+
+
 def special_layout_grid() -> Iterator[Case]:
     """NaN, infinities and signed zeros move through layout ops unchanged."""
     x = special(3, 4, 5)
@@ -95,6 +118,8 @@ def special_layout_grid() -> Iterator[Case]:
     yield Case("squeeze", (special(3, 1, 5),), {})
     yield Case("unsqueeze", (x,), {"axis": (-1, 1)})
     yield Case("split", (x,), {"sections": (1, 0, 3), "axis": 1})
+    yield Case("gather", (x, _idx((6,), 4)), {"axis": 1})
+    yield Case("scatter_add", (x, _idx((4,), 2)), {"axis": 1, "size": 2})
 
 
 def _pad(r: random.Random) -> Case:
@@ -184,8 +209,25 @@ def _split(r: random.Random) -> Case:
     return Case("split", (In(shape),), {"sections": sections, "axis": axis - len(shape) if r.random() < 0.3 else axis})
 
 
+def _gather(r: random.Random) -> Case:
+    shape = rand_shape(r) or (3,)
+    axis = r.randrange(len(shape))
+    ishape = tuple(r.randint(0, 4) for _ in range(r.randint(0, 2)))
+    return Case("gather", (In(shape), _idx(ishape, max(shape[axis], 1), r.choice(["int32", "int64"]))),
+                {"axis": axis - len(shape) if r.random() < 0.3 else axis})
+
+
+def _scatter_add(r: random.Random) -> Case:
+    shape = rand_shape(r, max_rank=3)
+    axis = r.randint(0, len(shape))
+    size = r.randint(1, 5)
+    ishape = tuple(r.randint(0, 4) for _ in range(r.randint(0, 2)))
+    return Case("scatter_add", (In(shape[:axis] + ishape + shape[axis:]), _idx(ishape, size)),
+                {"axis": axis, "size": size})
+
+
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (layout_grid, broadcast_to_grid, movement_grid,
-                                                   squeeze_split_grid,)
+                                                   squeeze_split_grid, gather_scatter_grid)
 """The grid generators, each numbered from seed 0."""
 
 SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_layout_grid,)
@@ -202,5 +244,7 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'squeeze': _squeeze,
     'unsqueeze': _unsqueeze,
     'split': _split,
+    'gather': _gather,
+    'scatter_add': _scatter_add,
 }
 """Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

@@ -1,5 +1,5 @@
 """Layout ops: reshape, transpose, flatten (views where the array module allows them), broadcast_to, pad,
-slice and concat."""
+slice, concat, gather and scatter_add."""
 
 from __future__ import annotations
 
@@ -51,6 +51,33 @@ def concat(*xs: Array, axis: int) -> Array:
     return array_module(xs[0]).concatenate(xs, axis=axis)
 
 
+def gather(x: Array, indices: Array, *, axis: int) -> Array:
+    """take along ``axis`` (the schema checked the indices are in range; negative ones wrap)."""
+    xp = array_module(x)
+    n = x.shape[axis]
+    idx = xp.where(indices < 0, indices + n, indices)
+    return xp.take(x, idx, axis=axis)
+
+
+def scatter_add(updates: Array, indices: Array, *, axis: int, size: int) -> Array:
+    """Zeros, and each slice of ``updates`` added at its index along ``axis``: ``cupyx.scatter_add``
+    (atomic adds) on the GPU, ``numpy.add.at`` elsewhere; repeated indices accumulate."""
+    xp = array_module(updates)
+    k = indices.ndim
+    outer, inner = tuple(updates.shape[:axis]), tuple(updates.shape[axis + k:])
+    u = updates.reshape((math.prod(outer), int(indices.size), math.prod(inner)))
+    out = xp.zeros((u.shape[0], size, u.shape[2]), updates.dtype)
+    idx = indices.reshape(-1).astype("int64")
+    idx = xp.where(idx < 0, idx + size, idx)
+    if xp.__name__ == "numpy":
+        xp.add.at(out, (builtins.slice(None), idx), u)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(out, (builtins.slice(None), idx), u)
+    return out.reshape(outer + (size,) + inner)
+
+
 KERNELS: dict[str, Callable[..., Array]] = {"reshape": reshape, "transpose": transpose, "flatten": flatten,
                                          "broadcast_to": broadcast_to, "pad": pad, "slice": slice,
-                                         "concat": concat}
+                                         "concat": concat, "gather": gather, "scatter_add": scatter_add}
