@@ -73,7 +73,7 @@ def _number(op: str, arg: str, value: Any) -> Union[int, float]:
     """A real number argument (Python or NumPy); bools refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise arg_error(op, arg, value, "a real number (int or float)")
-    return int(value) if _is_int(value) else float(value)
+    return int(value) if _is_int(value) else float(value)  # type: ignore[call-overload]
 
 
 def zeros(shape: ShapeLike, dtype: Any = None, device: DeviceLike = None) -> Tensor:
@@ -90,6 +90,7 @@ def full(shape: ShapeLike, value: Any, dtype: Any = None, device: DeviceLike = N
     """A tensor of ``shape`` filled with ``value``. dtype default: the value's, as ``od.tensor(value)``
     gives it (a Python float: float32, an int: int64, a bool: bool, a NumPy scalar: its own)."""
     dims = to_shape("full", shape)
+    default: np.dtype
     if isinstance(value, (bool, np.bool_)):
         default = np.dtype(bool)
     elif isinstance(value, np.generic) and value.dtype in KERNEL_DTYPES:
