@@ -10,7 +10,8 @@ running statistics are plain dicts name -> tensor, so they checkpoint as they ar
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Optional, Union
 
 import numpy as np
 
@@ -23,26 +24,32 @@ def _ceil_half(n: int) -> int:
     return (n + 1) // 2
 
 
-def init_params(rng: np.random.Generator, *, image_hw: tuple[int, int] = (28, 28), in_channels: int = 1,
-                classes: int = 10, hidden: int = 1024, batch_norm: bool = False, dtype: str = "float32",
-                device: Optional[str] = None) -> tuple[Params, Params]:
-    """He-initialised parameters and (for the batch-norm variant) running statistics."""
+def init_params(rng: "Union[int, od.random.Generator, np.random.Generator]", *, image_hw: tuple[int, int] = (28, 28),
+                in_channels: int = 1, classes: int = 10, hidden: int = 1024, batch_norm: bool = False,
+                dtype: str = "float32", device: Optional[str] = None) -> tuple[Params, Params]:
+    """He-initialised parameters and (for the batch-norm variant) running statistics, drawn from
+    ``rng`` (an ``od.random.Generator``, a seed for one, or a NumPy Generator that gives one its seed):
+    the same values on every device."""
+    gen = rng if isinstance(rng, od.random.Generator) else od.random.Generator(
+        int(rng.integers(2**63)) if isinstance(rng, np.random.Generator) else rng)
     flat = 64 * _ceil_half(_ceil_half(image_hw[0])) * _ceil_half(_ceil_half(image_hw[1]))  # two pools (ceil mode)
     shapes = {"conv1.w": (32, in_channels, 5, 5), "conv2.w": (64, 32, 5, 5),
               "fc1.w": (flat, hidden), "fc2.w": (hidden, classes)}
-    host = {name: rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:] if "conv" in name else shape[:1]))
-            for name, shape in shapes.items()}
-    host["fc1.b"], host["fc2.b"] = np.zeros(hidden), np.zeros(classes)
+    params = {name: gen.normal(shape, std=math.sqrt(2.0 / math.prod(shape[1:] if "conv" in name else shape[:1])),
+                               dtype=dtype, device=device)
+              for name, shape in shapes.items()}
+    params["fc1.b"] = od.zeros(hidden, dtype=dtype, device=device)
+    params["fc2.b"] = od.zeros(classes, dtype=dtype, device=device)
     state = {}
     for conv, c in (("conv1", 32), ("conv2", 64)):
         if batch_norm:
-            host[f"{conv}.gamma"], host[f"{conv}.beta"] = np.ones(c), np.zeros(c)
-            state[f"{conv}.mean"] = od.tensor(np.zeros(c), dtype=dtype, device=device)
-            state[f"{conv}.var"] = od.tensor(np.ones(c), dtype=dtype, device=device)
+            params[f"{conv}.gamma"] = od.ones(c, dtype=dtype, device=device)
+            params[f"{conv}.beta"] = od.zeros(c, dtype=dtype, device=device)
+            state[f"{conv}.mean"] = od.zeros(c, dtype=dtype, device=device)
+            state[f"{conv}.var"] = od.ones(c, dtype=dtype, device=device)
         else:
-            host[f"{conv}.b"] = np.zeros(c)
-    params = {name: od.tensor(a, dtype=dtype, device=device) for name, a in sorted(host.items())}
-    return params, state
+            params[f"{conv}.b"] = od.zeros(c, dtype=dtype, device=device)
+    return dict(sorted(params.items())), state
 
 
 def _conv_block(params: Params, state: Params, new_state: Params, x: od.Tensor, conv: str, training: bool

@@ -126,7 +126,8 @@ def train(args: argparse.Namespace) -> float:
             rng = np.random.default_rng([args.seed, first_epoch])
             print(f"resumed {args.resume} at epoch {first_epoch} on {dev}", file=sys.stderr)
         else:
-            params, state = init_params(rng, image_hw=(8, 8), batch_norm=args.batch_norm, dtype=args.dtype)
+            params, state = init_params(od.random.Generator(args.seed), image_hw=(8, 8), batch_norm=args.batch_norm,
+                                        dtype=args.dtype)
             opt = make_optimizer(args.optimizer, params, args.lr)
         n_params = sum(p.size for p in opt.params.values())
         print(f"digits: {len(x_tr)} train / {len(x_te)} held out; {n_params} parameters; "

@@ -18,6 +18,7 @@ from .api import *  # noqa: F401,F403 - the op functions, one module per family
 from .api import op_function
 from .autodiff import GradientTape
 from .backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
+from .constructors import arange, eye, full, linspace, ones, ones_like, zeros, zeros_like
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .device import Device
 from .dispatch import use_provider
@@ -91,6 +92,7 @@ __all__ = [
     "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError", "GraphRetraceWarning",
     "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "op_function", "onnx", "random", "__version__",
+    "zeros", "ones", "full", "zeros_like", "ones_like", "arange", "linspace", "eye",
 ]
 __all__ += [name for name in _api.__all__ if name != "op_function"]
 __all__ += ["from_dlpack"]  # issue 14: DLPack import (opdispatch.tensor)

@@ -305,16 +305,38 @@ def make(data: Any, shape: tuple[int, ...], dtype: np.dtype, rt: Any) -> Tensor:
     return t
 
 
-def check_device_dtype(rt: Any, dtype: np.dtype) -> None:
+def check_device_dtype(rt: Any, dtype: np.dtype, op: str = "tensor") -> None:
     """Raise `DTypeError` when a float ``dtype`` is not supported by the device of ``rt`` (every
-    device stores integer and bool data)."""
+    device stores integer and bool data; float16 only where its backend declares it)."""
     if dtype.kind == "f" and dtype not in rt.info.dtype_set:
-        raise DTypeError(f"tensor: dtype {dtype.name} is not supported on device {rt.device}; allowed there: "
-                         f"{sorted(d.name for d in rt.info.dtype_set)}")
+        floats = sorted(d.name for d in rt.info.dtype_set)
+        hint = "" if not floats else f" (convert with dtype={floats[-1 if dtype.itemsize > 4 else 0]!r})"
+        raise DTypeError(f"{op}: dtype {dtype.name} is not supported on device {rt.device}; allowed there: "
+                         f"{', '.join(floats)} floats, integer and bool data{hint}")
+
+
+DEFAULT_FLOAT = np.dtype("float32")
+"""The dtype of Python floats (and sequences of them) given no ``dtype``, as in PyTorch, JAX and TensorFlow."""
+
+
+def _default_float(arr: np.ndarray, op: str, arg: str) -> np.ndarray:
+    """float64 ``arr`` (from Python floats) as `DEFAULT_FLOAT`; a `DTypeError` where a finite value
+    would overflow to inf (rather than a silent inf)."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(DEFAULT_FLOAT)
+    if arr.size and not np.array_equal(np.isfinite(out), np.isfinite(arr)):
+        big = float(arr[np.isfinite(arr) & ~np.isfinite(out)].flat[0])
+        raise DTypeError(f"{op}: argument {arg!r} got the Python float {big!r}, out of range for "
+                         f"{DEFAULT_FLOAT.name} (the dtype of Python floats); allowed: pass dtype='float64'")
+    return out
 
 
 def host_array(data: Any, dtype: Any = None, op: str = "tensor", arg: str = "data") -> np.ndarray:
-    """``data`` as a NumPy array of numbers (floats, ints or bools) in native byte order, or a `DTypeError`."""
+    """``data`` as a NumPy array of numbers (floats, ints or bools) in native byte order, or a `DTypeError`.
+
+    Without ``dtype``: NumPy arrays and NumPy scalars keep their dtype; anything else (Python numbers,
+    nested lists or tuples) takes NumPy's choice except that float64 becomes `DEFAULT_FLOAT` (float32):
+    ``1.0`` and ``[1.0, 2]`` are float32, ``1`` is int64, ``True`` is bool."""
     try:
         arr = np.asarray(data, dtype=None if dtype is None else as_dtype(dtype))
     except OverflowError as exc:
@@ -324,6 +346,8 @@ def host_array(data: Any, dtype: Any = None, op: str = "tensor", arg: str = "dat
     except (TypeError, ValueError) as exc:
         raise DTypeError(f"{op}: argument {arg!r} got {type(data).__name__} that is not array-like ({exc}); "
                          f"allowed: a tensor, a NumPy array, a number or a nested sequence of numbers") from None
+    if dtype is None and arr.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+        arr = _default_float(arr, op, arg)
     if not arr.dtype.isnative:  # big-endian data from a file: backends receive native byte order
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype.kind not in "fiub" or (arr.dtype.kind == "f" and arr.dtype not in FLOAT_DTYPES):
@@ -335,7 +359,8 @@ def host_array(data: Any, dtype: Any = None, op: str = "tensor", arg: str = "dat
 def tensor(data: Any, dtype: Any = None, device: Union[str, Device, None] = None) -> Tensor:
     """Build a tensor from array-like ``data`` (copied) on ``device`` (default: the current device).
 
-    ``dtype`` defaults to NumPy's choice (float64 for Python floats, int64 for ints).
+    ``dtype`` defaults to the data's own for NumPy arrays and scalars; Python floats and sequences of
+    them give float32, Python ints int64, bools bool (see `host_array`).
     """
     rt = registry().runtime(current_placement().device if device is None else Device(device))
     if isinstance(data, Tensor):

@@ -107,7 +107,8 @@ def test_a_missing_file_and_unsaveable_metadata(tmp_path):
 
 
 def test_the_file_is_a_plain_npz_without_pickles(tmp_path):
-    od.save_checkpoint(tmp_path / "c.npz", {"w": od.tensor([1.0, 2.0])}, optimizer=od.Adam({"w": od.tensor([1.0, 2.0])}))
+    od.save_checkpoint(tmp_path / "c.npz", {"w": od.tensor([1.0, 2.0], dtype="float64")},
+                       optimizer=od.Adam({"w": od.tensor([1.0, 2.0], dtype="float64")}))
     with zipfile.ZipFile(tmp_path / "c.npz") as zf:
         assert set(zf.namelist()) == {"meta.json.npy", "params/w.npy"}  # Adam has no slots before a step
     with np.load(io.BytesIO((tmp_path / "c.npz").read_bytes()), allow_pickle=False) as npz:

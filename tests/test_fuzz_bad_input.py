@@ -362,12 +362,20 @@ def _host_inputs(name: str, args: list) -> list:
                          if sp.kind == "value" and isinstance(b, (od.Tensor, np.ndarray))), None)
             fits = like is not None and (isinstance(a, bool) or (isinstance(a, int) and like.kind in "fiu")
                                          or (isinstance(a, float) and like.kind == "f"))
-            out.append(np.asarray(a, dtype=like if fits else None))
+            out.append(_as_host(a, like if fits else None))
         elif _is_weak_scalar(a):
-            out.append(np.asarray(a, dtype=(float_dtype if spec.kind == "float" else I64)))
+            out.append(_as_host(a, float_dtype if spec.kind == "float" else I64))
         else:
-            out.append(np.asarray(a))
+            out.append(_as_host(a))
     return out
+
+
+def _as_host(a, dtype=None):
+    """np.asarray as od converts data: without a dtype, Python floats (not NumPy data) give float32."""
+    arr = np.asarray(a, dtype=dtype)
+    if dtype is None and arr.dtype == np.float64 and not isinstance(a, (np.ndarray, np.generic)):
+        arr = arr.astype(np.float32)
+    return arr
 
 
 def _snapshot(value):

@@ -300,8 +300,9 @@ def test_float64_is_rejected_on_the_float32_only_device(installed):
         with pytest.raises(od.DTypeError, match="fake:0") as err:
             od.tensor(np.ones(3))  # float64
         assert "float64" in str(err.value)
+        assert od.tensor([1.0, 2.0]).dtype == np.float32  # Python floats default to float32
         with pytest.raises(od.DTypeError, match="fake:0"):
-            od.tensor([1.0, 2.0])  # Python floats default to float64
+            od.tensor([1.0, 2.0], dtype="float64")
     with pytest.raises(od.DTypeError, match="fake:0"):
         od.tensor(np.ones(3), device="fake:0")
     with pytest.raises(od.DTypeError, match="fake:0"):

@@ -64,7 +64,7 @@ def test_int_tensors_through_comparisons_argmax_where(dev, dtype):
 
 def test_scalar_of_the_wrong_kind_is_refused():
     t = od.tensor(np.array([1, 2], np.int32))
-    with pytest.raises(od.DTypeError, match="'b' got dtype float64 but 'a' has int32"):
+    with pytest.raises(od.DTypeError, match="'b' got dtype float32 but 'a' has int32"):
         od.equal(t, 2.5)
 
 

@@ -14,7 +14,7 @@ def test_tensor_from_array_likes_copies_and_keeps_dtype():
     a[0, 0] = 100  # the tensor owns a copy
     assert t.shape == (2, 3) and t.dtype == np.float32 and t.device == od.Device("numpy:0")
     assert t.numpy()[0, 0] == 0
-    assert od.tensor([1.0, 2.0]).dtype == np.float64
+    assert od.tensor([1.0, 2.0]).dtype == np.float32  # Python floats: float32, as PyTorch, JAX and TensorFlow
     assert od.tensor([1, 2]).dtype == np.int64
     assert od.tensor(3.5, dtype="float32").shape == ()
     assert od.tensor(t, dtype="float64").dtype == np.float64
