@@ -6,8 +6,8 @@ Run: python bench/onnx_models.py [--models resnet18,mobilenet_v2] [--batches 1,3
 
 Needs the torch extra (torch 2.13, torchvision 0.28) and onnxruntime: pip install -e '.[bench]'.
 Each model is built once (examples/torchvision_export.py: seeded weights, calibrated batch norm,
-scaled classifier) and exported to ONNX opset 17 in eval mode, one file per batch size; every peer then runs that file (PyTorch
-runs the module it came from) in its own process, peers alternating order round by round (so a
+scaled classifier) and exported to ONNX opset 17 in eval mode, one file per batch size; every peer
+then runs that file (PyTorch runs the module it came from) in its own process, peers alternating order round by round (so a
 drift in the machine's load hits every peer alike); each row keeps a peer's best median. The table
 gives ms per batch and each peer's ratio to the fastest of its row; the od rows also report the max
 abs difference of the logits from ONNX Runtime's.
@@ -18,31 +18,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+sys.path.insert(0, HERE)
 PEERS = ("od-eager", "od-graph", "onnxruntime", "torch")
 SIZE = 224
 
 
-def time_ms(fn: Callable[[], Any], budget_s: float = 3.0, min_reps: int = 3, max_reps: int = 30) -> float:
-    """Median wall time of ``fn`` in ms, after one warm-up call."""
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_reps or (len(times) < max_reps and time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+def time_ms(fn: Callable[[], Any]) -> float:
+    """Median wall time of ``fn`` in ms (bench/perf.py's timer, with a longer budget for whole models)."""
+    from perf import time_ms as perf_time_ms
+    return perf_time_ms(fn, budget_s=3.0, max_reps=30)
 
 
 def inputs(batch: int) -> np.ndarray:
@@ -86,7 +79,7 @@ def worker(peer: str, path: str, name: str, batches: list[int], device: str) -> 
             return
         x = inputs(batch)
         out = run(x)
-        ms = time_ms(lambda: run(x))
+        ms = time_ms(lambda run=run, x=x: run(x))
         np.save(f"{path.format(batch=batch)}.{peer}.npy", out)
         print(json.dumps({"peer": peer, "model": name, "batch": batch, "ms": ms}), flush=True)
 

@@ -19,8 +19,10 @@ def max_(x, *, axis, keepdims):
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
-def max_backward(x, dy, *, axis, keepdims):
-    m = np.max(x, axis=axis, keepdims=True)
+def _extremum_backward(pick, x, dy, axis, keepdims):
+    """dy of each reduced slice split equally among the slice's extrema (``pick``: np.max or np.min;
+    NaN extrema: the NaNs)."""
+    m = pick(x, axis=axis, keepdims=True)
     hit = x == m
     if np.isnan(m).any():
         hit |= np.isnan(x) & np.isnan(m)
@@ -33,14 +35,12 @@ def min_(x, *, axis, keepdims):
     return np.min(x, axis=axis, keepdims=keepdims)
 
 
+def max_backward(x, dy, *, axis, keepdims):
+    return _extremum_backward(np.max, x, dy, axis, keepdims)
+
+
 def min_backward(x, dy, *, axis, keepdims):
-    m = np.min(x, axis=axis, keepdims=True)
-    hit = x == m
-    if np.isnan(m).any():
-        hit |= np.isnan(x) & np.isnan(m)
-    count = np.sum(hit, axis=axis, keepdims=True, dtype=x.dtype)
-    g = dy if keepdims else np.expand_dims(dy, axis)
-    return np.where(hit, g / np.maximum(count, 1), x.dtype.type(0))
+    return _extremum_backward(np.min, x, dy, axis, keepdims)
 
 
 def _arg(pick, x, axis, keepdims):

@@ -32,10 +32,11 @@ def max_(x: Array, *, axis: tuple, keepdims: bool) -> Array:
     return _reduce("max", x, axis, keepdims)
 
 
-def max_backward(x: Array, dy: Array, *, axis: tuple, keepdims: bool) -> Array:
-    """dy of each reduced slice split equally among the slice's maxima (NaN maxima: the NaNs)."""
+def _extremum_backward(kind: str, x: Array, dy: Array, axis: tuple) -> Array:
+    """dy of each reduced slice split equally among the slice's extrema (``kind``: "max" or "min";
+    NaN extrema: the NaNs)."""
     xp = array_module(x)
-    peak = _reduce("max", x, axis, True)
+    peak = _reduce(kind, x, axis, True)
     hit = (x == peak) | (xp.isnan(x) & xp.isnan(peak))
     count = _reduce("sum", hit, axis, True).astype(x.dtype)
     g = dy.reshape(peak.shape)  # dy with the reduced axes kept (as size 1)
@@ -47,14 +48,14 @@ def min_(x: Array, *, axis: tuple, keepdims: bool) -> Array:
     return _reduce("min", x, axis, keepdims)
 
 
+def max_backward(x: Array, dy: Array, *, axis: tuple, keepdims: bool) -> Array:
+    """dy of each reduced slice split equally among the slice's maxima (NaN maxima: the NaNs)."""
+    return _extremum_backward("max", x, dy, axis)
+
+
 def min_backward(x: Array, dy: Array, *, axis: tuple, keepdims: bool) -> Array:
     """dy of each reduced slice split equally among the slice's minima (NaN minima: the NaNs)."""
-    xp = array_module(x)
-    low = _reduce("min", x, axis, True)
-    hit = (x == low) | (xp.isnan(x) & xp.isnan(low))
-    count = _reduce("sum", hit, axis, True).astype(x.dtype)
-    g = dy.reshape(low.shape)
-    return xp.where(hit, g / xp.maximum(count, 1), xp.zeros((), dtype=x.dtype))
+    return _extremum_backward("min", x, dy, axis)
 
 
 def _arg(name: str, x: Array, axis, keepdims: bool) -> Array:

@@ -51,63 +51,30 @@ __kernel void softmax_rows(__global const T* x, __global T* y, const int K, cons
     }
 }
 
-/* Gradient of max over each row: dy[row] split equally among the row's maxima (NaN maxima: NaNs). */
-__kernel void max_backward_rows(__global const T* x, __global const T* dy, __global T* dx, const int K,
-                                __local T* scratch) {
-    ROW_SETUP
-    T m = -INFINITY;
-    for (int k = lid; k < K; k += L) m = nanmax2(r[k], m);
-    scratch[lid] = m;
-    LOCAL_REDUCE(scratch, lid, L, nanmax2)
-    m = scratch[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const int mnan = isnan(m);
-    T c = (T)0;
-    for (int k = lid; k < K; k += L) c += (r[k] == m || (mnan && isnan(r[k]))) ? (T)1 : (T)0;
-    scratch[lid] = c;
-    LOCAL_REDUCE(scratch, lid, L, ADD2)
-    const T g = dy[row] / scratch[0];
-    __global T* o = dx + (size_t)row * K;
-    for (int k = lid; k < K; k += L) o[k] = (r[k] == m || (mnan && isnan(r[k]))) ? g : (T)0;
-}
-
 /* NaN-propagating minimum, like numpy.minimum. */
 inline T nanmin2(T a, T b) { return (isnan(a) || a < b) ? a : b; }
 
-__kernel void min_rows(__global const T* x, __global T* y, const int K, __local T* scratch) {
-    ROW_SETUP
-    T acc = INFINITY;
-    for (int k = lid; k < K; k += L) acc = nanmin2(r[k], acc);
-    scratch[lid] = acc;
-    LOCAL_REDUCE(scratch, lid, L, nanmin2)
-    if (lid == 0) y[row] = scratch[0];
+/* The gradient of an extremum over each row: dy[row] split equally among the row's extrema (NaN
+   extrema: the NaNs); PICK is nanmax2 or nanmin2, START its identity. */
+#define EXTREMUM_BACKWARD_ROWS(NAME, START, PICK)                                                     \
+__kernel void NAME(__global const T* x, __global const T* dy, __global T* dx, const int K,          \
+                   __local T* scratch) {                                                             \
+    ROW_SETUP                                                                                        \
+    T m = START;                                                                                     \
+    for (int k = lid; k < K; k += L) m = PICK(r[k], m);                                              \
+    scratch[lid] = m;                                                                                \
+    LOCAL_REDUCE(scratch, lid, L, PICK)                                                              \
+    m = scratch[0];                                                                                  \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                    \
+    const int mnan = isnan(m);                                                                       \
+    T c = (T)0;                                                                                      \
+    for (int k = lid; k < K; k += L) c += (r[k] == m || (mnan && isnan(r[k]))) ? (T)1 : (T)0;       \
+    scratch[lid] = c;                                                                                \
+    LOCAL_REDUCE(scratch, lid, L, ADD2)                                                              \
+    const T g = dy[row] / scratch[0];                                                                \
+    __global T* o = dx + (size_t)row * K;                                                            \
+    for (int k = lid; k < K; k += L) o[k] = (r[k] == m || (mnan && isnan(r[k]))) ? g : (T)0;        \
 }
 
-__kernel void min_rows_seq(__global const T* x, __global T* y, const int K, const int rows) {
-    const int row = get_global_id(0);
-    if (row >= rows) return;
-    __global const T* r = x + (size_t)row * K;
-    T acc = INFINITY;
-    for (int k = 0; k < K; ++k) acc = nanmin2(r[k], acc);
-    y[row] = acc;
-}
-
-/* Gradient of min over each row: dy[row] split equally among the row's minima (NaN minima: NaNs). */
-__kernel void min_backward_rows(__global const T* x, __global const T* dy, __global T* dx, const int K,
-                                __local T* scratch) {
-    ROW_SETUP
-    T m = INFINITY;
-    for (int k = lid; k < K; k += L) m = nanmin2(r[k], m);
-    scratch[lid] = m;
-    LOCAL_REDUCE(scratch, lid, L, nanmin2)
-    m = scratch[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const int mnan = isnan(m);
-    T c = (T)0;
-    for (int k = lid; k < K; k += L) c += (r[k] == m || (mnan && isnan(r[k]))) ? (T)1 : (T)0;
-    scratch[lid] = c;
-    LOCAL_REDUCE(scratch, lid, L, ADD2)
-    const T g = dy[row] / scratch[0];
-    __global T* o = dx + (size_t)row * K;
-    for (int k = lid; k < K; k += L) o[k] = (r[k] == m || (mnan && isnan(r[k]))) ? g : (T)0;
-}
+EXTREMUM_BACKWARD_ROWS(max_backward_rows, -INFINITY, nanmax2)
+EXTREMUM_BACKWARD_ROWS(min_backward_rows, INFINITY, nanmin2)
