@@ -78,3 +78,21 @@ __kernel void NAME(__global const T* x, __global const T* dy, __global T* dx, co
 
 EXTREMUM_BACKWARD_ROWS(max_backward_rows, -INFINITY, nanmax2)
 EXTREMUM_BACKWARD_ROWS(min_backward_rows, INFINITY, nanmin2)
+
+__kernel void min_rows(__global const T* x, __global T* y, const int K, __local T* scratch) {
+    ROW_SETUP
+    T acc = INFINITY;
+    for (int k = lid; k < K; k += L) acc = nanmin2(r[k], acc);
+    scratch[lid] = acc;
+    LOCAL_REDUCE(scratch, lid, L, nanmin2)
+    if (lid == 0) y[row] = scratch[0];
+}
+
+__kernel void min_rows_seq(__global const T* x, __global T* y, const int K, const int rows) {
+    const int row = get_global_id(0);
+    if (row >= rows) return;
+    __global const T* r = x + (size_t)row * K;
+    T acc = INFINITY;
+    for (int k = 0; k < K; ++k) acc = nanmin2(r[k], acc);
+    y[row] = acc;
+}
