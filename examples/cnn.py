@@ -89,4 +89,4 @@ def train_step(opt: od.Optimizer, state: Params, x: od.Tensor, labels: np.ndarra
         loss, new_state = loss_fn(opt.params, state, x, labels)
     grads = tape.gradient(loss, [opt.params[n] for n in names])
     opt.step(dict(zip(names, grads)))
-    return float(loss.numpy()), new_state
+    return loss.item(), new_state

@@ -70,7 +70,7 @@ def evaluate(params: dict, state: dict, x: np.ndarray, y: np.ndarray, dtype: str
     correct = 0
     for i in range(0, len(x), batch):
         logits, _ = forward(params, state, od.tensor(x[i:i + batch], dtype=dtype), training=False)
-        correct += int(np.sum(np.argmax(logits.numpy(), axis=1) == y[i:i + batch]))
+        correct += (logits.argmax(axis=1) == y[i:i + batch]).sum().item()
     return correct / len(x)
 
 
