@@ -41,6 +41,10 @@ SCATTER_DTYPES: tuple[np.dtype, ...] = tuple(d for d in VALUE_DTYPES if d != BOO
 """scatter_add's updates: float or int (sums; a bool sum has no NumPy meaning to keep)."""
 
 
+X = (Input("x", kind="value"),)
+"""The one input of most layout ops: a tensor of values (float, int32, int64 or bool)."""
+
+
 def value_inputs(op: str, named, allowed: tuple[np.dtype, ...] = VALUE_DTYPES) -> np.dtype:
     """Check that every (name, meta) has one dtype among ``allowed``; return it."""
     first_name, first = named[0]
@@ -137,19 +141,19 @@ def _flatten(F, x, *, start_axis):
     return F.reshape(x, x.shape[:start_axis] + (prod(x.shape[start_axis:]),))
 
 
-RESHAPE = OpSchema(name="reshape", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=(Attr("shape", None, to_shape),),
+RESHAPE = OpSchema(name="reshape", family=FAMILY, inputs=X, attrs=(Attr("shape", None, to_shape),),
                    infer=_infer_reshape, reference=reference.layout.reshape,
                    doc="the same elements, row-major, under a new shape (one -1 is inferred)", vjp=_reshape_back)
-TRANSPOSE = OpSchema(name="transpose", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=(Attr("axes", None, passthrough),),
+TRANSPOSE = OpSchema(name="transpose", family=FAMILY, inputs=X, attrs=(Attr("axes", None, passthrough),),
                      infer=_infer_transpose, reference=reference.layout.transpose,
                      doc="permute axes (None reverses them)", vjp=_transpose_vjp)
-FLATTEN = OpSchema(name="flatten", family=FAMILY, inputs=(Input("x", kind="value"),),
+FLATTEN = OpSchema(name="flatten", family=FAMILY, inputs=X,
                    attrs=(Attr("start_axis", 1, passthrough),),
                    infer=_infer_flatten, reference=reference.layout.flatten,
                    doc="merge every axis from start_axis on into one", vjp=_reshape_back,
                    decomposition=Decomposition(_flatten, uses=("reshape",)))
 BROADCAST_TO = OpSchema(
-    name="broadcast_to", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=(Attr("shape", None, _target_shape),),
+    name="broadcast_to", family=FAMILY, inputs=X, attrs=(Attr("shape", None, _target_shape),),
     infer=_infer_broadcast_to, reference=reference.layout.broadcast_to,
     doc="x broadcast to shape under NumPy rules",
     vjp=lambda F, rec, g: [unbroadcast(F, g[0], rec.inputs[0].shape)])
@@ -221,12 +225,12 @@ def _unsqueeze(F, x, *, axis):
 
 
 SQUEEZE = OpSchema(
-    name="squeeze", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=(Attr("axis", None, _squeeze_axis),),
+    name="squeeze", family=FAMILY, inputs=X, attrs=(Attr("axis", None, _squeeze_axis),),
     infer=_infer_squeeze, reference=reference.layout.squeeze,
     doc="x without the given size-1 axes (None: every size-1 axis); kernels receive the axes sorted, non-negative",
     vjp=_reshape_back, decomposition=Decomposition(_squeeze, uses=("reshape",)))
 UNSQUEEZE = OpSchema(
-    name="unsqueeze", family=FAMILY, inputs=(Input("x", kind="value"),),
+    name="unsqueeze", family=FAMILY, inputs=X,
     attrs=(Attr("axis", None, _unsqueeze_axis),),
     infer=_infer_unsqueeze, reference=reference.layout.unsqueeze,
     doc="x with a size-1 axis inserted at each given axis of the result (negative axes count from the end of "
@@ -329,7 +333,7 @@ def _pad_vjp(F, rec, grads):
 
 
 PAD = OpSchema(
-    name="pad", family=FAMILY, inputs=(Input("x", kind="value"),),
+    name="pad", family=FAMILY, inputs=X,
     attrs=(Attr("pads", None, _pads), Attr("mode", "constant", _mode), Attr("value", 0.0, _pad_value)),
     infer=_infer_pad, reference=reference.layout.pad,
     doc="x padded on its trailing axes: with value (constant), mirrored without the edge (reflect) or with copies "
@@ -427,7 +431,7 @@ def slice_adjoint(F, g, input_shape: tuple, starts: tuple, steps: tuple):
 
 
 SLICE = OpSchema(
-    name="slice", family=FAMILY, inputs=(Input("x", kind="value"),),
+    name="slice", family=FAMILY, inputs=X,
     attrs=(Attr("starts", None, _indices(False, False)), Attr("ends", None, _indices(True, False)),
            Attr("axes", None, _indices(False, True)), Attr("steps", None, _indices(False, True))),
     infer=_infer_slice, reference=reference.layout.slice,
@@ -465,7 +469,8 @@ def _concat_vjp(F, rec, grads):
 
 
 CONCAT = OpSchema(
-    name="concat", family=FAMILY, inputs=(Input("tensors", kind="value", variadic=True),), attrs=(Attr("axis", 0, passthrough),),
+    name="concat", family=FAMILY, inputs=(Input("tensors", kind="value", variadic=True),),
+    attrs=(Attr("axis", 0, passthrough),),
     infer=_infer_concat, reference=reference.layout.concat,
     doc="the tensors joined along axis (same shapes elsewhere)", vjp=_concat_vjp)
 
@@ -534,7 +539,7 @@ def _split_vjp(F, rec, grads):
 
 
 SPLIT = OpSchema(
-    name="split", family=FAMILY, inputs=(Input("x", kind="value"),),
+    name="split", family=FAMILY, inputs=X,
     attrs=(Attr("sections", None, _sections), Attr("axis", 0, passthrough)),
     infer=_infer_split, reference=reference.layout.split,
     doc="x cut along axis into parts: sections equal ones (an int that divides the axis) or of the given sizes "

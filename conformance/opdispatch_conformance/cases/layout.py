@@ -268,7 +268,8 @@ def _split(r: random.Random) -> Case:
     else:
         cuts = sorted(r.randint(0, size) for _ in range(r.randint(0, 3)))
         sections = tuple(b - a for a, b in zip([0] + cuts, cuts + [size]))
-    return Case("split", (In(shape, dtype=_dtype(r)),), {"sections": sections, "axis": axis - len(shape) if r.random() < 0.3 else axis})
+    return Case("split", (In(shape, dtype=_dtype(r)),),
+                {"sections": sections, "axis": axis - len(shape) if r.random() < 0.3 else axis})
 
 
 def _gather(r: random.Random) -> Case:
