@@ -213,12 +213,12 @@ class Tensor:
         return F.transpose(self, axes=None)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """``od.sum(t, axis, keepdims)``."""
-        return F.sum(self, axis=axis, keepdims=keepdims)
+        """``od.sum(t, axis, keepdims)`` (int and bool tensors: an int64 count, see `reduce_values`)."""
+        return reduce_values("sum", self, axis, keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """``od.mean(t, axis, keepdims)``."""
-        return F.mean(self, axis=axis, keepdims=keepdims)
+        """``od.mean(t, axis, keepdims)`` (int and bool tensors: a float mean, see `reduce_values`)."""
+        return reduce_values("mean", self, axis, keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
         """``od.max(t, axis, keepdims)``."""
@@ -954,3 +954,16 @@ def unpickle_tensor(values: np.ndarray, device: str) -> Tensor:
 
 
 _unpickle = unpickle_tensor
+
+
+def reduce_values(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
+    """``sum`` or ``mean`` of ``x``; for an int or bool tensor as NumPy gives them (``(pred == y).sum()``
+    counts, ``.mean()`` is a fraction): the values are cast to float64 (float32 where the device has
+    no float64), reduced with the float op, and a sum is cast back to int64 (exact below 2**53, or
+    2**24 in float32)."""
+    fn = F.sum if op == "sum" else F.mean
+    if not isinstance(x, Tensor) or x._dtype.kind == "f":
+        return fn(x, axis=axis, keepdims=keepdims)
+    wide = "float64" if np.dtype("float64") in x._rt.info.dtype_set else "float32"
+    out = fn(F.cast(x, dtype=wide), axis=axis, keepdims=keepdims)
+    return F.cast(out, dtype="int64") if op == "sum" else out
