@@ -341,7 +341,7 @@ def _fast_entry(x: Tensor, sig: tuple, key: Any) -> Any:
 
 def getitem(x: Tensor, key: Any) -> Tensor:
     """``x[key]`` (see the module docstring)."""
-    if not recording.ACTIVE[0] and type(x) is Tensor and x._dtype.kind == "f" and x._dtype in x._rt.info.dtype_set:
+    if not recording.ACTIVE[0] and type(x) is Tensor and (x._dtype in x._rt.info.dtype_set or x._dtype.kind in "iub"):
         sig = _key_signature(key)
         if sig is not None:
             entry = _fast_entry(x, sig, key)

@@ -8,24 +8,55 @@ decomposition), so backends need no kernel for them.
 pad, slice and concat are the movement primitives the decompositions of windowed ops are built
 from (im2col is a pad, one strided slice per kernel tap and a concat), so a backend with kernels
 for these, matmul and the elementwise and reduce ops can run convolutions and pooling.
+
+They move values of any dtype (``'value'`` inputs: float, int32, int64 or bool, e.g. labels, indices
+and masks), so ``t[key]``, ``t.reshape``, ``t.T`` and ``od.concat`` work on int and bool tensors and give
+NumPy's results; scatter_add sums, so it takes float and int updates only. No gradient flows into an
+int or bool tensor (the tape tracks float tensors only, so their rules are never asked for).
 """
 
 from __future__ import annotations
 
 import builtins
+import math
 from typing import Any, Optional
 
 import numpy as np
 
 from .. import reference
 from ..attrs import INT_MAX, _is_int, to_axis, to_float, to_shape
+from ..dtypes import KERNEL_DTYPES
 from ..errors import DTypeError, ShapeError, TensorIndexError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
 from ..shapes import broadcast_shapes
-from ._checks import MAX_ELEMENTS, float_inputs, prod
+from ._checks import MAX_ELEMENTS, prod
 from ._rules import unbroadcast
 
 FAMILY = "layout"
+
+VALUE_DTYPES: tuple[np.dtype, ...] = KERNEL_DTYPES
+"""The dtypes the layout ops move: float, int32, int64 and bool (scatter_add: all but bool)."""
+BOOL = np.dtype("bool")
+SCATTER_DTYPES: tuple[np.dtype, ...] = tuple(d for d in VALUE_DTYPES if d != BOOL)
+"""scatter_add's updates: float or int (sums; a bool sum has no NumPy meaning to keep)."""
+
+
+X = (Input("x", kind="value"),)
+"""The one input of most layout ops: a tensor of values (float, int32, int64 or bool)."""
+
+
+def value_inputs(op: str, named, allowed: tuple[np.dtype, ...] = VALUE_DTYPES) -> np.dtype:
+    """Check that every (name, meta) has one dtype among ``allowed``; return it."""
+    first_name, first = named[0]
+    for name, meta in named:
+        if meta.dtype not in allowed:
+            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name}; allowed: "
+                             f"{', '.join(d.name for d in allowed)}")
+    for name, meta in named[1:]:
+        if meta.dtype != first.dtype:
+            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name} but {first_name!r} has "
+                             f"{first.dtype.name}; allowed: inputs of one dtype (convert one with x.astype(...))")
+    return first.dtype
 
 
 def _check_size(op: str, arg: str, value: Any, shape: tuple) -> None:
@@ -38,7 +69,7 @@ def _check_size(op: str, arg: str, value: Any, shape: tuple) -> None:
 
 def _infer_reshape(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     shape = attrs["shape"]
     if prod(d for d in shape if d > 0) > 2**63 - 1:
         raise arg_error(op, "shape", shape, "dimensions whose product fits in int64", ShapeError)
@@ -56,7 +87,7 @@ def _infer_reshape(op, metas, attrs):
 
 def _infer_transpose(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     ndim = len(x.shape)
     axes = attrs["axes"]
     if axes is None:
@@ -72,7 +103,7 @@ def _infer_transpose(op, metas, attrs):
 
 def _infer_flatten(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     start = to_axis(op, "start_axis", attrs["start_axis"], len(x.shape))
     return [TensorMeta(x.shape[:start] + (prod(x.shape[start:]),), dtype)], {"start_axis": start}
 
@@ -87,7 +118,7 @@ def _target_shape(op: str, arg: str, value: Any) -> tuple[int, ...]:
 
 def _infer_broadcast_to(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     shape = attrs["shape"]
     _check_size(op, "shape", shape, shape)
     if len(shape) < len(x.shape) or broadcast_shapes(tuple(x.shape), shape) != shape:
@@ -110,19 +141,19 @@ def _flatten(F, x, *, start_axis):
     return F.reshape(x, x.shape[:start_axis] + (prod(x.shape[start_axis:]),))
 
 
-RESHAPE = OpSchema(name="reshape", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("shape", None, to_shape),),
+RESHAPE = OpSchema(name="reshape", family=FAMILY, inputs=X, attrs=(Attr("shape", None, to_shape),),
                    infer=_infer_reshape, reference=reference.layout.reshape,
                    doc="the same elements, row-major, under a new shape (one -1 is inferred)", vjp=_reshape_back)
-TRANSPOSE = OpSchema(name="transpose", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("axes", None, passthrough),),
+TRANSPOSE = OpSchema(name="transpose", family=FAMILY, inputs=X, attrs=(Attr("axes", None, passthrough),),
                      infer=_infer_transpose, reference=reference.layout.transpose,
                      doc="permute axes (None reverses them)", vjp=_transpose_vjp)
-FLATTEN = OpSchema(name="flatten", family=FAMILY, inputs=(Input("x"),),
+FLATTEN = OpSchema(name="flatten", family=FAMILY, inputs=X,
                    attrs=(Attr("start_axis", 1, passthrough),),
                    infer=_infer_flatten, reference=reference.layout.flatten,
                    doc="merge every axis from start_axis on into one", vjp=_reshape_back,
                    decomposition=Decomposition(_flatten, uses=("reshape",)))
 BROADCAST_TO = OpSchema(
-    name="broadcast_to", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("shape", None, _target_shape),),
+    name="broadcast_to", family=FAMILY, inputs=X, attrs=(Attr("shape", None, _target_shape),),
     infer=_infer_broadcast_to, reference=reference.layout.broadcast_to,
     doc="x broadcast to shape under NumPy rules",
     vjp=lambda F, rec, g: [unbroadcast(F, g[0], rec.inputs[0].shape)])
@@ -158,7 +189,7 @@ def _distinct_axes(op: str, given: Any, axes: tuple[int, ...], ndim: int) -> tup
 
 def _infer_squeeze(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     given = attrs["axis"]
     if given is None:
         axes = tuple(a for a, d in enumerate(x.shape) if d == 1)
@@ -174,7 +205,7 @@ def _infer_squeeze(op, metas, attrs):
 
 def _infer_unsqueeze(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     given = attrs["axis"]
     ndim = len(x.shape) + len(given)  # axes count in the output (numpy.expand_dims, ONNX Unsqueeze)
     axes = _distinct_axes(op, given, given, ndim)
@@ -194,12 +225,12 @@ def _unsqueeze(F, x, *, axis):
 
 
 SQUEEZE = OpSchema(
-    name="squeeze", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("axis", None, _squeeze_axis),),
+    name="squeeze", family=FAMILY, inputs=X, attrs=(Attr("axis", None, _squeeze_axis),),
     infer=_infer_squeeze, reference=reference.layout.squeeze,
     doc="x without the given size-1 axes (None: every size-1 axis); kernels receive the axes sorted, non-negative",
     vjp=_reshape_back, decomposition=Decomposition(_squeeze, uses=("reshape",)))
 UNSQUEEZE = OpSchema(
-    name="unsqueeze", family=FAMILY, inputs=(Input("x"),),
+    name="unsqueeze", family=FAMILY, inputs=X,
     attrs=(Attr("axis", None, _unsqueeze_axis),),
     infer=_infer_unsqueeze, reference=reference.layout.unsqueeze,
     doc="x with a size-1 axis inserted at each given axis of the result (negative axes count from the end of "
@@ -229,7 +260,7 @@ def _mode(op: str, arg: str, value: Any) -> str:
 
 def _infer_pad(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     given = attrs["pads"]
     ndim = len(x.shape)
     if len(given) > ndim:
@@ -246,7 +277,26 @@ def _infer_pad(op, metas, attrs):
                             ShapeError)
     shape = tuple(d + a + b for d, (a, b) in zip(x.shape, pads))
     _check_size(op, "pads", given, shape)
+    if mode == "constant":
+        _check_pad_value(op, attrs["value"], dtype)
     return [TensorMeta(shape, dtype)], {"pads": pads, "mode": mode, "value": attrs["value"]}
+
+
+def _check_pad_value(op: str, value: float, dtype: np.dtype) -> None:
+    """A constant pad value must be one of ``dtype``'s values: an integer in range for int x, 0 or 1
+    (False or True) for bool x."""
+    if dtype == BOOL:
+        if value not in (0.0, 1.0):
+            raise arg_error(op, "value", value, "0 or 1 (False or True) for a bool x")
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not (math.isfinite(value) and value.is_integer() and info.min <= value <= info.max):
+            raise arg_error(op, "value", value, f"an integer in [{info.min}, {info.max}] for x of dtype {dtype.name}")
+
+
+def _pad_value(op: str, arg: str, value: Any) -> float:
+    """A real number (a bool is 0.0 or 1.0, for bool tensors)."""
+    return float(value) if isinstance(value, (bool, np.bool_)) else to_float(op, arg, value)
 
 
 def _pad_axis_adjoint(F, g, axis: int, before: int, after: int, dim: int, mode: str):
@@ -283,8 +333,8 @@ def _pad_vjp(F, rec, grads):
 
 
 PAD = OpSchema(
-    name="pad", family=FAMILY, inputs=(Input("x"),),
-    attrs=(Attr("pads", None, _pads), Attr("mode", "constant", _mode), Attr("value", 0.0, to_float)),
+    name="pad", family=FAMILY, inputs=X,
+    attrs=(Attr("pads", None, _pads), Attr("mode", "constant", _mode), Attr("value", 0.0, _pad_value)),
     infer=_infer_pad, reference=reference.layout.pad,
     doc="x padded on its trailing axes: with value (constant), mirrored without the edge (reflect) or with copies "
         "of the edge (edge), as numpy.pad",
@@ -316,7 +366,7 @@ def _indices(allow_none: bool, optional: bool):
 
 def _infer_slice(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     ndim = len(x.shape)
     starts, ends = attrs["starts"], attrs["ends"]
     axes = attrs["axes"] if attrs["axes"] is not None else tuple(range(len(starts)))
@@ -381,7 +431,7 @@ def slice_adjoint(F, g, input_shape: tuple, starts: tuple, steps: tuple):
 
 
 SLICE = OpSchema(
-    name="slice", family=FAMILY, inputs=(Input("x"),),
+    name="slice", family=FAMILY, inputs=X,
     attrs=(Attr("starts", None, _indices(False, False)), Attr("ends", None, _indices(True, False)),
            Attr("axes", None, _indices(False, True)), Attr("steps", None, _indices(False, True))),
     infer=_infer_slice, reference=reference.layout.slice,
@@ -394,7 +444,7 @@ SLICE = OpSchema(
 
 def _infer_concat(op, metas, attrs):
     named = [(f"tensors[{i}]", m) for i, m in enumerate(metas)]
-    dtype = float_inputs(op, named)
+    dtype = value_inputs(op, named)
     first = metas[0]
     ndim = len(first.shape)
     if ndim == 0:
@@ -419,7 +469,8 @@ def _concat_vjp(F, rec, grads):
 
 
 CONCAT = OpSchema(
-    name="concat", family=FAMILY, inputs=(Input("tensors", variadic=True),), attrs=(Attr("axis", 0, passthrough),),
+    name="concat", family=FAMILY, inputs=(Input("tensors", kind="value", variadic=True),),
+    attrs=(Attr("axis", 0, passthrough),),
     infer=_infer_concat, reference=reference.layout.concat,
     doc="the tensors joined along axis (same shapes elsewhere)", vjp=_concat_vjp)
 
@@ -438,7 +489,7 @@ def _sections(op: str, arg: str, value: Any) -> Any:
 
 def _infer_split(op, metas, attrs):
     (x,) = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     if not x.shape:
         raise arg_error(op, "x", "a 0-d tensor", "a tensor of rank >= 1", ShapeError)
     axis = to_axis(op, "axis", attrs["axis"], len(x.shape))
@@ -488,7 +539,7 @@ def _split_vjp(F, rec, grads):
 
 
 SPLIT = OpSchema(
-    name="split", family=FAMILY, inputs=(Input("x"),),
+    name="split", family=FAMILY, inputs=X,
     attrs=(Attr("sections", None, _sections), Attr("axis", 0, passthrough)),
     infer=_infer_split, reference=reference.layout.split,
     doc="x cut along axis into parts: sections equal ones (an int that divides the axis) or of the given sizes "
@@ -509,7 +560,7 @@ def _index_dtype(op: str, indices: TensorMeta) -> None:
 
 def _infer_gather(op, metas, attrs):
     x, indices = metas
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)])
     _index_dtype(op, indices)
     if not x.shape:
         raise arg_error(op, "x", "a 0-d tensor", "a tensor of rank >= 1", ShapeError)
@@ -521,7 +572,7 @@ def _infer_gather(op, metas, attrs):
 
 def _infer_scatter_add(op, metas, attrs):
     updates, indices = metas
-    dtype = float_inputs(op, [("updates", updates)])
+    dtype = value_inputs(op, [("updates", updates)], SCATTER_DTYPES)
     _index_dtype(op, indices)
     size, axis, k = attrs["size"], attrs["axis"], len(indices.shape)
     ndim = len(updates.shape) - k + 1  # the rank of the result
@@ -565,7 +616,7 @@ def _scatter_terms(metas, attrs):
 
 
 GATHER = OpSchema(
-    name="gather", family=FAMILY, inputs=(Input("x"), Input("indices", kind="int")),
+    name="gather", family=FAMILY, inputs=(Input("x", kind="value"), Input("indices", kind="int")),
     attrs=(Attr("axis", 0, passthrough),),
     infer=_infer_gather, reference=reference.layout.gather, check_values=index_checker("gather"),
     doc="numpy.take(x, indices, axis): the slices of x along axis at the int32/int64 indices (negative ones "
@@ -574,7 +625,7 @@ GATHER = OpSchema(
     vjp=lambda F, rec, g: [F.scatter_add(g[0], rec.inputs[1], axis=rec.attrs["axis"],
                                          size=rec.inputs[0].shape[rec.attrs["axis"]]), None])
 SCATTER_ADD = OpSchema(
-    name="scatter_add", family=FAMILY, inputs=(Input("updates"), Input("indices", kind="int")),
+    name="scatter_add", family=FAMILY, inputs=(Input("updates", kind="value"), Input("indices", kind="int")),
     attrs=(Attr("axis", 0, passthrough), Attr("size", None, _size)),
     infer=_infer_scatter_add, reference=reference.layout.scatter_add, check_values=index_checker("scatter_add"),
     reduction_length=_scatter_terms,

@@ -1,5 +1,8 @@
 """Reference layout family: reshape, transpose, flatten, broadcast_to, squeeze, unsqueeze, pad, slice, concat,
-split."""
+split, gather, scatter_add.
+
+Float inputs are computed on in float64; int and bool inputs keep their dtype (these ops only move
+values, and scatter_add's integer sums are exact in the input's dtype, wrapping as NumPy's do)."""
 
 from __future__ import annotations
 
@@ -8,24 +11,26 @@ import builtins
 import numpy as np
 
 
+def _f64(a):
+    """A float input in float64; an int or bool one as it is."""
+    a = np.asarray(a)
+    return a.astype(np.float64) if a.dtype.kind == "f" else a
+
+
 def reshape(x, *, shape):
     """The same elements in row-major order under ``shape`` (no -1 left: inference resolved it)."""
-    return np.reshape(np.asarray(x, dtype=np.float64), shape)
+    return np.reshape(_f64(x), shape)
 
 
 def transpose(x, *, axes):
     """Permute the axes."""
-    return np.transpose(np.asarray(x, dtype=np.float64), axes)
+    return np.transpose(_f64(x), axes)
 
 
 def flatten(x, *, start_axis):
     """Merge every axis from ``start_axis`` on into one."""
-    x = np.asarray(x, dtype=np.float64)
+    x = _f64(x)
     return x.reshape(x.shape[:start_axis] + (int(np.prod(x.shape[start_axis:])),))
-
-
-def _f64(a):
-    return np.asarray(a, dtype=np.float64)
 
 
 def broadcast_to(x, *, shape):
@@ -40,7 +45,7 @@ def pad(x, *, pads, mode, value):
     if not any(a or b for a, b in pads):  # nothing to pad (numpy.pad refuses a 0-d array)
         return x
     if mode == "constant":
-        return np.pad(x, pads, mode="constant", constant_values=value)
+        return np.pad(x, pads, mode="constant", constant_values=x.dtype.type(value))
     return np.pad(x, pads, mode=mode)
 
 
@@ -84,7 +89,7 @@ def gather(x, indices, *, axis):
     n = x.shape[axis]
     idx = np.where(idx < 0, idx + n, idx)
     outer, inner = x.shape[:axis], x.shape[axis + 1:]
-    out = np.empty(outer + idx.shape + inner)
+    out = np.empty(outer + idx.shape + inner, x.dtype)
     for pos in np.ndindex(*idx.shape):
         out[(builtins.slice(None),) * axis + pos] = x[(builtins.slice(None),) * axis + (int(idx[pos]),)]
     return out
@@ -98,7 +103,7 @@ def scatter_add(updates, indices, *, axis, size):
     idx = np.asarray(indices).astype(np.int64)
     idx = np.where(idx < 0, idx + size, idx)
     outer, inner = u.shape[:axis], u.shape[axis + idx.ndim:]
-    out = np.zeros(outer + (size,) + inner)
+    out = np.zeros(outer + (size,) + inner, u.dtype)
     for pos in np.ndindex(*idx.shape):
         out[(builtins.slice(None),) * axis + (int(idx[pos]),)] += u[(builtins.slice(None),) * axis + pos]
     return out

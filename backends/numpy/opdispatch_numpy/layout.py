@@ -63,3 +63,9 @@ def scatter_add(updates, indices, *, axis, size):
 KERNELS: dict[str, Callable] = {"reshape": reshape, "transpose": transpose, "flatten": flatten,
                                 "broadcast_to": broadcast_to, "pad": pad, "slice": slice, "concat": concat,
                                 "gather": gather, "scatter_add": scatter_add}
+
+_VALUES = ("float32", "float64", "int32", "int64")
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(KERNELS, _VALUES + ("bool",))
+"""The compute dtypes of each kernel: layout moves values of any dtype (NumPy's kernels are
+dtype-generic); scatter_add sums, so it takes no bool."""
+DTYPES["scatter_add"] = _VALUES

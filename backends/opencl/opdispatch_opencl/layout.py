@@ -1,22 +1,56 @@
 """Layout kernels: reshape and flatten are views of the same buffer; transpose, broadcast_to and slice
 copy through strided-gather kernels, concat through a strided store, pad through its own kernel;
-gather and scatter_add through ``cl/layout.cl`` (scatter_add without atomics: the indices are sorted
-on the host, then one work-item per output element sums its updates in order)."""
+gather and scatter_add too (scatter_add without atomics: the indices are sorted on the host, then one
+work-item per output element sums its updates in order). The kernels (``cl/layout.cl``) are built per
+value type, so int32, int64 and bool tensors (labels, indices, masks) move as float ones do."""
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .arrays import (MAX_RANK, CLArray, broadcast_strides, collapse, contiguous_strides, empty, from_numpy, int8,
                      to_numpy)
-from .elementwise import FAMILY, strided_copy
-from .launch import i32, kernel, run_1d, scalar
-from .runtime import cl_type
+from .elementwise import ROW_MIN
+from .launch import i32, run_1d
+from .runtime import DeviceState, cl_type
+
+FAMILY = "layout"
 
 PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2}
+
+
+def value_kernel(dev: DeviceState, name: str, dtype: Any, extra: str = "") -> Any:
+    """Kernel ``name`` of ``cl/layout.cl`` built for values of ``dtype`` (float32, float64, int32, int64
+    or bool), plus ``extra`` build options."""
+    t = cl_type(dtype)
+    options = f"-D V={t}" + (" -D USE_FP64" if t == "double" else "") + (" " + extra if extra else "")
+    return dev.kernel(FAMILY, name, options)
+
+
+def _value(value: float, dtype: Any) -> Any:
+    """The pad value as a kernel argument of type ``V`` (a bool as one byte)."""
+    dtype = np.dtype(dtype)
+    return np.uint8(value) if dtype == np.bool_ else dtype.type(value)
+
+
+def strided_copy(x: CLArray, shape: tuple, strides: tuple) -> CLArray:
+    """A contiguous array of ``shape`` whose element at index i is x at the strided offset of i."""
+    out = empty(x.dev, shape, x.dtype)
+    n = math.prod(shape)
+    if not n:
+        return out
+    dims, (st,) = collapse(shape, strides)
+    rows = n // dims[-1]
+    if dims[-1] >= ROW_MIN and rows >= ROW_MIN:
+        run_1d(x.dev, value_kernel(x.dev, "copy_rows_k", x.dtype), rows, x.buf, out.buf, i32(rows),
+               int8(dims), int8(st), i32(0))
+    else:
+        run_1d(x.dev, value_kernel(x.dev, "copy_k", x.dtype), n, x.buf, out.buf, i32(n), int8(dims), int8(st),
+               i32(0))
+    return out
 
 
 def reshape(x: CLArray, *, shape: tuple) -> CLArray:
@@ -60,7 +94,7 @@ def slice(x: CLArray, *, starts: tuple, ends: tuple, axes: tuple, steps: tuple) 
     if n:
         dims, (st,) = collapse(shape, tuple(o * s for o, s in zip(own, steps)))
         first = sum(b * o for b, o in zip(starts, own))
-        run_1d(x.dev, kernel(x.dev, FAMILY, "strided_copy_from", x.dtype), n, x.buf, out.buf, i32(n), int8(dims),
+        run_1d(x.dev, value_kernel(x.dev, "copy_from_k", x.dtype), n, x.buf, out.buf, i32(n), int8(dims),
                int8(st), i32(first))
     return out
 
@@ -75,7 +109,7 @@ def concat(*xs: CLArray, axis: int) -> CLArray:
     for x in xs:
         if x.size:
             dims, (st,) = collapse(x.shape, strides)
-            run_1d(x.dev, kernel(x.dev, FAMILY, "strided_store", x.dtype), x.size, x.buf, out.buf, i32(x.size),
+            run_1d(x.dev, value_kernel(x.dev, "store_k", x.dtype), x.size, x.buf, out.buf, i32(x.size),
                    int8(dims), int8(st), i32(start * strides[axis]))
         start += x.shape[axis]
     return out
@@ -88,9 +122,9 @@ def pad(x: CLArray, *, pads: tuple, mode: str, value: float) -> CLArray:
     n = out.size
     if n:
         front = MAX_RANK - len(shape)
-        run_1d(x.dev, kernel(x.dev, FAMILY, "pad_nd", x.dtype), n, x.buf, out.buf, i32(n),
+        run_1d(x.dev, value_kernel(x.dev, "pad_k", x.dtype), n, x.buf, out.buf, i32(n),
                int8((1,) * front + shape), int8((1,) * front + x.shape), int8((0,) * front + tuple(a for a, _ in pads)),
-               int8((0,) * front + contiguous_strides(x.shape)), i32(PAD_MODES[mode]), scalar(value, x.dtype))
+               int8((0,) * front + contiguous_strides(x.shape)), i32(PAD_MODES[mode]), _value(value, x.dtype))
     return out
 
 
@@ -105,7 +139,7 @@ def gather(x: CLArray, indices: CLArray, *, axis: int) -> CLArray:
     out = empty(x.dev, shape, x.dtype)
     if out.size:
         _, inner = _blocks(x.shape, axis, 1)
-        knl = kernel(x.dev, "layout", "gather_k", x.dtype, f"-D IDX_T={cl_type(indices.dtype)}")
+        knl = value_kernel(x.dev, "gather_k", x.dtype, f"-D IDX_T={cl_type(indices.dtype)}")
         run_1d(x.dev, knl, out.size, x.buf, indices.buf, out.buf, i32(out.size), i32(indices.size),
                i32(x.shape[axis]), i32(inner))
     return out
@@ -127,10 +161,16 @@ def scatter_add(updates: CLArray, indices: CLArray, *, axis: int, size: int) -> 
     perm_d, start_d = from_numpy(perm, dev.index), from_numpy(start, dev.index)
     out = empty(dev, shape, updates.dtype)
     _, inner = _blocks(updates.shape, axis, k)
-    run_1d(dev, kernel(dev, "layout", "scatter_add_k", updates.dtype), out.size, updates.buf, perm_d.buf,
+    run_1d(dev, value_kernel(dev, "scatter_add_k", updates.dtype), out.size, updates.buf, perm_d.buf,
            start_d.buf, out.buf, i32(out.size), i32(indices.size), i32(size), i32(inner))
     return out
 
 
 KERNELS = {"reshape": reshape, "flatten": flatten, "transpose": transpose, "broadcast_to": broadcast_to,
            "pad": pad, "slice": slice, "concat": concat, "gather": gather, "scatter_add": scatter_add}
+
+_VALUES = ("float32", "float64", "int32", "int64")
+DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(KERNELS, _VALUES + ("bool",))
+"""The compute dtypes of each kernel: layout moves values of any dtype (bool as uchar); scatter_add
+sums, so it takes no bool."""
+DTYPES["scatter_add"] = _VALUES
