@@ -119,7 +119,8 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, run: Callable[[Any], Any]
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default=None, help="device to train on, e.g. numpy:0, opencl:0 (default: od.get_device())")
+    p.add_argument("--device", default=None,
+                   help="device to train on, e.g. numpy:0, opencl:0 (default: od.get_device())")
     p.add_argument("--epochs", type=int, default=3, help="passes over the training set (default 3)")
     p.add_argument("--batch-size", type=int, default=64, help="examples per step, at least 2 (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate, cosine-decayed (default 1e-3)")
