@@ -1,7 +1,8 @@
 """Fine-tune a torchvision ResNet-18, imported from ONNX, on scikit-learn's digits, on any device.
 
     python examples/finetune_resnet18.py --device numpy:0 [--epochs 3] [--batch-size 64] [--lr 1e-3]
-                                         [--graph] [--model resnet18.onnx] [--target 0.9]
+                                         [--graph] [--model resnet18.onnx] [--export digits.onnx]
+                                         [--target 0.9]
 
 The network comes from torchvision and is exported with ``torch.onnx.export`` in training mode, so
 every batch norm stays a training-mode BatchNormalization node; `od.onnx.load` imports it, the
@@ -22,7 +23,9 @@ batch statistics, and each eager call writes their new running statistics back i
 ``model.params``. The held-out accuracy is measured in inference mode (``model.eval()``: the
 batch norms use those running statistics). With ``--graph`` the training step runs under
 `od.function`; a traced call of the model does not write running statistics back, so the step
-returns them (``model.apply_with_stats``) and the loop stores them.
+returns them (``model.apply_with_stats``) and the loop stores them. ``--export PATH`` writes the
+fine-tuned model, in inference mode, as ONNX (`od.onnx.export`; traced for one image, so its input
+is (1, 3, 32, 32)), for ONNX Runtime or any other runtime.
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the classifier and the shuffling")
     p.add_argument("--graph", action="store_true", help="run the training step (and evaluation) under od.function")
     p.add_argument("--model", help="an ONNX file to fine-tune (default: export torchvision's ResNet-18 to a temp dir)")
+    p.add_argument("--export", metavar="PATH", help="write the fine-tuned model (inference mode) as ONNX here")
     p.add_argument("--target", type=float, default=None, help="exit 1 unless the final accuracy reaches this")
     args = p.parse_args(argv)
     if args.epochs < 0 or args.batch_size < 2:
@@ -194,6 +198,10 @@ def _train(args: argparse.Namespace, path: str) -> float:
             if not moved > 0:
                 raise SystemExit("finetune_resnet18: the batch-norm running statistics were not updated")
             print(f"batch-norm running statistics updated (largest change {moved:.3g})", file=sys.stderr)
+        if args.export:
+            model.eval()
+            od.onnx.export(model, (od.tensor(x_te[:1]),), args.export, input_names=["input"], output_names=["logits"])
+            print(f"wrote {args.export} (inference mode, opset 17, input (1, 3, {SIZE}, {SIZE}))", file=sys.stderr)
     print(f"final held-out accuracy {acc:.4f} on {dev} in {time.perf_counter() - start:.1f} s", flush=True)
     return acc
 
