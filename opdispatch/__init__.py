@@ -32,7 +32,7 @@ from .optim import SGD, Adam, Optimizer
 from .placement import PlacementEvent, clear_placement_log, device, get_device, placement_log
 from .registry import BackendStatus, KernelListing, ProviderStatus, register_plugin
 from .schema import TensorMeta
-from .tensor import Tensor, tensor
+from .tensor import Tensor, from_dlpack, tensor
 
 __version__ = "0.1.0"
 
@@ -92,3 +92,4 @@ __all__ = [
     "op_function", "onnx", "random", "__version__",
 ]
 __all__ += [name for name in _api.__all__ if name != "op_function"]
+__all__ += ["from_dlpack"]  # issue 14: DLPack import (opdispatch.tensor)

@@ -21,8 +21,14 @@ from .ops import OPS
 NAME = "reference"
 
 
+OWN_DTYPE = frozenset({"cast"})
+"""Ops whose result dtype is an attribute: their references already return it (not rounded)."""
+
+
 def _rounded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` with its float64 results rounded to the dtype of the first float input."""
+    if name in OWN_DTYPE:
+        return fn
 
     def kernel(*arrays: Any, **attrs: Any) -> Any:
         dtype = next((a.dtype for a in arrays if a is not None and a.dtype.kind == "f"), np.dtype("float64"))

@@ -20,7 +20,7 @@ from .device import Device
 from .dispatch import check_results, choose, execute, kernel_error
 from .dtypes import FLOAT_DTYPES, as_dtype
 from .fpstate import quiet, restore
-from .errors import DeviceMismatchError, DTypeError, InvalidArgumentError
+from .errors import DeviceError, DeviceMismatchError, DTypeError, InvalidArgumentError
 from .ops import OPS, get_schema
 from .placement import Placement, PlacementEvent, current_placement, report
 from .recording import ACTIVE as _RECORDING
@@ -33,11 +33,24 @@ class Tensor:
     """An n-dimensional array on a device. Immutable: ops return new tensors.
 
     ``shape``, ``dtype`` (a NumPy dtype) and ``device`` describe it; ``numpy()`` copies it to the
-    host; ``np.asarray(t)`` works; ``+ - * / @`` and unary ``-`` run the matching ops.
+    host; ``np.asarray(t)`` works; ``+ - * / ** @``, unary ``-``, ``abs()`` and the comparisons
+    ``== != < <= > >=`` (bool tensors, elementwise as NumPy) run the matching ops.
+
+    NumPy-like surface: ``.T``, ``.sum/.mean/.max/.min/.argmax/.argmin(axis=None, keepdims=False)``,
+    ``.reshape(*shape)``, ``.transpose(*axes)``, ``.flatten()`` (1-D as NumPy's, unlike
+    ``od.flatten(x, start_axis=1)``), ``.astype(dtype)`` (the ``cast`` op), ``.item()``, ``.tolist()``;
+    ``bool/float/int(t)`` of one element. NumPy functions and ufuncs with an od equivalent
+    (`NUMPY_EQUIVALENTS`) return a Tensor on the tensor's device; any other runs in NumPy on host
+    copies and returns NumPy results; ``out=`` is refused. DLPack (``__dlpack__``, `from_dlpack`),
+    ``pickle`` and ``copy.deepcopy`` keep values, dtype and device.
+
+    Hashing: ``hash(t)`` is by identity (as PyTorch's tensors, unlike NumPy's unhashable arrays), so
+    tensors can be dict keys and set members (opdispatch keys them by ``id`` itself). Since ``==`` is
+    elementwise, ``t in [u, v]`` compares values and raises NumPy's ambiguity error for more than one
+    element: test identity with ``any(t is u for u in seq)``.
     """
 
     __slots__ = ("_data", "_shape", "_dtype", "_rt", "__weakref__")
-    __array_ufunc__ = None  # NumPy defers to our reflected operators: ndarray + Tensor -> Tensor
 
     _data: Any
     _shape: tuple[int, ...]
@@ -108,14 +121,6 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self._shape[0]
 
-    def __bool__(self) -> bool:
-        return bool(self.numpy())
-
-    def __float__(self) -> float:
-        return float(self.numpy())
-
-    def __int__(self) -> int:
-        return int(self.numpy())
 
     # operators: the op functions defined below (late-bound names of this module)
     def __add__(self, other: Any) -> "Tensor": return add(self, other)
@@ -129,6 +134,144 @@ class Tensor:
     def __matmul__(self, other: Any) -> "Tensor": return F.matmul(self, other)
     def __rmatmul__(self, other: Any) -> "Tensor": return F.matmul(other, self)
     def __neg__(self) -> "Tensor": return neg(self)
+
+    # -- issue 14 protocols (comparisons, methods, NumPy protocols, DLPack, pickle): begin ----------------
+    # NumPy-like behaviour; the helpers live in the "NumPy-like protocols" section at the end of this module.
+
+    __hash__ = object.__hash__  # identity (see the class docstring): == is elementwise
+
+    def __eq__(self, other: Any) -> Any:
+        return F.equal(self, other) if _comparable(other) else NotImplemented
+
+    def __ne__(self, other: Any) -> Any:
+        return F.not_equal(self, other) if _comparable(other) else NotImplemented
+
+    def __lt__(self, other: Any) -> "Tensor":
+        return F.less(self, other) if _comparable(other) else NotImplemented
+
+    def __le__(self, other: Any) -> "Tensor":
+        return F.less_equal(self, other) if _comparable(other) else NotImplemented
+
+    def __gt__(self, other: Any) -> "Tensor":
+        return F.greater(self, other) if _comparable(other) else NotImplemented
+
+    def __ge__(self, other: Any) -> "Tensor":
+        return F.greater_equal(self, other) if _comparable(other) else NotImplemented
+
+    def __pow__(self, other: Any) -> "Tensor": return F.pow(self, other)
+    def __rpow__(self, other: Any) -> "Tensor": return F.pow(other, self)
+    def __abs__(self) -> "Tensor": return F.abs(self)
+
+    def __bool__(self) -> bool:
+        return bool(self._scalar("bool"))
+
+    def __float__(self) -> float:
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int"))
+
+    def _scalar(self, what: str) -> Any:
+        """The one element as a NumPy scalar; NumPy's errors for more (or fewer) elements."""
+        if self.size != 1:
+            if what == "bool":
+                raise ValueError(f"The truth value of a tensor with {self.size} elements (shape {self._shape}) is "
+                                 f"ambiguous (as NumPy's); allowed: one element -- reduce first, e.g. "
+                                 f"np.any(t) / np.all(t) (host booleans) or od.max(t) > 0")
+            raise TypeError(f"{what}(): only a tensor of one element converts to a Python scalar; this one has "
+                            f"{self.size} (shape {self._shape}); allowed: size 1, or t.tolist()")
+        return self.numpy().reshape(())[()]
+
+    def item(self) -> Any:
+        """The one element as a Python scalar (float, int or bool), as NumPy's ``item()``."""
+        if self.size != 1:
+            raise ValueError(f"item(): can only convert a tensor of size 1 to a Python scalar; this one has "
+                             f"{self.size} elements (shape {self._shape}); allowed: size 1, or t.tolist()")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self) -> Any:
+        """The values as nested Python lists (a Python scalar for a 0-d tensor), as NumPy's ``tolist()``."""
+        return self.numpy().tolist()
+
+    @property
+    def T(self) -> "Tensor":  # noqa: N802 - NumPy's name
+        """The axes reversed (``od.transpose(t)``)."""
+        return F.transpose(self, axes=None)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        """``od.sum(t, axis, keepdims)``."""
+        return F.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        """``od.mean(t, axis, keepdims)``."""
+        return F.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        """``od.max(t, axis, keepdims)``."""
+        return F.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        """``od.min(t, axis, keepdims)``."""
+        return F.min(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
+        """``od.argmax(t, axis, keepdims)`` (int64; None: of the flattened tensor)."""
+        return F.argmax(self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
+        """``od.argmin(t, axis, keepdims)`` (int64; None: of the flattened tensor)."""
+        return F.argmin(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> "Tensor":
+        """``od.reshape``: ``t.reshape(2, 3)``, ``t.reshape((2, 3))`` or ``t.reshape(-1)``."""
+        return F.reshape(self, shape=_shape_args("reshape", shape))
+
+    def transpose(self, *axes: Any) -> "Tensor":
+        """``od.transpose``: ``t.transpose()`` reverses the axes; ``t.transpose(1, 0, 2)`` or
+        ``t.transpose((1, 0, 2))`` permutes them."""
+        return F.transpose(self, axes=_shape_args("transpose", axes) if axes else None)
+
+    def flatten(self) -> "Tensor":
+        """The elements as a 1-D tensor (NumPy's ``flatten``; ``od.flatten(x)`` keeps axis 0, as
+        PyTorch's ``nn.Flatten``)."""
+        return F.reshape(self, shape=(-1,))
+
+    def astype(self, dtype: Any) -> "Tensor":
+        """The values in ``dtype`` (the ``cast`` op: floats to ints truncate toward zero, nonzero is
+        True); differentiable float to float. The same tensor when it already has ``dtype``."""
+        target = as_dtype(dtype)
+        if target == self._dtype:
+            return self
+        check_device_dtype(self._rt, target)
+        return F.cast(self, dtype=target)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _array_function(func, types, args, kwargs)
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: Optional[bool] = None) -> Any:
+        """A DLPack capsule of the data: the backend array's own (no copy: NumPy on ``numpy`` devices,
+        CuPy on ``cupy`` ones; do not write through it, tensors are immutable), else a host copy
+        (``copy=False`` then raises BufferError)."""
+        return _dlpack(self, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """The DLPack device of what `__dlpack__` exports: the backend array's, or (1, 0) (CPU) for a
+        host copy."""
+        return _dlpack_device(self)
+
+    def __reduce__(self) -> Any:
+        return (_unpickle, (self.numpy(), str(self._rt.device)))
+
+    def __copy__(self) -> "Tensor":
+        return make(self._rt.from_numpy(self.numpy(), self._rt.device), self._shape, self._dtype, self._rt)
+
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        return self.__copy__()
+    # -- issue 14 protocols: end -----------------------------------------------------------------------
 
 
 _new = object.__new__
@@ -465,3 +608,306 @@ mul: Callable[[Any, Any], Tensor] = F.mul
 div: Callable[[Any, Any], Tensor] = F.div
 neg: Callable[[Any], Tensor] = F.neg
 
+
+
+# == NumPy-like protocols (issue 14): comparisons' operand rule, NumPy's ufuncs and functions, DLPack, pickle ==
+
+_COMPARABLE = (Tensor, np.ndarray, np.generic, numbers.Number, list, tuple)
+
+
+def _comparable(other: Any) -> bool:
+    """Whether ``t == other`` compares elementwise: tensors, arrays, numbers and sequences of them. For
+    anything else (None, a string, an object) the comparison returns NotImplemented, so Python falls
+    back to identity (``t == None`` is False, ``t in (None, 0)`` works)."""
+    return isinstance(other, _COMPARABLE)
+
+
+def _shape_args(method: str, args: tuple) -> tuple:
+    """``(2, 3)`` from ``t.reshape(2, 3)`` or ``t.reshape((2, 3))`` (also a list)."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+class _NoEquivalent(Exception):
+    """A NumPy call that no od op takes as given (an unsupported argument): it runs in NumPy instead."""
+
+
+def _square(x: Any) -> Tensor:
+    return F.mul(x, x)
+
+
+def _reciprocal(x: Any) -> Tensor:
+    return F.div(1.0, x)
+
+
+_UFUNCS: dict[str, Callable[..., Any]] = {
+    "add": add, "subtract": sub, "multiply": mul, "divide": div, "negative": neg, "positive": lambda x: F.mul(x, 1.0),
+    "exp": F.exp, "log": F.log, "sqrt": F.sqrt, "tanh": F.tanh, "absolute": F.abs, "fabs": F.abs, "power": F.pow,
+    "maximum": F.maximum, "minimum": F.minimum, "square": _square, "reciprocal": _reciprocal, "matmul": F.matmul,
+    "equal": F.equal, "not_equal": F.not_equal, "less": F.less, "less_equal": F.less_equal, "greater": F.greater,
+    "greater_equal": F.greater_equal,
+}
+"""NumPy ufuncs (by name) with an od equivalent, called as ``np.<name>(...)`` (no other arguments)."""
+
+
+def _refuse_out(name: str, kwargs: dict) -> None:
+    out = kwargs.pop("out", None)
+    if out is not None and not (isinstance(out, tuple) and all(o is None for o in out)):
+        raise TypeError(f"numpy.{name} with a Tensor: out= is not supported (tensors are immutable); allowed: use "
+                        f"the returned value (y = np.{name}(t)), or pass NumPy arrays to compute into out=")
+
+
+def _to_host(value: Any) -> Any:
+    """``value`` with every Tensor (also inside lists and tuples) replaced by its host copy."""
+    if isinstance(value, Tensor):
+        return np.asarray(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_host(v) for v in value)
+    return value
+
+
+def _non_float_tensor(values: Any) -> bool:
+    for v in values:
+        if isinstance(v, Tensor) and v._dtype.kind != "f":
+            return True
+        if isinstance(v, (list, tuple)) and _non_float_tensor(v):
+            return True
+    return False
+
+
+def _array_ufunc(ufunc: Any, method: str, inputs: tuple, kwargs: dict) -> Any:
+    """``Tensor.__array_ufunc__``: an od op for the ufuncs of `_UFUNCS` called plainly; NumPy on host
+    copies for anything else (another ufunc, a method such as ``np.add.reduce``, or ``dtype=``/``where=``),
+    or for integer and bool tensors an od op refuses (od's elementwise math is float)."""
+    name = getattr(ufunc, "__name__", str(ufunc))
+    _refuse_out(name if method == "__call__" else f"{name}.{method}", kwargs)
+    fn = _UFUNCS.get(name) if method == "__call__" and not kwargs else None
+    if fn is not None:
+        try:
+            return fn(*inputs)
+        except DTypeError:
+            if not _non_float_tensor(inputs):
+                raise
+    return getattr(ufunc, method)(*_to_host(inputs), **kwargs)
+
+
+def _plain(kwargs: dict, *names: str) -> None:
+    """Raise `_NoEquivalent` when any of ``names`` was given (NumPy arguments no od op takes)."""
+    if any(n in kwargs for n in names):
+        raise _NoEquivalent
+
+
+def _reduction(op: str) -> Callable[..., Any]:
+    def handler(a: Any, axis: Any = None, *rest: Any, keepdims: bool = False, **kwargs: Any) -> Any:
+        if rest:
+            raise _NoEquivalent
+        _plain(kwargs, "dtype", "initial", "where")
+        return getattr(F, op)(a, axis=axis, keepdims=keepdims)
+    return handler
+
+
+def _arg_reduction(op: str) -> Callable[..., Any]:
+    def handler(a: Any, axis: Any = None, *rest: Any, keepdims: bool = False) -> Any:
+        if rest:
+            raise _NoEquivalent
+        return getattr(F, op)(a, axis=axis, keepdims=keepdims)
+    return handler
+
+
+def _np_concatenate(arrays: Any, axis: Any = 0, *rest: Any, **kwargs: Any) -> Any:
+    if axis is None or rest:
+        raise _NoEquivalent
+    _plain(kwargs, "dtype")
+    return F.concat(list(arrays), axis=axis)
+
+
+def _np_stack(arrays: Any, axis: int = 0, *rest: Any, **kwargs: Any) -> Any:
+    if rest:
+        raise _NoEquivalent
+    _plain(kwargs, "dtype")
+    return F.concat([F.unsqueeze(a, axis=axis) for a in arrays], axis=axis)
+
+
+def _np_reshape(a: Any, shape: Any = None, order: str = "C", **kwargs: Any) -> Any:
+    shape = kwargs.pop("newshape", shape)
+    if order != "C" or kwargs.get("copy") is False:
+        raise _NoEquivalent
+    return F.reshape(a, shape=shape)
+
+
+def _np_transpose(a: Any, axes: Any = None) -> Any:
+    return F.transpose(a, axes=axes)
+
+
+def _np_where(condition: Any, *xy: Any) -> Any:
+    if len(xy) != 2:
+        raise _NoEquivalent  # np.where(cond): the indices, on the host
+    return F.where(condition, *xy)
+
+
+def _np_clip(a: Any, a_min: Any = None, a_max: Any = None, *rest: Any, **kwargs: Any) -> Any:
+    lo, hi = kwargs.pop("min", a_min), kwargs.pop("max", a_max)
+    if rest or kwargs:
+        raise _NoEquivalent
+    if all(v is None or isinstance(v, numbers.Real) for v in (lo, hi)):
+        return F.clip(a, min=lo, max=hi)
+    out = a if lo is None else F.maximum(a, lo)
+    return out if hi is None else F.minimum(out, hi)
+
+
+def _np_squeeze(a: Any, axis: Any = None) -> Any:
+    return F.squeeze(a, axis=axis)
+
+
+def _np_expand_dims(a: Any, axis: Any) -> Any:
+    return F.unsqueeze(a, axis=axis)
+
+
+def _np_ravel(a: Any, order: str = "C") -> Any:
+    if order != "C":
+        raise _NoEquivalent
+    return F.reshape(a, shape=(-1,))
+
+
+def _np_shape(a: Any) -> Any:
+    return a.shape if isinstance(a, Tensor) else np.shape(a)
+
+
+def _np_ndim(a: Any) -> Any:
+    return a.ndim if isinstance(a, Tensor) else np.ndim(a)
+
+
+def _np_size(a: Any, axis: Optional[int] = None) -> Any:
+    if not isinstance(a, Tensor):
+        raise _NoEquivalent
+    return a.size if axis is None else a.shape[axis]
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "sum": _reduction("sum"), "mean": _reduction("mean"), "max": _reduction("max"), "amax": _reduction("max"),
+    "min": _reduction("min"), "amin": _reduction("min"), "argmax": _arg_reduction("argmax"),
+    "argmin": _arg_reduction("argmin"), "concatenate": _np_concatenate, "concat": _np_concatenate,
+    "stack": _np_stack, "reshape": _np_reshape, "transpose": _np_transpose, "where": _np_where, "clip": _np_clip,
+    "squeeze": _np_squeeze, "expand_dims": _np_expand_dims, "ravel": _np_ravel, "shape": _np_shape,
+    "ndim": _np_ndim, "size": _np_size,
+}
+"""NumPy functions (``numpy.<name>``, by name) with an od equivalent."""
+
+NUMPY_EQUIVALENTS: tuple[str, ...] = tuple(sorted(f"np.{n}" for n in set(_UFUNCS) | set(_FUNCTIONS)))
+"""The NumPy ufuncs and functions that return a Tensor (on the tensor's device) when given one. Called
+with arguments no od op takes (``dtype=``, ``where=``, ``np.where(cond)``, ``axis=None`` of
+concatenate...), or on integer or bool tensors an od op refuses, they run in NumPy like every other
+NumPy function: on host copies of the tensors (``np.asarray(t)``), returning NumPy results. ``out=``
+is refused (TypeError); inside ``od.function`` a host computation raises (tensor values are unknown)."""
+
+
+def _array_function(func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+    """``Tensor.__array_function__``: the od equivalent of ``func`` (`_FUNCTIONS`), else NumPy on host copies."""
+    if not all(issubclass(t, (Tensor, np.ndarray)) for t in types):
+        return NotImplemented
+    name = getattr(func, "__name__", "")
+    module = getattr(func, "__module__", "") or ""
+    handler = _FUNCTIONS.get(name) if module.split(".")[0] == "numpy" and module.count(".") <= 2 else None
+    kwargs = dict(kwargs)
+    _refuse_out(name, kwargs)
+    if handler is not None:
+        try:
+            return handler(*args, **kwargs)
+        except _NoEquivalent:
+            pass
+        except DTypeError:
+            if not _non_float_tensor(args):
+                raise
+    return func(*_to_host(args), **{k: _to_host(v) for k, v in kwargs.items()})
+
+
+# -- DLPack --------------------------------------------------------------------------------------------------
+
+_DL_CPU, _DL_CUDA, _DL_CUDA_HOST, _DL_ROCM = 1, 2, 3, 10
+
+
+def _dlpack(t: Tensor, stream: Any, max_version: Any, dl_device: Any, copy: Optional[bool]) -> Any:
+    data = t.data  # a traced tensor raises here: it has no data
+    exporter = getattr(data, "__dlpack__", None)
+    given = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device),
+                               ("copy", copy)) if v is not None}
+    if exporter is not None:
+        try:
+            return exporter(**given)
+        except TypeError:  # an exporter older than DLPack 1.0's keywords
+            return exporter(**({"stream": stream} if stream is not None else {}))
+    if copy is False:
+        raise BufferError(f"__dlpack__: the memory of {t.device} cannot be shared through DLPack (its backend "
+                          f"array {type(data).__name__} does not export it); allowed: copy=None or True, which "
+                          f"exports a host (CPU) copy")
+    host: Any = t.numpy()
+    given.pop("copy", None)
+    return host.__dlpack__(**given)
+
+
+def _dlpack_device(t: Tensor) -> tuple[int, int]:
+    exporter = getattr(t.data, "__dlpack_device__", None)
+    if exporter is None:
+        return (_DL_CPU, 0)  # what __dlpack__ exports then: a host copy
+    kind, index = exporter()
+    return (int(kind), int(index))
+
+
+def from_dlpack(obj: Any, device: Union[str, Device, None] = None) -> Tensor:
+    """A tensor of the data of ``obj``, any DLPack exporter (a NumPy or CuPy array, a PyTorch tensor, a
+    Tensor), without a copy where the memory allows: CPU memory becomes a ``numpy:0`` tensor, CUDA
+    memory of GPU N a ``cupy:N`` one (C-contiguous data; others are copied). The tensor then shares
+    the exporter's memory: do not write to it afterwards (tensors are immutable). ``device`` puts the
+    tensor elsewhere (a copy when it is not where the memory lives)."""
+    if isinstance(obj, Tensor):
+        return obj if device is None else obj.to(device)
+    if not hasattr(obj, "__dlpack__") or not hasattr(obj, "__dlpack_device__"):
+        raise InvalidArgumentError(f"from_dlpack: argument 'obj' got {type(obj).__name__}; allowed: an object with "
+                                   f"__dlpack__ and __dlpack_device__ (a NumPy or CuPy array, a torch tensor...); "
+                                   f"use od.tensor(data) for other array-likes")
+    kind, index = (int(v) for v in obj.__dlpack_device__())
+    if kind in (_DL_CPU, _DL_CUDA_HOST):
+        home = Device("numpy:0")
+        arr: Any = np.from_dlpack(obj)
+    elif kind in (_DL_CUDA, _DL_ROCM):
+        home = Device(f"cupy:{index}")
+        registry().runtime(home)  # a DeviceError when there is no such device here
+        import importlib
+
+        arr = importlib.import_module("cupy").from_dlpack(obj)
+    else:
+        raise DeviceError(f"from_dlpack: the data lives on DLPack device type {kind} (index {index}); allowed: CPU "
+                          f"memory (type 1 or 3: numpy:0) or CUDA / ROCm memory (type 2 or 10: cupy:N)")
+    dtype = np.dtype(arr.dtype)
+    if dtype.kind not in "fiub" or (dtype.kind == "f" and dtype not in FLOAT_DTYPES) or not dtype.isnative:
+        floats = ", ".join(d.name for d in FLOAT_DTYPES)
+        raise DTypeError(f"from_dlpack: the data has dtype {dtype}; allowed: {floats}, integer or bool data in "
+                         f"native byte order")
+    target = home if device is None else Device(device)
+    rt = registry().runtime(target)
+    check_device_dtype(rt, dtype)
+    shape = tuple(int(d) for d in arr.shape)
+    if target == home and rt.plain_arrays and isinstance(arr, rt.result_types) and arr.flags.c_contiguous:
+        return make(arr, shape, dtype, rt)  # shared memory, no copy
+    host = arr if isinstance(arr, np.ndarray) else arr.get()
+    return make(rt.from_numpy(np.ascontiguousarray(host), rt.device), shape, dtype, rt)
+
+
+# -- pickle --------------------------------------------------------------------------------------------------
+
+def unpickle_tensor(values: np.ndarray, device: str) -> Tensor:
+    """Rebuild a pickled tensor on the device it was saved from, or raise a `DeviceError` naming it when
+    that device is not available here (no silent move to another device)."""
+    try:
+        rt = registry().runtime(Device(device))
+    except DeviceError as exc:
+        raise DeviceError(f"unpickling a {values.dtype.name}{list(values.shape)} tensor saved on {device}: that "
+                          f"device is not available here ({exc}); allowed: unpickle where {device} exists, or "
+                          f"pickle t.numpy() (plain NumPy data) and rebuild it with od.tensor(values, device=...)"
+                          ) from None
+    check_device_dtype(rt, values.dtype)
+    return make(rt.from_numpy(values, rt.device), values.shape, values.dtype, rt)
+
+
+_unpickle = unpickle_tensor

@@ -126,9 +126,9 @@ def make_broken(kind: str) -> object:
 PRIMITIVES = ("add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "tanh", "erf", "pow", "relu", "relu_backward",
               "sum", "max", "max_backward", "reshape", "transpose", "broadcast_to", "matmul", "pad", "slice", "concat",
               "softmax_cross_entropy", "softmax_cross_entropy_backward",
-              "equal", "not_equal", "greater", "greater_equal", "where", "argmax", "argmin", "dropout")
+              "equal", "not_equal", "greater", "greater_equal", "where", "argmax", "argmin", "dropout", "cast")
 """The small primitive set of the ``prims`` test backend: elementwise, reductions, movement, matmul, the
-loss, comparisons and dropout (its integer mask hash has no decomposition into float ops). Every other op
+loss, comparisons, dropout (its integer mask hash has no decomposition into float ops) and cast. Every other op
 it runs is a decomposition."""
 
 

@@ -13,7 +13,10 @@ SECOND_ORDER = {op for op, s in OPS.items() if s.vjp is not None and op.endswith
 FORWARD_OPS = {op for op, s in OPS.items() if s.vjp is not None} - SECOND_ORDER  # every op with a gradient rule
 BOOL_OUTPUT = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"}  # no gradient flows
 CASES = [c for c in grid_cases() if c.op in FORWARD_OPS - BOOL_OUTPUT
-         and not any(i is not None and i.dtype in ("int32", "int64") for i in c.inputs)]  # int values: no gradient
+         and not any(i is not None and i.dtype in ("int32", "int64") for i in c.inputs)  # int values: no gradient
+         # cast: float64 to float64 only (float32 rounding defeats finite differences; tests/test_tensor_protocols.py
+         # checks astype's gradient through a float32 round trip)
+         and not (c.op == "cast" and (c.attrs["dtype"] != "float64" or any(i.dtype for i in c.inputs)))]
 PROBES = 5  # elements per input checked by finite differences
 
 

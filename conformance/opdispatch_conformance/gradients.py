@@ -70,7 +70,7 @@ def _reference_gradients(case: Case, arrays: list, dy: np.ndarray) -> dict[int, 
         tape.watch([tensors[i] for i in candidates])
         out = op_function(case.op)(*as_args(OPS[case.op], tensors), **case.attrs)
     y = out[0] if isinstance(out, tuple) else out
-    seed = od.tensor(dy, device=REFERENCE)
+    seed = od.tensor(dy.astype(y.dtype), device=REFERENCE)  # cast's output dtype is its attribute's
     found = {}
     for i in candidates:
         try:
@@ -134,7 +134,7 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
         return CaseResult(**base, status=UNSUPPORTED, message=f"forward: {reason}")
     if outs[0].dtype.kind != "f":  # a bool or integer output (comparisons, indices): no gradient flows
         return None
-    dy = _output_gradient(case, outs[0].shape, dtype)
+    dy = _output_gradient(case, outs[0].shape, outs[0].dtype.name)  # the case's dtype but for cast
     wide = [None if a is None else (a.astype(_F64) if a.dtype.kind == "f" else a) for a in arrays]
     with np.errstate(all="ignore"):  # NaN and inf in special-value cases are the point, not a warning
         refs = _reference_gradients(case, wide, dy.astype(_F64))

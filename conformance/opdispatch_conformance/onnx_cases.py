@@ -50,6 +50,7 @@ COVERED_OPS = (
     "ConvTranspose", "GlobalAveragePool", "GlobalMaxPool", "LRN", "LayerNormalization",
     "Abs", "Erf", "HardSwish", "HardSigmoid", "LeakyRelu", "Gelu", "Clip", "Pow", "Where", "Max", "Min", "Sum",
     "Mean", "ReduceMin", "Concat", "Split", "Pad", "Slice", "Squeeze", "Unsqueeze",
+    "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "ArgMax", "ArgMin", "Expand", "Dropout",
 )
 
 

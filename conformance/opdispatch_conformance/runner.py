@@ -383,8 +383,9 @@ def _check_outputs(result: Any, refs: list, outs: list, dev: Device, dtype: str,
             problems.append(f"{label} is on {got.device}, expected {dev}")
         host = np.asarray(got.numpy())
         values.append(host)
-        # an integer or bool output (comparisons, indices) has its inferred dtype, compared exactly
-        expect = dtype if meta.dtype.kind == "f" else meta.dtype.name
+        # every output has its inferred dtype: the case's for float ops, cast's attribute, int or bool
+        # (comparisons, indices: compared exactly)
+        expect = meta.dtype.name
         problems.extend(check_array(label, host, want, meta.shape, expect, tol, worst))
     return problems, (worst.max_abs, worst.max_rel, worst.ratio), values
 

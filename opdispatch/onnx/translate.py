@@ -286,7 +286,7 @@ def _dropout(ex, args, a, opset):
         ratio = float(a.get("ratio", 0.5))
         training = (not a.get("is_test", 0)) if opset < 7 else ex.training
     if training and ratio > 0:
-        y = ex("dropout", x, p=ratio, training=True, seed=a.get("seed"))
+        y = ex("dropout", x, p=ratio, seed=a.get("seed"))  # the op is the training one; None: od.random draws
         if a.n_outputs > 1:
             raise NotImplementedError("Dropout's mask output in training: od.dropout returns the values only")
         return y

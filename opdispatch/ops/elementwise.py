@@ -1,14 +1,16 @@
 """The elementwise family: unary ops (relu, sigmoid, tanh, exp, log, sqrt, neg, silu, leaky_relu, clip,
 hardsigmoid, hardswish, erf, gelu, abs), broadcasting binary ops (add, sub, mul, div, pow, maximum,
-minimum) and the relu gradient."""
+minimum), the relu gradient and cast (dtype conversion)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import reference
 from ..attrs import to_float
-from ..errors import ShapeError, arg_error
+from ..errors import DTypeError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import broadcast_shapes
 from ._checks import float_inputs
@@ -308,3 +310,42 @@ MINIMUM = _binary("minimum", "the smaller of a and b, NumPy broadcasting (NaN pr
                   lambda F, rec, g: _extremum_vjp(F, rec, g, -1),
                   decomposition=Decomposition(lambda F, a, b: -_maximum(F, -a, -b),
                                               uses=("neg", "broadcast_to", "reshape", "concat", "max")))
+
+
+# -- cast: a tensor's values in another dtype (Tensor.astype) -------------------------------------------
+
+CAST_DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
+"""The dtypes ``cast`` converts from and to."""
+
+
+def _cast_dtype(op, arg, value):
+    try:
+        name = np.dtype(value).name
+    except TypeError:
+        name = None
+    if name not in CAST_DTYPES:
+        raise arg_error(op, arg, value, ", ".join(CAST_DTYPES) + " (a NumPy dtype or its name)")
+    return name
+
+
+def _infer_cast(op, metas, attrs):
+    (x,) = metas
+    if x.dtype.name not in CAST_DTYPES:
+        raise DTypeError(f"{op}: argument 'x' got dtype {x.dtype.name}; allowed: {', '.join(CAST_DTYPES)}")
+    return [TensorMeta(x.shape, np.dtype(attrs["dtype"]))], attrs
+
+
+def _cast_vjp(F, rec, grads):
+    """float -> float: the gradient cast back to the input's dtype; none through an int or bool side
+    (integers are piecewise constant in a float input)."""
+    x, y = rec.inputs[0], rec.outputs[0]
+    if x.dtype.kind != "f" or y.dtype.kind != "f":
+        return [None]
+    return [F.cast(grads[0], dtype=x.dtype.name)]
+
+
+CAST = OpSchema(
+    name="cast", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=(Attr("dtype", "float32", _cast_dtype),),
+    infer=_infer_cast, reference=reference.elementwise.cast,
+    doc="x's values in ``dtype`` (as NumPy's astype: floats to ints truncate toward 0, nonzero to True)",
+    vjp=_cast_vjp)

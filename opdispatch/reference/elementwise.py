@@ -151,3 +151,9 @@ def maximum(a, b):
 def minimum(a, b):
     """The smaller of a and b, broadcasting; NaN where either is NaN."""
     return np.minimum(_f64(a), _f64(b))
+
+
+def cast(x, *, dtype):
+    """x's values in ``dtype``, as NumPy's astype (floats to ints truncate toward 0; nonzero is True)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(x).astype(dtype)

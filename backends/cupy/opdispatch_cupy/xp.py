@@ -65,12 +65,14 @@ def _as_array(value: Any, xp: ModuleType, half: bool) -> Array:
 
 def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a kernel written against ``xp``: device selection, float16 computed in float32,
-    array results. The wrapper keeps ``fn``'s signature (``functools.wraps``)."""
+    array results. The wrapper keeps ``fn``'s signature (``functools.wraps``). A kernel marked
+    ``fn.native_half = True`` (cast: its result dtype is its attribute) gets float16 inputs as they are."""
+    native_half = getattr(fn, "native_half", False)
 
     @functools.wraps(fn)
     def run(*args: Any, **attrs: Any) -> Any:
         x = first_array(args)
-        half = getattr(x, "dtype", None) == np.float16
+        half = getattr(x, "dtype", None) == np.float16 and not native_half
         with device_scope(x):
             out = fn(*(_upcast(a) for a in args), **attrs) if half else fn(*args, **attrs)
             xp = array_module(x)

@@ -140,6 +140,12 @@ def pow_(x, y):
         return np.power(x, y)
 
 
+def cast(x, *, dtype):
+    """x's values in ``dtype`` (NumPy's astype; out-of-range floats to ints are NumPy's business)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return x.astype(dtype)
+
+
 KERNELS: dict[str, Callable] = {
     "relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "exp": exp, "log": log, "sqrt": sqrt,
     "neg": np.negative, "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": div,
@@ -147,3 +153,7 @@ KERNELS: dict[str, Callable] = {
     "clip": clip, "erf": erf, "hardsigmoid": hardsigmoid, "hardswish": hardswish, "gelu": gelu, "abs": np.abs,
     "pow": pow_, "maximum": np.maximum, "minimum": np.minimum,
 }
+KERNELS["cast"] = cast
+
+DTYPES: dict[str, tuple[str, ...]] = {"cast": ("float16", "float32", "float64", "int32", "int64", "bool")}
+"""cast converts from every dtype (the float ones the device supports)."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
+import numpy as np
+
 from .arrays import CLArray, broadcast_strides, collapse, contiguous_strides, empty, int8
 from .launch import i32, kernel, run_1d, scalar
+from .runtime import cl_type
 
 FAMILY = "elementwise"
 ROW_MIN = 32  # strided copies with runs and rows at least this long go one run per work-item
@@ -102,6 +105,18 @@ def relu_backward(dy: CLArray, x: CLArray) -> CLArray:
     return binary("relu_backward_k", dy, x)
 
 
+def cast(x: CLArray, *, dtype: str) -> CLArray:
+    """x's values in ``dtype`` (``cl/cast.cl``: NumPy's astype for values in range)."""
+    out = empty(x.dev, x.shape, np.dtype(dtype))
+    if x.size == 0:
+        return out
+    src, dst = cl_type(x.dtype), cl_type(dtype)
+    options = f"-D SRC={src} -D DST={dst}" + (" -D TO_BOOL" if dtype == "bool" else "") + \
+        (" -D USE_FP64" if "double" in (src, dst) else "")
+    run_1d(x.dev, x.dev.kernel("cast", "cast_k", options), x.size, x.buf, out.buf, i32(x.size))
+    return out
+
+
 KERNELS = {name.removesuffix("_k"): _unary(name)
            for name in ("relu_k", "sigmoid_k", "tanh_k", "exp_k", "log_k", "sqrt_k", "neg_k", "abs_k", "erf_k",
                         "hardsigmoid_k", "hardswish_k")}
@@ -111,4 +126,8 @@ KERNELS["relu_backward"] = relu_backward
 KERNELS["leaky_relu"] = leaky_relu
 KERNELS["clip"] = clip
 KERNELS["gelu"] = gelu
+KERNELS["cast"] = cast
+
+DTYPES: dict[str, tuple[str, ...]] = {"cast": ("float32", "float64", "int32", "int64", "bool")}
+"""cast converts from these (to any of them)."""
 __all__ = ["KERNELS", "binary", "strided_copy", "contiguous_strides"]

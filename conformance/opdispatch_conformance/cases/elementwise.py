@@ -1,6 +1,6 @@
 """Conformance cases of the elementwise family: the deterministic grid and the seeded random generators
 of its ops (relu, leaky_relu, sigmoid, silu, tanh, exp, log, sqrt, neg, add, sub, mul, div, relu_backward,
-clip, hardsigmoid, hardswish, erf, gelu, abs, pow, maximum, minimum)."""
+clip, hardsigmoid, hardswish, erf, gelu, abs, pow, maximum, minimum, cast)."""
 
 from __future__ import annotations
 
@@ -163,6 +163,38 @@ def zoo_special_grid() -> Iterator[Case]:
     yield Case("pow", (In((64,), "uniform", 0.0, 1e4), In((64,), "uniform", -20.0, 20.0)), {})
 
 
+CAST_TARGETS = ("float32", "float64", "int32", "int64", "bool")
+"""The dtypes the cast cases convert to (float16 where a device has it is left to devices that list it)."""
+
+
+def cast_grid() -> Iterator[Case]:
+    """Floats (the case's dtype) to every dtype: fractions truncate toward zero, negatives too; int32,
+    int64 and bool sources to every dtype (ints beyond float32's exact range round to nearest even)."""
+    for target in CAST_TARGETS:
+        for shape in ((), (7,), (2, 3, 4), (1031,)):
+            yield Case("cast", (normal(*shape),), {"dtype": target})
+        yield Case("cast", (In((64,), "uniform", -1e4, 1e4),), {"dtype": target})
+        yield Case("cast", (In((9,), "array", values=(-2.5, -1.5, -0.5, -0.0, 0.0, 0.5, 1.5, 2.5, 0.999)),),
+                   {"dtype": target})
+        for source in ("int32", "int64", "bool"):
+            yield Case("cast", (In((3, 5), dtype=source),), {"dtype": target})
+        yield Case("cast", (In((6,), "array", values=(2**24 + 1, -(2**24) - 3, 2**31 - 1, -(2**31), 0, 7),
+                               dtype="int64"),), {"dtype": target if target != "int32" else "int64"})
+
+
+def cast_special_grid() -> Iterator[Case]:
+    """NaN, +-inf and +-0.0 to floats (kept) and to bool (NaN and inf are True, -0.0 False); integer
+    targets are left out (NumPy leaves NaN and out-of-range values undefined)."""
+    for target in ("float32", "float64", "bool"):
+        yield Case("cast", (special(5, 13),), {"dtype": target})
+        yield Case("cast", (special(67, pool=NONFINITE + (-0.0, 0.0)),), {"dtype": target})
+
+
+def _cast(r: random.Random) -> Case:
+    source = r.choice(("", "", "int32", "int64", "bool"))
+    return Case("cast", (In(rand_shape(r), dtype=source),), {"dtype": r.choice(CAST_TARGETS)})
+
+
 def _clip(r: random.Random) -> Case:
     lo = round(r.uniform(-2, 1), 2) if r.random() < 0.8 else None
     hi = round(r.uniform(-1, 2), 2) if r.random() < 0.8 else None
@@ -181,10 +213,11 @@ def _pow(r: random.Random) -> Case:
     return Case("pow", (In(a, "uniform", 0.1, 3.0), In(b, "uniform", -3.0, 3.0)), {})
 
 
-GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (elementwise_grid, relu_backward_grid, silu_grid, zoo_grid)
+GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (elementwise_grid, relu_backward_grid, silu_grid, zoo_grid,
+                                                   cast_grid)
 """The grid generators, each numbered from seed 0."""
 
-SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_elementwise_grid, zoo_special_grid)
+SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_elementwise_grid, zoo_special_grid, cast_special_grid)
 """Generators of special-value cases (NaN, infinities, signed zeros, overflow edges), numbered from seed 0."""
 
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
@@ -211,5 +244,6 @@ RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'pow': _pow,
     'maximum': _binary("maximum"),
     'minimum': _binary("minimum"),
+    'cast': _cast,
 }
 """Per op, a generator of one random case (rejection-sampled against the schema by the caller)."""

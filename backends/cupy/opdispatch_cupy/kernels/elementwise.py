@@ -169,9 +169,20 @@ def minimum(a: Array, b: Array) -> Array:
     return array_module(a, b).minimum(a, b)
 
 
+def cast(x: Array, *, dtype: str) -> Array:
+    """x's values in ``dtype`` (as NumPy's astype: floats to ints truncate toward 0, nonzero is True)."""
+    return x.astype(dtype)
+
+
 KERNELS: dict[str, Callable[..., Array]] = {
     "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "exp": exp, "log": log, "sqrt": sqrt, "neg": neg,
     "add": add, "sub": sub, "mul": mul, "div": div, "relu_backward": relu_backward, "leaky_relu": leaky_relu,
     "clip": clip, "hardsigmoid": hardsigmoid, "hardswish": hardswish, "erf": erf, "gelu": gelu, "abs": abs_,
     "pow": pow_, "maximum": maximum, "minimum": minimum,
 }
+KERNELS["cast"] = cast
+
+cast.native_half = True  # type: ignore[attr-defined]  # CuPy converts float16 itself; no float32 detour
+
+DTYPES: dict[str, tuple[str, ...]] = {"cast": ("float16", "float32", "float64", "int32", "int64", "bool")}
+"""cast converts from every dtype (float16 natively, see `opdispatch_cupy.xp.kernel`)."""
