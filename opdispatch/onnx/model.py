@@ -136,11 +136,14 @@ class OnnxModel:
     m.params = opt.params`` shares the optimizer's dict, so every ``opt.step`` is seen by the next
     call). ``od.function(m)`` runs it as a graph whose parameters are inputs, so it follows updates
     too. ``m.train()`` / ``m.eval()`` set the mode of Dropout (and of the batch norms of the opsets
-    that leave it to the runtime).
+    that leave it to the runtime). A freshly loaded model runs its batch norms as the file says;
+    after ``m.eval()`` the training-mode ones (a PyTorch training-mode export) normalise with their
+    running statistics, as the PyTorch module would in eval mode, and leave them unchanged.
+    `with_params` replaces parameters by tensors of other shapes (a new classifier head).
     """
 
     def __init__(self, *, name: str, opset: int, inputs: tuple, outputs: tuple, nodes: tuple,
-                 constants: dict, params: dict, training: bool = False, buffers: tuple = (),
+                 constants: dict, params: dict, training: Optional[bool] = None, buffers: tuple = (),
                  running: tuple = ()) -> None:
         self.name = name
         self.opset = opset
@@ -150,7 +153,8 @@ class OnnxModel:
         self._constants = constants
         self._params: dict[str, Tensor] = params
         self._copies: dict[Device, tuple[tuple, dict]] = {}
-        self.training = training
+        self._mode: Optional[bool] = training  # None: as the file says (Dropout off); set by train()/eval()
+        self._inference_nodes: Optional[tuple] = None
         self._buffers: tuple[str, ...] = buffers  # batch norms' running statistics (params, not trained)
         self._running: tuple[tuple[str, str], ...] = running  # (param, the output holding its new value)
 
@@ -199,10 +203,25 @@ class OnnxModel:
     def _replace(self, **changes: Any) -> "OnnxModel":
         fields: dict[str, Any] = {"name": self.name, "opset": self.opset, "inputs": self.input_specs,
                                   "outputs": self.outputs, "nodes": self._nodes, "constants": self._constants,
-                                  "params": self._params, "training": self.training, "buffers": self._buffers,
+                                  "params": self._params, "training": self._mode, "buffers": self._buffers,
                                   "running": self._running}
         fields.update(changes)
         return OnnxModel(**fields)
+
+    def with_params(self, new: Mapping[str, Tensor]) -> "OnnxModel":
+        """The same model with the parameters named in ``new`` replaced by float tensors of any
+        shape the graph accepts (unlike the `params` setter, which keeps shapes): a new classifier
+        head, ``m.with_params({"fc.weight": w, "fc.bias": b})`` with ``w`` of shape (10, 512)."""
+        if not isinstance(new, Mapping):
+            raise ArgumentTypeError(f"OnnxModel.with_params: got {type(new).__name__}; allowed: a dict name -> tensor")
+        for name, t in new.items():
+            if name not in self._params:
+                raise InvalidArgumentError(f"OnnxModel.with_params: unknown parameter {name!r}; allowed: "
+                                           f"{sorted(self._params)[:10]}...")
+            if not isinstance(t, Tensor) or t.dtype.kind != "f":
+                raise InvalidArgumentError(f"OnnxModel.with_params: {name!r} got {type(t).__name__} "
+                                           f"{getattr(t, 'dtype', '')}; allowed: a float tensor")
+        return self._replace(params={**self._params, **new})
 
     def to(self, device: Union[str, Device]) -> "OnnxModel":
         """The same model with its parameters on ``device``."""
@@ -221,14 +240,45 @@ class OnnxModel:
                       for s in self.input_specs)
         return self._replace(constants=consts, params=params, inputs=specs)
 
+    @property
+    def training(self) -> bool:
+        """Whether the model is in training mode (Dropout drops); assignable, as `train` does."""
+        return bool(self._mode)
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        self._mode = bool(mode)
+
     def train(self, mode: bool = True) -> "OnnxModel":
-        """Set training mode (Dropout drops); returns the model."""
-        self.training = bool(mode)
+        """Set training mode (Dropout drops; batch norms as the file says); returns the model."""
+        self._mode = bool(mode)
         return self
 
     def eval(self) -> "OnnxModel":
-        """Set inference mode (Dropout is the identity); returns the model."""
+        """Set inference mode: Dropout is the identity, and training-mode batch norms use their
+        running statistics (their running-statistics outputs are the inputs, unchanged); returns the
+        model. Under ``od.function`` the mode is read when a signature is traced."""
         return self.train(False)
+
+    def _nodes_now(self) -> tuple:
+        """The nodes to run in the current mode: in explicit inference mode, each batch norm that
+        would normalise with batch statistics becomes an inference one (with a note to pass its
+        running statistics through)."""
+        if self._mode is not False:
+            return self._nodes
+        if self._inference_nodes is None:
+            nodes: list = []
+            for node in self._nodes:
+                if node.op_type == "BatchNormalization" and bn_training(node.attrs, self.opset, False):
+                    attrs = NodeAttrs(node.attrs)
+                    attrs["training_mode"], attrs["is_test"] = 0, 1
+                    attrs.outputs, attrs.n_outputs = node.attrs.outputs[:1], 1
+                    nodes.append(_Node(node.name, node.op_type, node.inputs, node.outputs[:1], attrs))
+                    nodes += [(out, src) for out, src in zip(node.outputs[1:3], node.inputs[3:5]) if out]
+                else:
+                    nodes.append(node)
+            self._inference_nodes = tuple(nodes)
+        return self._inference_nodes
 
     def _params_on(self, dev: Device) -> dict[str, Tensor]:
         params = self._params
@@ -286,6 +336,15 @@ class OnnxModel:
         ``od.function(m.apply)(m.params, x)`` traces the parameters as inputs)."""
         return self._apply(params, args, named, None)
 
+    def apply_with_stats(self, params: Mapping[str, Any], *args: Any, **named: Any) -> tuple[Any, dict[str, Tensor]]:
+        """`apply`, also returning the new running statistics of the training-mode batch norms
+        (param name -> tensor; empty in inference mode). Pure, so under ``od.function`` they are
+        outputs of the graph (which an eager call of the model writes back by itself, a traced one
+        does not): store them with ``m.params = {**m.params, **stats}``."""
+        updates: dict = {}
+        out = self._apply(params, args, named, updates)
+        return out, {k: v for k, v in updates.items() if isinstance(v, Tensor)}
+
     def _apply(self, params: Mapping[str, Any], args: tuple, named: dict, updates: Optional[dict]) -> Any:
         bound = self._bind(args, named)
         dev = self._home(bound)
@@ -296,9 +355,12 @@ class OnnxModel:
                 values[spec.name] = self._check_input(spec, bound[spec.name], dev)
             ex = _Executor(self.training)
             with np.errstate(all="ignore"):
-                for node in self._nodes:
-                    _run_node(ex, node, values, self.opset)
-            if updates is not None:
+                for node in self._nodes_now():
+                    if isinstance(node, tuple):  # (output, input): a running statistic passed through
+                        values[node[0]] = values[node[1]]
+                    else:
+                        _run_node(ex, node, values, self.opset)
+            if updates is not None and self._mode is not False:
                 updates.update({param: values[out] for param, out in self._running if out in values})
             outs = []
             for name in self.outputs:
