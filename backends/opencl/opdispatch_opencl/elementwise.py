@@ -57,24 +57,6 @@ def _binary(name: str) -> Callable[[CLArray, CLArray], CLArray]:
     return fn
 
 
-def strided_copy(x: CLArray, shape: tuple, strides: tuple, out: Optional[CLArray] = None,
-                 out_offset: int = 0) -> CLArray:
-    """A contiguous array of ``shape`` whose element at index i is x at the strided offset of i; written
-    into ``out`` from element ``out_offset`` on when given (and ``out`` returned)."""
-    if out is None:
-        out = empty(x.dev, shape, x.dtype)
-    n = math.prod(shape)
-    dims, (st,) = collapse(shape, strides)
-    rows = n // dims[-1] if n else 0
-    if dims[-1] >= ROW_MIN and rows >= ROW_MIN:
-        run_1d(x.dev, kernel(x.dev, FAMILY, "strided_copy_rows", x.dtype), rows, x.buf, out.buf, i32(rows),
-               int8(dims), int8(st), i32(out_offset))
-    else:
-        run_1d(x.dev, kernel(x.dev, FAMILY, "strided_copy", x.dtype), n, x.buf, out.buf, i32(n),
-               int8(dims), int8(st), i32(out_offset))
-    return out
-
-
 def leaky_relu(x: CLArray, *, negative_slope: float) -> CLArray:
     """x where x > 0, else negative_slope * x."""
     out = empty(x.dev, x.shape, x.dtype)
@@ -130,4 +112,4 @@ KERNELS["cast"] = cast
 
 DTYPES: dict[str, tuple[str, ...]] = {"cast": ("float32", "float64", "int32", "int64", "bool")}
 """cast converts from these (to any of them)."""
-__all__ = ["KERNELS", "binary", "strided_copy", "contiguous_strides"]
+__all__ = ["KERNELS", "binary", "contiguous_strides"]
