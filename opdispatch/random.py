@@ -52,7 +52,7 @@ from .attrs import _is_int
 from .constructors import DeviceLike, ShapeLike, on_device, to_dtype, to_shape
 from .errors import arg_error
 from .ops.nn import RunSeed
-from .reference.nn import GOLDEN, MASK64, MIX1, MIX2, dropout_key, mix64
+from .reference.nn import GOLDEN, MASK64, hash_array, mix64
 from .tensor import Tensor
 
 __all__ = ["seed", "Generator", "normal", "uniform"]
@@ -127,14 +127,8 @@ _TWO_M53 = 2.0 ** -53
 
 
 def hash_bits(key: int, n: int) -> np.ndarray:
-    """``h(i)`` for i in [0, n): the uint64 hash of draw ``key`` (see the module docstring)."""
-    z = _U(dropout_key(key)) + np.arange(n, dtype=_U) * _U(GOLDEN)
-    z ^= z >> _U(30)
-    z *= _U(MIX1)
-    z ^= z >> _U(27)
-    z *= _U(MIX2)
-    z ^= z >> _U(31)
-    return z
+    """``h(i)`` for i in [0, n): the uint64 hash of draw ``key`` (see the module docstring): dropout's."""
+    return hash_array(key, n)
 
 
 def uniform_bits(key: int, n: int) -> np.ndarray:

@@ -87,13 +87,18 @@ def dropout_scale(p: float) -> float:
     return 0.0 if p >= 1.0 else 1.0 / (1.0 - float(p))
 
 
-def dropout_keep(seed: int, p: float, shape: tuple) -> np.ndarray:
-    """The boolean keep-mask of a dropout of an array of ``shape`` (NumPy uint64 arithmetic wraps
-    mod 2**64, as the definition above)."""
-    z = np.uint64(dropout_key(seed)) + np.arange(math.prod(shape), dtype=np.uint64) * np.uint64(GOLDEN)
+def hash_array(seed: int, n: int) -> np.ndarray:
+    """``mix64(key + i * GOLDEN)`` for i in [0, n), key = `dropout_key`(seed): the counter-based hash of
+    the definition above, as uint64 (NumPy's uint64 arithmetic wraps mod 2**64, as the definition)."""
+    z = np.uint64(dropout_key(seed)) + np.arange(n, dtype=np.uint64) * np.uint64(GOLDEN)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
-    z = z ^ (z >> np.uint64(31))
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_keep(seed: int, p: float, shape: tuple) -> np.ndarray:
+    """The boolean keep-mask of a dropout of an array of ``shape``."""
+    z = hash_array(seed, math.prod(shape))
     return ((z >> np.uint64(64 - KEEP_BITS)) >= np.uint64(dropout_threshold(p))).reshape(shape)
 
 
