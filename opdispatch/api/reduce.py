@@ -13,17 +13,13 @@ __all__ = ["sum", "mean", "max", "min", "argmax", "argmin"]
 
 def sum(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001 - API name
     """Sum over ``axis`` (None: every axis); an int or bool tensor gives an int64 count (NumPy)."""
-    if isinstance(x, Tensor) and x.dtype.kind != "f":
-        return reduce_values("sum", x, axis, keepdims)
-    return run(OPS["sum"], (x,), {"axis": axis, "keepdims": keepdims})
+    return reduce_values("sum", x, axis, keepdims)
 
 
 def mean(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (None: every axis); an int or bool tensor gives a float mean (float64 where the
     device has it, as NumPy)."""
-    if isinstance(x, Tensor) and x.dtype.kind != "f":
-        return reduce_values("mean", x, axis, keepdims)
-    return run(OPS["mean"], (x,), {"axis": axis, "keepdims": keepdims})
+    return reduce_values("mean", x, axis, keepdims)
 
 
 def max(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001 - API name
