@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Mapping, Optional, Union
 
 from . import api as _api
-from . import onnx  # od.onnx: models from ONNX (the onnx package itself is optional)
 from . import random
 from . import registry as _registry_module
 from .api import *  # noqa: F401,F403 - the op functions, one module per family
@@ -96,3 +95,12 @@ __all__ = [
 ]
 __all__ += [name for name in _api.__all__ if name != "op_function"]
 __all__ += ["from_dlpack"]  # issue 14: DLPack import (opdispatch.tensor)
+
+
+def __getattr__(name: str) -> object:
+    """``od.onnx`` (models from ONNX, graphs to ONNX) is imported on first use: it costs an import
+    of its own (about 40 ms) that programs without ONNX need not pay."""
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'opdispatch' has no attribute {name!r}")

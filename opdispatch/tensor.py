@@ -746,6 +746,8 @@ def _reduction(op: str) -> Callable[..., Any]:
         if rest:
             raise _NoEquivalent
         _plain(kwargs, "dtype", "initial", "where")
+        if op in ("sum", "mean"):  # int and bool tensors count, as t.sum() / t.mean() do
+            return reduce_values(op, a, axis, keepdims)
         return getattr(F, op)(a, axis=axis, keepdims=keepdims)
     return handler
 

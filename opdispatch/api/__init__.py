@@ -21,19 +21,12 @@ from .norm import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 
-__all__ = ["op_function"]
-__all__ += conv.__all__
-__all__ += pool.__all__
-__all__ += norm.__all__
-__all__ += nn.__all__
-__all__ += linalg.__all__
-__all__ += elementwise.__all__
-__all__ += reduce.__all__
-__all__ += layout.__all__
-__all__ += compare.__all__
+_FAMILIES = (conv, pool, norm, nn, linalg, elementwise, compare, reduce, layout)
+"""The family modules of the public functions (one list: `__all__` and `_REORDERED` derive from it)."""
 
-_REORDERED = {name for module in (conv, pool, norm, nn, linalg, elementwise, reduce, layout)
-              for name in getattr(module, "REORDERED", ())}
+__all__ = ["op_function"] + [name for module in _FAMILIES for name in module.__all__]
+
+_REORDERED = {name for module in _FAMILIES for name in getattr(module, "REORDERED", ())}
 """Public functions whose arguments are not in the generic order (an attribute before an input:
 ``layer_norm(x, normalized_shape, weight, bias)``); `op_function` gives the generic function for them."""
 

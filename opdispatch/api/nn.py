@@ -8,7 +8,7 @@ from .. import random
 from ..attrs import to_bool
 from ..ops import OPS
 from ..schema import TensorMeta
-from ..tensor import Tensor, host_array, run, tensor
+from ..tensor import Tensor, run, tensor
 from ._types import ArrayLike
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy", "dropout"]
@@ -38,11 +38,9 @@ def dropout(x: ArrayLike, p: float = 0.5, *, training: bool = True, seed: Option
     row-major index, the same bits on every device; ``seed=None`` draws a fresh seed from
     ``od.random`` per call (per run of an ``od.function`` graph, as eager code would)."""
     schema = OPS["dropout"]
-    p = schema.attrs[0].normalize("dropout", "p", p)
-    if not to_bool("dropout", "training", training) or p == 0.0:  # the identity, with the op's checks
-        if seed is not None:
-            schema.attrs[1].normalize("dropout", "seed", seed)
-        t = x if isinstance(x, Tensor) else tensor(host_array(x, None, "dropout", "x"))
-        schema.infer("dropout", [TensorMeta(t.shape, t.dtype)], {"p": p, "seed": 0})
+    attrs = schema.normalize({"p": p, "seed": 0 if seed is None else seed})
+    if not to_bool("dropout", "training", training) or attrs["p"] == 0.0:  # the identity, with the op's checks
+        t = x if isinstance(x, Tensor) else tensor(x)
+        schema.infer("dropout", [TensorMeta(t.shape, t.dtype)], attrs)
         return t
-    return run(schema, (x,), {"p": p, "seed": random.next_seed() if seed is None else seed})
+    return run(schema, (x,), {"p": attrs["p"], "seed": random.next_seed() if seed is None else attrs["seed"]})
