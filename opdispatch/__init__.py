@@ -90,7 +90,7 @@ __all__ = [
     "TensorIndexError",
     "function", "Graph", "load_graph", "GraphError", "GraphTraceError", "GraphFormatError", "GraphRetraceWarning",
     "SGD", "Adam", "Optimizer", "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
-    "op_function", "onnx", "random", "__version__",
+    "op_function", "onnx", "random", "__version__",  # noqa: F405 - onnx: imported on first use (__getattr__)
     "zeros", "ones", "full", "zeros_like", "ones_like", "arange", "linspace", "eye",
 ]
 __all__ += [name for name in _api.__all__ if name != "op_function"]

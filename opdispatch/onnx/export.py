@@ -12,6 +12,7 @@ lists every such op with the user's lines that created it; nothing is written th
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -21,7 +22,9 @@ from ..files import atomic_write
 from ..graph.function import trace
 from ..graph.ir import GraphIR, Node
 from ..graph.pipeline import optimize, pass_options
+from ..ops.pool import adaptive_windows
 from .errors import OnnxExportError, require_onnx
+from .translate import AXES_AS_INPUT_SINCE
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -66,6 +69,14 @@ class _Builder:
         self.nodes.append(self.helper.make_node(op_type, list(inputs), outs, name=self.fresh(f"n_{op_type}"),
                                                 **attrs))
         return outs
+
+    def reduce(self, op_type: str, x: str, axes: Sequence[int], keepdims: int = 1,
+               outputs: Optional[Sequence[str]] = None) -> str:
+        """A ReduceX node over ``axes``: as an input from the opset where ONNX made it one, else as
+        the attribute (`opdispatch.onnx.translate.AXES_AS_INPUT_SINCE`); returns its output name."""
+        if self.opset >= AXES_AS_INPUT_SINCE[op_type]:
+            return self.node(op_type, [x, self.ints(axes, "axes")], outputs, keepdims=keepdims)[0]
+        return self.node(op_type, [x], outputs, axes=list(axes), keepdims=keepdims)[0]
 
     def meta(self, vid: Optional[int]) -> Any:
         """The `ValueInfo` of graph value ``vid`` (a present input: the schemas say which may be absent)."""
@@ -140,14 +151,10 @@ def _adaptive_avg_pool(b: _Builder, node: Node, ins: list, outs: list) -> None:
         if size == out_size:
             continue
         parts = []
-        for i in range(out_size):
-            start, end = (i * size) // out_size, -((-(i + 1) * size) // out_size)
+        for start, end in adaptive_windows(size, out_size):
             part = b.node("Slice", [current, b.ints([start], "starts"), b.ints([end], "ends"),
                                     b.ints([axis], "axes")])[0]
-            if b.opset >= 18:
-                parts.append(b.node("ReduceMean", [part, b.ints([axis], "axes")], keepdims=1)[0])
-            else:
-                parts.append(b.node("ReduceMean", [part], axes=[axis], keepdims=1)[0])
+            parts.append(b.reduce("ReduceMean", part, [axis]))
         current = b.node("Concat", parts, axis=axis)[0]
     b.node("Identity", [current], outs)
 
@@ -172,10 +179,8 @@ def _reduce(op_type: str) -> Emitter:
         keep = int(bool(a["keepdims"]))
         if not axes:  # nothing reduced (a 0-d input): the value itself
             b.node("Identity", ins, outs)
-        elif op_type == "ReduceSum" or b.opset >= 18:
-            b.node(op_type, [ins[0], b.ints(axes, "axes")], outs, keepdims=keep)
         else:
-            b.node(op_type, ins, outs, axes=axes, keepdims=keep)
+            b.reduce(op_type, ins[0], axes, keep, outs)
     return emit
 
 
@@ -250,14 +255,9 @@ def _batch_norm(b: _Builder, node: Node, ins: list, outs: list) -> None:
     count = int(np.prod([shape[i] for i in axes]))
     view = b.ints([1, channels] + [1] * (len(shape) - 2), "bn_view")
 
-    def reduce_mean(v: str) -> str:
-        if b.opset >= 18:
-            return b.node("ReduceMean", [v, b.ints(axes, "axes")], keepdims=1)[0]
-        return b.node("ReduceMean", [v], axes=axes, keepdims=1)[0]
-
-    mu = reduce_mean(x)
+    mu = b.reduce("ReduceMean", x, axes)
     centred = b.node("Sub", [x, mu])[0]
-    var_b = reduce_mean(b.node("Mul", [centred, centred])[0])
+    var_b = b.reduce("ReduceMean", b.node("Mul", [centred, centred])[0], axes)
     denom = b.node("Sqrt", [b.node("Add", [var_b, b.const(a["eps"], dtype, "eps")])[0]])[0]
     normed = b.node("Div", [centred, denom])[0]
     scaled = b.node("Mul", [normed, b.node("Reshape", [weight, view])[0]])[0]
@@ -340,9 +340,9 @@ def _layer_norm(b: _Builder, node: Node, ins: list, outs: list) -> None:
                epsilon=eps)
         return
     axes = list(range(len(shape) - len(norm_shape), len(shape)))
-    mu = b.node("ReduceMean", [x], axes=axes, keepdims=1)[0]
+    mu = b.reduce("ReduceMean", x, axes)
     centred = b.node("Sub", [x, mu])[0]
-    var = b.node("ReduceMean", [b.node("Mul", [centred, centred])[0]], axes=axes, keepdims=1)[0]
+    var = b.reduce("ReduceMean", b.node("Mul", [centred, centred])[0], axes)
     y = b.node("Div", [centred, b.node("Sqrt", [b.node("Add", [var, b.const(eps, dtype, "eps")])[0]])[0]])[0]
     if weight:
         y = b.node("Mul", [y, weight])[0]
@@ -412,11 +412,12 @@ def _scatter_add(b: _Builder, node: Node, ins: list, outs: list) -> None:
                               f"or later (got opset {b.opset}), at {node.where()}")
     axis, size = int(node.attrs["axis"]), int(node.attrs["size"])
     upd = b.meta(node.inputs[0])
-    k = int(np.prod(b.meta(node.inputs[1]).shape, dtype=np.int64))
-    before = int(np.prod(upd.shape[:axis], dtype=np.int64))
-    after = int(np.prod(upd.shape[axis + len(b.meta(node.inputs[1]).shape):], dtype=np.int64))
+    index_shape = b.meta(node.inputs[1]).shape
+    k = math.prod(index_shape)
+    before, after = math.prod(upd.shape[:axis]), math.prod(upd.shape[axis + len(index_shape):])
     updates = b.node("Reshape", [ins[0], b.ints([before, k, after], "shape")])[0]
-    index = b.node("Cast", [b.node("Reshape", [ins[1], b.ints([1, k, 1], "shape")])[0]], to=7)[0]
+    flat = b.node("Reshape", [ins[1], b.ints([1, k, 1], "shape")])[0]
+    index = b.node("Cast", [flat], to=int(b.onnx.TensorProto.INT64))[0]
     index = b.node("Expand", [index, b.ints([before, k, after], "shape")])[0]
     zeros = b.const(np.zeros((before, size, after)), upd.dtype, "zeros")
     summed = b.node("ScatterElements", [zeros, index, updates], axis=1, reduction="add")[0]

@@ -269,10 +269,10 @@ class OnnxModel:
         if self._inference_nodes is None:
             nodes: list = []
             for node in self._nodes:
-                if node.op_type == "BatchNormalization" and bn_training(node.attrs, self.opset, False):
+                if node.op_type == "BatchNormalization" and bn_training(node.attrs, self.opset):
                     attrs = NodeAttrs(node.attrs)
                     attrs["training_mode"], attrs["is_test"] = 0, 1
-                    attrs.outputs, attrs.n_outputs = node.attrs.outputs[:1], 1
+                    attrs.outputs = node.attrs.outputs[:1]
                     nodes.append(_Node(node.name, node.op_type, node.inputs, node.outputs[:1], attrs))
                     nodes += [(out, src) for out, src in zip(node.outputs[1:3], node.inputs[3:5]) if out]
                 else:
@@ -618,7 +618,7 @@ def _build(onnx: Any, numpy_helper: Any, model: Any, opset: int, device: Any) ->
         if node.op_type == "BatchNormalization":
             stats = [n for n in node.inputs[3:5] if n in params]
             buffers += stats
-            if bn_training(node.attrs, opset, False):
+            if bn_training(node.attrs, opset):
                 running += [(p, o) for p, o in zip(node.inputs[3:5], node.outputs[1:3]) if p in params and o]
     return OnnxModel(name=graph.name or "model", opset=opset, inputs=inputs, outputs=outputs, nodes=tuple(live),
                      constants=constants, params=params, buffers=tuple(buffers), running=tuple(running))

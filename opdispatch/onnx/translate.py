@@ -14,8 +14,8 @@ A handler is ``handler(ex, args, a, opset)``:
   on the host (a constant of the file, a shape: then shape arithmetic is done with NumPy, never
   on a device); ``ex.feed(array)`` turns a constant of the file into a value; ``ex.scalar(v,
   like)`` a Python number into a value of ``like``'s dtype; ``ex.cast(v, dtype)`` converts a
-  device value; ``ex.training`` is the model's mode (Dropout, and BatchNormalization of the
-  opsets that leave it to the runtime).
+  device value; ``ex.training`` is the model's mode (Dropout; BatchNormalization's mode is the
+  node's own, `bn_training`).
 * ``args``: the node's input values in order (None for an omitted optional input).
 * ``a``: the node's attributes (`node_attrs`: Python values, strings decoded, ``a.n_outputs``
   the number of outputs the node asks for).
@@ -43,13 +43,12 @@ class NodeAttrs(dict):
     """A node's attributes (name -> Python value) and ``n_outputs``, the number of outputs it asks
     for (trailing omitted ones not counted, inner ones counted)."""
 
-    n_outputs: int = 1
     outputs: tuple = ()
 
     @property
-    def wanted(self) -> tuple[bool, ...]:
-        """For each output position, whether the node names it."""
-        return tuple(bool(o) for o in self.outputs)
+    def n_outputs(self) -> int:
+        """The number of outputs the node asks for (at least 1)."""
+        return len(self.outputs) or 1
 
 
 def node_attrs(node: Any) -> NodeAttrs:
@@ -68,7 +67,6 @@ def node_attrs(node: Any) -> NodeAttrs:
     while outputs and not outputs[-1]:
         outputs = outputs[:-1]
     out.outputs = outputs
-    out.n_outputs = len(outputs)
     return out
 
 
@@ -221,7 +219,7 @@ def _global_pool(op):
     return handler
 
 
-def bn_training(a: NodeAttrs, opset: int, training: bool) -> bool:
+def bn_training(a: NodeAttrs, opset: int) -> bool:
     """Whether a BatchNormalization node normalises with the batch statistics: the attribute
     ``training_mode`` (opset >= 14), ``is_test == 0`` (opset < 7), else (opsets 7 to 13) whether it
     asks for the running statistics as outputs."""
@@ -238,7 +236,7 @@ def _batch_norm(ex, args, a, opset):
     if a.get("spatial", 1) == 0:
         raise NotImplementedError("BatchNormalization with spatial=0 (per-activation statistics): ours is per "
                                   "channel")
-    if not bn_training(a, opset, ex.training):
+    if not bn_training(a, opset):
         return ex("batch_norm", x, mean, var, scale, bias, training=False, eps=eps)
     # ONNX: running = momentum * running + (1 - momentum) * batch, with the biased batch variance;
     # od (PyTorch): running = (1 - m) * running + m * batch, with the unbiased variance. So m =
@@ -474,14 +472,14 @@ def _arg_reduce(op):
 # --------------------------------------------------------------------------------------------
 
 # The opset from which each reduction takes its axes as an input instead of an attribute.
-_AXES_AS_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18}
+AXES_AS_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18}
 _HOST_REDUCE: dict[str, Callable[..., Any]] = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min,
                                                "prod": np.prod}
 
 
 def _reduce(onnx_op, op):
     def handler(ex, args, a, opset):
-        if opset >= _AXES_AS_INPUT_SINCE[onnx_op]:
+        if opset >= AXES_AS_INPUT_SINCE[onnx_op]:
             axes = _ints(_host_array(ex, args[1], f"{onnx_op}'s axes")) if _given(args, 1) else []
         else:
             axes = list(a.get("axes", []))
