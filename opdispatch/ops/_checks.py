@@ -7,8 +7,8 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from ..attrs import INT_MAX, _is_int
-from ..dtypes import require_float, require_same
-from ..errors import ShapeError, arg_error
+from ..dtypes import KERNEL_DTYPES, require_float, require_same
+from ..errors import DTypeError, ShapeError, arg_error
 from ..schema import TensorMeta
 
 
@@ -85,3 +85,19 @@ def require_dy(op: str, dy: TensorMeta, expected: tuple, forward: str) -> None:
     if tuple(dy.shape) != tuple(expected):
         raise ShapeError(f"{op}: argument 'dy' got shape {dy.shape}; allowed: {expected}, the output shape of "
                          f"{forward}")
+
+
+def value_inputs(op: str, named: Sequence[tuple[str, Any]], allowed: tuple[np.dtype, ...] = KERNEL_DTYPES) -> np.dtype:
+    """Check that every (name, meta) of an op taking values (float, int or bool: comparisons, where,
+    the layout ops, argmax) has one dtype among ``allowed``; return it."""
+    first_name, first = named[0]
+    for name, meta in named:
+        if meta.dtype not in allowed:
+            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name}; allowed: "
+                             f"{', '.join(d.name for d in allowed)}")
+    for name, meta in named[1:]:
+        if meta.dtype != first.dtype:
+            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name} but {first_name!r} has "
+                             f"{first.dtype.name}; allowed: inputs of one dtype (convert one with x.astype(...); "
+                             f"a Python number takes the tensor's dtype)")
+    return first.dtype

@@ -13,35 +13,18 @@ from typing import Optional
 import numpy as np
 
 from .. import reference
-from ..dtypes import FLOAT_DTYPES
+from ..dtypes import KERNEL_DTYPES
 from ..errors import DTypeError, ShapeError
 from ..schema import Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import broadcast_shapes
+from ._checks import value_inputs
 from ._rules import unbroadcast
 
 FAMILY = "compare"
 
-VALUE_DTYPES: tuple[np.dtype, ...] = FLOAT_DTYPES + (np.dtype("int32"), np.dtype("int64"), np.dtype("bool"))
+VALUE_DTYPES: tuple[np.dtype, ...] = KERNEL_DTYPES
 """The dtypes a comparison's operands may have (where's ``a`` and ``b``: the same but bool)."""
 BOOL = np.dtype("bool")
-
-
-def _names(dtypes) -> str:
-    return ", ".join(d.name for d in dtypes)
-
-
-def same_value_dtype(op: str, named, allowed=VALUE_DTYPES) -> np.dtype:
-    """Check that every (name, meta) has one dtype among ``allowed``; return it."""
-    first_name, first = named[0]
-    for name, meta in named:
-        if meta.dtype not in allowed:
-            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name}; allowed: {_names(allowed)}")
-    for name, meta in named[1:]:
-        if meta.dtype != first.dtype:
-            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name} but {first_name!r} has "
-                             f"{first.dtype.name}; allowed: operands of one dtype (convert one with "
-                             f"od.tensor(x, dtype=...); a Python number takes the tensor's dtype)")
-    return first.dtype
 
 
 def _broadcast(op: str, named) -> tuple:
@@ -59,7 +42,7 @@ def _broadcast(op: str, named) -> tuple:
 def _infer_compare(op, metas, attrs):
     a, b = metas
     named = [("a", a), ("b", b)]
-    same_value_dtype(op, named)
+    value_inputs(op, named)
     return [TensorMeta(_broadcast(op, named), BOOL)], attrs
 
 
@@ -89,7 +72,7 @@ def _infer_where(op, metas, attrs):
     if cond.dtype != BOOL:
         raise DTypeError(f"{op}: argument 'cond' got dtype {cond.dtype.name}; allowed: bool (make a mask with a "
                          f"comparison, e.g. od.greater(x, 0) or x > 0)")
-    dtype = same_value_dtype(op, [("a", a), ("b", b)], VALUE_DTYPES[:-1])
+    dtype = value_inputs(op, [("a", a), ("b", b)], VALUE_DTYPES[:-1])
     return [TensorMeta(_broadcast(op, [("cond", cond), ("a", a), ("b", b)]), dtype)], attrs
 
 

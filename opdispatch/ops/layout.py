@@ -29,7 +29,7 @@ from ..dtypes import KERNEL_DTYPES
 from ..errors import DTypeError, ShapeError, TensorIndexError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
 from ..shapes import broadcast_shapes
-from ._checks import MAX_ELEMENTS, prod
+from ._checks import MAX_ELEMENTS, prod, value_inputs
 from ._rules import unbroadcast
 
 FAMILY = "layout"
@@ -43,20 +43,6 @@ SCATTER_DTYPES: tuple[np.dtype, ...] = tuple(d for d in VALUE_DTYPES if d != BOO
 
 X = (Input("x", kind="value"),)
 """The one input of most layout ops: a tensor of values (float, int32, int64 or bool)."""
-
-
-def value_inputs(op: str, named, allowed: tuple[np.dtype, ...] = VALUE_DTYPES) -> np.dtype:
-    """Check that every (name, meta) has one dtype among ``allowed``; return it."""
-    first_name, first = named[0]
-    for name, meta in named:
-        if meta.dtype not in allowed:
-            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name}; allowed: "
-                             f"{', '.join(d.name for d in allowed)}")
-    for name, meta in named[1:]:
-        if meta.dtype != first.dtype:
-            raise DTypeError(f"{op}: argument {name!r} got dtype {meta.dtype.name} but {first_name!r} has "
-                             f"{first.dtype.name}; allowed: inputs of one dtype (convert one with x.astype(...))")
-    return first.dtype
 
 
 def _check_size(op: str, arg: str, value: Any, shape: tuple) -> None:

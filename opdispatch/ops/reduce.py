@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import reference
-from ..attrs import to_axes, to_bool
-from ..attrs import _is_int, to_axis
-from ..errors import DTypeError, ShapeError, arg_error
+from ..attrs import _is_int, to_axes, to_axis, to_bool
+from ..dtypes import KERNEL_DTYPES
+from ..errors import ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
-from ._checks import float_inputs, prod, require_dy
+from ._checks import float_inputs, prod, require_dy, value_inputs
 from ._rules import count, reduced_shape
 
 FAMILY = "reduce"
@@ -90,15 +90,14 @@ MIN_BACKWARD = OpSchema(
     # the minima of x are the maxima of -x, ties alike
     decomposition=Decomposition(lambda F, x, dy, **a: F.max_backward(F.neg(x), dy, **a), uses=("neg", "max_backward")))
 
-INDEX_DTYPES = (np.dtype("float16"), np.dtype("float32"), np.dtype("float64"), np.dtype("int32"), np.dtype("int64"))
+ARG_DTYPES = tuple(d for d in KERNEL_DTYPES if d.kind != "b")
+"""The dtypes argmax / argmin take: float and int (bool has no order to speak of here)."""
 
 
 def _infer_arg(op, metas, attrs):
     """argmax / argmin of x: axis None (the flattened tensor, NumPy's rule) or one axis; int64 indices."""
     (x,) = metas
-    if x.dtype not in INDEX_DTYPES:
-        raise DTypeError(f"{op}: argument 'x' got dtype {x.dtype.name}; allowed: "
-                         f"{', '.join(d.name for d in INDEX_DTYPES)}")
+    value_inputs(op, [("x", x)], ARG_DTYPES)
     keep = attrs["keepdims"]
     if attrs["axis"] is None:
         if prod(x.shape) == 0:
