@@ -11,20 +11,17 @@ import numpy as np
 
 from .arrays import CLArray, broadcast_strides, collapse, empty, int8
 from .elementwise import broadcast_shape
+from . import launch
 from .launch import i32, run_1d
-from .runtime import DeviceState, cl_type
+from .runtime import DeviceState
 
 FAMILY = "compare"
 BOOL = np.dtype("bool")
 
 
 def value_kernel(dev: DeviceState, name: str, dtype: Any) -> Any:
-    """Kernel ``name`` of ``cl/compare.cl`` built for values of ``dtype`` (any of float32, float64,
-    int32, int64, bool)."""
-    t = cl_type(dtype)
-    options = f"-D V={t}" + (" -D VFLOAT" if np.dtype(dtype).kind == "f" else "") + \
-        (" -D USE_FP64" if t == "double" else "")
-    return dev.kernel(FAMILY, name, options)
+    """Kernel ``name`` of ``cl/compare.cl`` for values of ``dtype`` (`launch.value_kernel`)."""
+    return launch.value_kernel(dev, FAMILY, name, dtype)
 
 
 def _compare(name: str) -> Callable[[CLArray, CLArray], CLArray]:

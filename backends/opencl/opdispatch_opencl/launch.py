@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .runtime import DeviceState, dtype_options, round_up
+from .runtime import DeviceState, cl_type, dtype_options, round_up
 
 
 def i32(value: int) -> np.int32:
@@ -15,13 +15,24 @@ def i32(value: int) -> np.int32:
 
 
 def scalar(value: float, dtype: Any) -> Any:
-    """An OpenCL ``T`` argument of the element type ``dtype``."""
-    return np.dtype(dtype).type(value)
+    """An OpenCL ``T`` (or ``V``) argument of the element type ``dtype`` (a bool as one byte, as stored)."""
+    dtype = np.dtype(dtype)
+    return np.uint8(value) if dtype == np.bool_ else dtype.type(value)
 
 
 def kernel(dev: DeviceState, family: str, name: str, dtype: Any, extra: str = "") -> Any:
     """Kernel ``name`` of ``family`` compiled for element type ``dtype`` (plus ``extra`` options)."""
     options = dtype_options(dtype) + (" " + extra if extra else "")
+    return dev.kernel(family, name, options)
+
+
+def value_kernel(dev: DeviceState, family: str, name: str, dtype: Any, extra: str = "") -> Any:
+    """Kernel ``name`` of ``family`` built for values of ``dtype`` (float, int32, int64 or bool: the
+    value type ``V``, with ``VFLOAT`` defined for floats), plus ``extra`` build options; for the ops
+    that move or compare values of any dtype (compare, layout, argmax)."""
+    t = cl_type(dtype)
+    options = f"-D V={t}" + (" -D VFLOAT" if np.dtype(dtype).kind == "f" else "") + \
+        (" -D USE_FP64" if t == "double" else "") + (" " + extra if extra else "")
     return dev.kernel(family, name, options)
 
 

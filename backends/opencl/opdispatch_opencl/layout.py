@@ -14,7 +14,8 @@ import numpy as np
 from .arrays import (MAX_RANK, CLArray, broadcast_strides, collapse, contiguous_strides, empty, from_numpy, int8,
                      to_numpy)
 from .elementwise import ROW_MIN
-from .launch import i32, run_1d
+from . import launch
+from .launch import i32, run_1d, scalar
 from .runtime import DeviceState, cl_type
 
 FAMILY = "layout"
@@ -23,17 +24,8 @@ PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2}
 
 
 def value_kernel(dev: DeviceState, name: str, dtype: Any, extra: str = "") -> Any:
-    """Kernel ``name`` of ``cl/layout.cl`` built for values of ``dtype`` (float32, float64, int32, int64
-    or bool), plus ``extra`` build options."""
-    t = cl_type(dtype)
-    options = f"-D V={t}" + (" -D USE_FP64" if t == "double" else "") + (" " + extra if extra else "")
-    return dev.kernel(FAMILY, name, options)
-
-
-def _value(value: float, dtype: Any) -> Any:
-    """The pad value as a kernel argument of type ``V`` (a bool as one byte)."""
-    dtype = np.dtype(dtype)
-    return np.uint8(value) if dtype == np.bool_ else dtype.type(value)
+    """Kernel ``name`` of ``cl/layout.cl`` for values of ``dtype`` (`launch.value_kernel`)."""
+    return launch.value_kernel(dev, FAMILY, name, dtype, extra)
 
 
 def strided_copy(x: CLArray, shape: tuple, strides: tuple) -> CLArray:
@@ -124,7 +116,7 @@ def pad(x: CLArray, *, pads: tuple, mode: str, value: float) -> CLArray:
         front = MAX_RANK - len(shape)
         run_1d(x.dev, value_kernel(x.dev, "pad_k", x.dtype), n, x.buf, out.buf, i32(n),
                int8((1,) * front + shape), int8((1,) * front + x.shape), int8((0,) * front + tuple(a for a, _ in pads)),
-               int8((0,) * front + contiguous_strides(x.shape)), i32(PAD_MODES[mode]), _value(value, x.dtype))
+               int8((0,) * front + contiguous_strides(x.shape)), i32(PAD_MODES[mode]), scalar(value, x.dtype))
     return out
 
 
