@@ -31,7 +31,7 @@ from ..placement import device as device_scope
 from ..placement import get_device
 from ..tensor import Tensor, tensor
 from .errors import OnnxImportError, require_onnx
-from .translate import HOST_INPUTS, TRANSLATORS, NodeAttrs, bn_training, node_attrs, onnx_dtype
+from .translate import HOST_INPUTS, MODE_DEPENDENT, TRANSLATORS, NodeAttrs, bn_training, node_attrs, onnx_dtype
 
 MIN_OPSET, MAX_OPSET = 7, 21
 """The default-domain opsets the translations are written for."""
@@ -591,7 +591,7 @@ def _build(onnx: Any, numpy_helper: Any, model: Any, opset: int, device: Any) ->
     folder = _FoldExecutor()
     runtime = []
     for node in nodes:
-        if node.op_type != "Dropout" and all(not n or n in constants for n in node.inputs):
+        if node.op_type not in MODE_DEPENDENT and all(not n or n in constants for n in node.inputs):
             try:
                 with np.errstate(all="ignore"):
                     args = [constants[n] if n else None for n in node.inputs]

@@ -371,11 +371,14 @@ def _binary(op):
     return handler
 
 
+_POW = _binary("pow")
+
+
 def _pow(ex, args, a, opset):
     x, y = args
     if ex.host(y) and not ex.host(x) and np.asarray(y).dtype != x.dtype:
         y = np.asarray(y).astype(x.dtype)  # ONNX lets the exponent have another type (opset >= 12)
-    return _binary("pow")(ex, [x, y], a, opset)
+    return _POW(ex, [x, y], a, opset)
 
 
 def _variadic(op):
@@ -394,9 +397,12 @@ def _variadic(op):
     return handler
 
 
+_SUM = _variadic("add")
+
+
 def _mean(ex, args, a, opset):
     vals = [v for v in args if v is not None]
-    y = _variadic("add")(ex, vals, a, opset)
+    y = _SUM(ex, vals, a, opset)
     return y if len(vals) == 1 else ex("div", y, ex.scalar(float(len(vals)), y))
 
 
@@ -472,6 +478,10 @@ def _arg_reduce(op):
 # --------------------------------------------------------------------------------------------
 
 # The opset from which each reduction takes its axes as an input instead of an attribute.
+MODE_DEPENDENT = frozenset({"Dropout"})
+"""Op types whose result depends on the model's mode (``ex.training``): never folded at import, even
+with constant inputs."""
+
 AXES_AS_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18}
 _HOST_REDUCE: dict[str, Callable[..., Any]] = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min,
                                                "prod": np.prod}
@@ -768,7 +778,7 @@ TRANSLATORS: dict[str, Handler] = {
     "Equal": _binary("equal"), "Less": _binary("less"), "LessOrEqual": _binary("less_equal"),
     "Greater": _binary("greater"), "GreaterOrEqual": _binary("greater_equal"), "Not": _not,
     "Where": _where,
-    "Sum": _variadic("add"), "Max": _variadic("maximum"), "Min": _variadic("minimum"), "Mean": _mean,
+    "Sum": _SUM, "Max": _variadic("maximum"), "Min": _variadic("minimum"), "Mean": _mean,
     "ArgMax": _arg_reduce("argmax"), "ArgMin": _arg_reduce("argmin"),
     "Softmax": _softmax_family("softmax"), "LogSoftmax": _softmax_family("log_softmax"),
     "ReduceSum": _reduce("ReduceSum", "sum"), "ReduceMean": _reduce("ReduceMean", "mean"),
