@@ -193,9 +193,10 @@ def _hardswish_vjp(F, rec, grads):
     """g * (x / 3 + 1/2) where -3 <= x <= 3, g where x > 3, 0 where x < -3 (PyTorch's rule, the
     kinks included: -g/2 at x = -3, 3g/2 at x = 3)."""
     g, x = grads[0], rec.inputs[0]
-    inside = g - _passes_below(F, g, x, -3.0) - _passes_above(F, g, x, 3.0)
+    above = _passes_above(F, g, x, 3.0)
+    inside = g - _passes_below(F, g, x, -3.0) - above
     slope = F.clip(x, min=-3.0, max=3.0) / 3.0 + 0.5  # finite wherever x is not NaN
-    return [inside * slope + _passes_above(F, g, x, 3.0)]
+    return [inside * slope + above]
 
 
 # tolerance factor 2: x * (x + 3) / 6, three roundings (x + 3 is exact near -3, no cancellation)

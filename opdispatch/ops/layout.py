@@ -166,8 +166,8 @@ def _unsqueeze_axis(op: str, arg: str, value: Any) -> Optional[tuple[int, ...]]:
     return _axis_list(op, arg, value, False)
 
 
-def _distinct_axes(op: str, given: Any, axes: tuple[int, ...], ndim: int) -> tuple[int, ...]:
-    resolved = tuple(sorted(to_axis(op, "axis", a, ndim) for a in axes))
+def _distinct_axes(op: str, given: Any, ndim: int) -> tuple[int, ...]:
+    resolved = tuple(sorted(to_axis(op, "axis", a, ndim) for a in given))
     if len(set(resolved)) != len(resolved):
         raise arg_error(op, "axis", given, "distinct axes (each named once, negative ones counted from the end)")
     return resolved
@@ -180,7 +180,7 @@ def _infer_squeeze(op, metas, attrs):
     if given is None:
         axes = tuple(a for a, d in enumerate(x.shape) if d == 1)
     else:
-        axes = _distinct_axes(op, given, given, len(x.shape))
+        axes = _distinct_axes(op, given, len(x.shape))
         for a in axes:
             if x.shape[a] != 1:
                 raise arg_error(op, "axis", given, f"axes of size 1 (axis {a} of x, shape {x.shape}, has size "
@@ -194,7 +194,7 @@ def _infer_unsqueeze(op, metas, attrs):
     dtype = value_inputs(op, [("x", x)])
     given = attrs["axis"]
     ndim = len(x.shape) + len(given)  # axes count in the output (numpy.expand_dims, ONNX Unsqueeze)
-    axes = _distinct_axes(op, given, given, ndim)
+    axes = _distinct_axes(op, given, ndim)
     dims = iter(x.shape)
     shape = tuple(1 if a in axes else next(dims) for a in range(ndim))
     return [TensorMeta(shape, dtype)], {"axis": axes}
