@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 from . import api as _api
 from . import random
@@ -95,6 +95,10 @@ __all__ = [
 ]
 __all__ += [name for name in _api.__all__ if name != "op_function"]
 __all__ += ["from_dlpack"]  # issue 14: DLPack import (opdispatch.tensor)
+
+
+if TYPE_CHECKING:  # for type checkers od.onnx is the module; at run time __getattr__ imports it
+    from . import onnx
 
 
 def __getattr__(name: str) -> object:
