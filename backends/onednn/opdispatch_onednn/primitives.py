@@ -1,0 +1,312 @@
+"""oneDNN primitives over NumPy arrays: memory descriptors, a `Primitive` that runs on plain
+(C-contiguous float32) arrays whatever layout its implementation prefers, and the per-signature cache.
+
+A primitive descriptor is created with the layouts left to oneDNN (``format_tag_any``) where it allows
+that; each argument whose chosen layout differs from the caller's plain one gets a reorder into (or out
+of) a buffer of this thread's pool. Primitives are shared by all threads (oneDNN allows concurrent
+execution; the scratchpad is user-managed, one per thread); memory objects, buffers and streams are
+per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from ctypes import byref, c_char_p, c_void_p
+from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import library as L
+
+CACHE_LIMIT = 512
+"""Primitives remembered (per signature) before the least recently used is dropped."""
+
+
+def dims(values: Sequence[int]) -> Any:
+    """A dnnl_dims_t holding ``values``."""
+    return L.Dims(*values)
+
+
+class MemoryDesc:
+    """A memory descriptor this process created (destroyed with the object)."""
+
+    def __init__(self, lib: L.Library, handle: c_void_p) -> None:
+        self.lib, self.handle = lib, handle
+
+    def __del__(self) -> None:
+        try:
+            self.lib.dnnl_memory_desc_destroy(self.handle)
+        except Exception:  # noqa: BLE001 -- interpreter shutdown: the library may be gone
+            pass
+
+
+def plain(lib: L.Library, shape: Sequence[int]) -> MemoryDesc:
+    """The f32 descriptor of a C-contiguous array of ``shape``."""
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    md = c_void_p()
+    L.check(lib.dnnl_memory_desc_create_with_strides(byref(md), len(shape), dims(shape), L.F32,
+                                                     dims(list(reversed(strides)))), "dnnl_memory_desc_create")
+    return MemoryDesc(lib, md)
+
+
+def any_layout(lib: L.Library, shape: Sequence[int]) -> MemoryDesc:
+    """An f32 descriptor of ``shape`` whose layout the primitive chooses."""
+    md = c_void_p()
+    L.check(lib.dnnl_memory_desc_create_with_tag(byref(md), len(shape), dims(shape), L.F32, L.FORMAT_ANY),
+            "dnnl_memory_desc_create")
+    return MemoryDesc(lib, md)
+
+
+class Attr:
+    """A primitive attribute: user-managed scratchpad, optionally a relu post-op."""
+
+    def __init__(self, lib: L.Library, relu: bool = False) -> None:
+        self.lib = lib
+        self.handle = c_void_p()
+        L.check(lib.dnnl_primitive_attr_create(byref(self.handle)), "dnnl_primitive_attr_create")
+        L.check(lib.dnnl_primitive_attr_set_scratchpad_mode(self.handle, L.SCRATCHPAD_USER), "set_scratchpad_mode")
+        if relu:
+            po = c_void_p()
+            L.check(lib.dnnl_post_ops_create(byref(po)), "dnnl_post_ops_create")
+            try:
+                L.check(lib.dnnl_post_ops_append_eltwise(po, L.ELTWISE_RELU, 0.0, 0.0), "append_eltwise")
+                L.check(lib.dnnl_primitive_attr_set_post_ops(self.handle, po), "set_post_ops")
+            finally:
+                lib.dnnl_post_ops_destroy(po)
+
+    def __del__(self) -> None:
+        try:
+            self.lib.dnnl_primitive_attr_destroy(self.handle)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class PrimitiveDesc:
+    """A primitive descriptor this process created (destroyed with the object)."""
+
+    def __init__(self, lib: L.Library, create: Callable[[Any], int], what: str) -> None:
+        self.lib = lib
+        self.handle = c_void_p()
+        L.check(create(byref(self.handle)), what)
+
+    def md(self, arg: int) -> c_void_p:
+        """The descriptor the primitive wants for execution argument ``arg`` (a zero descriptor when it
+        takes none)."""
+        return c_void_p(self.lib.dnnl_primitive_desc_query_md(self.handle, L.QUERY_EXEC_ARG_MD, arg))
+
+    def impl(self) -> str:
+        """The implementation oneDNN chose (``jit:avx512_core``, ``gemm:jit``...)."""
+        out = c_char_p()
+        L.check(self.lib.dnnl_primitive_desc_query(self.handle, L.QUERY_IMPL_INFO_STR, 0, byref(out)),
+                "dnnl_primitive_desc_query")
+        return (out.value or b"").decode()
+
+    def __del__(self) -> None:
+        try:
+            self.lib.dnnl_primitive_desc_destroy(self.handle)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _create_primitive(lib: L.Library, pd: c_void_p) -> c_void_p:
+    prim = c_void_p()
+    L.check(lib.dnnl_primitive_create(byref(prim), pd), "dnnl_primitive_create")
+    return prim
+
+
+class _Reorder:
+    """A reorder primitive from one descriptor to another."""
+
+    def __init__(self, lib: L.Library, src: c_void_p, dst: c_void_p) -> None:
+        self.lib = lib
+        self.pd = PrimitiveDesc(lib, lambda out: lib.dnnl_reorder_primitive_desc_create(
+            out, src, lib.engine, dst, lib.engine, None), "dnnl_reorder_primitive_desc_create")
+        self.prim = _create_primitive(lib, self.pd.handle)
+
+    def __del__(self) -> None:
+        try:
+            self.lib.dnnl_primitive_destroy(self.prim)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class _Pool(threading.local):
+    """This thread's reusable buffers, one per role (an execution argument's index), grown as needed."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, np.ndarray] = {}
+
+    def get(self, role: int, nbytes: int) -> int:
+        """The 64-byte aligned address of at least ``nbytes`` bytes for ``role``."""
+        buf = self.buffers.get(role)
+        if buf is None or buf.nbytes < nbytes + 64:
+            buf = np.empty(nbytes + 64, np.uint8)
+            self.buffers[role] = buf
+        addr = buf.ctypes.data
+        return addr + (-addr % 64)
+
+
+_POOL = _Pool()
+
+
+class _Memory:
+    """A memory object (no buffer of its own: its handle is set before each execution)."""
+
+    def __init__(self, lib: L.Library, md: c_void_p) -> None:
+        self.lib = lib
+        self.handle = c_void_p()
+        L.check(lib.dnnl_memory_create(byref(self.handle), md, lib.engine, None), "dnnl_memory_create")
+
+    def __del__(self) -> None:
+        try:
+            self.lib.dnnl_memory_destroy(self.handle)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _exec_args(pairs: Sequence[tuple[int, c_void_p]]) -> Any:
+    arr = (L.ExecArg * len(pairs))()
+    for i, (arg, mem) in enumerate(pairs):
+        arr[i].arg, arr[i].memory = arg, mem
+    return arr
+
+
+class _Bound:
+    """One thread's memory objects and argument arrays for a `Primitive`."""
+
+    def __init__(self, p: "Primitive") -> None:
+        lib = p.lib
+        self.user = {arg: _Memory(lib, md.handle) for arg, md in p.user_mds.items()}
+        self.inner = {arg: _Memory(lib, p.pd.md(arg)) for arg in p.reordered}
+        self.scratch = _Memory(lib, p.pd.md(L.ARG_SCRATCHPAD)) if p.scratch_bytes else None
+        self.extra = {arg: _Memory(lib, p.pd.md(arg)) for arg in p.extra_bytes}
+        main = [(arg, (self.inner.get(arg) or self.user[arg]).handle) for arg in p.user_mds]
+        main += [(arg, m.handle) for arg, m in self.extra.items()]
+        if self.scratch is not None:
+            main.append((L.ARG_SCRATCHPAD, self.scratch.handle))
+        self.args = _exec_args(main)
+        self.nargs = len(main)
+        self.reorders = {arg: _exec_args([(L.ARG_SRC, self.user[arg].handle), (L.ARG_DST, self.inner[arg].handle)])
+                         if arg in p.inputs else
+                         _exec_args([(L.ARG_SRC, self.inner[arg].handle), (L.ARG_DST, self.user[arg].handle)])
+                         for arg in p.reordered}
+
+
+class Primitive:
+    """A primitive for one call signature, run on plain float32 arrays.
+
+    ``user_mds``: the plain descriptor of each argument the caller passes (inputs and outputs);
+    ``inputs``: which of them it reads. Arguments the primitive wants in another layout are reordered
+    through this thread's buffers; ``extra`` arguments (a pooling workspace) live in such buffers only.
+    """
+
+    def __init__(self, lib: L.Library, pd: PrimitiveDesc, user_mds: Mapping[int, MemoryDesc],
+                 inputs: Sequence[int], extra: Sequence[int] = ()) -> None:
+        self.lib, self.pd, self.user_mds, self.inputs = lib, pd, dict(user_mds), frozenset(inputs)
+        self.prim = _create_primitive(lib, pd.handle)
+        self.reordered: dict[int, _Reorder] = {}
+        self.inner_bytes: dict[int, int] = {}
+        for arg, md in self.user_mds.items():
+            want = pd.md(arg)
+            if not lib.dnnl_memory_desc_equal(want, md.handle):
+                self.reordered[arg] = (_Reorder(lib, md.handle, want) if arg in self.inputs
+                                       else _Reorder(lib, want, md.handle))
+                self.inner_bytes[arg] = lib.dnnl_memory_desc_get_size(want)
+        self.extra_bytes = {arg: lib.dnnl_memory_desc_get_size(pd.md(arg)) for arg in extra}
+        self.scratch_bytes = lib.dnnl_memory_desc_get_size(pd.md(L.ARG_SCRATCHPAD))
+        self.impl = pd.impl()
+        self._local = threading.local()
+
+    def _bound(self) -> _Bound:
+        b = getattr(self._local, "bound", None)
+        if b is None:
+            b = self._local.bound = _Bound(self)
+        return b
+
+    def run(self, arrays: Mapping[int, np.ndarray]) -> None:
+        """Execute with ``arrays`` (C-contiguous float32, one per argument of ``user_mds``; outputs are
+        written in place) and wait for the result."""
+        lib, b = self.lib, self._bound()
+        set_handle, execute = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute
+        stream = lib.stream()
+        for arg, mem in b.user.items():
+            set_handle(mem.handle, arrays[arg].ctypes.data)
+        for arg, mem in b.inner.items():
+            set_handle(mem.handle, _POOL.get(arg, self.inner_bytes[arg]))
+        for arg, mem in b.extra.items():
+            set_handle(mem.handle, _POOL.get(arg + 0x10000, self.extra_bytes[arg]))
+        if b.scratch is not None:
+            set_handle(b.scratch.handle, _POOL.get(L.ARG_SCRATCHPAD, self.scratch_bytes))
+        for arg, r in self.reordered.items():
+            if arg in self.inputs:
+                L.check(execute(r.prim, stream, 2, b.reorders[arg]), "reorder")
+        L.check(execute(self.prim, stream, b.nargs, b.args), "dnnl_primitive_execute")
+        for arg, r in self.reordered.items():
+            if arg not in self.inputs:
+                L.check(execute(r.prim, stream, 2, b.reorders[arg]), "reorder")
+        L.check(lib.dnnl_stream_wait(stream), "dnnl_stream_wait")
+
+    def __del__(self) -> None:
+        try:
+            self.lib.dnnl_primitive_destroy(self.prim)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class Cache:
+    """Primitives by call signature (thread-safe, least recently used dropped past `CACHE_LIMIT`).
+    A signature oneDNN cannot implement is remembered with its reason."""
+
+    def __init__(self, limit: int = CACHE_LIMIT) -> None:
+        self.limit = limit
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.built = 0  # primitives created (a cache miss each)
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The primitive of ``key`` (built by ``build()`` on first use); `L.OneDNNError` when oneDNN
+        cannot create it."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+        if hit is None:
+            try:
+                hit = build()
+            except L.OneDNNError as exc:
+                hit = exc
+            with self._lock:
+                self.built += 1
+                self._items[key] = hit
+                while len(self._items) > self.limit:
+                    self._items.popitem(last=False)
+        if isinstance(hit, L.OneDNNError):
+            raise hit
+        return hit
+
+    def reason(self, key: Hashable, build: Callable[[], Any]) -> Optional[str]:
+        """None when the primitive of ``key`` can be created, else why not (for ``supports()``)."""
+        try:
+            self.get(key, build)
+        except L.OneDNNError as exc:
+            return str(exc)
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+CACHE = Cache()
+
+
+def contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous float32 array (itself when it already is one)."""
+    return a if a.flags.c_contiguous and a.dtype == np.float32 else np.ascontiguousarray(a, np.float32)
