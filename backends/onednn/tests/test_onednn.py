@@ -202,9 +202,105 @@ def test_conformance_checks_the_onednn_kernels():
     from opdispatch_conformance.runner import FAILED, PASSED
     from opdispatch_conformance.suite import collect_cases, run_device
 
-    ops = ["conv2d", "conv2d_bias_relu", "conv2d_backward_input", "conv2d_backward_weight"]
+    ops = ["conv2d", "conv2d_bias_relu", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d",
+           "avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward", "batch_norm", "batch_norm_backward"]
     run = run_device(NUMPY, collect_cases(ops, random_per_op=2, onnx=False), out=None)
     mine = [r for r in run["results"] if r.pinned == "onednn"]
     assert {r.op for r in mine} >= set(ops)
     assert not [r for r in run["results"] if r.status == FAILED]
     assert sum(r.status == PASSED for r in mine) > len(ops) * 5
+
+
+max_pool2d_backward = od.op_function("max_pool2d_backward")
+avg_pool2d_backward = od.op_function("avg_pool2d_backward")
+batch_norm_backward = od.op_function("batch_norm_backward")
+
+POOL_CASES = [
+    ((2, 3, 8, 8), {"kernel_size": 2}),
+    ((2, 3, 9, 10), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ((1, 4, 9, 11), {"kernel_size": (3, 2), "stride": (1, 2), "padding": ((1, 0), (1, 1)), "ceil_mode": True}),
+    ((2, 2, 7, 7), {"kernel_size": 2, "stride": 2, "ceil_mode": True}),  # overhangs: avg counting padding declines
+]
+
+
+def _pool_data(shape, seed=0):
+    # distinct values: max pooling's gradient goes to the window's first maximum, ties aside
+    return np.random.default_rng(seed).permutation(np.prod(shape)).reshape(shape).astype(np.float32) / 7
+
+
+@pytest.mark.parametrize("shape,attrs", POOL_CASES)
+def test_pooling_and_its_gradients_agree_with_the_numpy_kernels(shape, attrs):
+    x = od.tensor(_pool_data(shape))
+    cases = [("max_pool2d", od.max_pool2d, dict(attrs)),
+             ("avg_pool2d", od.avg_pool2d, dict(attrs, count_include_pad=False))]
+    if shape != (2, 2, 7, 7):
+        cases.append(("avg_pool2d", od.avg_pool2d, dict(attrs)))
+    if "ceil_mode" not in attrs:
+        cases.append(("max_pool2d", od.max_pool2d, dict(attrs, dilation=2, kernel_size=2)))
+    for name, fn, kw in cases:
+        assert od.explain(name, x, **kw).provider == "onednn", kw
+        y = _with("onednn", fn, x, **kw)
+        np.testing.assert_allclose(y, _with("numpy", fn, x, **kw), rtol=1e-5, atol=1e-6)
+        dy = od.tensor(np.random.default_rng(1).standard_normal(y.shape).astype(np.float32))
+        if name == "max_pool2d":
+            back, args, bkw = max_pool2d_backward, (x, dy), kw
+        else:
+            back, args, bkw = avg_pool2d_backward, (dy,), dict(kw, input_shape=x.shape)
+        assert od.explain(back.__name__, *args, **bkw).provider == "onednn"
+        np.testing.assert_allclose(_with("onednn", back, *args, **bkw), _with("numpy", back, *args, **bkw),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_max_pooling_keeps_nan_and_sends_its_gradient_to_it():
+    xa = _pool_data((1, 2, 4, 4))
+    xa[0, 1, 1, 0] = np.nan
+    x, dy = od.tensor(xa), od.tensor(np.ones((1, 2, 2, 2), np.float32))
+    y = _with("onednn", od.max_pool2d, x, 2)
+    assert np.isnan(y[0, 1, 0, 0]) and np.isnan(y).sum() == 1
+    dx = _with("onednn", max_pool2d_backward, x, dy, kernel_size=2)
+    assert dx[0, 1, 1, 0] == 1 and dx[0, 1, :2, :2].sum() == 1
+    np.testing.assert_array_equal(dx, _with("numpy", max_pool2d_backward, x, dy, kernel_size=2))
+
+
+def test_average_pooling_declines_a_ceil_mode_overhang_counted_as_padding():
+    x = od.tensor(_pool_data((1, 2, 7, 7)))
+    kw = {"kernel_size": 2, "stride": 2, "ceil_mode": True}
+    plan = od.explain("avg_pool2d", x, **kw)  # the last window overhangs by one
+    assert plan.provider == "numpy" and "ceil_mode" in dict(plan.candidates)["onednn"]
+    assert od.explain("avg_pool2d", x, **kw, count_include_pad=False).provider == "onednn"
+    assert od.explain("avg_pool2d", od.tensor(_pool_data((1, 2, 8, 8))), **kw).provider == "onednn"  # no overhang
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 5), (4, 3, 5, 6), (2, 3, 2, 3, 4)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_and_its_gradient_agree_with_the_numpy_kernels(shape, training, affine):
+    rng = np.random.default_rng(0)
+    c = shape[1]
+    x = od.tensor((rng.standard_normal(shape) * 3 + 1).astype(np.float32))
+    rm, rv = od.tensor(rng.standard_normal(c).astype(np.float32)), od.tensor(rng.uniform(0.5, 2, c).astype(np.float32))
+    w, b = (od.tensor(rng.standard_normal(c).astype(np.float32)) for _ in range(2))
+    args = (x, rm, rv, w, b) if affine else (x, rm, rv)
+    kw = {"training": training, "momentum": 0.3, "eps": 1e-3}
+    assert od.explain("batch_norm", *args, **kw).provider == "onednn"
+    for provider_out, numpy_out in zip(*(_outputs(p, od.batch_norm, *args, **kw) for p in ("onednn", "numpy"))):
+        np.testing.assert_allclose(provider_out, numpy_out, rtol=1e-4, atol=1e-5)
+    dy = od.tensor(rng.standard_normal(shape).astype(np.float32))
+    bargs = (x, dy, rm, rv, w) if affine else (x, dy, rm, rv)
+    bkw = {"training": training, "eps": 1e-3}
+    assert od.explain("batch_norm_backward", *bargs, **bkw).provider == "onednn"
+    for got, want in zip(*(_outputs(p, batch_norm_backward, *bargs, **bkw) for p in ("onednn", "numpy"))):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def _outputs(provider, fn, *args, **kw):
+    with od.use_provider(provider):
+        out = fn(*args, **kw)
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def test_batch_norm_declines_rank_six():
+    x = od.tensor(np.ones((2, 3, 1, 1, 1, 2), np.float32))
+    rm, rv = od.tensor(np.zeros(3, np.float32)), od.tensor(np.ones(3, np.float32))
+    plan = od.explain("batch_norm", x, rm, rv)
+    assert plan.provider == "numpy" and "rank 6" in dict(plan.candidates)["onednn"]
