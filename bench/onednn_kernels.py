@@ -41,6 +41,15 @@ def _conv_rows() -> dict[str, dict]:
 
 
 ROWS: dict[str, dict] = _conv_rows()
+ROWS.update({
+    "maxpool_28": {"kind": "maxpool", "x": (128, 32, 28, 28)},
+    "maxpool_112": {"kind": "maxpool", "x": (32, 64, 112, 112)},
+    "maxpool_112_bwd": {"kind": "maxpool_bwd", "x": (32, 64, 112, 112)},
+    "avgpool_112": {"kind": "avgpool", "x": (32, 64, 112, 112)},
+    "bn_train": {"kind": "bn_train", "x": (32, 64, 56, 56)},
+    "bn_eval": {"kind": "bn_eval", "x": (32, 64, 56, 56)},
+    "bn_train_bwd": {"kind": "bn_bwd", "x": (32, 64, 56, 56)},
+})
 
 
 def _inputs(row: dict) -> list[np.ndarray]:
@@ -57,14 +66,39 @@ def _inputs(row: dict) -> list[np.ndarray]:
             ow = (row["x"][3] + 2 * p - row["w"][3]) // s + 1
             out.append(rng.standard_normal((row["x"][0], row["w"][0], oh, ow), dtype=np.float32))
         return out
-    raise NotImplementedError(row["kind"])
+    x = rng.standard_normal(row["x"], dtype=np.float32)
+    if row["kind"] == "maxpool_bwd":
+        n, c, h, w = row["x"]
+        return [x, rng.standard_normal((n, c, h // 2, w // 2), dtype=np.float32)]
+    c = row["x"][1]
+    stats = [np.zeros(c, np.float32), np.ones(c, np.float32), np.ones(c, np.float32), np.zeros(c, np.float32)]
+    if row["kind"] == "bn_bwd":
+        return [x, rng.standard_normal(row["x"], dtype=np.float32)] + stats[:3]
+    return [x] + stats
 
 
 def od_call(row: dict, pin: Optional[str]) -> Callable[[], Any]:
     ts = [od.tensor(a) for a in _inputs(row)]
-    kw = {"stride": row["stride"], "padding": row["pad"], "groups": row.get("groups", 1)}
+    kw = {"stride": row["stride"], "padding": row["pad"], "groups": row.get("groups", 1)} if "w" in row else {}
     kind = row["kind"]
-    if kind == "conv":
+    max_pool2d_backward = od.op_function("max_pool2d_backward")
+    batch_norm_backward = od.op_function("batch_norm_backward")
+    if kind == "maxpool":
+        def fn() -> Any:
+            return od.max_pool2d(ts[0], 2)
+    elif kind == "avgpool":
+        def fn() -> Any:
+            return od.avg_pool2d(ts[0], 2)
+    elif kind == "maxpool_bwd":
+        def fn() -> Any:
+            return max_pool2d_backward(ts[0], ts[1], kernel_size=2)
+    elif kind in ("bn_train", "bn_eval"):
+        def fn() -> Any:
+            return od.batch_norm(*ts, training=kind == "bn_train")
+    elif kind == "bn_bwd":
+        def fn() -> Any:
+            return batch_norm_backward(*ts, training=True)
+    elif kind == "conv":
         def fn() -> Any:
             return od.conv2d(ts[0], ts[1], **kw)
     elif kind == "conv_bias_relu":
@@ -95,8 +129,25 @@ def torch_call(row: dict) -> Callable[[], Any]:
 
     torch.set_grad_enabled(False)
     ts = [torch.from_numpy(a) for a in _inputs(row)]
-    s, p, g = row["stride"], row["pad"], row.get("groups", 1)
     kind = row["kind"]
+    if kind == "maxpool":
+        return lambda: F.max_pool2d(ts[0], 2)
+    if kind == "avgpool":
+        return lambda: F.avg_pool2d(ts[0], 2)
+    if kind == "maxpool_bwd":
+        x, dy = ts
+        y, idx = F.max_pool2d(x, 2, return_indices=True)
+        return lambda: torch.ops.aten.max_pool2d_with_indices_backward(dy, x, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                                       idx)
+    if kind in ("bn_train", "bn_eval"):
+        x, rm, rv, g, b = ts
+        return lambda: F.batch_norm(x, rm.clone(), rv.clone(), g, b, training=kind == "bn_train")
+    if kind == "bn_bwd":
+        x, dy, rm, rv, g = ts
+        mean, invstd = x.mean((0, 2, 3)), 1 / (x.var((0, 2, 3), unbiased=False) + 1e-5).sqrt()
+        return lambda: torch.ops.aten.native_batch_norm_backward(dy, x, g, rm, rv, mean, invstd, True, 1e-5,
+                                                                 [True, True, True])
+    s, p, g = row["stride"], row["pad"], row.get("groups", 1)
     if kind == "conv":
         return lambda: F.conv2d(ts[0], ts[1], stride=s, padding=p, groups=g)
     if kind == "conv_bias_relu":
