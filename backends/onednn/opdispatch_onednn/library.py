@@ -46,6 +46,8 @@ ELTWISE_RELU = 0x20
 POOLING_MAX = 0x1FF
 POOLING_AVG_INCLUDE_PADDING = 0x2FF
 POOLING_AVG_EXCLUDE_PADDING = 0x3FF
+SOFTMAX_ACCURATE = 0x30000
+SOFTMAX_LOG = 0x30001
 # dnnl_normalization_flags_t
 USE_GLOBAL_STATS = 0x1
 USE_SCALE = 0x2
@@ -141,6 +143,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
         c_int, [POINTER(_P), _P, c_int, _P, _P, c_float, c_uint, _P]),
     "dnnl_batch_normalization_backward_primitive_desc_create": (
         c_int, [POINTER(_P), _P, c_int, _P, _P, _P, c_float, c_uint, _P, _P]),
+    "dnnl_softmax_forward_primitive_desc_create": (c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, c_int, _P]),
     "dnnl_version": (POINTER(Version), []),
 }
 

@@ -304,3 +304,34 @@ def test_batch_norm_declines_rank_six():
     rm, rv = od.tensor(np.zeros(3, np.float32)), od.tensor(np.ones(3, np.float32))
     plan = od.explain("batch_norm", x, rm, rv)
     assert plan.provider == "numpy" and "rank 6" in dict(plan.candidates)["onednn"]
+
+
+@pytest.mark.parametrize("shape,axis", [((7, 10), -1), ((4, 9, 5), 1), ((3, 4, 5, 6), 0), ((33,), 0)])
+def test_softmax_and_log_softmax_agree_with_the_numpy_kernels(shape, axis):
+    x = od.tensor((np.random.default_rng(0).standard_normal(shape) * 4).astype(np.float32))
+    for name, fn in (("softmax", od.softmax), ("log_softmax", od.log_softmax)):
+        assert od.explain(name, x, axis=axis).provider == "onednn"
+        np.testing.assert_allclose(_with("onednn", fn, x, axis=axis), _with("numpy", fn, x, axis=axis),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_of_non_finite_input_follows_opdispatchs_rules():
+    xa = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [0.0, 1.0, 2.0]], np.float32)
+    x = od.tensor(xa)
+    for fn in (od.softmax, od.log_softmax):
+        np.testing.assert_array_equal(_with("onednn", fn, x, axis=1), _with("numpy", fn, x, axis=1))
+
+
+def test_conv_transpose2d_runs_on_the_onednn_input_gradient():
+    rng = np.random.default_rng(0)
+    x = od.tensor(rng.standard_normal((2, 6, 5, 5)).astype(np.float32))
+    w = od.tensor(rng.standard_normal((6, 2, 3, 3)).astype(np.float32))
+    b = od.tensor(rng.standard_normal(4).astype(np.float32))
+    kw = {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2}
+    plan = od.explain("conv_transpose2d", x, w, b, **kw)
+    assert plan.how == "decomposition"
+    assert [(p.op, p.provider) for p in plan.parts][0] == ("conv2d_backward_input", "onednn")
+    before = CACHE.built
+    y = _with("onednn", od.conv_transpose2d, x, w, b, **kw)
+    assert CACHE.built == before + 1  # its conv2d_backward_input primitive
+    np.testing.assert_allclose(y, _with("numpy", od.conv_transpose2d, x, w, b, **kw), rtol=1e-4, atol=1e-4)
