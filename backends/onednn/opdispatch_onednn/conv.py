@@ -10,6 +10,7 @@ dilation is oneDNN's zero-based dilation (``d - 1``); asymmetric padding is its 
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -107,9 +108,11 @@ def forward_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
         x.shape, w.shape, bias is not None, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]))
 
 
-def _run_forward(x, w, bias, attrs: dict) -> np.ndarray:
+def _run_forward(op: str, x, w, bias, attrs: dict) -> np.ndarray:
     p = _conv_primitive(x.shape, w.shape, bias is not None, attrs)
-    y = np.empty(_out_shape(x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"]), np.float32)
+    y_shape = _out_shape(x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"])
+    p.check_fits(op, 4 * prod(y_shape))
+    y = np.empty(y_shape, np.float32)
     arrays = {L.ARG_SRC: contiguous(x), L.ARG_WEIGHTS: contiguous(w), L.ARG_DST: y}
     if bias is not None:
         arrays[L.ARG_BIAS] = contiguous(bias)
@@ -118,11 +121,13 @@ def _run_forward(x, w, bias, attrs: dict) -> np.ndarray:
 
 
 def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
-    return _run_forward(x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups})
+    return _run_forward("conv2d", x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation,
+                                               "groups": groups})
 
 
 def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
-    y = _run_forward(x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups})
+    y = _run_forward("conv2d_bias_relu", x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation,
+                                                      "groups": groups})
     return np.maximum(y, np.float32(0), out=y)
 
 
@@ -147,6 +152,7 @@ def backward_input_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
 def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
     a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     p = _data_primitive(input_shape, w.shape, a)
+    p.check_fits("conv2d_backward_input", 4 * prod(input_shape))
     dx = np.empty(input_shape, np.float32)
     p.run({L.ARG_DIFF_SRC: dx, L.ARG_WEIGHTS: contiguous(w), L.ARG_DIFF_DST: contiguous(dy)})
     return dx
@@ -171,6 +177,7 @@ def backward_weight_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]
 def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
     a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     p = _weights_primitive(x.shape, weight_shape, a)
+    p.check_fits("conv2d_backward_weight", 4 * prod(weight_shape))
     dw = np.empty(weight_shape, np.float32)
     p.run({L.ARG_SRC: contiguous(x), L.ARG_DIFF_WEIGHTS: dw, L.ARG_DIFF_DST: contiguous(dy)})
     return dw

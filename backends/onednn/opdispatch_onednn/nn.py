@@ -51,8 +51,10 @@ def _supports(op: str) -> Callable[[Sequence[Any], dict], Optional[str]]:
 def _run(op: str, x, axis: int) -> np.ndarray:
     if not np.isfinite(x.sum()):
         return getattr(numpy_nn, op)(x, axis=axis)
+    p = _primitive(op, x.shape, axis)
+    p.check_fits(op, 4 * x.size)
     y = np.empty(x.shape, np.float32)
-    _primitive(op, x.shape, axis).run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
+    p.run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
     return y
 
 

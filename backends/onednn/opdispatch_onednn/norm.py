@@ -106,6 +106,7 @@ def backward_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training, momentum, eps):
     p = _forward_primitive(x.shape, training, eps, weight is not None, bias is not None)
     c = x.shape[1]
+    p.check_fits("batch_norm", 4 * x.size)
     y = np.empty(x.shape, np.float32)
     if training:
         mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
@@ -128,6 +129,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
 
 def batch_norm_backward(x, dy, running_mean, running_var, weight=None, *, training, eps):
     stats, back = _backward_primitives(x.shape, training, eps)
+    back.check_fits("batch_norm_backward", 4 * x.size)
     c = x.shape[1]
     x = contiguous(x)
     if stats is not None:

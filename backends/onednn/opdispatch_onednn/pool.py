@@ -12,6 +12,7 @@ for a window holding one (and its gradient goes to that NaN). An input holding N
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -90,7 +91,22 @@ def _key(op: str, x_shape, a: dict) -> tuple:
     return (op, tuple(x_shape)) + tuple(sorted((k, v) for k, v in a.items() if k != "input_shape"))
 
 
+def _padding_only_window(x_shape, a: dict) -> bool:
+    """Whether some (dilated) window's taps all land in the padding (opdispatch's maximum is then -inf;
+    oneDNN has no such window)."""
+    out = _out_shape(x_shape, a)[2:]
+    dil = a.get("dilation", (1, 1))
+    for axis in (0, 1):
+        size, k, s, lo = x_shape[2 + axis], a["kernel_size"][axis], a["stride"][axis], a["padding"][axis][0]
+        for o in range(out[axis]):
+            if not any(0 <= o * s - lo + t * dil[axis] < size for t in range(k)):
+                return True
+    return False
+
+
 def _decline(op: str, x_shape, a: dict) -> Optional[str]:
+    if op.startswith("max") and _padding_only_window(x_shape, a):
+        return "a dilated window that sees only padding (oneDNN has no -inf for it)"
     if op.startswith("avg") and a["ceil_mode"] and a["count_include_pad"] \
             and _right_pads(x_shape, a) != (a["padding"][0][1], a["padding"][1][1]):
         return ("ceil_mode windows past the padding with count_include_pad: oneDNN's divisor would count "
@@ -128,16 +144,20 @@ def max_pool2d(x, *, kernel_size, stride, padding, dilation, ceil_mode):
          "ceil_mode": ceil_mode}
     if _has_nan(x):
         return numpy_pool.max_pool2d(x, **a)
+    p = _primitive("max_pool2d", x.shape, a)
+    p.check_fits("max_pool2d", 4 * prod(_out_shape(x.shape, a)))
     y = np.empty(_out_shape(x.shape, a), np.float32)
-    _primitive("max_pool2d", x.shape, a).run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
+    p.run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
     return y
 
 
 def avg_pool2d(x, *, kernel_size, stride, padding, ceil_mode, count_include_pad):
     a = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "ceil_mode": ceil_mode,
          "count_include_pad": count_include_pad}
+    p = _primitive("avg_pool2d", x.shape, a)
+    p.check_fits("avg_pool2d", 4 * prod(_out_shape(x.shape, a)))
     y = np.empty(_out_shape(x.shape, a), np.float32)
-    _primitive("avg_pool2d", x.shape, a).run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
+    p.run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
     return y
 
 
@@ -147,6 +167,7 @@ def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_m
     if _has_nan(x):
         return numpy_pool.max_pool2d_backward(x, dy, **a)
     first, back = _primitive("max_pool2d_backward", x.shape, a)
+    first.check_fits("max_pool2d_backward", 4 * x.size)
     first.run({L.ARG_SRC: contiguous(x)})
     dx = np.empty(x.shape, np.float32)
     back.run({L.ARG_DIFF_SRC: dx, L.ARG_DIFF_DST: contiguous(dy)})
@@ -157,6 +178,7 @@ def avg_pool2d_backward(dy, *, input_shape, kernel_size, stride, padding, ceil_m
     a = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "ceil_mode": ceil_mode,
          "count_include_pad": count_include_pad}
     _, back = _primitive("avg_pool2d_backward", input_shape, a)
+    back.check_fits("avg_pool2d_backward", 4 * prod(input_shape))
     dx = np.empty(input_shape, np.float32)
     back.run({L.ARG_DIFF_SRC: dx, L.ARG_DIFF_DST: contiguous(dy)})
     return dx

@@ -16,6 +16,7 @@ from ctypes import byref, c_char_p, c_void_p
 from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
+from opdispatch_numpy import scratch
 
 from . import library as L
 
@@ -140,6 +141,11 @@ class _Pool(threading.local):
     def __init__(self) -> None:
         self.buffers: dict[int, np.ndarray] = {}
 
+    def new_bytes(self, role: int, nbytes: int) -> int:
+        """What `get` would allocate for ``role`` (0 when its buffer is large enough)."""
+        buf = self.buffers.get(role)
+        return 0 if buf is not None and buf.nbytes >= nbytes + 64 else nbytes + 64
+
     def get(self, role: int, nbytes: int) -> int:
         """The 64-byte aligned address of at least ``nbytes`` bytes for ``role``."""
         buf = self.buffers.get(role)
@@ -220,6 +226,23 @@ class Primitive:
         self.scratch_bytes = lib.dnnl_memory_desc_get_size(pd.md(L.ARG_SCRATCHPAD))
         self.impl = pd.impl()
         self._local = threading.local()
+
+    def check_fits(self, op: str, output_bytes: int) -> None:
+        """Raise `NumPyOutOfMemoryError` (the NumPy backend's, honouring its limits) before anything is
+        allocated when the outputs (``output_bytes``) and this thread's new buffers would not fit."""
+        parts = {"output": output_bytes,
+                 "reordered copies": sum(_POOL.new_bytes(a, n) for a, n in self.inner_bytes.items()),
+                 "workspace": sum(_POOL.new_bytes(a + 0x10000, n) for a, n in self.extra_bytes.items()),
+                 "scratchpad": _POOL.new_bytes(L.ARG_SCRATCHPAD, self.scratch_bytes) if self.scratch_bytes else 0}
+        needed = sum(parts.values())
+        if needed <= scratch.CHECK_BYTES:
+            return
+        room = scratch.available_bytes()
+        if room is not None and needed > room:
+            what = ", ".join(f"{name} {size / 2**30:.2f} GiB" for name, size in parts.items() if size)
+            raise scratch.NumPyOutOfMemoryError(
+                f"{op}: the oneDNN kernel needs {needed / 2**30:.2f} GiB ({what}) but {room / 2**30:.2f} GiB of "
+                f"memory is available; allowed: calls that fit (a smaller batch or image)")
 
     def _bound(self) -> _Bound:
         b = getattr(self._local, "bound", None)

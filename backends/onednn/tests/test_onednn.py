@@ -335,3 +335,24 @@ def test_conv_transpose2d_runs_on_the_onednn_input_gradient():
     y = _with("onednn", od.conv_transpose2d, x, w, b, **kw)
     assert CACHE.built == before + 1  # its conv2d_backward_input primitive, built for explain's supports()
     np.testing.assert_allclose(y, _with("numpy", od.conv_transpose2d, x, w, b, **kw), rtol=1e-4, atol=1e-4)
+
+
+def test_a_call_that_cannot_fit_is_refused_before_allocating(monkeypatch):
+    from opdispatch_numpy import scratch
+
+    x, w, b = (od.tensor(a) for a in _arrays((4, 16, 40, 40), (16, 16, 5, 5)))
+    od.conv2d(x, w, b, padding=2)  # the primitive exists; the refusal concerns this call's memory only
+    monkeypatch.setattr(scratch, "available_bytes", lambda: 64 << 10)
+    monkeypatch.setattr(scratch, "CHECK_BYTES", 0)
+    with pytest.raises(od.KernelError) as info:
+        od.conv2d(x, w, b, padding=2)
+    assert isinstance(info.value, MemoryError)
+    assert "conv2d: the oneDNN kernel needs" in str(info.value) and "allowed: calls that fit" in str(info.value)
+
+
+def test_max_pooling_declines_a_dilated_window_of_padding_only():
+    x = od.tensor(np.full((1, 1, 1, 1), 5.75, np.float32))
+    kw = {"kernel_size": 2, "padding": 1, "dilation": 2}  # each window's taps land left and right of the pixel
+    plan = od.explain("max_pool2d", x, **kw)
+    assert plan.provider == "numpy" and "only padding" in dict(plan.candidates)["onednn"]
+    assert np.isneginf(od.max_pool2d(x, **kw).numpy()).all()
