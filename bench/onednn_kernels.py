@@ -1,6 +1,7 @@
 """The oneDNN provider's kernels against the NumPy backend's own kernels and PyTorch, paired in one process.
 
 Run: python bench/onednn_kernels.py [--only conv_b,maxpool_112] [--reps 15]
+     python bench/onednn_kernels.py --profile [--only conv_c]   (oneDNN's own time per primitive)
 
 Each repetition runs every peer once, in an order that rotates between repetitions, with a short
 sleep between calls (OpenMP threads stop spinning); each row prints the median ms per peer and the
@@ -13,7 +14,11 @@ picks it), ``numpy`` (od eager inside ``od.use_provider("numpy")``, the built-in
 from __future__ import annotations
 
 import argparse
+import collections
+import os
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -180,16 +185,46 @@ def _quartiles(v: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(v), q[2]
 
 
+def profile(names: list[str], reps: int) -> None:
+    """Per row, oneDNN's own time per primitive (``ONEDNN_VERBOSE=1`` in a child running the provider
+    only), summed over each call: how much of a call the layout reorders take."""
+    for name in names:
+        env = {**os.environ, "ONEDNN_VERBOSE": "1"}
+        out = subprocess.run([sys.executable, __file__, "--only", name, "--reps", str(reps), "--provider-only"],
+                             capture_output=True, text=True, env=env, check=True).stdout
+        total: collections.Counter = collections.Counter()
+        for line in out.splitlines():
+            f = line.split(",")
+            if len(f) > 10 and f[1] == "exec":
+                total[f"{f[3]} {f[4]} {f[-2]}"] += float(f[-1])
+        calls = reps + 2  # the warm-up calls are in the log too
+        whole = sum(total.values())
+        print(f"{name}: oneDNN time per call {whole / calls:.2f} ms")
+        for what, ms in total.most_common():
+            print(f"  {ms / calls:>8.3f} ms {100 * ms / whole:>5.1f}%  {what}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated rows (default: all)")
     ap.add_argument("--reps", type=int, default=11)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="oneDNN's time per primitive of each row")
+    ap.add_argument("--provider-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(ROWS)
+    if args.profile:
+        profile(names, args.reps)
+        return
+    if args.provider_only:
+        for name in names:
+            fn = od_call(ROWS[name], None)
+            for _ in range(args.reps + 2):
+                fn()
+        return
     status = od.providers().get("onednn")
     if status is None or status.status != "loaded":
         raise SystemExit(f"the onednn provider is not loaded: {status}")
-    names = [n for n in args.only.split(",") if n] or list(ROWS)
     print(f"{'row':<18} {'onednn ms':>10} {'numpy ms':>10} {'torch ms':>10}   "
           f"{'onednn/numpy [25%-75%]':>24} {'onednn/torch [25%-75%]':>24}")
     for name in names:
