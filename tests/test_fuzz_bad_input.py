@@ -396,6 +396,27 @@ def _snapshot(value):
     return ("value", type(value).__name__, repr(value))
 
 
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+
+
+def _number_kind(value) -> str:
+    if isinstance(value, np.generic) or not isinstance(value, (bool, int, float)):
+        return ""
+    return "b" if isinstance(value, bool) else "i" if isinstance(value, int) else "f"
+
+
+def _widened_by_a_number(args) -> bool:
+    """A comparison of a bool or int tensor (or array) with a Python number of a wider kind."""
+    if len(args) != 2:
+        return False
+    for t, n in (args, args[::-1]):
+        kind = getattr(t, "dtype", np.dtype("float32")).kind
+        if isinstance(t, (od.Tensor, np.ndarray)) and (kind == "b" and _number_kind(n) in ("i", "f")
+                                                       or kind in "iu" and _number_kind(n) == "f"):
+            return True
+    return False
+
+
 def _assert_close(name: str, got: np.ndarray, ref: np.ndarray, dtype: np.dtype, what: str) -> None:
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
@@ -462,6 +483,13 @@ def check_call(call: Call) -> Optional[od.OpDispatchError]:
         assert r.shape == np.shape(want) and (r.dtype == np.int64 if name == "sum" else r.dtype.kind == "f"), \
             f"{call!r}: {r.dtype} {r.shape}, NumPy gives {np.asarray(want).dtype} {np.shape(want)}"
         np.testing.assert_allclose(r.numpy(), want, rtol=1e-12)
+        return None
+    if name in COMPARISONS and _widened_by_a_number(call.args):
+        # a bool/int tensor beside a Python number of a wider kind: NumPy's promotion, NumPy's answer
+        want = getattr(np, name)(*[a.numpy() if isinstance(a, od.Tensor) else a for a in call.args])
+        (r,) = results
+        assert r.dtype == np.bool_ and r.shape == want.shape, f"{call!r}: {r.dtype} {r.shape}"
+        np.testing.assert_array_equal(r.numpy(), want)
         return None
     host = _host_inputs(name, call.args)
     # the compute dtype: the float inputs' (one dtype), or the value inputs' (float, int or bool) for
