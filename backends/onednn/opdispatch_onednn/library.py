@@ -16,7 +16,7 @@ import os
 import threading
 from ctypes import POINTER, byref, c_char_p, c_float, c_int, c_int64, c_size_t, c_uint, c_void_p
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from opdispatch.errors import KernelError
 
@@ -178,6 +178,10 @@ class Library:
         self.engine = c_void_p()
         check(self.dll.dnnl_engine_create(byref(self.engine), 1, 0), "dnnl_engine_create")  # dnnl_cpu
         self._local = threading.local()
+
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:  # the dnnl_* functions set in __init__
+            ...
 
     def stream(self) -> c_void_p:
         """This thread's stream on the CPU engine (a stream is not shared between threads)."""
