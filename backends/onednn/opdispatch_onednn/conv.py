@@ -4,6 +4,8 @@ as oneDNN convolution primitives (forward inference, backward data, backward wei
 conv2d_bias_relu's relu is not oneDNN's relu post-op: that one (``max(x, 0)`` in the JIT kernels) turns
 NaN into 0, where opdispatch's relu keeps NaN; NumPy's ``maximum`` runs in place on the result instead.
 
+The weights' reorder into oneDNN's blocked layout is made once per weight array (eager and graph mode
+alike: a tensor's data is immutable) and kept while that array lives.
 Groups become oneDNN's 5-D grouped weights (G, O/G, I/G, KH, KW), which is OIHW memory as it stands;
 dilation is oneDNN's zero-based dilation (``d - 1``); asymmetric padding is its (left, right) pair.
 """
@@ -55,7 +57,7 @@ def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups) -> P
         L.ARG_DST: plain(lib, _out_shape(x_shape, w_shape, stride, padding, dilation))}
     if has_bias:
         user[L.ARG_BIAS] = plain(lib, (w_shape[0],))
-    return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS))
+    return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
 
 
 def _backward_data(x_shape, w_shape, stride, padding, dilation, groups) -> Primitive:
@@ -69,7 +71,7 @@ def _backward_data(x_shape, w_shape, stride, padding, dilation, groups) -> Primi
         *_geometry(stride, padding, dilation), hint.handle, attr.handle), "convolution backward data")
     user = {L.ARG_DIFF_SRC: plain(lib, x_shape), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
             L.ARG_DIFF_DST: plain(lib, y_shape)}
-    return Primitive(lib, pd, user, inputs=(L.ARG_WEIGHTS, L.ARG_DIFF_DST))
+    return Primitive(lib, pd, user, inputs=(L.ARG_WEIGHTS, L.ARG_DIFF_DST), constant=(L.ARG_WEIGHTS,))
 
 
 def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups) -> Primitive:

@@ -11,6 +11,7 @@ per thread.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from ctypes import byref, c_char_p, c_void_p
 from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
@@ -152,8 +153,13 @@ class _Pool(threading.local):
         if buf is None or buf.nbytes < nbytes + 64:
             buf = np.empty(nbytes + 64, np.uint8)
             self.buffers[role] = buf
-        addr = buf.ctypes.data
-        return addr + (-addr % 64)
+        return _aligned(buf)
+
+
+def _aligned(buf: np.ndarray) -> int:
+    """The first 64-byte aligned address in ``buf``."""
+    addr = buf.ctypes.data
+    return addr + (-addr % 64)
 
 
 _POOL = _Pool()
@@ -208,10 +214,12 @@ class Primitive:
     ``user_mds``: the plain descriptor of each argument the caller passes (inputs and outputs);
     ``inputs``: which of them it reads. Arguments the primitive wants in another layout are reordered
     through this thread's buffers; ``extra`` arguments (a pooling workspace) live in such buffers only.
+    ``constant`` inputs (weights) are reordered once per source array: the copy is kept while that array
+    lives (opdispatch's arrays are immutable; a tensor's data is never written after it is made).
     """
 
     def __init__(self, lib: L.Library, pd: PrimitiveDesc, user_mds: Mapping[int, MemoryDesc],
-                 inputs: Sequence[int], extra: Sequence[int] = ()) -> None:
+                 inputs: Sequence[int], extra: Sequence[int] = (), constant: Sequence[int] = ()) -> None:
         self.lib, self.pd, self.user_mds, self.inputs = lib, pd, dict(user_mds), frozenset(inputs)
         self.prim = _create_primitive(lib, pd.handle)
         self.reordered: dict[int, _Reorder] = {}
@@ -226,12 +234,16 @@ class Primitive:
         self.scratch_bytes = lib.dnnl_memory_desc_get_size(pd.md(L.ARG_SCRATCHPAD))
         self.impl = pd.impl()
         self._local = threading.local()
+        self.constant = frozenset(a for a in constant if a in self.reordered and a in self.inputs)
+        self._copies: dict[tuple[int, int], tuple[int, np.ndarray]] = {}  # (arg, id(source)) -> (its address, copy)
+        self.copies_made = 0  # reorders of constant inputs (a cache miss each)
 
     def check_fits(self, op: str, output_bytes: int) -> None:
         """Raise `NumPyOutOfMemoryError` (the NumPy backend's, honouring its limits) before anything is
         allocated when the outputs (``output_bytes``) and this thread's new buffers would not fit."""
         parts = {"output": output_bytes,
-                 "reordered copies": sum(_POOL.new_bytes(a, n) for a, n in self.inner_bytes.items()),
+                 "reordered copies": sum(_POOL.new_bytes(a, n) for a, n in self.inner_bytes.items()
+                                         if a not in self.constant),
                  "workspace": sum(_POOL.new_bytes(a + 0x10000, n) for a, n in self.extra_bytes.items()),
                  "scratchpad": _POOL.new_bytes(L.ARG_SCRATCHPAD, self.scratch_bytes) if self.scratch_bytes else 0}
         needed = sum(parts.values())
@@ -250,6 +262,25 @@ class Primitive:
             b = self._local.bound = _Bound(self)
         return b
 
+    def _constant_copy(self, arg: int, source: np.ndarray, b: _Bound, stream: c_void_p) -> int:
+        """The address of ``source`` reordered for ``arg``: made (and waited for) on first use, then kept
+        until ``source`` is garbage collected."""
+        key = (arg, id(source))
+        hit = self._copies.get(key)
+        if hit is not None and hit[0] == source.ctypes.data:
+            return _aligned(hit[1])
+        copy = np.empty(self.inner_bytes[arg] + 64, np.uint8)
+        lib = self.lib
+        lib.dnnl_memory_set_data_handle(b.user[arg].handle, source.ctypes.data)
+        lib.dnnl_memory_set_data_handle(b.inner[arg].handle, _aligned(copy))
+        L.check(lib.dnnl_primitive_execute(self.reordered[arg].prim, stream, 2, b.reorders[arg]), "reorder")
+        L.check(lib.dnnl_stream_wait(stream), "dnnl_stream_wait")
+        if hit is None:  # a new source array: forget its copy with it
+            weakref.finalize(source, self._copies.pop, key, None)
+        self._copies[key] = (source.ctypes.data, copy)
+        self.copies_made += 1
+        return _aligned(copy)
+
     def run(self, arrays: Mapping[int, np.ndarray]) -> None:
         """Execute with ``arrays`` (C-contiguous float32, one per argument of ``user_mds``; outputs are
         written in place) and wait for the result."""
@@ -259,13 +290,16 @@ class Primitive:
         for arg, mem in b.user.items():
             set_handle(mem.handle, arrays[arg].ctypes.data)
         for arg, mem in b.inner.items():
-            set_handle(mem.handle, _POOL.get(arg, self.inner_bytes[arg]))
+            if arg in self.constant:
+                set_handle(mem.handle, self._constant_copy(arg, arrays[arg], b, stream))
+            else:
+                set_handle(mem.handle, _POOL.get(arg, self.inner_bytes[arg]))
         for arg, mem in b.extra.items():
             set_handle(mem.handle, _POOL.get(arg + 0x10000, self.extra_bytes[arg]))
         if b.scratch is not None:
             set_handle(b.scratch.handle, _POOL.get(L.ARG_SCRATCHPAD, self.scratch_bytes))
         for arg, r in self.reordered.items():
-            if arg in self.inputs:
+            if arg in self.inputs and arg not in self.constant:
                 L.check(execute(r.prim, stream, 2, b.reorders[arg]), "reorder")
         L.check(execute(self.prim, stream, b.nargs, b.args), "dnnl_primitive_execute")
         for arg, r in self.reordered.items():

@@ -20,6 +20,8 @@ from opdispatch_onednn import conv as onednn_conv  # noqa: E402
 from opdispatch_onednn import library  # noqa: E402
 from opdispatch_onednn.primitives import CACHE  # noqa: E402
 
+L_WEIGHTS = library.ARG_WEIGHTS
+
 if od.providers().get("onednn") is None or od.providers()["onednn"].status != "loaded":
     pytest.skip(f"the onednn provider is not loaded here: {od.providers().get('onednn')}", allow_module_level=True)
 
@@ -356,3 +358,31 @@ def test_max_pooling_declines_a_dilated_window_of_padding_only():
     plan = od.explain("max_pool2d", x, **kw)
     assert plan.provider == "numpy" and "only padding" in dict(plan.candidates)["onednn"]
     assert np.isneginf(od.max_pool2d(x, **kw).numpy()).all()
+
+
+def test_weights_are_reordered_once_per_weight_array_and_forgotten_with_it():
+    import gc
+
+    xa, wa, ba = _arrays((2, 16, 10, 10), (32, 16, 3, 3), seed=3)
+    x, b = od.tensor(xa), od.tensor(ba)
+    w = od.tensor(wa)
+    want = _with("numpy", od.conv2d, x, w, b, padding=1)
+    p = onednn_conv._conv_primitive(x.shape, w.shape, True, {"stride": (1, 1), "padding": ((1, 1), (1, 1)),
+                                                             "dilation": (1, 1), "groups": 1})
+    if L_WEIGHTS not in p.constant:
+        pytest.skip(f"oneDNN runs this conv on the plain weights ({p.impl}): nothing to reorder")
+    made = p.copies_made
+    for _ in range(3):
+        np.testing.assert_allclose(od.conv2d(x, w, b, padding=1).numpy(), want, rtol=1e-4, atol=1e-4)
+    assert p.copies_made == made + 1
+    step = od.function(lambda x, w, b: od.conv2d(x, w, b, padding=1))  # graph mode: the same array, no new copy
+    np.testing.assert_allclose(step(x, w, b).numpy(), want, rtol=1e-4, atol=1e-4)
+    assert p.copies_made == made + 1
+    w2 = od.tensor(wa * 2)  # another weight tensor: its own copy, the right result
+    np.testing.assert_allclose(od.conv2d(x, w2, b, padding=1).numpy(), 2 * want - ba.reshape(1, -1, 1, 1),
+                               rtol=1e-4, atol=1e-4)
+    assert p.copies_made == made + 2
+    kept = len(p._copies)
+    del w, w2, step
+    gc.collect()
+    assert len(p._copies) <= kept - 2
