@@ -28,7 +28,8 @@ from typing import Any, Callable, Optional
 import pluggy
 
 from . import hookspecs
-from .backend import BUILTIN_PRIORITY, BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
+from .backend import (BUILTIN_PRIORITY, PLUGIN_API, SUPPORTED_PLUGIN_APIS, BackendInfo, BackendUnavailable,
+                      DeviceInfo, Kernel, ProviderInfo)
 from .device import CPU_ALIAS, DEFAULT_DEVICE, Device
 from .dtypes import FLOAT_DTYPES, KERNEL_DTYPES
 from .ops import OPS
@@ -233,8 +234,57 @@ def kind_of(plugin: object) -> str:
     return "provider" if callable(getattr(plugin, "opdispatch_provider_info", None)) else "backend"
 
 
+def check_api(declared: Any, kind: str, name: str) -> None:
+    """`PluginLoadError` unless ``declared`` (a `BackendInfo` or `ProviderInfo`'s ``plugin_api``) is a
+    plugin API this release loads (`opdispatch.backend.SUPPORTED_PLUGIN_APIS`)."""
+    if not isinstance(declared, int) or isinstance(declared, bool):
+        raise PluginLoadError(f"{kind} {name!r} declares plugin_api={declared!r}; allowed: an int, the "
+                              f"opdispatch plugin API it was written for (this is plugin API {PLUGIN_API})")
+    if declared not in SUPPORTED_PLUGIN_APIS:
+        raise PluginLoadError(f"{kind} {name!r} was built for opdispatch plugin API {declared}; this is plugin API "
+                              f"{PLUGIN_API} (it loads plugins built for API "
+                              f"{', '.join(map(str, SUPPORTED_PLUGIN_APIS))}): install a release of the plugin "
+                              f"built for plugin API {PLUGIN_API}, or a release of opdispatch that loads API "
+                              f"{declared}")
+
+
+def _precheck_api(plugin: object, kind: str, name: str) -> Optional[str]:
+    """Why ``plugin`` cannot load because of the plugin API its identity hook declares, or None.
+    Run before pluggy validates its hooks, so a plugin written for another API is reported as
+    such, not as a signature mismatch. A hook that cannot be called here is left to the normal
+    loading path, which reports it."""
+    hook = getattr(plugin, "opdispatch_provider_info" if kind == "provider" else "opdispatch_backend_info", None)
+    if not callable(hook):
+        return None
+    try:
+        info = hook()
+    except BaseException as exc:  # the plugin's own failure, reported by the normal path
+        if is_user_interrupt(exc):
+            raise
+        return None
+    if not isinstance(info, (BackendInfo, ProviderInfo)):
+        return None
+    try:
+        check_api(info.plugin_api, kind, info.name if isinstance(info.name, str) else name)
+    except PluginLoadError as exc:
+        return str(exc)
+    return None
+
+
 def register(pm: pluggy.PluginManager, plugin: object, name: str) -> Optional[str]:
-    """Register ``plugin`` with ``pm``; None, or why pluggy refused it."""
+    """Register ``plugin`` with ``pm``; None, or why it cannot be: a plugin API this release does not
+    load, the same object already registered (one module behind two entry points), or pluggy's hook
+    validation."""
+    reason = _precheck_api(plugin, kind_of(plugin), name)
+    if reason:
+        return reason
+    if pm.is_registered(plugin):
+        other = (pm.get_name(plugin) or "?").rpartition("@")[0] or "?"
+        what = f"module {plugin.__name__!r}" if isinstance(plugin, types.ModuleType) else f"object {plugin!r}"
+        return (f"{what} is already loaded as the plugin {other!r}: one plugin object backs one backend or "
+                f"provider. To ship several from one distribution, give each entry point its own module, or "
+                f"its own object: `{name} = \"pkg.plugin:{name.upper().replace('-', '_')}\"` naming an instance "
+                f"of a class whose methods are the hooks (marked with @hookimpl)")
     try:
         pm.register(plugin, name=f"{name}@{id(plugin)}")
     except Exception as exc:  # pluggy.PluginValidationError, duplicate registration
@@ -303,6 +353,7 @@ def _identify(result: Any, info: Any, expected: "type[BackendInfo] | type[Provid
     if not isinstance(info, expected):
         raise PluginLoadError(f"{hook} returned {info!r}; allowed: an opdispatch.backend.{expected.__name__}")
     check_name(info.name, kind)
+    check_api(info.plugin_api, kind, info.name)
     if info.name != result.name:
         result.origin = f"{result.origin}; {kind} name {info.name!r}"
         result.name = info.name
