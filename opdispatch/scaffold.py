@@ -44,7 +44,7 @@ def check_backend_name(name: str) -> str:
     """``name`` when a new backend may take it, else `InvalidArgumentError` saying what is allowed."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidArgumentError(f"new-backend: argument 'name' got {name!r}; allowed: {NAME_RULE}")
-    taken = {**RESERVED_NAMES, **{alias: "a device alias" for alias in ALIAS_NAMES}}
+    taken = {**RESERVED_NAMES, **dict.fromkeys(ALIAS_NAMES, "a device alias")}
     if name in taken:
         raise InvalidArgumentError(f"new-backend: argument 'name' got {name!r}, which belongs to {taken[name]}; "
                                    f"allowed: {NAME_RULE}, other than {sorted(taken)}")

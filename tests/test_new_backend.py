@@ -45,6 +45,11 @@ def test_new_backend_writes_a_complete_distribution(tmp_path, capsys):
     assert '[project.entry-points."opdispatch.backends"]\ndemo = "opdispatch_demo.plugin"' in pyproject
     assert "opdispatch-conformance==0.1.*" in pyproject  # the suite pinned to this release's series
     assert "plugin_api=1" in (target / "opdispatch_demo" / "plugin.py").read_text()
+    ruff = Path(sys.executable).with_name("ruff")
+    if ruff.exists():  # the generated code passes this project's own linter
+        proc = subprocess.run([str(ruff), "check", "--no-cache", "--isolated", "--line-length", "120", "--select",
+                               "E,W,F,B,A,C4", str(target)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("name, problem", [("numpy", "belongs to opdispatch-numpy"), ("cpu", "device alias"),
