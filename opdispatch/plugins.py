@@ -248,36 +248,49 @@ def check_api(declared: Any, kind: str, name: str) -> None:
                               f"{declared}")
 
 
-def _precheck_api(plugin: object, kind: str, name: str) -> Optional[str]:
-    """Why ``plugin`` cannot load because of the plugin API its identity hook declares, or None.
-    Run before pluggy validates its hooks, so a plugin written for another API is reported as
-    such, not as a signature mismatch. A hook that cannot be called here is left to the normal
-    loading path, which reports it."""
-    hook = getattr(plugin, "opdispatch_provider_info" if kind == "provider" else "opdispatch_backend_info", None)
-    if not callable(hook):
+class _Identity:
+    """A plugin's identity hook, called once, before pluggy validates the plugin's hooks: what it
+    returned or raised (re-raised when the loading path asks for it, so the failure is reported as
+    the plugin's)."""
+
+    def __init__(self, plugin: object, kind: str) -> None:
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        hook = getattr(plugin, "opdispatch_provider_info" if kind == "provider" else "opdispatch_backend_info", None)
+        self.called = callable(hook)
+        if not self.called:
+            return
+        try:
+            self.value = hook()
+        except BaseException as exc:  # the plugin's own failure, reported when loading gets there
+            if is_user_interrupt(exc):
+                raise
+            self.error = exc
+
+    def api_problem(self, kind: str, name: str) -> Optional[str]:
+        """Why the plugin cannot load because of the plugin API it declares, or None (so a plugin written
+        for another API is reported as such, not as the hook or signature mismatch that follows)."""
+        info = self.value
+        if not isinstance(info, (BackendInfo, ProviderInfo)):
+            return None
+        try:
+            check_api(info.plugin_api, kind, info.name if isinstance(info.name, str) else name)
+        except PluginLoadError as exc:
+            return str(exc)
         return None
-    try:
-        info = hook()
-    except BaseException as exc:  # the plugin's own failure, reported by the normal path
-        if is_user_interrupt(exc):
-            raise
-        return None
-    if not isinstance(info, (BackendInfo, ProviderInfo)):
-        return None
-    try:
-        check_api(info.plugin_api, kind, info.name if isinstance(info.name, str) else name)
-    except PluginLoadError as exc:
-        return str(exc)
-    return None
+
+    def get(self, impl: Callable[[], Any]) -> Any:
+        """What the hook returned (``impl``'s answer when it could not be called directly)."""
+        if not self.called:
+            return impl()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def register(pm: pluggy.PluginManager, plugin: object, name: str) -> Optional[str]:
-    """Register ``plugin`` with ``pm``; None, or why it cannot be: a plugin API this release does not
-    load, the same object already registered (one module behind two entry points), or pluggy's hook
-    validation."""
-    reason = _precheck_api(plugin, kind_of(plugin), name)
-    if reason:
-        return reason
+    """Register ``plugin`` with ``pm``; None, or why it cannot be: the same object already registered
+    (one module behind two entry points), or pluggy's hook validation."""
     if pm.is_registered(plugin):
         other = (pm.get_name(plugin) or "?").rpartition("@")[0] or "?"
         what = f"module {plugin.__name__!r}" if isinstance(plugin, types.ModuleType) else f"object {plugin!r}"
@@ -376,13 +389,14 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
     its devices: it is left "probing", its probe to run with `probe_backend`. Never raises for a broken
     plugin (the user's Ctrl-C aside)."""
     result = LoadedBackend(name=name, origin=origin, status="failed")
-    result.reason = register(pm, plugin, name) or ""
+    identity = _Identity(plugin, "backend")
+    result.reason = identity.api_problem("backend", name) or register(pm, plugin, name) or ""
     if result.reason:
         return result
 
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.BACKEND_HOOKS)
-        info = impls["opdispatch_backend_info"]()
+        info = identity.get(impls["opdispatch_backend_info"])
         _identify(result, info, BackendInfo, "opdispatch_backend_info", "backend", taken, dist, plugin)
         result.version, result.description, result.hidden = info.version, info.description, info.hidden
         result.array_types = _array_types(info.array_types)
@@ -427,13 +441,14 @@ def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: s
                   taken: "set[str]", dist: Optional[str] = None) -> LoadedProvider:
     """Register a kernel-provider ``plugin`` and collect its kernels; never raises for a broken plugin."""
     result = LoadedProvider(name=name, origin=origin, status="failed")
-    result.reason = register(pm, plugin, name) or ""
+    identity = _Identity(plugin, "provider")
+    result.reason = identity.api_problem("provider", name) or register(pm, plugin, name) or ""
     if result.reason:
         return result
 
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.PROVIDER_HOOKS)
-        info = impls["opdispatch_provider_info"]()
+        info = identity.get(impls["opdispatch_provider_info"])
         _identify(result, info, ProviderInfo, "opdispatch_provider_info", "provider", taken, dist, plugin)
         if not isinstance(info.priority, int) or isinstance(info.priority, bool) or info.priority <= BUILTIN_PRIORITY:
             raise PluginLoadError(f"priority {info.priority!r} is not allowed; allowed: an int > {BUILTIN_PRIORITY} "

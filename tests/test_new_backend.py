@@ -109,7 +109,8 @@ def test_generated_backend_installs_and_passes_conformance(tmp_path):
 
 @pytest.mark.slow
 def test_template_ships_in_the_opdispatch_wheel(tmp_path):
-    """`opdispatch new-backend` needs no checkout: the template is package data of the built wheel."""
+    """`opdispatch new-backend` needs no checkout: the template is package data of the built wheel, and
+    the command run from that wheel, installed, writes the distribution."""
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(REPO / "pyproject.toml", src)
@@ -122,3 +123,12 @@ def test_template_ships_in_the_opdispatch_wheel(tmp_path):
     template = REPO / "opdispatch" / "templates" / "backend"
     expected = {"opdispatch/" + str(p.relative_to(REPO / "opdispatch")) for p in template.rglob("*.tmpl")}
     assert len(expected) == len(EXPECTED) and expected <= names, sorted(expected - names)
+
+    site = tmp_path / "site"
+    proc = pip("install", "--no-deps", "--no-index", "--target", str(site), str(wheel))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    where = _run([sys.executable, "-c", "import opdispatch; print(opdispatch.__file__)"], site, tmp_path)
+    assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr  # the wheel's, not the checkout
+    made = _run([sys.executable, "-m", "opdispatch.cli", "new-backend", "demo", "--dir", "out"], site, tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert {str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file()} == EXPECTED
