@@ -225,7 +225,7 @@ def text(entry: dict[str, Any]) -> str:
         lines.append(f"  input {i['name']}: {KIND_TEXT[i['kind']]}{extra}")
     for a in entry["attributes"]:
         lines.append(f"  attr {a['name']} (default {a['default']!r}): {a['kernel_form']}")
-    lines.append(f"  dtypes: {', '.join(entry['dtypes']) or '-'}")
+    lines.append(f"  dtypes (its inputs' kinds allow): {', '.join(entry['dtypes']) or '-'}")
     grad = "yes" if entry["differentiable"] else f"no ({entry['no_gradient_reason']})"
     if entry["gradient_calls"]:
         grad += f"; its gradient calls {', '.join(entry['gradient_calls'])}"
