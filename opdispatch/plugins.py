@@ -256,7 +256,8 @@ class _Identity:
     def __init__(self, plugin: object, kind: str) -> None:
         self.value: Any = None
         self.error: Optional[BaseException] = None
-        hook = getattr(plugin, "opdispatch_provider_info" if kind == "provider" else "opdispatch_backend_info", None)
+        hook: Any = getattr(plugin, "opdispatch_provider_info" if kind == "provider" else "opdispatch_backend_info",
+                            None)
         self.called = callable(hook)
         if not self.called:
             return
