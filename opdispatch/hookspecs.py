@@ -67,9 +67,9 @@ def opdispatch_devices() -> Sequence[DeviceInfo]:
 
 @hookspec
 def opdispatch_kernels() -> Iterable[Kernel]:
-    """**Required of a backend** (an empty list is fine: a decomposition-only backend has kernels for
-    a few primitives, see ``opdispatch ops``). Return the backend's kernels, one `Kernel` per op it
-    implements.
+    """**Required of a backend.** Return the backend's kernels: one `Kernel` per op it implements, or
+    several for one op when their dtypes are disjoint (the call's dtype picks one). A few primitives
+    suffice: ``opdispatch ops`` says which ops decompose into which.
 
     Each kernel's function must accept the op's inputs positionally and its canonical
     attributes as keywords (see ``opdispatch.ops.OPS[name]``); a mismatch is reported
