@@ -17,7 +17,7 @@ FAMILIES = (conv, pool, norm, nn)
 
 @hookimpl
 def opdispatch_provider_info() -> ProviderInfo:
-    return ProviderInfo(name="onednn", version=__version__, priority=PRIORITY,
+    return ProviderInfo(name="onednn", version=__version__, priority=PRIORITY, plugin_api=1,
                         description="oneDNN v3.2 (onednn-cpu-gomp) kernels for numpy:0")
 
 
