@@ -289,7 +289,7 @@ def run_command(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         raise FleetError("conformance --ray: argument 'mode' got 'both'; allowed: eager or graph (run twice)")
     conn = connect(args.ray)
     try:
-        columns, failed = probe_nodes(conn.ray)
+        columns, failed = probe_nodes(conn.ray, out=sys.stderr)
         for nid, reason in failed.items():
             print(f"fleet: node {nid[:8]} lost during the probe: {reason}", file=sys.stderr)
         columns = select(columns, None if args.all else (args.device or ["numpy:0"]))
@@ -303,7 +303,7 @@ def run_command(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         nodes = len({c.node_id for c in columns})
         print(f"conformance: {len(columns)} device(s) on {nodes} node(s): {', '.join(c.label for c in columns)}",
               file=sys.stderr, flush=True)
-        return run_fleet(conn.ray, columns, spec_from_args(args))
+        return run_fleet(conn.ray, columns, spec_from_args(args), out=sys.stderr)
     finally:
         conn.close()
 
@@ -316,8 +316,12 @@ LOOPBACK = "127.0.0.1"
 def loopback_only() -> None:
     """Make this process's Ray resolve a ``127.0.0.1`` address to the loopback, not to the machine's
     default-route address (Ray's default on Linux, which a node bound to 127.0.0.1 does not answer
-    on). Call before Ray is first imported."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    on, so ``ray.init`` would wait for ever). Ray reads the switch (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``,
+    which also governs this) when first imported; where it already is, its constant is set too."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
 
 
 class LocalCluster:
