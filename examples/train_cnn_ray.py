@@ -21,8 +21,6 @@ import sys
 import time
 from typing import Optional
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import opdispatch as od  # noqa: E402
@@ -92,16 +90,16 @@ def main(argv: Optional[list[str]] = None) -> float:
         start, acc = time.perf_counter(), 0.0
         base_lr = (args.lr or (1e-3 if args.optimizer == "adam" else 0.05))
         last = dp.epoch + args.epochs
+        bars: dict[int, Progress] = {}  # the driver's progress bar, one per epoch
+
+        def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+            if epoch not in bars:
+                bars[epoch] = Progress(steps, f"epoch {epoch + 1:>3}")
+            bars[epoch].update(step, loss)
+
         for _ in range(args.epochs):
-            bar: dict[str, Progress] = {}
-
-            def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
-                if "bar" not in bar:
-                    bar["bar"] = Progress(steps, f"epoch {epoch + 1:>3}")
-                bar["bar"].update(step, loss)
-
             (loss,) = dp.fit(1, lr_schedule=lambda e: cosine(base_lr, e, last), on_step=on_step)
-            bar["bar"].close()
+            bars[dp.epoch - 1].close()
             params = {n: od.tensor(a) for n, a in dp.params().items()}
             state = {n: od.tensor(a) for n, a in dp.state().items()}
             acc = evaluate(params, state, x_te, y_te, "float32")

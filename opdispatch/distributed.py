@@ -97,7 +97,7 @@ def average(contributions: Sequence[tuple[int, Mapping[str, np.ndarray]]]) -> di
     total = sum(n for n, _ in contributions)
     if total == 0:
         raise InvalidArgumentError("average: argument 'contributions' holds no example")
-    names = [name for name in contributions[0][1]]
+    names = list(contributions[0][1])
     out = {}
     for name in names:
         acc = np.zeros(np.shape(contributions[0][1][name]), dtype=np.float64)
@@ -198,12 +198,12 @@ class DataParallel:
     each replica's share of a global batch of ``len(devices) * batch_size``; ``seed`` seeds the
     parameters (``init_fn``) and the shuffling (one ``np.random.default_rng(seed)`` drawing a
     permutation per epoch, as ``examples/train_cnn.py`` does). ``num_cpus`` is what each replica asks
-    Ray for.
+    Ray for; replicas that cannot be placed within ``ready_timeout_s`` raise `DistributedError`.
     """
 
     def __init__(self, init_fn: InitFn, loss_fn: LossFn, devices: Sequence[str], *, x: np.ndarray, y: np.ndarray,
                  batch_size: int, optimizer: OptimizerFn, seed: int = 0, dtype: str = "float32",
-                 num_cpus: float = 1.0) -> None:
+                 num_cpus: float = 1.0, ready_timeout_s: float = 300.0) -> None:
         ray = _ray()
         if not devices:
             raise InvalidArgumentError("DataParallel: argument 'devices' is empty; allowed: one device per replica")
@@ -229,6 +229,17 @@ class DataParallel:
             self.replicas.append(actor.options(**opts).remote(rank, self.world, dev, init_fn, loss_fn, optimizer,
                                                               seed, x_ref, y_ref, dtype))
         self._ray = ray
+        try:  # a replica Ray cannot place (too few CPUs, no node with the device) fails here, not in a step
+            ray.get([r.__ray_ready__.remote() for r in self.replicas], timeout=ready_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            self.shutdown()
+            raise DistributedError(f"DataParallel: the {self.world} replicas ({', '.join(self.devices)}) did not start "
+                                   f"within {ready_timeout_s:.0f} s: the cluster lacks the resources (each asks "
+                                   f"{num_cpus} CPU and its device's resource where a node declares it: "
+                                   f"{ray.available_resources()} available)") from None
+        except ray.exceptions.RayError as exc:
+            self.shutdown()
+            raise DistributedError(f"DataParallel: a replica failed to start: {exc}") from exc
 
     def _get(self, refs: Any) -> Any:
         try:

@@ -96,6 +96,7 @@ def _one_process(cnn, x, y, global_batch, steps, seed=0, batch_norm=False):
 
 @pytest.mark.parametrize("devices", [["numpy:0", "numpy:0"], ["numpy:0", "numpy:0", "numpy:0"],
                                      ["numpy:0", "opencl:0", "numpy:0"]], ids=["2x numpy", "3x numpy", "mixed"])
+@pytest.mark.ray
 def test_n_workers_with_batch_b_equal_one_process_with_batch_n_times_b(example, devices):
     from opdispatch.distributed import DataParallel
 
@@ -124,6 +125,7 @@ def test_n_workers_with_batch_b_equal_one_process_with_batch_n_times_b(example, 
         assert all(np.array_equal(r[name], replicas[0][name]) for r in replicas for name in ref)
 
 
+@pytest.mark.ray
 def test_fit_checkpoints_resume_and_keep_batch_norm_statistics_per_worker(example, tmp_path):
     from opdispatch.distributed import DataParallel
 
@@ -133,7 +135,7 @@ def test_fit_checkpoints_resume_and_keep_batch_norm_statistics_per_worker(exampl
     dp = DataParallel(init, cnn.loss_fn, ["numpy:0", "numpy:0"], x=x, y=y, batch_size=10, optimizer=opt, seed=1)
     seen = []
     try:
-        (loss,) = dp.fit(1, on_step=lambda e, s, n, l: seen.append((e, s, n)))
+        (loss,) = dp.fit(1, on_step=lambda epoch, step, steps, _loss: seen.append((epoch, step, steps)))
         assert seen == [(0, 1, 3), (0, 2, 3), (0, 3, 3)] and np.isfinite(loss)
         ckpt = str(tmp_path / "dp.npz")
         dp.save_checkpoint(ckpt, {"note": "dp"})
@@ -159,6 +161,7 @@ def test_fit_checkpoints_resume_and_keep_batch_norm_statistics_per_worker(exampl
         dp2.shutdown()
 
 
+@pytest.mark.ray
 def test_tensors_cross_processes_as_ray_objects_on_their_device(cluster):
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -185,6 +188,7 @@ def test_tensors_cross_processes_as_ray_objects_on_their_device(cluster):
         ray.get(ref)  # the driver has no fake:0: a clear error, no silent move
 
 
+@pytest.mark.ray
 def test_the_example_trains_and_times_steps(cluster, capsys):
     sys.path.insert(0, EXAMPLES)
     import train_cnn_ray
@@ -196,3 +200,13 @@ def test_the_example_trains_and_times_steps(cluster, capsys):
 def test_the_core_does_not_import_ray():
     code = "import sys, opdispatch, opdispatch.distributed; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.ray
+def test_replicas_the_cluster_cannot_place_fail_with_the_reason(example):
+    from opdispatch.distributed import DataParallel
+
+    cnn, ex, x, y = example  # three nodes, each declaring one numpy:0: a fourth replica has no device
+    with pytest.raises(DistributedError, match="did not start within 3 s: the cluster lacks the resources"):
+        DataParallel(ex.init_digits_cnn, cnn.loss_fn, ["numpy:0"] * 4, x=x, y=y, batch_size=4, optimizer=od.SGD,
+                     ready_timeout_s=3)

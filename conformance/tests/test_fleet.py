@@ -61,6 +61,7 @@ def _node(columns, device):
     return sorted({c.node_id for c in columns if c.device == device})
 
 
+@pytest.mark.ray
 def test_probe_finds_every_node_and_the_device_of_one_node_only(cluster, probed):
     columns, failed = probed
     assert failed == {}
@@ -74,6 +75,7 @@ def test_probe_finds_every_node_and_the_device_of_one_node_only(cluster, probed)
     assert len({c.label for c in columns}) == len(columns)  # three nodes on one host: labels still distinct
 
 
+@pytest.mark.ray
 def test_fleet_results_equal_a_local_run_on_that_device(cluster, probed):
     import ray
 
@@ -94,6 +96,7 @@ def test_fleet_results_equal_a_local_run_on_that_device(cluster, probed):
     assert all(c.label in md for c in columns) and "Fake accelerator" in md
 
 
+@pytest.mark.ray
 def test_a_failed_task_marks_its_column_lost_and_keeps_the_others(cluster, probed):
     import dataclasses
 
@@ -108,6 +111,7 @@ def test_a_failed_task_marks_its_column_lost_and_keeps_the_others(cluster, probe
     assert report.matrix(runs).splitlines()[2].startswith("| add | LOST | ok ")  # columns in label order
 
 
+@pytest.mark.ray
 def test_the_command_writes_one_merged_report(cluster, tmp_path, capsys):
     out = tmp_path / "fleet.json"
     md = tmp_path / "fleet.md"
@@ -121,6 +125,7 @@ def test_the_command_writes_one_merged_report(cluster, tmp_path, capsys):
     assert "fleet: [1/1]" in err and "# opdispatch conformance report" in md.read_text()
 
 
+@pytest.mark.ray
 def test_a_lost_node_marks_its_columns_lost(cluster, probed):  # last: it kills node 2
     import ray
 
