@@ -23,12 +23,13 @@ import re
 import traceback
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import pluggy
 
 from . import hookspecs
-from .backend import BUILTIN_PRIORITY, BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
+from .backend import (BUILTIN_PRIORITY, PLUGIN_API, SUPPORTED_PLUGIN_APIS, BackendInfo, BackendUnavailable,
+                      DeviceInfo, Kernel, ProviderInfo)
 from .device import CPU_ALIAS, DEFAULT_DEVICE, Device
 from .dtypes import FLOAT_DTYPES, KERNEL_DTYPES
 from .ops import OPS
@@ -63,7 +64,7 @@ class LoadedBackend:
     description: str = ""
     hidden: bool = False
     devices: list[DeviceInfo] = field(default_factory=list)
-    kernels: dict[str, Kernel] = field(default_factory=dict)
+    kernels: dict[str, tuple[Kernel, ...]] = field(default_factory=dict)  # per op, kernels of disjoint dtypes
     from_numpy: Optional[Callable[[Any, Any], Any]] = None
     to_numpy: Optional[Callable[[Any, Any], Any]] = None
     array_meta: Optional[Callable[[Any, Any], Any]] = None
@@ -154,6 +155,20 @@ def _transfer(call: Callable[..., Any], first: str) -> Callable[[Any, Any], Any]
     return lambda value, device: call(**{first: value, "device": device})
 
 
+def check_disjoint(declared: Sequence[Kernel], kernel: Kernel) -> Sequence[Kernel]:
+    """``declared`` (the plugin's kernels so far for ``kernel``'s op and backend) when none of them
+    computes in one of ``kernel``'s dtypes; else `PluginLoadError`. Several kernels of one op are
+    allowed when their dtypes are disjoint (a float16 kernel that computes in float32 beside the
+    float32 one, say): the call's dtype picks one."""
+    for k in declared:
+        shared = sorted(d.name for d in k.dtype_set & kernel.dtype_set)
+        if shared:
+            where = f" on backend {kernel.backend!r}" if kernel.backend else ""
+            raise PluginLoadError(f"declares two kernels for op {kernel.op!r}{where} that both compute in "
+                                  f"{', '.join(shared)}; allowed: several kernels of one op only with disjoint dtypes")
+    return declared
+
+
 def check_kernel(kernel: Any, provider: bool = False) -> Kernel:
     """Validate one declared kernel against its op's schema; raise `PluginLoadError` if it does not fit."""
     if not isinstance(kernel, Kernel):
@@ -233,8 +248,71 @@ def kind_of(plugin: object) -> str:
     return "provider" if callable(getattr(plugin, "opdispatch_provider_info", None)) else "backend"
 
 
+def check_api(declared: Any, kind: str, name: str) -> None:
+    """`PluginLoadError` unless ``declared`` (a `BackendInfo` or `ProviderInfo`'s ``plugin_api``) is a
+    plugin API this release loads (`opdispatch.backend.SUPPORTED_PLUGIN_APIS`)."""
+    if not isinstance(declared, int) or isinstance(declared, bool):
+        raise PluginLoadError(f"{kind} {name!r} declares plugin_api={declared!r}; allowed: an int, the "
+                              f"opdispatch plugin API it was written for (this is plugin API {PLUGIN_API})")
+    if declared not in SUPPORTED_PLUGIN_APIS:
+        raise PluginLoadError(f"{kind} {name!r} was built for opdispatch plugin API {declared}; this is plugin API "
+                              f"{PLUGIN_API} (it loads plugins built for API "
+                              f"{', '.join(map(str, SUPPORTED_PLUGIN_APIS))}): install a release of the plugin "
+                              f"built for plugin API {PLUGIN_API}, or a release of opdispatch that loads API "
+                              f"{declared}")
+
+
+class _Identity:
+    """A plugin's identity hook, called once, before pluggy validates the plugin's hooks: what it
+    returned or raised (re-raised when the loading path asks for it, so the failure is reported as
+    the plugin's)."""
+
+    def __init__(self, plugin: object, kind: str) -> None:
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        hook: Any = getattr(plugin, "opdispatch_provider_info" if kind == "provider" else "opdispatch_backend_info",
+                            None)
+        self.called = callable(hook)
+        if not self.called:
+            return
+        try:
+            self.value = hook()
+        except BaseException as exc:  # the plugin's own failure, reported when loading gets there
+            if is_user_interrupt(exc):
+                raise
+            self.error = exc
+
+    def api_problem(self, kind: str, name: str) -> Optional[str]:
+        """Why the plugin cannot load because of the plugin API it declares, or None (so a plugin written
+        for another API is reported as such, not as the hook or signature mismatch that follows)."""
+        info = self.value
+        if not isinstance(info, (BackendInfo, ProviderInfo)):
+            return None
+        try:
+            check_api(info.plugin_api, kind, info.name if isinstance(info.name, str) else name)
+        except PluginLoadError as exc:
+            return str(exc)
+        return None
+
+    def get(self, impl: Callable[[], Any]) -> Any:
+        """What the hook returned (``impl``'s answer when it could not be called directly)."""
+        if not self.called:
+            return impl()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def register(pm: pluggy.PluginManager, plugin: object, name: str) -> Optional[str]:
-    """Register ``plugin`` with ``pm``; None, or why pluggy refused it."""
+    """Register ``plugin`` with ``pm``; None, or why it cannot be: the same object already registered
+    (one module behind two entry points), or pluggy's hook validation."""
+    if pm.is_registered(plugin):
+        other = (pm.get_name(plugin) or "?").rpartition("@")[0] or "?"
+        what = f"module {plugin.__name__!r}" if isinstance(plugin, types.ModuleType) else f"object {plugin!r}"
+        return (f"{what} is already loaded as the plugin {other!r}: one plugin object backs one backend or "
+                f"provider. To ship several from one distribution, give each entry point its own module, or "
+                f"its own object: `{name} = \"pkg.plugin:{name.upper().replace('-', '_')}\"` naming an instance "
+                f"of a class whose methods are the hooks (marked with @hookimpl)")
     try:
         pm.register(plugin, name=f"{name}@{id(plugin)}")
     except Exception as exc:  # pluggy.PluginValidationError, duplicate registration
@@ -303,6 +381,7 @@ def _identify(result: Any, info: Any, expected: "type[BackendInfo] | type[Provid
     if not isinstance(info, expected):
         raise PluginLoadError(f"{hook} returned {info!r}; allowed: an opdispatch.backend.{expected.__name__}")
     check_name(info.name, kind)
+    check_api(info.plugin_api, kind, info.name)
     if info.name != result.name:
         result.origin = f"{result.origin}; {kind} name {info.name!r}"
         result.name = info.name
@@ -325,21 +404,20 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
     its devices: it is left "probing", its probe to run with `probe_backend`. Never raises for a broken
     plugin (the user's Ctrl-C aside)."""
     result = LoadedBackend(name=name, origin=origin, status="failed")
-    result.reason = register(pm, plugin, name) or ""
+    identity = _Identity(plugin, "backend")
+    result.reason = identity.api_problem("backend", name) or register(pm, plugin, name) or ""
     if result.reason:
         return result
 
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.BACKEND_HOOKS)
-        info = impls["opdispatch_backend_info"]()
+        info = identity.get(impls["opdispatch_backend_info"])
         _identify(result, info, BackendInfo, "opdispatch_backend_info", "backend", taken, dist, plugin)
         result.version, result.description, result.hidden = info.version, info.description, info.hidden
         result.array_types = _array_types(info.array_types)
         for kernel in impls["opdispatch_kernels"]() or ():
             kernel = check_kernel(kernel)
-            if kernel.op in result.kernels:
-                raise PluginLoadError(f"declares two kernels for op {kernel.op!r}")
-            result.kernels[kernel.op] = kernel
+            result.kernels[kernel.op] = (*check_disjoint(result.kernels.get(kernel.op, ()), kernel), kernel)
         result.from_numpy = _transfer(impls["opdispatch_from_numpy"], "array")
         result.to_numpy = _transfer(impls["opdispatch_to_numpy"], "data")
         meta = _impl(pm, plugin, "opdispatch_array_meta")
@@ -376,25 +454,22 @@ def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: s
                   taken: "set[str]", dist: Optional[str] = None) -> LoadedProvider:
     """Register a kernel-provider ``plugin`` and collect its kernels; never raises for a broken plugin."""
     result = LoadedProvider(name=name, origin=origin, status="failed")
-    result.reason = register(pm, plugin, name) or ""
+    identity = _Identity(plugin, "provider")
+    result.reason = identity.api_problem("provider", name) or register(pm, plugin, name) or ""
     if result.reason:
         return result
 
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.PROVIDER_HOOKS)
-        info = impls["opdispatch_provider_info"]()
+        info = identity.get(impls["opdispatch_provider_info"])
         _identify(result, info, ProviderInfo, "opdispatch_provider_info", "provider", taken, dist, plugin)
         if not isinstance(info.priority, int) or isinstance(info.priority, bool) or info.priority <= BUILTIN_PRIORITY:
             raise PluginLoadError(f"priority {info.priority!r} is not allowed; allowed: an int > {BUILTIN_PRIORITY} "
                                   f"(backends' own kernels have {BUILTIN_PRIORITY})")
         result.version, result.description, result.priority = info.version, info.description, info.priority
-        seen: set[tuple[str, str]] = set()
         for kernel in impls["opdispatch_provider_kernels"]() or ():
             kernel = check_kernel(kernel, provider=True)
-            key = (kernel.backend or "", kernel.op)
-            if key in seen:
-                raise PluginLoadError(f"declares two kernels for op {kernel.op!r} on backend {kernel.backend!r}")
-            seen.add(key)
+            check_disjoint([k for k in result.kernels if (k.backend, k.op) == (kernel.backend, kernel.op)], kernel)
             result.kernels.append(kernel)
         result.status = "loaded"
 
