@@ -138,3 +138,22 @@ def test_a_lost_node_marks_its_columns_lost(cluster, probed):  # last: it kills 
             assert runs[col.label]["lost"], runs[col.label]
         else:
             assert "lost" not in runs[col.label] and runs[col.label]["results"]
+
+
+def test_a_lost_column_fails_the_command_and_shows_in_every_report(tmp_path, capsys):
+    from opdispatch_conformance.cli import parser, report_runs
+
+    col = fleet.Column(node_id="n" * 56, host="lab1", ip="10.0.0.7", device="cupy:0", backend="cupy",
+                       backend_version="0.1.0 (cupy 14)", device_name="H200", dtypes=("float32",), python="3.11",
+                       numpy="2.4", platform="Linux", conformance="0.1.0", label="lab1:cupy:0")
+    ok = fleet.run_here("numpy:0", SPEC)
+    runs = {"lab0:numpy:0": ok, col.label: fleet.lost_run(col, "eager", "NodeDiedError: the node died")}
+    args = parser().parse_args(["--report", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")])
+    assert report_runs(args, runs) == 1
+    out = capsys.readouterr().out
+    assert "LOST: NodeDiedError: the node died" in out and "1 lost: lab1:cupy:0" in out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["devices"]["lab1:cupy:0"]["lost"] == "NodeDiedError: the node died"
+    assert data["devices"]["lab1:cupy:0"]["node"]["device_name"] == "H200"
+    md = (tmp_path / "r.md").read_text()
+    assert "LOST: NodeDiedError" in md and "Node lab1 (10.0.0.7" in md
