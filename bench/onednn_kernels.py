@@ -55,6 +55,18 @@ ROWS.update({
     "bn_eval": {"kind": "bn_eval", "x": (32, 64, 56, 56)},
     "bn_train_bwd": {"kind": "bn_bwd", "x": (32, 64, 56, 56)},
 })
+ROWS.update({  # matmul: "a", "b" shapes; "ta": a is the transpose of a C-contiguous array (a gradient's view)
+    "matmul_64": {"kind": "matmul", "a": (64, 64), "b": (64, 64)},
+    "matmul_256": {"kind": "matmul", "a": (256, 256), "b": (256, 256)},
+    "matmul_1024": {"kind": "matmul", "a": (1024, 1024), "b": (1024, 1024)},
+    "matmul_fc": {"kind": "matmul", "a": (128, 800), "b": (800, 500)},
+    "matmul_fc_small": {"kind": "matmul", "a": (128, 500), "b": (500, 10)},
+    "matmul_fc_dw": {"kind": "matmul", "a": (800, 128), "b": (128, 500), "ta": True},
+    "matmul_vec": {"kind": "matmul", "a": (1024,), "b": (1024, 1024)},
+    "bmm_attn": {"kind": "matmul", "a": (16, 128, 64), "b": (16, 64, 128)},
+    "bmm_small": {"kind": "matmul", "a": (256, 16, 16), "b": (256, 16, 16)},
+    "bmm_bcast": {"kind": "matmul", "a": (8, 128, 64), "b": (64, 256)},
+})
 
 
 def _inputs(row: dict) -> list[np.ndarray]:
@@ -71,6 +83,10 @@ def _inputs(row: dict) -> list[np.ndarray]:
             ow = (row["x"][3] + 2 * p - row["w"][3]) // s + 1
             out.append(rng.standard_normal((row["x"][0], row["w"][0], oh, ow), dtype=np.float32))
         return out
+    if row["kind"] == "matmul":
+        a_shape = row["a"][::-1] if row.get("ta") else row["a"]
+        a = rng.standard_normal(a_shape, dtype=np.float32)
+        return [a.T if row.get("ta") else a, rng.standard_normal(row["b"], dtype=np.float32)]
     x = rng.standard_normal(row["x"], dtype=np.float32)
     if row["kind"] == "maxpool_bwd":
         n, c, h, w = row["x"]
@@ -84,11 +100,16 @@ def _inputs(row: dict) -> list[np.ndarray]:
 
 def od_call(row: dict, pin: Optional[str]) -> Callable[[], Any]:
     ts = [od.tensor(a) for a in _inputs(row)]
+    if row["kind"] == "matmul" and row.get("ta"):  # a transposed view, as the matmul gradient makes
+        ts[0] = od.transpose(od.tensor(np.ascontiguousarray(_inputs(row)[0].T)), (1, 0))
     kw = {"stride": row["stride"], "padding": row["pad"], "groups": row.get("groups", 1)} if "w" in row else {}
     kind = row["kind"]
     max_pool2d_backward = od.op_function("max_pool2d_backward")
     batch_norm_backward = od.op_function("batch_norm_backward")
-    if kind == "maxpool":
+    if kind == "matmul":
+        def fn() -> Any:
+            return od.matmul(ts[0], ts[1])
+    elif kind == "maxpool":
         def fn() -> Any:
             return od.max_pool2d(ts[0], 2)
     elif kind == "avgpool":
@@ -135,6 +156,8 @@ def torch_call(row: dict) -> Callable[[], Any]:
     torch.set_grad_enabled(False)
     ts = [torch.from_numpy(a) for a in _inputs(row)]
     kind = row["kind"]
+    if kind == "matmul":
+        return lambda: torch.matmul(ts[0], ts[1])
     if kind == "maxpool":
         return lambda: F.max_pool2d(ts[0], 2)
     if kind == "avgpool":
