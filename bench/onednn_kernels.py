@@ -55,6 +55,11 @@ ROWS.update({
     "bn_eval": {"kind": "bn_eval", "x": (32, 64, 56, 56)},
     "bn_train_bwd": {"kind": "bn_bwd", "x": (32, 64, 56, 56)},
 })
+ELTWISE_ATTRS: dict[str, dict] = {"leaky_relu": {"negative_slope": 0.1}, "gelu": {"approximate": "none"},
+                                  "gelu_tanh": {"approximate": "tanh"}}
+ROWS.update({f"{op}_{tag}": {"kind": "eltwise", "op": op, "x": x}
+             for op in ("sigmoid", "gelu", "gelu_tanh", "hardswish", "hardsigmoid", "leaky_relu")
+             for tag, x in (("64k", (64, 32, 32)), ("800k", (128, 32, 14, 14)), ("6m", (32, 64, 56, 56)))})
 ROWS.update({  # matmul: "a", "b" shapes; "ta": a is the transpose of a C-contiguous array (a gradient's view)
     "matmul_64": {"kind": "matmul", "a": (64, 64), "b": (64, 64)},
     "matmul_256": {"kind": "matmul", "a": (256, 256), "b": (256, 256)},
@@ -83,6 +88,9 @@ def _inputs(row: dict) -> list[np.ndarray]:
             ow = (row["x"][3] + 2 * p - row["w"][3]) // s + 1
             out.append(rng.standard_normal((row["x"][0], row["w"][0], oh, ow), dtype=np.float32))
         return out
+    if row["kind"] == "eltwise":
+        x = rng.standard_normal(row["x"], dtype=np.float32)
+        return [x]
     if row["kind"] == "matmul":
         a_shape = row["a"][::-1] if row.get("ta") else row["a"]
         a = rng.standard_normal(a_shape, dtype=np.float32)
@@ -106,7 +114,13 @@ def od_call(row: dict, pin: Optional[str]) -> Callable[[], Any]:
     kind = row["kind"]
     max_pool2d_backward = od.op_function("max_pool2d_backward")
     batch_norm_backward = od.op_function("batch_norm_backward")
-    if kind == "matmul":
+    if kind == "eltwise":
+        op = od.op_function(row["op"].replace("gelu_tanh", "gelu"))
+        attrs = ELTWISE_ATTRS.get(row["op"], {})
+
+        def fn() -> Any:
+            return op(ts[0], **attrs)
+    elif kind == "matmul":
         def fn() -> Any:
             return od.matmul(ts[0], ts[1])
     elif kind == "maxpool":
@@ -156,6 +170,8 @@ def torch_call(row: dict) -> Callable[[], Any]:
     torch.set_grad_enabled(False)
     ts = [torch.from_numpy(a) for a in _inputs(row)]
     kind = row["kind"]
+    if kind == "eltwise":
+        raise ImportError("no PyTorch peer for the eltwise rows")
     if kind == "matmul":
         return lambda: torch.matmul(ts[0], ts[1])
     if kind == "maxpool":

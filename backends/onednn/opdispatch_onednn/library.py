@@ -43,17 +43,9 @@ BACKWARD_WEIGHTS = 192
 # dnnl_alg_kind_t
 CONVOLUTION_DIRECT = 0x1
 ELTWISE_RELU = 0x20
-ELTWISE_TANH = 0x21
-ELTWISE_ELU = 0x22
-ELTWISE_ABS = 0x24
-ELTWISE_SQRT = 0x25
-ELTWISE_LINEAR = 0x26
 ELTWISE_HARDSIGMOID = 0x28
 ELTWISE_LOGISTIC = 0x29
-ELTWISE_EXP = 0x2A
 ELTWISE_GELU_TANH = 0x2B
-ELTWISE_LOG = 0x2D
-ELTWISE_CLIP = 0x2E
 ELTWISE_GELU_ERF = 0x31
 ELTWISE_HARDSWISH = 0x34
 POOLING_MAX = 0x1FF
@@ -157,9 +149,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "dnnl_batch_normalization_backward_primitive_desc_create": (
         c_int, [POINTER(_P), _P, c_int, _P, _P, _P, c_float, c_uint, _P, _P]),
     "dnnl_matmul_primitive_desc_create": (c_int, [POINTER(_P), _P, _P, _P, _P, _P, _P]),
-    "dnnl_eltwise_forward_primitive_desc_create": (c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, c_float, c_float, _P]),
-    "dnnl_eltwise_backward_primitive_desc_create": (
-        c_int, [POINTER(_P), _P, c_int, _P, _P, _P, c_float, c_float, _P, _P]),
+    "dnnl_eltwise_forward_primitive_desc_create": (
+        c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, c_float, c_float, _P]),
     "dnnl_softmax_forward_primitive_desc_create": (c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, c_int, _P]),
     "dnnl_version": (POINTER(Version), []),
 }
