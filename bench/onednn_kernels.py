@@ -2,6 +2,7 @@
 
 Run: python bench/onednn_kernels.py [--only conv_b,maxpool_112] [--reps 15]
      python bench/onednn_kernels.py --profile [--only conv_c]   (oneDNN's own time per primitive)
+     python bench/onednn_kernels.py --bn-layouts   (batch norm: the channels-last JIT path vs the plain one)
 
 Each repetition runs every peer once, in an order that rotates between repetitions, with a short
 sleep between calls (OpenMP threads stop spinning); each row prints the median ms per peer and the
@@ -54,6 +55,9 @@ ROWS.update({
     "bn_train": {"kind": "bn_train", "x": (32, 64, 56, 56)},
     "bn_eval": {"kind": "bn_eval", "x": (32, 64, 56, 56)},
     "bn_train_bwd": {"kind": "bn_bwd", "x": (32, 64, 56, 56)},
+    "bn_train_14": {"kind": "bn_train", "x": (128, 32, 14, 14)},
+    "bn_train_bwd_14": {"kind": "bn_bwd", "x": (128, 32, 14, 14)},
+    "bn_eval_14": {"kind": "bn_eval", "x": (128, 32, 14, 14)},
 })
 ELTWISE_ATTRS: dict[str, dict] = {"leaky_relu": {"negative_slope": 0.1}, "gelu": {"approximate": "none"},
                                   "gelu_tanh": {"approximate": "tanh"}}
@@ -243,17 +247,47 @@ def profile(names: list[str], reps: int) -> None:
             print(f"  {ms / calls:>8.3f} ms {100 * ms / whole:>5.1f}%  {what}")
 
 
+def bn_layouts(names: list[str], reps: int) -> None:
+    """The batch-norm rows with the provider's channels-last JIT path against its plain-layout path
+    (``opdispatch_onednn.norm.CHANNELS_LAST`` on and off), paired, back to back."""
+    from opdispatch_onednn import norm
+
+    print(f"{'row':<18} {'nhwc ms':>10} {'plain ms':>10}   {'nhwc/plain [25%-75%]':>24}")
+    for name in names:
+        fn = od_call(ROWS[name], None)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for flag in (True, False):
+            norm.CHANNELS_LAST = flag
+            fn()
+            fn()
+        for r in range(reps):
+            for flag in ((True, False) if r % 2 else (False, True)):
+                norm.CHANNELS_LAST = flag
+                t0 = time.perf_counter()
+                fn()
+                times[flag].append((time.perf_counter() - t0) * 1e3)
+        norm.CHANNELS_LAST = True
+        lo, mid, hi = _quartiles([a / b for a, b in zip(times[True], times[False])])
+        print(f"{name:<18} {statistics.median(times[True]):>10.2f} {statistics.median(times[False]):>10.2f}   "
+              f"{f'{mid:>8.2f}x [{lo:.2f}-{hi:.2f}]':>24}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated rows (default: all)")
     ap.add_argument("--reps", type=int, default=11)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--profile", action="store_true", help="oneDNN's time per primitive of each row")
+    ap.add_argument("--bn-layouts", action="store_true",
+                    help="the bn_* rows: the provider's channels-last path against its plain one")
     ap.add_argument("--provider-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or list(ROWS)
     if args.profile:
         profile(names, args.reps)
+        return
+    if args.bn_layouts:
+        bn_layouts([n for n in names if n.startswith("bn_")], args.reps)
         return
     if args.provider_only:
         for name in names:
