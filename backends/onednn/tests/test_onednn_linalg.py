@@ -56,6 +56,11 @@ def test_transposed_views_run_with_their_strides_and_other_views_through_a_copy(
     np.testing.assert_allclose(linalg.matmul(reversed_rows, b[:24]), reversed_rows @ b[:24], rtol=1e-5, atol=1e-5)
     broadcast = np.broadcast_to(b[:1, :], (24, 16))  # a zero stride: copied first
     np.testing.assert_allclose(linalg.matmul(a, broadcast), a @ broadcast, rtol=1e-5, atol=1e-5)
+    rng = np.random.default_rng(5)
+    batched = rng.standard_normal((3, 7, 5)).astype(np.float32).transpose(0, 2, 1)  # batch dims padded with ones
+    other = rng.standard_normal((2, 1, 4, 7)).astype(np.float32).swapaxes(-1, -2)
+    assert linalg._element_strides(batched, (1, 3, 5, 7)) == (1, 35, 1, 5)
+    np.testing.assert_allclose(linalg.matmul(batched, other), batched @ other, rtol=1e-5, atol=1e-5)
 
 
 def test_nan_and_inf_propagate_as_in_numpy(every_shape):
