@@ -22,14 +22,14 @@ CHANNELS_LAST = True
 """Whether training-mode primitives of rank-4 x run on a channels-last (NHWC) copy of it.
 
 On plain NCHW oneDNN v3.2 runs ``ncsp_bnorm:any``, a generic implementation; on NHWC its JIT kernel
-(``bnorm_jit:avx512_core`` here), which pays for the reorders in and out in training. Paired,
-back to back, 15 repetitions, load 3.3 on the 2 cores, nhwc / ncsp time (median ratio; fastest call):
-training forward 32x64x56x56 0.87 (9.9 vs 19.5 ms), 128x32x14x14 0.65, 8x64x112x112 0.93,
-128x256x7x7 0.67; backward (training) 0.86 (22.8 vs 35.8 ms), 1.38 (fastest 0.95 vs 1.68 ms), 0.70,
-0.66. Inference is a per-channel affine map that the plain kernel does in one pass: there nhwc measured
-1.96x, 0.96x, 2.54x, 1.04x, so inference stays plain. ``bench/onednn_kernels.py --bn-layouts --reps 25`` (load 3.8), nhwc / plain:
-bn_train 0.75x, bn_train_bwd 0.67x, bn_train_14 0.53x, bn_train_bwd_14 0.33x (bn_eval, plain on both
-sides, 0.84x [0.56-1.69]: this load's noise). A channel count that is not a multiple of 16 gets the generic
+(``bnorm_jit:avx512_core`` here), which pays for the reorders in and out in training. Paired, back to back,
+15 repetitions, load 3.3 on the 2 cores, nhwc / ncsp time (median ratio; fastest call): training forward
+32x64x56x56 0.87 (9.9 vs 19.5 ms), 128x32x14x14 0.65, 8x64x112x112 0.93, 128x256x7x7 0.67; backward
+(training) 0.86 (22.8 vs 35.8 ms), 1.38 (fastest 0.95 vs 1.68 ms), 0.70, 0.66. Inference is a per-channel
+affine map that the plain kernel does in one pass: there nhwc measured 1.96x, 0.96x, 2.54x, 1.04x, so
+inference stays plain. ``bench/onednn_kernels.py --bn-layouts --reps 25`` (load 3.8), nhwc / plain: bn_train
+0.75x, bn_train_bwd 0.67x, bn_train_14 0.53x, bn_train_bwd_14 0.33x (bn_eval, plain on both sides, 0.84x
+[0.56-1.69]: this load's noise). A channel count that is not a multiple of 16 gets the generic
 ``nspc_bnorm:any`` on NHWC, not the JIT kernel: it stays plain too."""
 
 
