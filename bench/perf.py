@@ -693,6 +693,25 @@ def model_file(out_dir: str, name: str, batch: int, size: int) -> str:
     return os.path.join(out_dir, f"{name}_b{batch}_s{size}.onnx")
 
 
+def default_model_dir() -> str:
+    """Where exported models are kept between runs: a cache folder named after a hash of what decides
+    the files' contents (examples/torchvision_export.py, this file, the torch and torchvision versions)."""
+    import hashlib
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    for path in (os.path.join(EXAMPLES, "torchvision_export.py"), os.path.abspath(__file__)):
+        with open(path, "rb") as fh:
+            digest.update(fh.read())
+    for dist in ("torch", "torchvision"):
+        try:
+            digest.update(metadata.version(dist).encode())
+        except metadata.PackageNotFoundError:
+            pass
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "opdispatch-bench", digest.hexdigest()[:16])
+
+
 def export_models(rows: list[Workload], out_dir: str, log: Callable[[str], None]) -> tuple[dict, Optional[str]]:
     """Export the model rows' files (those not already in ``out_dir``); returns row name -> (path, FLOPs)
     and, when the export failed, why."""
@@ -729,7 +748,7 @@ class Settings:
     warmup: int = 2
     gap_ms: float = 0.0
     no_spin: bool = False
-    settle: bool = False
+    settle: bool = True
     settle_max_ms: float = 300.0
     peak_n: int = 2048
     peak_reps: int = 5
@@ -885,6 +904,7 @@ class Bench:
         s = self.settings
         skipped: dict[str, str] = {}
         t0 = time.perf_counter()
+        self.settle_ms = {}
         ready, saves = self.prepare(wl, model_path, skipped)
         start = time.perf_counter()
         times = self.time_rounds(ready, skipped, s.rounds, s.min_rounds, s.row_budget_s, alone=self.mode == "alone",
@@ -896,6 +916,8 @@ class Bench:
         result.update(row_figures(wl, times, peak_gflops) if times else
                       {"peers": {}, "ratios": {}, "best_peer": None, "vs_best": {}, "provider_gain": None})
         result["max_rel_diff"] = _compare_outputs({p: saves[p] for p in times}, wl)
+        # how long each worker kept using CPU after its repetitions (its thread pools spinning)
+        result["settle_ms"] = {p: spread(v) for p, v in self.settle_ms.items() if v}
         return result
 
     def _rep(self, peer: str, times: dict, skipped: dict) -> None:
@@ -997,9 +1019,10 @@ def render(report: dict) -> str:
     if "od-graph-noprov" in od_peers and "od-graph" in od_peers:
         cols.append(("provider gain (no providers / with)", lambda r: r["provider_gain"]))
     if cols:
-        out += ["", "Paired ratios, median [p25-p75] over the rounds (below 1: od faster); best = the faster of "
-                    + " and ".join(PEER_TITLES[p] for p in others) + " by median:" if others else
-                "Paired ratios, median [p25-p75] over the rounds:", ""]
+        best = ("the faster of " + " and ".join(PEER_TITLES[p] for p in others) + " by median") \
+            if len(others) > 1 else "; ".join(PEER_TITLES[p] for p in others)
+        out += ["", "Paired ratios, median [p25-p75] over the rounds (below 1: od faster)"
+                + (f"; best = {best}:" if others else ":"), ""]
         lines = [["row", "rounds", "best"] + [c for c, _ in cols]]
         for r in rows:
             n = max((f["ms_spread"]["n"] for f in r["peers"].values()), default=0)
@@ -1056,11 +1079,12 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
     if bad:
         raise SystemExit(f"unknown peer(s) {bad}; allowed: {', '.join(PEERS)}")
     settings = Settings(rounds=args.rounds, min_rounds=min(args.min_rounds, args.rounds), row_budget_s=args.row_budget,
-                        warmup=args.warmup, gap_ms=args.gap_ms, peak_n=args.peak_n)
+                        warmup=args.warmup, gap_ms=args.gap_ms, peak_n=args.peak_n, settle=args.settle,
+                        no_spin=args.no_spin)
     report: dict[str, Any] = {"mode": args.mode, "cpus": os.cpu_count(), "load_start": _load(),
                               "settings": dataclasses.asdict(settings), "tiny": args.tiny}
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
-        model_dir = args.model_dir or tmp
+        model_dir = args.model_dir or (tmp if args.no_model_cache else default_model_dir())
         os.makedirs(model_dir, exist_ok=True)
         models, export_error = export_models(rows, model_dir, log) if any(w.kind == "model" for w in rows) \
             else ({}, None)
@@ -1111,12 +1135,21 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> argparse.Namespace:
                              "(default 30)")
     parser.add_argument("--warmup", type=int, default=None, help="calls per peer before timing (default 2)")
     parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between two repetitions (default 0)")
+    parser.add_argument("--no-settle", dest="settle", action="store_false",
+                        help="start the next peer's repetition at once, not when the previous worker has gone "
+                             "idle (its thread pools spin for some ms after a call)")
+    parser.add_argument("--no-spin", action="store_true",
+                        help="start the workers with idle thread pools that sleep at once (OMP_WAIT_POLICY=PASSIVE, "
+                             "OPENBLAS_THREAD_TIMEOUT=4, ONNX Runtime without intra-op spinning)")
     parser.add_argument("--mode", choices=MODES, default="lockstep",
                         help="lockstep: one process per peer, one repetition each in turn (default); inprocess: "
                              "the same alternation with every peer in one process; alone: each peer's "
                              "repetitions back to back")
     parser.add_argument("--model-batches", default="1,16", help="batch sizes of the model rows (default 1,16)")
-    parser.add_argument("--model-dir", help="keep the exported ONNX models here (reused by later runs)")
+    parser.add_argument("--model-dir", help="keep the exported ONNX models here (reused by later runs; default: "
+                        "a folder under ~/.cache/opdispatch-bench named after the exporter's and torch's versions)")
+    parser.add_argument("--no-model-cache", action="store_true",
+                        help="export the models afresh, into a temporary folder")
     parser.add_argument("--peak", type=float, help="use this peak GFLOP/s instead of measuring it")
     parser.add_argument("--peak-n", type=int, default=None, help="matmul size of the peak measurement (default 2048)")
     parser.add_argument("--quick", action="store_true",

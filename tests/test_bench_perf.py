@@ -82,8 +82,8 @@ ROWS = "conv_a,conv_c_bwd,maxpool_28,bn_train,matmul"
 def _run_quick(tmp_path: Path, peers: str, rows: str = ROWS, env: dict | None = None) -> tuple[dict, str]:
     out = tmp_path / "perf.json"
     proc = subprocess.run([sys.executable, str(BENCH / "perf.py"), "--tiny", "--quick", "--rows", rows,
-                           "--peers", peers, "--json", str(out)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+                           "--peers", peers, "--json", str(out), "--no-model-cache"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stderr
     return json.loads(out.read_text()), proc.stdout
 
@@ -158,7 +158,6 @@ def test_unknown_rows_and_peers_are_refused():
         assert proc.returncode != 0 and word in proc.stderr and "allowed" in proc.stderr
 
 
-@pytest.mark.slow
 def test_a_provider_adds_the_peer_with_providers_disabled(tmp_path):
     """With a kernel provider installed (the test suite's fastconv), od-graph-noprov runs with it
     disabled, od-graph with it, and the table shows the provider's gain."""
