@@ -244,7 +244,7 @@ def load_checkpoint(path: PathLike, device: Union[str, Device, None] = None, *,
     Files over ``max_bytes`` (default `MAX_BYTES`, 8 GiB) are refused unread; anything that is
     not such a checkpoint -- not a regular file, truncated, tampered, hostile -- is a
     `CheckpointError` naming the file and the part at fault. So are parameters or state in a dtype
-    ``device`` does not compute in (float16 on numpy:0), before any tensor is made.
+    ``device`` does not compute in (float16 on a float32/float64-only device), before any tensor is made.
     """
     path = os.fspath(path)
     dev = None if device is None else Device(device)

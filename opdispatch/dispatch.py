@@ -11,6 +11,7 @@ device under a fallback policy. Nothing here knows the eager `Tensor`: the front
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -126,6 +127,21 @@ def decomposable(rt: DeviceRuntime, op: str, dtype: np.dtype, seen: tuple = (),
     return None if not missing else f"its decomposition needs {', '.join(missing)}, which {rt.device} cannot run"
 
 
+def _for_dtype(entries: tuple[KernelEntry, ...], dtype: np.dtype) -> tuple[KernelEntry, ...]:
+    """The candidates that compute in ``dtype``. When none does: one per source (a backend or provider
+    may declare several kernels of an op, for disjoint dtypes), standing for all of that source's
+    dtypes, so that the reason names each source once with everything it supports."""
+    fits = tuple(e for e in entries if dtype in e.kernel.dtype_set)
+    if fits or len(entries) <= 1:
+        return fits or entries
+    merged: dict[str, KernelEntry] = {}
+    for e in entries:
+        first = merged.get(e.provider)
+        merged[e.provider] = e if first is None else first._replace(
+            kernel=dataclasses.replace(first.kernel, dtypes=tuple(first.kernel.dtype_set | e.kernel.dtype_set)))
+    return tuple(merged.values())
+
+
 def _decide(rt: DeviceRuntime, table: KernelTable, schema: OpSchema, metas: Sequence[Optional[TensorMeta]],
             kattrs: dict, dtype: np.dtype, pin: Optional[str]) -> Choice:
     op = schema.name
@@ -137,6 +153,7 @@ def _decide(rt: DeviceRuntime, table: KernelTable, schema: OpSchema, metas: Sequ
     pinned = pin is not None and any(e.provider == pin for e in entries)
     if pinned:
         entries = tuple(e for e in entries if e.provider == pin)
+    entries = _for_dtype(entries, dtype)
     reasons = []
     for e in entries:
         declined = verdict(e, op, metas, kattrs, dtype)

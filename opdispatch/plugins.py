@@ -23,7 +23,7 @@ import re
 import traceback
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import pluggy
 
@@ -63,7 +63,7 @@ class LoadedBackend:
     description: str = ""
     hidden: bool = False
     devices: list[DeviceInfo] = field(default_factory=list)
-    kernels: dict[str, Kernel] = field(default_factory=dict)
+    kernels: dict[str, tuple[Kernel, ...]] = field(default_factory=dict)  # per op, kernels of disjoint dtypes
     from_numpy: Optional[Callable[[Any, Any], Any]] = None
     to_numpy: Optional[Callable[[Any, Any], Any]] = None
     array_meta: Optional[Callable[[Any, Any], Any]] = None
@@ -152,6 +152,20 @@ def _impl(pm: pluggy.PluginManager, plugin: object, hook: str) -> Optional[Calla
 
 def _transfer(call: Callable[..., Any], first: str) -> Callable[[Any, Any], Any]:
     return lambda value, device: call(**{first: value, "device": device})
+
+
+def check_disjoint(declared: Sequence[Kernel], kernel: Kernel) -> Sequence[Kernel]:
+    """``declared`` (the plugin's kernels so far for ``kernel``'s op and backend) when none of them
+    computes in one of ``kernel``'s dtypes; else `PluginLoadError`. Several kernels of one op are
+    allowed when their dtypes are disjoint (a float16 kernel that computes in float32 beside the
+    float32 one, say): the call's dtype picks one."""
+    for k in declared:
+        shared = sorted(d.name for d in k.dtype_set & kernel.dtype_set)
+        if shared:
+            where = f" on backend {kernel.backend!r}" if kernel.backend else ""
+            raise PluginLoadError(f"declares two kernels for op {kernel.op!r}{where} that both compute in "
+                                  f"{', '.join(shared)}; allowed: several kernels of one op only with disjoint dtypes")
+    return declared
 
 
 def check_kernel(kernel: Any, provider: bool = False) -> Kernel:
@@ -337,9 +351,7 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
         result.array_types = _array_types(info.array_types)
         for kernel in impls["opdispatch_kernels"]() or ():
             kernel = check_kernel(kernel)
-            if kernel.op in result.kernels:
-                raise PluginLoadError(f"declares two kernels for op {kernel.op!r}")
-            result.kernels[kernel.op] = kernel
+            result.kernels[kernel.op] = (*check_disjoint(result.kernels.get(kernel.op, ()), kernel), kernel)
         result.from_numpy = _transfer(impls["opdispatch_from_numpy"], "array")
         result.to_numpy = _transfer(impls["opdispatch_to_numpy"], "data")
         meta = _impl(pm, plugin, "opdispatch_array_meta")
@@ -388,13 +400,9 @@ def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: s
             raise PluginLoadError(f"priority {info.priority!r} is not allowed; allowed: an int > {BUILTIN_PRIORITY} "
                                   f"(backends' own kernels have {BUILTIN_PRIORITY})")
         result.version, result.description, result.priority = info.version, info.description, info.priority
-        seen: set[tuple[str, str]] = set()
         for kernel in impls["opdispatch_provider_kernels"]() or ():
             kernel = check_kernel(kernel, provider=True)
-            key = (kernel.backend or "", kernel.op)
-            if key in seen:
-                raise PluginLoadError(f"declares two kernels for op {kernel.op!r} on backend {kernel.backend!r}")
-            seen.add(key)
+            check_disjoint([k for k in result.kernels if (k.backend, k.op) == (kernel.backend, kernel.op)], kernel)
             result.kernels.append(kernel)
         result.status = "loaded"
 

@@ -367,8 +367,8 @@ class Registry:
         the backend's own last."""
         entries: dict[str, list[KernelEntry]] = {}
         if not (enabled_only and rt.backend in self._disabled):
-            for op, k in self._backends[rt.backend].kernels.items():
-                entries.setdefault(op, []).append(KernelEntry(k, rt.backend, BUILTIN_PRIORITY))
+            for op, ks in self._backends[rt.backend].kernels.items():
+                entries.setdefault(op, []).extend(KernelEntry(k, rt.backend, BUILTIN_PRIORITY) for k in ks)
         for p in self._providers.values():
             if p.status != "loaded" or (enabled_only and p.name in self._disabled) or rt.hidden:
                 continue  # a hidden backend (the reference oracle) runs its own kernels only

@@ -155,22 +155,22 @@ class Tensor:
     __hash__ = object.__hash__  # identity (see the class docstring): == is elementwise
 
     def __eq__(self, other: Any) -> Any:
-        return F.equal(self, other) if _comparable(other) else NotImplemented
+        return F.equal(*compared(self, other)) if _comparable(other) else NotImplemented
 
     def __ne__(self, other: Any) -> Any:
-        return F.not_equal(self, other) if _comparable(other) else NotImplemented
+        return F.not_equal(*compared(self, other)) if _comparable(other) else NotImplemented
 
     def __lt__(self, other: Any) -> "Tensor":
-        return F.less(self, other) if _comparable(other) else NotImplemented
+        return F.less(*compared(self, other)) if _comparable(other) else NotImplemented
 
     def __le__(self, other: Any) -> "Tensor":
-        return F.less_equal(self, other) if _comparable(other) else NotImplemented
+        return F.less_equal(*compared(self, other)) if _comparable(other) else NotImplemented
 
     def __gt__(self, other: Any) -> "Tensor":
-        return F.greater(self, other) if _comparable(other) else NotImplemented
+        return F.greater(*compared(self, other)) if _comparable(other) else NotImplemented
 
     def __ge__(self, other: Any) -> "Tensor":
-        return F.greater_equal(self, other) if _comparable(other) else NotImplemented
+        return F.greater_equal(*compared(self, other)) if _comparable(other) else NotImplemented
 
     def __pow__(self, other: Any) -> "Tensor": return F.pow(self, other)
     def __rpow__(self, other: Any) -> "Tensor": return F.pow(other, self)
@@ -399,6 +399,29 @@ def _weak_dtype(value: Any, dtype: Optional[np.dtype]) -> Optional[np.dtype]:
     if isinstance(value, numbers.Real):
         return dtype if dtype.kind == "f" else None
     return None
+
+
+def _number_kind(value: Any) -> str:
+    """NumPy's kind of a Python number ('b', 'i', 'f'), '' for anything else (NumPy scalars included)."""
+    if isinstance(value, np.generic) or not isinstance(value, numbers.Real):
+        return ""
+    return "b" if isinstance(value, bool) else "i" if isinstance(value, numbers.Integral) else "f"
+
+
+def compared(a: Any, b: Any) -> tuple[Any, Any]:
+    """NumPy's promotion for a bool or int tensor compared with a Python number of a wider kind
+    (``mask > 0``, ``labels < 2.5``): the tensor is cast to int64 (an int beside bools) or to float64
+    (a float; float32 on a device without float64), so the result is NumPy's. Otherwise a Python
+    number takes the tensor's dtype, and tensors of two dtypes still raise."""
+    for t, n in ((a, b), (b, a)):
+        kind = _number_kind(n)
+        if isinstance(t, (Tensor, np.ndarray)) and kind and (t.dtype.kind == "b" and kind in "if" or
+                                                             t.dtype.kind in "iu" and kind == "f"):
+            wider: np.dtype = np.dtype("int64" if kind == "i" else "float64")
+            if isinstance(t, Tensor) and wider not in t._rt.info.dtype_set:
+                wider = np.dtype("float32")
+            return (t.astype(wider), n) if t is a else (n, t.astype(wider))
+    return a, b
 
 
 def gather(schema: OpSchema, args: Sequence[Any], placement: Placement
@@ -684,12 +707,16 @@ def _reciprocal(x: Any) -> Tensor:
     return F.div(1.0, x)
 
 
+def _numpy_compare(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda a, b: fn(*compared(a, b))
+
+
 _UFUNCS: dict[str, Callable[..., Any]] = {
     "add": add, "subtract": sub, "multiply": mul, "divide": div, "negative": neg, "positive": lambda x: F.mul(x, 1.0),
     "exp": F.exp, "log": F.log, "sqrt": F.sqrt, "tanh": F.tanh, "absolute": F.abs, "fabs": F.abs, "power": F.pow,
     "maximum": F.maximum, "minimum": F.minimum, "square": _square, "reciprocal": _reciprocal, "matmul": F.matmul,
-    "equal": F.equal, "not_equal": F.not_equal, "less": F.less, "less_equal": F.less_equal, "greater": F.greater,
-    "greater_equal": F.greater_equal,
+    **{name: _numpy_compare(getattr(F, name)) for name in ("equal", "not_equal", "less", "less_equal", "greater",
+                                                           "greater_equal")},
 }
 """NumPy ufuncs (by name) with an od equivalent, called as ``np.<name>(...)`` (no other arguments)."""
 

@@ -147,7 +147,8 @@ def make_primitive_backend(name: str = "prims") -> object:
 
     def kernels():
         return [Kernel(k.op, boxed(k.fn), dtypes=tuple(d for d in k.dtypes if np.dtype(d).name != "float16"))
-                for k in numpy_plugin.opdispatch_kernels() if k.op in PRIMITIVES]
+                for k in numpy_plugin.opdispatch_kernels()  # not the NumPy backend's float16 kernels
+                if k.op in PRIMITIVES and k.dtype_set != {np.dtype("float16")}]
 
     return make_plugin(name, kernels, devices=[DeviceInfo(index=0, name="primitive ops only")],
                        to_numpy=lambda data: np.array(data.array, copy=True),

@@ -73,18 +73,25 @@ def test_mixed_float32_and_float64_inputs_raise_clearly(device):
 
 
 def test_what_each_backend_declares():
-    assert set(od.device_info("numpy:0").dtype_set) == {F32, F64}
+    assert set(od.device_info("numpy:0").dtype_set) == {F16, F32, F64}
+    assert "float16 computed in float32" in od.device_info("numpy:0").name
     if "opencl:0" in DEVICES:
-        assert F32 in od.device_info("opencl:0").dtype_set and F16 not in od.device_info("opencl:0").dtype_set
+        assert {F16, F32} <= od.device_info("opencl:0").dtype_set
+        assert "float16 computed in float32" in od.device_info("opencl:0").name
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_float16_where_unsupported_is_a_clear_error(device):
-    with pytest.raises(od.DTypeError, match=f"tensor: dtype float16 is not supported on device {device}; "
+def test_float16_where_unsupported_is_a_clear_error(clean_registry):
+    from opdispatch.backend import DeviceInfo
+    from fake_backends import make_plugin
+
+    od.register_plugin(make_plugin("nohalf", [], devices=[DeviceInfo(0, dtypes=("float32", "float64"))]))
+    with pytest.raises(od.DTypeError, match="tensor: dtype float16 is not supported on device nohalf:0; "
                                             "allowed there: float32.*convert with dtype='float32'"):
-        od.tensor(np.zeros(2, np.float16), device=device)
-    with pytest.raises(od.DTypeError, match=f"ones: dtype float16 is not supported on device {device}"):
-        od.ones(2, dtype="float16", device=device)
+        od.tensor(np.zeros(2, np.float16), device="nohalf:0")
+    with pytest.raises(od.DTypeError, match="ones: dtype float16 is not supported on device nohalf:0"):
+        od.ones(2, dtype="float16", device="nohalf:0")
+    with pytest.raises(od.DTypeError, match="float16 is not supported on device nohalf:0"):
+        od.random.normal(3, dtype="float16", device="nohalf:0")
 
 
 def test_float64_hint_on_a_device_without_float64():

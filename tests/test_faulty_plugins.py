@@ -478,7 +478,7 @@ def test_name_conflicts_resolve_the_same_way_whatever_the_entry_point_order(inst
 def test_the_kept_plugins_run_their_own_kernels(installed):
     a = _f32(5, seed=7)
     np.testing.assert_allclose(od.relu(od.tensor(a)).numpy(), np.maximum(a, 0))  # not the hijacker's -1
-    assert od.device_info("numpy:0").name == "CPU (NumPy)"
+    assert od.device_info("numpy:0").name == "CPU (NumPy; float16 computed in float32)"
     assert od.device_info("twin:0").name == "twin A"
     np.testing.assert_allclose(od.relu(od.tensor(a, device="twin:0")).numpy(), np.maximum(a, 0))  # not B's -2
 

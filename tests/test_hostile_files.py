@@ -1046,24 +1046,27 @@ def _float16_checkpoint(tmp_path):
                                                     "state/s": npy(np.zeros(1, np.float16))}))
 
 
-def test_float16_arrays_onto_a_device_without_float16_are_refused_whole(tmp_path, monkeypatch):
-    """numpy:0 computes in float32 and float64: a float16 checkpoint is a CheckpointError naming the
-    file, the arrays, their dtype and what the device allows, raised before any tensor is made."""
+def test_float16_arrays_onto_a_device_without_float16_are_refused_whole(tmp_path, monkeypatch, clean_registry):
+    """A device that computes in float32 and float64 only: a float16 checkpoint is a CheckpointError
+    naming the file, the arrays, their dtype and what the device allows, raised before any tensor is made."""
     import opdispatch.checkpoint as ckpt_module
+    from opdispatch.backend import DeviceInfo
+    from fake_backends import make_plugin
 
+    od.register_plugin(make_plugin("nohalf", [], devices=[DeviceInfo(0, dtypes=("float32", "float64"))]))
     path = _float16_checkpoint(tmp_path)
     made = []
     real_tensor = ckpt_module.tensor
     monkeypatch.setattr(ckpt_module, "tensor", lambda *a, **k: made.append(a) or real_tensor(*a, **k))
-    for device in ("numpy:0", None):
-        with pytest.raises(od.CheckpointError) as info:
+    for device in ("nohalf:0", None):
+        with od.device("nohalf:0"), pytest.raises(od.CheckpointError) as info:
             od.load_checkpoint(path, device=device)
         message = str(info.value)
         assert str(path) in message and "arrays 'params/h' (float16), 'state/s' (float16)" in message
-        assert "dtype not supported on device numpy:0; allowed there: float32, float64" in message
+        assert "dtype not supported on device nohalf:0; allowed there: float32, float64" in message
         assert made == []  # refused before a single parameter was loaded
     data = path.read_bytes()
-    with pytest.raises(od.CheckpointError, match="dtype not supported"):
+    with od.device("nohalf:0"), pytest.raises(od.CheckpointError, match="dtype not supported"):
         od.load_checkpoint(path)
     assert path.read_bytes() == data
 

@@ -62,10 +62,28 @@ def test_int_tensors_through_comparisons_argmax_where(dev, dtype):
     np.testing.assert_array_equal(od.equal(b, od.tensor(a < 2, device=dev)).numpy(), (a > 0) == (a < 2))
 
 
-def test_scalar_of_the_wrong_kind_is_refused():
+@pytest.mark.parametrize("dev", DEVICES)
+def test_a_python_number_of_a_wider_kind_compares_as_numpy_promotes(dev):
+    """bool tensor vs an int or float, int tensor vs a float: NumPy's result (the tensor is widened),
+    through the functions, the operators (either side), NumPy's ufuncs and od.function."""
+    ints, mask = np.array([1, 2, 3], np.int32), np.array([True, False, True])
+    t, b = od.tensor(ints, device=dev), od.tensor(mask, device=dev)
+    cases = [(od.equal(t, 2.0), ints == 2.0), (od.less(t, 2.5), ints < 2.5), (t > 1.5, ints > 1.5),
+             (2.5 > t, 2.5 > ints), (t < float("inf"), ints < np.inf), (t != float("nan"), ints != np.nan),
+             (b > 0, mask > 0), (b == 1, mask == 1), (b < 0.5, mask < 0.5), (0 < b, 0 < mask),
+             (np.greater(b, 0), np.greater(mask, 0)), (np.less(t, 2.5), np.less(ints, 2.5)),
+             (od.function(lambda x: x >= 1.5)(t), ints >= 1.5)]
+    for got, want in cases:
+        assert isinstance(got, od.Tensor) and got.dtype == np.bool_ and got.device == od.Device(dev)
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_tensors_of_two_dtypes_are_still_refused():
     t = od.tensor(np.array([1, 2], np.int32))
     with pytest.raises(od.DTypeError, match="'b' got dtype float32 but 'a' has int32"):
-        od.equal(t, 2.5)
+        od.equal(t, od.tensor([2.5, 1.0]))
+    with pytest.raises(od.DTypeError, match="'b' got dtype int32 but 'a' has bool"):
+        od.greater(od.tensor([True, False]), t)
 
 
 @pytest.mark.parametrize("dev", DEVICES)

@@ -35,7 +35,7 @@ def test_a_broken_provider_fails_alone(clean_registry):
 
     assert "priority 0 is not allowed" in od.register_plugin(BadPriority()).reason
     assert "names no backend" in od.register_plugin(NoBackend()).reason
-    assert [r.provider for r in od.kernels(NUMPY, "relu")] == ["numpy"]
+    assert {r.provider for r in od.kernels(NUMPY, "relu")} == {"numpy"}
     assert od.relu(od.tensor(np.array([-1.0]))).numpy().tolist() == [0.0]
 
 
@@ -51,7 +51,7 @@ def test_a_provider_for_a_backend_that_is_not_installed_changes_nothing(clean_re
 
     assert od.register_plugin(Elsewhere()).status == "loaded"
     assert od.providers()["elsewhere"].targets == ("tpu",)
-    assert [r.provider for r in od.kernels(NUMPY, "relu")] == ["numpy"]
+    assert {r.provider for r in od.kernels(NUMPY, "relu")} == {"numpy"}
 
 
 def test_a_provider_registered_at_run_time_applies_to_existing_tensors(clean_registry):

@@ -65,10 +65,11 @@ def test_the_provider_is_loaded_and_listed_first(calls):
                                                                            ("conv2d", "relu"))
     assert "from opdispatch-fastconv 0.1.0" in status.origin
     rows = od.kernels(NUMPY, "conv2d")
-    assert [(r.provider, r.priority, r.conditional, r.enabled) for r in rows] == [
-        ("fastconv", 50, True, True), ("numpy", 0, False, True)]
-    assert [r.provider for r in od.kernels(NUMPY, "relu")] == ["fastconv", "numpy"]
-    assert [r.provider for r in od.kernels(NUMPY, "matmul")] == ["numpy"]
+    assert [(r.provider, r.priority, r.dtypes, r.conditional, r.enabled) for r in rows] == [
+        ("fastconv", 50, ("float32",), True, True), ("numpy", 0, ("float32", "float64"), False, True),
+        ("numpy", 0, ("float16",), False, True)]  # the NumPy backend's float16 kernel (computed in float32)
+    assert [r.provider for r in od.kernels(NUMPY, "relu")] == ["fastconv", "numpy", "numpy"]
+    assert [r.provider for r in od.kernels(NUMPY, "matmul")] == ["numpy", "numpy"]
 
 
 def test_dispatch_picks_the_provider_and_falls_through_where_it_declines(calls):
@@ -101,7 +102,8 @@ def test_the_provider_wins_on_the_elementwise_fast_path_too(calls):
 def test_disabling_is_listed_and_undone(calls):
     od.disable_provider("fastconv")
     assert not od.providers()["fastconv"].enabled
-    assert [(r.provider, r.enabled) for r in od.kernels(NUMPY, "conv2d")] == [("fastconv", False), ("numpy", True)]
+    assert [(r.provider, r.enabled) for r in od.kernels(NUMPY, "conv2d")] == [("fastconv", False), ("numpy", True),
+                                                                                    ("numpy", True)]
     od.enable_provider("fastconv")
     od.conv2d(*_conv_args())
     assert calls["conv2d"] == 1
@@ -115,7 +117,7 @@ def test_the_environment_variable_disables_a_provider_for_a_whole_process(site):
             "od.relu(od.tensor(np.ones(3, np.float32)))\n"
             "print(od.providers()['fastconv'].enabled, CALLS['relu'], [r.enabled for r in od.kernels('numpy:0', 'relu')])")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    for value, want in (("fastconv", "False 0 [False, True]"), ("", "True 1 [True, True]")):
+    for value, want in (("fastconv", "False 0 [False, True, True]"), ("", "True 1 [True, True, True]")):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**env, "OPDISPATCH_DISABLE_PROVIDERS": value})
         assert out.stdout.strip() == want, out.stderr

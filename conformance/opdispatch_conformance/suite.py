@@ -102,6 +102,7 @@ def _pinned(results: list[CaseResult], provider: Optional[str]) -> list[CaseResu
 def competing_providers(dev: Device, op: str) -> list[Optional[str]]:
     """Whose kernels of ``op`` to check on ``dev``: [None] (whatever dispatch picks: the one kernel,
     or the decomposition) when at most one enabled provider has a kernel for it, else each of them,
-    in dispatch order (the suite certifies every provider, not only the winner)."""
-    names = [k.provider for k in od.kernels(dev, op) if k.enabled]
+    in dispatch order (the suite certifies every provider, not only the winner). A source with several
+    kernels of one op (for disjoint dtypes) counts once: the call's dtype picks among them."""
+    names = list(dict.fromkeys(k.provider for k in od.kernels(dev, op) if k.enabled))
     return [None] if len(names) <= 1 else list(names)

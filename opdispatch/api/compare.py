@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..ops import OPS
-from ..tensor import Tensor, run
+from ..tensor import Tensor, compared, run
 from ._types import ArrayLike
 
 __all__ = ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "where"]
@@ -13,32 +13,32 @@ _NO_ATTRS: dict = {}
 
 def equal(a: ArrayLike, b: ArrayLike) -> Tensor:
     """a == b element-wise (bool), NumPy broadcasting; NaN compares unequal."""
-    return run(OPS["equal"], (a, b), _NO_ATTRS)
+    return run(OPS["equal"], compared(a, b), _NO_ATTRS)
 
 
 def not_equal(a: ArrayLike, b: ArrayLike) -> Tensor:
     """a != b element-wise (bool), NumPy broadcasting; NaN compares unequal."""
-    return run(OPS["not_equal"], (a, b), _NO_ATTRS)
+    return run(OPS["not_equal"], compared(a, b), _NO_ATTRS)
 
 
 def less(a: ArrayLike, b: ArrayLike) -> Tensor:
     """a < b element-wise (bool), NumPy broadcasting."""
-    return run(OPS["less"], (a, b), _NO_ATTRS)
+    return run(OPS["less"], compared(a, b), _NO_ATTRS)
 
 
 def less_equal(a: ArrayLike, b: ArrayLike) -> Tensor:
     """a <= b element-wise (bool), NumPy broadcasting."""
-    return run(OPS["less_equal"], (a, b), _NO_ATTRS)
+    return run(OPS["less_equal"], compared(a, b), _NO_ATTRS)
 
 
 def greater(a: ArrayLike, b: ArrayLike) -> Tensor:
     """a > b element-wise (bool), NumPy broadcasting."""
-    return run(OPS["greater"], (a, b), _NO_ATTRS)
+    return run(OPS["greater"], compared(a, b), _NO_ATTRS)
 
 
 def greater_equal(a: ArrayLike, b: ArrayLike) -> Tensor:
     """a >= b element-wise (bool), NumPy broadcasting."""
-    return run(OPS["greater_equal"], (a, b), _NO_ATTRS)
+    return run(OPS["greater_equal"], compared(a, b), _NO_ATTRS)
 
 
 def where(cond: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:

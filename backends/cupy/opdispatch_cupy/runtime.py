@@ -85,8 +85,8 @@ def _device_info(cupy: ModuleType, index: int) -> DeviceInfo:
     name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
     major, minor = props.get("major", "?"), props.get("minor", "?")
     memory = props.get("totalGlobalMem", 0) / 2**30
-    return DeviceInfo(index=index, name=f"{name} (compute capability {major}.{minor}, {memory:.0f} GiB)",
-                      dtypes=("float16", "float32", "float64"))
+    return DeviceInfo(index=index, name=f"{name} (compute capability {major}.{minor}, {memory:.0f} GiB; "
+                                        f"float16 computed in float32)", dtypes=("float16", "float32", "float64"))
 
 
 def probe_devices() -> list[DeviceInfo]:

@@ -94,7 +94,8 @@ def cast(x: CLArray, *, dtype: str) -> CLArray:
         return out
     src, dst = cl_type(x.dtype), cl_type(dtype)
     options = f"-D SRC={src} -D DST={dst}" + (" -D TO_BOOL" if dtype == "bool" else "") + \
-        (" -D USE_FP64" if "double" in (src, dst) else "")
+        (" -D USE_FP64" if "double" in (src, dst) else "") + (" -D SRC_HALF" if src == "half" else "") + \
+        (" -D DST_HALF" if dst == "half" else "") + (" -D SRC_DOUBLE" if src == "double" else "")
     run_1d(x.dev, x.dev.kernel("cast", "cast_k", options), x.size, x.buf, out.buf, i32(x.size))
     return out
 
@@ -110,6 +111,6 @@ KERNELS["clip"] = clip
 KERNELS["gelu"] = gelu
 KERNELS["cast"] = cast
 
-DTYPES: dict[str, tuple[str, ...]] = {"cast": ("float32", "float64", "int32", "int64", "bool")}
+DTYPES: dict[str, tuple[str, ...]] = {"cast": ("float16", "float32", "float64", "int32", "int64", "bool")}
 """cast converts from these (to any of them)."""
 __all__ = ["KERNELS", "binary", "contiguous_strides"]

@@ -7,8 +7,9 @@ gets an "unavailable" backend with the reason.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from opdispatch import hookimpl
@@ -58,7 +59,8 @@ def opdispatch_devices() -> list[DeviceInfo]:
                 "no OpenCL device can compile kernels: " + "; ".join(broken) + ". PoCL's LLVM may not know this "
                 "CPU; a PoCL built for it helps (on Debian or Ubuntu: apt-get install pocl-opencl-icd)")
         raise BackendUnavailable("the OpenCL platforms expose no device")
-    return [DeviceInfo(index=i, name=f"{d.name.strip()} ({p.name.strip()})", dtypes=device_dtypes(d))
+    return [DeviceInfo(index=i, name=f"{d.name.strip()} ({p.name.strip()}; float16 computed in float32)",
+                       dtypes=device_dtypes(d))
             for i, (p, d) in enumerate(found)]
 
 
@@ -87,12 +89,42 @@ def within_limits(metas: Any, attrs: dict) -> Optional[str]:
     return None
 
 
+def _widen(value: Any) -> Any:
+    return elementwise.cast(value, dtype="float32") if isinstance(value, CLArray) and value.dtype == np.float16 \
+        else value
+
+
+def _narrow(value: Any) -> Any:
+    return elementwise.cast(value, dtype="float16") if isinstance(value, CLArray) and value.dtype == np.float32 \
+        else value
+
+
+def computed_in_float32(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a float32 kernel) as a float16 kernel: float16 arrays are storage only on OpenCL 1.2
+    (no ``cl_khr_fp16`` needed), so each float16 input is widened to float32 on the device and each
+    float32 result rounded to float16 (``cl/cast.cl``); int and bool arrays pass as they are."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **attrs: Any) -> Any:
+        out = fn(*map(_widen, args), **attrs)
+        return tuple(map(_narrow, out)) if isinstance(out, tuple) else _narrow(out)
+
+    return run
+
+
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
     dtypes = {op: d for module in FAMILIES for op, d in getattr(module, "DTYPES", {}).items()}
-    return [Kernel(op, op_scope(op, fn), dtypes=dtypes.get(op, DTYPES),
-                   supports=None if op in VIEW_OPS else within_limits)
-            for op, fn in sorted(all_kernels().items())]
+    kernels = []
+    for op, fn in sorted(all_kernels().items()):
+        declared = dtypes.get(op, DTYPES)
+        supports = None if op in VIEW_OPS else within_limits
+        if op in VIEW_OPS:  # a view of the same buffer: float16 as it is
+            declared = ("float16", *declared)
+        kernels.append(Kernel(op, op_scope(op, fn), dtypes=declared, supports=supports))
+        if "float32" in declared and "float16" not in declared:
+            kernels.append(Kernel(op, op_scope(op, computed_in_float32(fn)), dtypes=("float16",), supports=supports))
+    return kernels
 
 
 @hookimpl

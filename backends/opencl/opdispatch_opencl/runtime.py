@@ -23,7 +23,7 @@ MAX_ELEMENTS = 2**31 - 1  # kernels index with 32-bit ints
 MAX_LOCAL = 256  # upper bound on the work-group sizes this backend asks for
 _CL_TYPES = {"float32": "float", "float64": "double", "int8": "char", "uint8": "uchar", "int16": "short",
              "uint16": "ushort", "int32": "int", "uint32": "uint", "int64": "long", "uint64": "ulong",
-             "bool": "uchar"}
+             "bool": "uchar", "float16": "half"}  # half: storage only (vload_half / vstore_half, see cl/cast.cl)
 
 
 def default_cache_dir() -> str:
@@ -108,8 +108,9 @@ def rejected() -> list[str]:
 
 
 def device_dtypes(device: Any) -> tuple[str, ...]:
-    """The float dtypes a device computes in: float32, plus float64 with ``cl_khr_fp64``."""
-    return ("float32", "float64") if "cl_khr_fp64" in device.extensions.split() else ("float32",)
+    """The float dtypes a device holds: float16 (stored, computed in float32: every OpenCL 1.2 device
+    reads and writes half with vload_half / vstore_half), float32, and float64 with ``cl_khr_fp64``."""
+    return ("float16", "float32", "float64") if "cl_khr_fp64" in device.extensions.split() else ("float16", "float32")
 
 
 @dataclass(eq=False)
