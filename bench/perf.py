@@ -606,7 +606,8 @@ class Worker:
     """One worker process (serving one or more peers) and its pipes."""
 
     def __init__(self, env: Optional[dict], log_dir: str, label: str, show_output: bool) -> None:
-        self.log_path = os.path.join(log_dir, f"{label}.log")
+        fd, self.log_path = tempfile.mkstemp(prefix=f"{label}.", suffix=".log", dir=log_dir)
+        os.close(fd)
         self.log = None if show_output else open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
@@ -840,6 +841,8 @@ class Bench:
                     continue
                 if "ms" in reply:
                     best[reply["library"]] = max(best.get(reply["library"], 0.0), flops / min(reply["ms"]) / 1e6)
+                if s.settle:
+                    wait_idle(self.workers[peer].proc.pid, s.settle_max_ms)
             libs.reverse()
         top = max(best, key=best.__getitem__) if best else None
         return {"n": s.peak_n, "gflops_by_library": best, "gflops": best[top] if top else None, "library": top,
@@ -863,6 +866,8 @@ class Bench:
                 skipped[peer] = f"error: {reply['error']}"
             else:
                 ready.append(peer)
+            if self.settings.settle and peer in self.workers:
+                wait_idle(self.workers[peer].proc.pid, self.settings.settle_max_ms)
         return ready, saves
 
     def time_rounds(self, peers: list[str], skipped: dict, rounds: int, min_rounds: int, budget_s: float,
