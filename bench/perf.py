@@ -64,6 +64,15 @@ PEER_TITLES = {"od-eager": "od eager", "od-graph": "od graph", "od-graph-noprov"
 NOMINAL_PEAK_GFLOPS = 475.0
 """The developers' guide's float32 FMA peak of this 2-core AVX-512 machine (reported beside the measured one)."""
 MODES = ("lockstep", "inprocess", "alone")
+THREADS_ENV = "PERF_THREADS"
+
+
+def thread_env(threads: int) -> dict:
+    """The workers' environment for ``threads`` threads per peer (0: every library's default, all cores)."""
+    if not threads:
+        return {}
+    n = str(threads)
+    return {THREADS_ENV: n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
 NO_SPIN_ENV = "PERF_NO_SPIN"
 NO_SPIN = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4", NO_SPIN_ENV: "1"}
 """The workers' environment with --no-spin: idle threads sleep at once instead of spinning (GNU OpenMP,
@@ -365,6 +374,8 @@ class TorchPeer:
         import torch.nn.functional as F
 
         torch.set_grad_enabled(False)
+        if os.environ.get(THREADS_ENV):
+            torch.set_num_threads(int(os.environ[THREADS_ENV]))
         self.torch, self.F = torch, F
 
     def info(self) -> dict:
@@ -444,6 +455,8 @@ class OrtPeer:
         self.opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if os.environ.get(NO_SPIN_ENV):
             self.opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if os.environ.get(THREADS_ENV):
+            self.opts.intra_op_num_threads = int(os.environ[THREADS_ENV])
 
     def info(self) -> dict:
         return {"onnxruntime": self.ort.__version__}
@@ -750,6 +763,7 @@ class Settings:
     gap_ms: float = 0.0
     no_spin: bool = False
     settle: bool = True
+    threads: int = 0
     settle_max_ms: float = 300.0
     peak_n: int = 2048
     peak_reps: int = 5
@@ -801,7 +815,8 @@ class Bench:
         """Start (or reuse) ``peer``'s worker and load the peer there; False (and why, in missing) if it cannot."""
         key = self._key(peer)
         if key not in self.procs:
-            env = {**os.environ, **(NO_SPIN if self.settings.no_spin else {}), **self.envs.get(peer, {})}
+            env = {**os.environ, **(NO_SPIN if self.settings.no_spin else {}), **thread_env(self.settings.threads),
+                   **self.envs.get(peer, {})}
             self.procs[key] = Worker(env, self.work_dir, key, self.show_output)
         worker = self.procs[key]
         try:
@@ -1006,8 +1021,10 @@ def render(report: dict) -> str:
     peak = report["peak"]
     od_peers = [p for p in OD_PEERS if p in peers]
     others = [p for p in OTHER_PEERS if p in peers]
-    out = [f"float32 CPU, {report['cpus']} cores, mode {report['mode']}; load average at start "
-           f"{report['load_start']}, at end {report['load_end']}.",
+    st = report["settings"]
+    out = [f"float32 CPU, {report['cpus']} cores, threads per peer: {st.get('threads') or 'default'}; mode "
+           f"{report['mode']}{', settle' if st.get('settle') else ''}{', no spin' if st.get('no_spin') else ''}; "
+           f"load average at start {report['load_start']}, at end {report['load_end']}.",
            f"Measured peak: {peak['gflops']:.0f} GFLOP/s ({peak['library']}, best {peak['n']}^3 matmul; guide: "
            f"{peak['nominal_gflops']:.0f})." if peak.get("gflops") else "Measured peak: none (no peer measured it).",
            "", "Median ms per call (GFLOP/s, % of the measured peak; GB/s for the memory-bound rows):", ""]
@@ -1085,7 +1102,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
         raise SystemExit(f"unknown peer(s) {bad}; allowed: {', '.join(PEERS)}")
     settings = Settings(rounds=args.rounds, min_rounds=min(args.min_rounds, args.rounds), row_budget_s=args.row_budget,
                         warmup=args.warmup, gap_ms=args.gap_ms, peak_n=args.peak_n, settle=args.settle,
-                        no_spin=args.no_spin)
+                        no_spin=args.no_spin, threads=args.threads)
     report: dict[str, Any] = {"mode": args.mode, "cpus": os.cpu_count(), "load_start": _load(),
                               "settings": dataclasses.asdict(settings), "tiny": args.tiny}
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
@@ -1143,6 +1160,9 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-settle", dest="settle", action="store_false",
                         help="start the next peer's repetition at once, not when the previous worker has gone "
                              "idle (its thread pools spin for some ms after a call)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads per peer (OpenMP, OpenBLAS, MKL, torch, ONNX Runtime; default: each library's "
+                             "own, all cores); 1 makes the ratios less sensitive to a loaded machine")
     parser.add_argument("--no-spin", action="store_true",
                         help="start the workers with idle thread pools that sleep at once (OMP_WAIT_POLICY=PASSIVE, "
                              "OPENBLAS_THREAD_TIMEOUT=4, ONNX Runtime without intra-op spinning)")
