@@ -709,14 +709,14 @@ def model_file(out_dir: str, name: str, batch: int, size: int) -> str:
 
 def default_model_dir() -> str:
     """Where exported models are kept between runs: a cache folder named after a hash of what decides
-    the files' contents (examples/torchvision_export.py, this file, the torch and torchvision versions)."""
+    the files' contents (examples/torchvision_export.py, `export_main`, the torch and torchvision versions)."""
     import hashlib
+    import inspect
     from importlib import metadata
 
-    digest = hashlib.sha256()
-    for path in (os.path.join(EXAMPLES, "torchvision_export.py"), os.path.abspath(__file__)):
-        with open(path, "rb") as fh:
-            digest.update(fh.read())
+    digest = hashlib.sha256(inspect.getsource(export_main).encode())
+    with open(os.path.join(EXAMPLES, "torchvision_export.py"), "rb") as fh:
+        digest.update(fh.read())
     for dist in ("torch", "torchvision"):
         try:
             digest.update(metadata.version(dist).encode())
