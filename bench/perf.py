@@ -576,39 +576,40 @@ def _time_once(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def process_cpu_ns(pid: int) -> Optional[int]:
-    """CPU time used so far by every thread of process ``pid``, in ns (Linux schedstat), or None."""
-    total = 0
+def runnable_threads(pid: int) -> Optional[int]:
+    """How many threads of process ``pid`` are running or waiting for a core (state R in Linux's
+    /proc/PID/task/TID/stat: a spinning pool is, a sleeping one is not, whether or not the machine's
+    load lets it run just now), or None where that cannot be read."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
+    count = 0
     for tid in tids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
-                total += int(fh.read().split()[0])
-        except (OSError, ValueError, IndexError):
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue  # a thread that just ended
-    return total
+        count += state == "R"
+    return count
 
 
-def wait_idle(pid: int, max_ms: float, window_ms: float = 2.0, busy_fraction: float = 0.05) -> Optional[float]:
-    """Wait until process ``pid`` uses less than ``busy_fraction`` of one core over a ``window_ms``
-    window (its idle thread pools have gone to sleep), at most ``max_ms``; the ms waited, or None where
-    the CPU time cannot be read."""
+def wait_idle(pid: int, max_ms: float, poll_ms: float = 1.0, quiet_polls: int = 2) -> Optional[float]:
+    """Wait until no thread of process ``pid`` is runnable in ``quiet_polls`` polls in a row (its idle
+    thread pools have gone to sleep), at most ``max_ms``; the ms waited, or None where the threads'
+    states cannot be read."""
     start = time.perf_counter()
-    prev = process_cpu_ns(pid)
-    if prev is None:
-        return None
-    while (time.perf_counter() - start) * 1e3 < max_ms:
-        time.sleep(window_ms / 1e3)
-        cur = process_cpu_ns(pid)
-        if cur is None:
+    quiet = 0
+    while True:
+        running = runnable_threads(pid)
+        if running is None:
             return None
-        if cur - prev < busy_fraction * window_ms * 1e6:
-            break
-        prev = cur
-    return (time.perf_counter() - start) * 1e3
+        quiet = quiet + 1 if running == 0 else 0
+        waited = (time.perf_counter() - start) * 1e3
+        if quiet >= quiet_polls or waited >= max_ms:
+            return waited
+        time.sleep(poll_ms / 1e3)
 
 
 class WorkerDied(Exception):
@@ -950,8 +951,8 @@ class Bench:
         times[peer].extend(reply["ms"])
 
     def _settle(self, peer: str) -> None:
-        """Wait until ``peer``'s worker uses no CPU (its thread pools have stopped spinning), at most
-        settle_max_ms; the wait is recorded per peer (``settle_ms``)."""
+        """Wait until no thread of ``peer``'s worker is runnable (its thread pools have stopped spinning), at
+        most settle_max_ms; the wait is recorded per peer (``settle_ms``)."""
         worker = self.workers.get(peer)
         if worker is None:
             return

@@ -182,3 +182,34 @@ def test_model_rows_run_the_same_exported_model(tmp_path):
     _check_report(report, table, ["od-graph", "onnxruntime"])
     for row in report["rows"]:
         assert row["flops"] > 0 and row["best_peer"] == "onnxruntime"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc schedstat")
+def test_settling_waits_while_the_previous_worker_spins_and_not_after():
+    spinner = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                                "sys.stdout.write('up\\n'); sys.stdout.flush()\n"
+                                "t = time.perf_counter()\nwhile time.perf_counter() - t < 0.4: pass\n"
+                                "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert spinner.stdout.readline() == "up\n"
+        busy = perf.wait_idle(spinner.pid, max_ms=5000)
+        assert 150 < busy < 5000  # it spun for 0.4 s (less whatever elapsed before the wait began)
+        idle = perf.wait_idle(spinner.pid, max_ms=5000)
+        assert idle < 100  # asleep: two quiet polls end the wait
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert perf.wait_idle(spinner.pid, max_ms=100) is None  # gone: nothing to read
+
+
+def test_interleave_check_compares_schedules(tmp_path):
+    out = tmp_path / "inter.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "interleave_check.py"), "--tiny", "--rows", "matmul",
+                           "--peers", "od-eager,od-graph", "--variants", "alone,lockstep:settle,inprocess",
+                           "--cycles", "2", "--rounds", "2", "--json", str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (entry, *_) = json.loads(out.read_text())
+    assert entry["row"] == "matmul" and set(entry["ms"]) == {"alone", "lockstep:settle", "inprocess"}
+    assert all(len(ms) == 4 for ms in entry["ms"].values())  # 2 cycles x 2 rounds per variant
+    assert "lockstep:settle" in proc.stdout
