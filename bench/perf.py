@@ -8,11 +8,15 @@ are driven in lockstep: round by round, each peer runs one repetition in turn (t
 every other round) while the others wait on their pipes, and the worker times that repetition
 itself. A drift in the machine's load therefore hits every peer of a round alike, and each round
 gives one paired ratio per pair of peers; a row reports the median of those ratios and their spread
-(quartiles and min-max), never a ratio of medians taken minutes apart. Separate processes rather
-than alternation in one process (``--mode inprocess``) because two runtimes' thread pools in one
-process slow each other on this 2-core machine: PyTorch's OpenMP threads and OpenBLAS's spin after a
-call and compete with the next library's (measured: see bench/interleave_check.py).
-``--mode alone`` runs each peer's repetitions back to back (unpaired, for that comparison).
+(quartiles and min-max), never a ratio of medians taken minutes apart. After each repetition the
+next one waits until no thread of the worker that ran is runnable ("settle", `wait_idle`): PyTorch's
+OpenMP threads, OpenBLAS's and ONNX Runtime's keep spinning for some ms after a call (2-16 ms median
+here, OpenBLAS up to 100 ms; JSON ``settle_ms``), and on 2 cores a spinning pool slows whichever
+runtime runs next, in the same process or another (bench/interleave_check.py compares the schedules).
+``--mode inprocess`` alternates in one process instead; ``--mode alone`` runs each peer's repetitions
+back to back (unpaired). ``--threads 1`` runs every peer on one thread: on a loaded machine a
+2-thread pool whose threads are preempted in turn stalls at each barrier (OpenBLAS most: 10-100x
+slower at load 8), which a single thread does not.
 
 Peers: ``od-eager`` and ``od-graph`` (od.function) on numpy:0 with every installed kernel provider;
 ``od-graph-noprov``, the same with all providers disabled (OPDISPATCH_DISABLE_PROVIDERS), added
@@ -29,8 +33,8 @@ torchvision_export.py with calibrated batch norm; od.onnx.load runs the file, ON
 file, PyTorch the module it came from) at batch 1 and 16.
 
 Figures: per peer the median ms and GFLOP/s (nominal FLOPs: 2 per multiply-add; GB/s of the minimal
-traffic for the memory-bound rows) with its share of the machine's peak, measured at the start as
-the best float32 2048^3 matmul of any peer's library (the guide's figure: about 475 GFLOP/s); per
+traffic for the memory-bound rows) with its share of the machine's peak, measured at the start and the end
+as the best float32 2048^3 matmul of any peer's library (the guide's figure: about 475 GFLOP/s); per
 row the paired ratios od/peer (median [p25-p75]) and against the best peer (the faster of PyTorch and
 ONNX Runtime by median). The first output of every peer is compared with the reference peer's
 (max abs difference over max abs value), so a fast wrong kernel shows. --json writes every figure,
@@ -1026,8 +1030,9 @@ def render(report: dict) -> str:
     out = [f"float32 CPU, {report['cpus']} cores, threads per peer: {st.get('threads') or 'default'}; mode "
            f"{report['mode']}{', settle' if st.get('settle') else ''}{', no spin' if st.get('no_spin') else ''}; "
            f"load average at start {report['load_start']}, at end {report['load_end']}.",
-           f"Measured peak: {peak['gflops']:.0f} GFLOP/s ({peak['library']}, best {peak['n']}^3 matmul; guide: "
-           f"{peak['nominal_gflops']:.0f})." if peak.get("gflops") else "Measured peak: none (no peer measured it).",
+           f"Measured peak: {peak['gflops']:.0f} GFLOP/s ({peak['library']}, best {peak['n']}^3 matmul at the start "
+           f"and the end; guide: {peak['nominal_gflops']:.0f})." if peak.get("gflops") else
+           "Measured peak: none (no peer measured it).",
            "", "Median ms per call (GFLOP/s, % of the measured peak; GB/s for the memory-bound rows):", ""]
     head = ["row", "shape"] + [PEER_TITLES[p] for p in peers]
     lines = [head] + [[r["row"], r["label"]] + [_peer_cell(r["peers"].get(p), r["kind"]) for p in peers]
@@ -1139,10 +1144,29 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
                 log(f"{wl.name}: prepared in {result['prepare_seconds']:.1f} s, timed in {result['seconds']:.1f} s: "
                     + ", ".join(f"{p} {f['median_ms']:.3g} ms" for p, f in result["peers"].items()))
                 report["rows"].append(result)
+            if args.peak is None and rows:
+                # measured again at the end, the best of both kept: a loaded machine depresses either
+                end = bench.measure_peak()
+                start_peak = report["peak"]
+                if end.get("gflops") and end["gflops"] > (start_peak.get("gflops") or 0.0):
+                    end["gflops_at_start"] = start_peak.get("gflops")
+                    report["peak"] = end
+                else:
+                    start_peak["gflops_at_end"] = end.get("gflops")
+                set_peak_fractions(report["rows"], report["peak"].get("gflops"))
         finally:
             bench.close()
     report["load_end"] = _load()
     return report
+
+
+def set_peak_fractions(rows: list[dict], peak_gflops: Optional[float]) -> None:
+    """Each peer's GFLOP/s as a share of ``peak_gflops`` (``peak_fraction``), in every row."""
+    for row in rows:
+        for fig in row["peers"].values():
+            fig.pop("peak_fraction", None)
+            if peak_gflops and "gflops" in fig:
+                fig["peak_fraction"] = fig["gflops"] / peak_gflops
 
 
 def parse_args(argv: Optional[Iterable[str]] = None) -> argparse.Namespace:
