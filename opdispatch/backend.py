@@ -1,7 +1,7 @@
 """What a plugin declares: a backend's identity, devices and kernels, or a kernel provider's.
 
 A backend's plugin module returns these objects from the hooks in `opdispatch.hookspecs` (all
-five are required)::
+five are required: `opdispatch.hookspecs.BACKEND_HOOKS`)::
 
     import numpy as np
     from opdispatch import hookimpl
@@ -9,7 +9,7 @@ five are required)::
 
     @hookimpl
     def opdispatch_backend_info():
-        return BackendInfo(name="mybackend", version="1.0")
+        return BackendInfo(name="mybackend", version="1.0", plugin_api=1)  # the API it was written for
 
     @hookimpl
     def opdispatch_devices():
@@ -21,18 +21,35 @@ five are required)::
 
     @hookimpl
     def opdispatch_from_numpy(array, device):
-        return np.array(array)          # the backend's own array type, holding a copy
+        return np.array(array)          # the backend's own array type, holding a copy (any dtype:
+                                        # int64 labels and bool masks arrive on float-only devices too)
 
     @hookimpl
     def opdispatch_to_numpy(data, device):
         return np.array(data)           # a NumPy copy
 
+Saved as ``mybackend_plugin.py``, ``od.register_plugin(mybackend_plugin)`` loads it (an installed
+distribution names it in its ``opdispatch.backends`` entry point instead) and ``od.relu(x)`` runs
+on ``mybackend:0`` for an ``x`` there; ``opdispatch new-backend NAME`` writes a complete
+distribution to start from.
+
 A kernel provider adds kernels to the devices of an existing backend (a faster conv2d for
-``numpy:0``, say) from its own distribution, with a priority over the backend's built-in kernels::
+``numpy:0``, say) from its own distribution, with a priority over the backend's built-in kernels
+(its hooks, `opdispatch.hookspecs.PROVIDER_HOOKS`, are both required)::
+
+    import numpy as np
+    from opdispatch import hookimpl
+    from opdispatch.backend import Kernel, ProviderInfo
+
+    def fast_conv2d(x, w, bias, *, stride, padding, dilation, groups):
+        ...                             # returns a fresh float32 array of conv2d's output shape
+
+    def fits(metas, attrs):             # None: it can run this call; else why not
+        return None if attrs["groups"] == 1 else "groups > 1 is not implemented"
 
     @hookimpl
     def opdispatch_provider_info():
-        return ProviderInfo(name="fastconv", version="1.0", priority=100)
+        return ProviderInfo(name="fastconv", version="1.0", priority=100, plugin_api=1)
 
     @hookimpl
     def opdispatch_provider_kernels():
@@ -48,6 +65,18 @@ import numpy as np
 
 from .errors import OpDispatchError
 
+PLUGIN_API = 1
+"""The plugin API this opdispatch implements: the hooks of `opdispatch.hookspecs`, what the objects
+of this module mean and how kernels are called. A plugin declares the API it was written for
+as a literal number (`BackendInfo.plugin_api`, `ProviderInfo.plugin_api`: ``plugin_api=1``, not
+``plugin_api=PLUGIN_API``, which would claim whatever API is installed); one built for an API this release does not
+load (`SUPPORTED_PLUGIN_APIS`) fails at load with "built for plugin API N, this is plugin API M"
+instead of a hook or kernel signature mismatch. The number changes only when a change to the plugin
+interface would break plugins written for the previous one."""
+
+SUPPORTED_PLUGIN_APIS = (1,)
+"""The plugin APIs whose plugins this release loads."""
+
 
 class BackendUnavailable(OpDispatchError):
     """Raised by ``opdispatch_devices`` when the backend cannot run here (no driver, no device...).
@@ -60,13 +89,15 @@ class BackendInfo:
     devices (a debugging or oracle backend) are left out of ``od.devices()`` unless asked for.
     ``array_types``: the classes of the backend's arrays (``(numpy.ndarray,)``, say); when given,
     a kernel result of any other class is refused as a `KernelError` (empty: any object whose
-    shape and dtype the backend describes)."""
+    shape and dtype the backend describes). ``plugin_api``: the `PLUGIN_API` the backend was
+    written for (checked at load)."""
 
     name: str
     version: str = "0"
     description: str = ""
     hidden: bool = False
     array_types: tuple = ()
+    plugin_api: int = 1
 
 
 BUILTIN_PRIORITY = 0
@@ -76,12 +107,14 @@ BUILTIN_PRIORITY = 0
 @dataclass(frozen=True)
 class ProviderInfo:
     """A kernel provider's identity and the priority of its kernels (> 0: above every backend's
-    built-in kernels; among providers, the higher priority is tried first)."""
+    built-in kernels; among providers, the higher priority is tried first). ``plugin_api``: the
+    `PLUGIN_API` the provider was written for (checked at load)."""
 
     name: str
     version: str = "0"
     description: str = ""
     priority: int = 100
+    plugin_api: int = 1
 
 
 def _dtypes(values: Iterable[Any]) -> frozenset:

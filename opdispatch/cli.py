@@ -1,5 +1,7 @@
 """The ``opdispatch`` command: ``devices`` lists backends, providers and devices (``--kernels``: which
-kernel each op runs on each device). Other subcommands come from installed distributions through the
+kernel each op runs on each device); ``ops`` prints every op as a kernel sees it (inputs, kernel
+signature, attribute forms, dtypes, gradients, decomposition); ``new-backend NAME`` writes a
+complete backend distribution to start from. Other subcommands come from installed distributions through the
 entry point group ``opdispatch.commands`` (name -> ``main(argv) -> int``): ``conformance`` is the
 conformance suite's (distribution ``opdispatch-conformance``)."""
 
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -20,7 +23,7 @@ CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install 
                     "(in this repository: pip install -e conformance)")
 
 
-BUILTIN_COMMANDS = ("devices",)
+BUILTIN_COMMANDS = ("devices", "ops", "new-backend")
 
 
 def installed_commands() -> dict[str, Any]:
@@ -69,6 +72,32 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ops(args: argparse.Namespace) -> int:
+    """Print every op (or ``--op``'s) from the op table, as text or ``--json``."""
+    from . import op_reference
+
+    entries = [op_reference.describe(get_schema(args.op).name)] if args.op else op_reference.all_ops()
+    if args.json:
+        print(json.dumps(entries if not args.op else entries[0], indent=1))
+    else:
+        print("\n\n".join(op_reference.text(e) for e in entries))
+    return 0
+
+
+def cmd_new_backend(args: argparse.Namespace) -> int:
+    """Write a new backend distribution and say what to run next."""
+    from .scaffold import new_backend, template_values
+
+    dist = template_values(args.name)["dist"]
+    root = args.dir or dist
+    files = new_backend(args.name, root)
+    print(f"wrote {len(files)} files of {dist} into {root}:")
+    for path in files:
+        print(f"  {path}")
+    print(f"next:\n  pip install -e '{root}[test]'\n  opdispatch conformance --device {args.name}:0")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``opdispatch`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -94,6 +123,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dev.add_argument("--op", help="with --kernels: only this op")
     dev.add_argument("--hidden", action="store_true", help="include hidden backends (the built-in reference:0)")
     dev.set_defaults(fn=cmd_devices)
+    ops = sub.add_parser("ops", help="every op: inputs, kernel signature, attribute forms, dtypes, gradients")
+    ops.add_argument("--op", help="only this op")
+    ops.add_argument("--json", action="store_true", help="as JSON (a list of ops; one object with --op)")
+    ops.set_defaults(fn=cmd_ops)
+    new = sub.add_parser("new-backend", help="write a complete backend distribution (loads and passes conformance)")
+    new.add_argument("name", help="the backend's name: the device prefix (NAME:0)")
+    new.add_argument("--dir", help="where to write it (default ./opdispatch-NAME; must be new or empty)")
+    new.set_defaults(fn=cmd_new_backend)
     for name, ep in sorted(commands.items()):
         sub.add_parser(name, help=f"from {ep.dist.name if ep.dist else ep.value} (opdispatch {name} --help)")
     if "conformance" not in commands:

@@ -28,7 +28,8 @@ from typing import Any, Callable, Optional, Sequence
 import pluggy
 
 from . import hookspecs
-from .backend import BUILTIN_PRIORITY, BackendInfo, BackendUnavailable, DeviceInfo, Kernel, ProviderInfo
+from .backend import (BUILTIN_PRIORITY, PLUGIN_API, SUPPORTED_PLUGIN_APIS, BackendInfo, BackendUnavailable,
+                      DeviceInfo, Kernel, ProviderInfo)
 from .device import CPU_ALIAS, DEFAULT_DEVICE, Device
 from .dtypes import FLOAT_DTYPES, KERNEL_DTYPES
 from .ops import OPS
@@ -247,8 +248,71 @@ def kind_of(plugin: object) -> str:
     return "provider" if callable(getattr(plugin, "opdispatch_provider_info", None)) else "backend"
 
 
+def check_api(declared: Any, kind: str, name: str) -> None:
+    """`PluginLoadError` unless ``declared`` (a `BackendInfo` or `ProviderInfo`'s ``plugin_api``) is a
+    plugin API this release loads (`opdispatch.backend.SUPPORTED_PLUGIN_APIS`)."""
+    if not isinstance(declared, int) or isinstance(declared, bool):
+        raise PluginLoadError(f"{kind} {name!r} declares plugin_api={declared!r}; allowed: an int, the "
+                              f"opdispatch plugin API it was written for (this is plugin API {PLUGIN_API})")
+    if declared not in SUPPORTED_PLUGIN_APIS:
+        raise PluginLoadError(f"{kind} {name!r} was built for opdispatch plugin API {declared}; this is plugin API "
+                              f"{PLUGIN_API} (it loads plugins built for API "
+                              f"{', '.join(map(str, SUPPORTED_PLUGIN_APIS))}): install a release of the plugin "
+                              f"built for plugin API {PLUGIN_API}, or a release of opdispatch that loads API "
+                              f"{declared}")
+
+
+class _Identity:
+    """A plugin's identity hook, called once, before pluggy validates the plugin's hooks: what it
+    returned or raised (re-raised when the loading path asks for it, so the failure is reported as
+    the plugin's)."""
+
+    def __init__(self, plugin: object, kind: str) -> None:
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        hook: Any = getattr(plugin, "opdispatch_provider_info" if kind == "provider" else "opdispatch_backend_info",
+                            None)
+        self.called = callable(hook)
+        if not self.called:
+            return
+        try:
+            self.value = hook()
+        except BaseException as exc:  # the plugin's own failure, reported when loading gets there
+            if is_user_interrupt(exc):
+                raise
+            self.error = exc
+
+    def api_problem(self, kind: str, name: str) -> Optional[str]:
+        """Why the plugin cannot load because of the plugin API it declares, or None (so a plugin written
+        for another API is reported as such, not as the hook or signature mismatch that follows)."""
+        info = self.value
+        if not isinstance(info, (BackendInfo, ProviderInfo)):
+            return None
+        try:
+            check_api(info.plugin_api, kind, info.name if isinstance(info.name, str) else name)
+        except PluginLoadError as exc:
+            return str(exc)
+        return None
+
+    def get(self, impl: Callable[[], Any]) -> Any:
+        """What the hook returned (``impl``'s answer when it could not be called directly)."""
+        if not self.called:
+            return impl()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def register(pm: pluggy.PluginManager, plugin: object, name: str) -> Optional[str]:
-    """Register ``plugin`` with ``pm``; None, or why pluggy refused it."""
+    """Register ``plugin`` with ``pm``; None, or why it cannot be: the same object already registered
+    (one module behind two entry points), or pluggy's hook validation."""
+    if pm.is_registered(plugin):
+        other = (pm.get_name(plugin) or "?").rpartition("@")[0] or "?"
+        what = f"module {plugin.__name__!r}" if isinstance(plugin, types.ModuleType) else f"object {plugin!r}"
+        return (f"{what} is already loaded as the plugin {other!r}: one plugin object backs one backend or "
+                f"provider. To ship several from one distribution, give each entry point its own module, or "
+                f"its own object: `{name} = \"pkg.plugin:{name.upper().replace('-', '_')}\"` naming an instance "
+                f"of a class whose methods are the hooks (marked with @hookimpl)")
     try:
         pm.register(plugin, name=f"{name}@{id(plugin)}")
     except Exception as exc:  # pluggy.PluginValidationError, duplicate registration
@@ -317,6 +381,7 @@ def _identify(result: Any, info: Any, expected: "type[BackendInfo] | type[Provid
     if not isinstance(info, expected):
         raise PluginLoadError(f"{hook} returned {info!r}; allowed: an opdispatch.backend.{expected.__name__}")
     check_name(info.name, kind)
+    check_api(info.plugin_api, kind, info.name)
     if info.name != result.name:
         result.origin = f"{result.origin}; {kind} name {info.name!r}"
         result.name = info.name
@@ -339,13 +404,14 @@ def load_backend(pm: pluggy.PluginManager, plugin: object, name: str, origin: st
     its devices: it is left "probing", its probe to run with `probe_backend`. Never raises for a broken
     plugin (the user's Ctrl-C aside)."""
     result = LoadedBackend(name=name, origin=origin, status="failed")
-    result.reason = register(pm, plugin, name) or ""
+    identity = _Identity(plugin, "backend")
+    result.reason = identity.api_problem("backend", name) or register(pm, plugin, name) or ""
     if result.reason:
         return result
 
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.BACKEND_HOOKS)
-        info = impls["opdispatch_backend_info"]()
+        info = identity.get(impls["opdispatch_backend_info"])
         _identify(result, info, BackendInfo, "opdispatch_backend_info", "backend", taken, dist, plugin)
         result.version, result.description, result.hidden = info.version, info.description, info.hidden
         result.array_types = _array_types(info.array_types)
@@ -388,13 +454,14 @@ def load_provider(pm: pluggy.PluginManager, plugin: object, name: str, origin: s
                   taken: "set[str]", dist: Optional[str] = None) -> LoadedProvider:
     """Register a kernel-provider ``plugin`` and collect its kernels; never raises for a broken plugin."""
     result = LoadedProvider(name=name, origin=origin, status="failed")
-    result.reason = register(pm, plugin, name) or ""
+    identity = _Identity(plugin, "provider")
+    result.reason = identity.api_problem("provider", name) or register(pm, plugin, name) or ""
     if result.reason:
         return result
 
     def collect() -> None:
         impls = _check_hooks(pm, plugin, hookspecs.PROVIDER_HOOKS)
-        info = impls["opdispatch_provider_info"]()
+        info = identity.get(impls["opdispatch_provider_info"])
         _identify(result, info, ProviderInfo, "opdispatch_provider_info", "provider", taken, dist, plugin)
         if not isinstance(info.priority, int) or isinstance(info.priority, bool) or info.priority <= BUILTIN_PRIORITY:
             raise PluginLoadError(f"priority {info.priority!r} is not allowed; allowed: an int > {BUILTIN_PRIORITY} "

@@ -54,7 +54,7 @@ VALUE_DTYPES = ("int32", "int64", "bool")
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
     return BackendInfo(name=NAME, version="float64", description="the float64 reference of every op (an oracle)",
-                       hidden=True, array_types=(np.ndarray, np.generic))
+                       hidden=True, array_types=(np.ndarray, np.generic), plugin_api=1)
 
 
 @hookimpl

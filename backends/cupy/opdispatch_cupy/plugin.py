@@ -20,7 +20,8 @@ from .runtime import cupy_version, load_cupy, probe_devices
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
     return BackendInfo(name="cupy", version=f"{__version__} ({cupy_version() or 'CuPy not installed'})",
-                       description="CuPy on NVIDIA GPUs (cuBLAS matmul, im2col + GEMM convolution)")
+                       description="CuPy on NVIDIA GPUs (cuBLAS matmul, im2col + GEMM convolution)",
+                       plugin_api=1)
 
 
 @hookimpl

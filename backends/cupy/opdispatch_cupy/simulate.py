@@ -31,7 +31,7 @@ class SimulatedPlugin:
     @hookimpl
     def opdispatch_backend_info(self) -> BackendInfo:
         return BackendInfo(name=NAME, version=__version__, description="CuPy backend kernels run on NumPy",
-                           array_types=(np.ndarray, np.generic))
+                           array_types=(np.ndarray, np.generic), plugin_api=1)
 
     @hookimpl
     def opdispatch_devices(self) -> list[DeviceInfo]:

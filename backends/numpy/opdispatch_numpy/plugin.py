@@ -26,7 +26,7 @@ that compute in other dtypes than `DTYPES` (int, bool), those in a ``DTYPES`` di
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
     return BackendInfo(name="numpy", version=f"{__version__} (numpy {np.__version__})",
-                       description="NumPy on the CPU", array_types=(np.ndarray, np.generic))
+                       description="NumPy on the CPU", array_types=(np.ndarray, np.generic), plugin_api=1)
 
 
 @hookimpl

@@ -38,7 +38,8 @@ def _pyopencl_version() -> str:
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
     return BackendInfo(name="opencl", version=f"{__version__} (pyopencl {_pyopencl_version()})",
-                       description="OpenCL devices (PoCL on CPUs, vendor drivers on GPUs)", array_types=(CLArray,))
+                       description="OpenCL devices (PoCL on CPUs, vendor drivers on GPUs)", array_types=(CLArray,),
+                       plugin_api=1)
 
 
 @hookimpl

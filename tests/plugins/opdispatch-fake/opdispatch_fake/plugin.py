@@ -40,7 +40,8 @@ def sum_(x, *, axis, keepdims):
 
 @hookimpl
 def opdispatch_backend_info() -> BackendInfo:
-    return BackendInfo(name="fake", version=__version__, description="A fake float32 device for tests")
+    return BackendInfo(name="fake", version=__version__, description="A fake float32 device for tests",
+                       plugin_api=1)
 
 
 @hookimpl

@@ -31,7 +31,7 @@ def relu(x):
 @hookimpl
 def opdispatch_provider_info() -> ProviderInfo:
     return ProviderInfo(name="fastconv", version="0.1.0", description="instrumented conv2d and relu for numpy:0",
-                        priority=50)
+                        priority=50, plugin_api=1)
 
 
 @hookimpl
