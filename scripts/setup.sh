@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install opdispatch, its in-tree backends, the conformance suite
 # (conformance/, distribution opdispatch-conformance) and the test tools into it.
-# The CuPy backend installs everywhere; without a GPU it reports itself unavailable (its tests skip).
+# The ray extra (Ray, for `opdispatch conformance --ray` and opdispatch.distributed) lets CI run their
+# local-cluster tests (about a minute); the core never needs it. The CuPy backend installs everywhere; without a GPU it reports itself unavailable (its tests skip).
 # The OpenCL backend comes with PoCL, a CPU OpenCL driver, so opencl:0 exists on any machine. Where
 # that PoCL's LLVM does not know the CPU (it then fails on every kernel: "unknown target CPU
 # 'generic'", seen on AMD Zen 5), Debian's PoCL (package pocl-opencl-icd) is installed when this
@@ -14,7 +15,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q -e ".[test]" -e backends/numpy -e "conformance[onnx]" -e "backends/cupy[cuda12x]" \
+.venv/bin/python -m pip install -q -e ".[test,ray]" -e backends/numpy -e "conformance[onnx]" -e "backends/cupy[cuda12x]" \
   -e "backends/opencl[pocl]"
 
 opencl_compiles() {

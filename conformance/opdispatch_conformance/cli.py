@@ -16,7 +16,11 @@ from .suite import collect_cases, run_device
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the conformance suite; exit 1 when a supported case fails."""
+    """Run the conformance suite; exit 1 when a supported case fails (or, with --ray, a column is lost)."""
+    if args.ray is not None:
+        from . import fleet
+
+        return report_runs(args, fleet.run_command(args))
     if args.all:
         devices = od.devices()
         if not devices:
@@ -48,8 +52,18 @@ def run(args: argparse.Namespace) -> int:
     modes = ["eager", "graph"] if args.mode == "both" else [args.mode]
     runs = {str(dev) if len(modes) == 1 else f"{dev} ({mode})":
             run_device(dev, cases, dtypes, mode, gradients=args.gradients) for dev in devices for mode in modes}
+    return report_runs(args, runs)
+
+
+def report_runs(args: argparse.Namespace, runs: dict) -> int:
+    """Print each run's table and failures, the matrix, write the reports; exit 1 when a case failed or
+    a run was lost."""
     failed = 0
+    lost = [label for label, run in runs.items() if run.get("lost")]
     for label, run in runs.items():
+        if run.get("lost"):
+            print(f"\n== {label} ({run['backend']} {run['version']}): LOST: {run['lost']} ==")
+            continue
         print(f"\n== {label} ({run['backend']} {run['version']}) ==")
         print(report.table(report.summarize(run["results"])))
         text = report.failures_text(run["results"], limit=args.show_failures, tracebacks=args.tracebacks)
@@ -65,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         with open(args.markdown, "w") as fh:
             fh.write(report.markdown(runs))
         print(f"Markdown report: {args.markdown}")
-    print(f"\n{'FAILED' if failed else 'passed'}: {failed} failed case(s) across {len(runs)} device(s)")
-    return 1 if failed else 0
+    tail = f", {len(lost)} lost: {', '.join(lost)}" if lost else ""
+    print(f"\n{'FAILED' if failed or lost else 'passed'}: {failed} failed case(s) across {len(runs)} device(s){tail}")
+    return 1 if failed or lost else 0
 
 
 
@@ -101,6 +116,10 @@ def parser() -> argparse.ArgumentParser:
     where = conf.add_mutually_exclusive_group()
     where.add_argument("--device", action="append", help="device to check (repeatable; default numpy:0)")
     where.add_argument("--all", action="store_true", help="every available device")
+    conf.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                      help="run on every node of the Ray cluster at ADDRESS (host:port or 'auto'; none: a new "
+                           "local one), one task per node and device, one merged report (pip install "
+                           "'opdispatch[ray]')")
     conf.add_argument("--ops", help="comma-separated op names (default: every op)")
     conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
     conf.add_argument("--mode", choices=["eager", "graph", "both"], default=None,

@@ -117,7 +117,8 @@ def _clean(value):
 
 
 def json_report(runs: dict[str, dict]) -> dict:
-    """The versioned report: ``runs`` maps a device name to {"backend", "version", "mode", "results"}."""
+    """The versioned report: ``runs`` maps a device name (a fleet run: ``host:device``) to {"backend",
+    "version", "mode", "results"} and, from a fleet run, "node" (facts) and "lost" (a reason)."""
     devices = {}
     for dev in sorted(runs):
         run = runs[dev]
@@ -128,6 +129,9 @@ def json_report(runs: dict[str, dict]) -> dict:
             "summary": [{k: _clean(v) for k, v in s.to_dict().items()} for s in summarize(results)],
             "cases": [{k: _clean(v) for k, v in r.to_dict().items()} for r in results],
         }
+        for key in ("node", "lost"):  # a fleet run's column: its node and driver facts; why it was lost
+            if run.get(key):
+                devices[dev][key] = run[key]
     return {"format": FORMAT, "version": VERSION, "numpy": np.__version__, "devices": devices}
 
 
@@ -146,6 +150,9 @@ def matrix(runs: dict[str, dict]) -> str:
     for op in ops:
         cells = []
         for d in devs:
+            if runs[d].get("lost"):
+                cells.append("LOST")
+                continue
             rows = [s for s in per_dev[d] if s.op == op]
             passed = sum(s.passed for s in rows)
             failed = sum(s.failed for s in rows)
@@ -162,8 +169,16 @@ def markdown(runs: dict[str, dict]) -> str:
     for dev in sorted(runs):
         run = runs[dev]
         results = run["results"]
-        parts += [f"## {dev} ({run['backend']} {run['version']}, {run['mode']} mode)", "",
-                  "| op | dtype | provider | passed | failed | unsupported | max abs err | max rel err | err/tol "
+        parts += [f"## {dev} ({run['backend']} {run['version']}, {run['mode']} mode)", ""]
+        if run.get("node"):
+            node = run["node"]
+            parts += [f"Node {node['host']} ({node['ip']}, id {node['node_id'][:12]}): {node['device_name']}, "
+                      f"dtypes {', '.join(node['dtypes'])}; Python {node['python']}, NumPy {node['numpy']}, "
+                      f"{node['platform']}", ""]
+        if run.get("lost"):
+            parts += [f"LOST: {run['lost']}", ""]
+            continue
+        parts += ["| op | dtype | provider | passed | failed | unsupported | max abs err | max rel err | err/tol "
                   "| rtol | verdict |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in summarize(results):
