@@ -16,7 +16,7 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 .venv/bin/python -m pip install -q -e ".[test,ray]" -e backends/numpy -e "conformance[onnx]" -e "backends/cupy[cuda12x]" \
-  -e "backends/opencl[pocl]"
+  -e "backends/opencl[pocl]" -e backends/onednn
 
 opencl_compiles() {
   .venv/bin/python -c "import sys, opdispatch_opencl.runtime as r; sys.exit(0 if r.probe() else 1)" 2>/dev/null

@@ -145,8 +145,8 @@ def test_the_other_backends_work_with_every_faulty_plugin_installed(installed):
     assert b["numpy"].status == "loaded" and "(from opdispatch-numpy " in b["numpy"].origin
     assert b["numpy"].devices == (NUMPY,)
     _numpy_ops_work()
-    # numpy:0 runs its own kernels only: no faulty provider got in
-    assert {k.provider for k in od.kernels(NUMPY)} == {"numpy"}
+    # numpy:0 runs its own kernels only: no faulty provider got in (the in-tree oneDNN one may be installed)
+    assert {k.provider for k in od.kernels(NUMPY)} - {"onednn"} == {"numpy"}
     if od.Device("opencl:0") in od.devices():
         a = _f32(3, 4, seed=5)
         x = od.tensor(a, device="opencl:0")

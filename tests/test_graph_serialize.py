@@ -55,7 +55,8 @@ def test_loaded_graph_runs_on_another_device(saved, clean_registry):
     moved = [a.to("numpy2:0") for a in args]
     out = loaded(*moved)
     assert out.device == od.Device("numpy2:0")
-    np.testing.assert_array_equal(out.numpy(), want.numpy())
+    # numpy2:0 runs the NumPy backend's kernels; numpy:0 may have run a provider's (oneDNN's conv2d)
+    np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
     with od.device("numpy2:0"):  # array-like inputs go to the od.device
         assert loaded(*[a.numpy() for a in args]).device == od.Device("numpy2:0")
 

@@ -111,11 +111,12 @@ def test_numpy_refuses_a_call_that_cannot_fit_before_allocating(monkeypatch, op)
     attrs = {"conv2d_backward_input": {"input_shape": x.shape}, "conv2d_backward_weight": {"weight_shape": w.shape}}
     tensors = [od.tensor(a) for a in args]
     fn = od.op_function(op)
-    peak, _ = _peak(lambda: pytest.raises(scratch.NumPyOutOfMemoryError, fn, *tensors, padding=2,
-                                          **attrs.get(op, {})))
-    assert peak < MiB  # refused before the output or the scratch was allocated
-    with pytest.raises(od.KernelError) as info:
-        fn(*tensors, padding=2, **attrs.get(op, {}))
+    with od.use_provider("numpy"):  # the NumPy kernel's own check (a kernel provider may need less memory)
+        peak, _ = _peak(lambda: pytest.raises(scratch.NumPyOutOfMemoryError, fn, *tensors, padding=2,
+                                              **attrs.get(op, {})))
+        assert peak < MiB  # refused before the output or the scratch was allocated
+        with pytest.raises(od.KernelError) as info:
+            fn(*tensors, padding=2, **attrs.get(op, {}))
     assert isinstance(info.value, MemoryError)
     msg = str(info.value)
     assert msg.startswith(f"{op}:") and "GiB of memory is available" in msg and "allowed" in msg, msg

@@ -28,7 +28,9 @@ def test_every_differentiable_op_has_passing_gradient_checks_on_numpy():
     run = run_device(od.Device("numpy:0"), collect_cases(random_per_op=3, onnx=False), out=None, gradients="only")
     results = run["results"]
     assert results and all(r.op.endswith(SUFFIX) for r in results)
-    assert [r for r in results if r.status != PASSED] == []
+    assert [r for r in results if r.status == FAILED] == []
+    # every case passes on the NumPy backend's kernels (another provider's, oneDNN's say, may decline some)
+    assert [r for r in results if r.pinned in ("", "numpy") and r.status != PASSED] == []
     checked = {r.op[:-len(SUFFIX)] for r in results}
     differentiable = {op for op, s in OPS.items() if s.vjp is not None}
     assert checked == differentiable, differentiable - checked

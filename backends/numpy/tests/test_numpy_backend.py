@@ -132,4 +132,5 @@ def test_the_conformance_suite_passes_on_numpy_0():
     failed = [r for r in run["results"] if r.status == FAILED]
     assert not failed, report.failures_text(failed)
     assert {r.op for r in run["results"]} == set(OPS) | {op + ".grad" for op, s in OPS.items() if s.vjp is not None}
-    assert {r.provider for r in run["results"]} == {"numpy", "decomposed"}  # silu has no kernel, by design
+    # silu has no kernel, by design; runs pinned to another provider (oneDNN's, when installed) aside
+    assert {r.provider for r in run["results"] if r.pinned in ("", "numpy")} == {"numpy", "decomposed"}

@@ -1,0 +1,194 @@
+"""conv2d (with bias; ``conv2d_bias_relu`` adds the relu), its input gradient and its weight gradient
+as oneDNN convolution primitives (forward inference, backward data, backward weights).
+
+conv2d_bias_relu's relu is not oneDNN's relu post-op: that one (``max(x, 0)`` in the JIT kernels) turns
+NaN into 0, where opdispatch's relu keeps NaN; NumPy's ``maximum`` runs in place on the result instead.
+
+The weights' reorder into oneDNN's blocked layout is made once per weight array (eager and graph mode
+alike: a tensor's data is immutable) and kept while that array lives.
+Groups become oneDNN's 5-D grouped weights (G, O/G, I/G, KH, KW), which is OIHW memory as it stands;
+dilation is oneDNN's zero-based dilation (``d - 1``); asymmetric padding is its (left, right) pair.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from opdispatch.shapes import output_hw
+
+from . import library as L
+from .primitives import CACHE, Attr, MemoryDesc, Primitive, PrimitiveDesc, any_layout, contiguous, dims, plain
+
+
+def _weight_dims(w_shape: Sequence[int], groups: int) -> tuple[int, ...]:
+    o, i, kh, kw = w_shape
+    return tuple(w_shape) if groups == 1 else (groups, o // groups, i, kh, kw)
+
+
+def _geometry(stride, padding, dilation) -> tuple[Any, Any, Any, Any]:
+    (pt, pb), (pl, pr) = padding
+    return (dims(stride), dims((dilation[0] - 1, dilation[1] - 1)), dims((pt, pl)), dims((pb, pr)))
+
+
+def _out_shape(x_shape, w_shape, stride, padding, dilation) -> tuple[int, ...]:
+    oh, ow = output_hw(x_shape[2:], w_shape[2:], stride, padding, dilation)
+    return (x_shape[0], w_shape[0], oh, ow)
+
+
+def _forward_pd(lib: L.Library, x_shape, w_shape, has_bias: bool, stride, padding, dilation, groups,
+                prop: int, attr: Optional[Attr]) -> PrimitiveDesc:
+    y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
+    src, wts, dst = any_layout(lib, x_shape), any_layout(lib, _weight_dims(w_shape, groups)), any_layout(lib, y_shape)
+    bias = plain(lib, (w_shape[0],)) if has_bias else None
+    geo = _geometry(stride, padding, dilation)
+    return PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_forward_primitive_desc_create(
+        out, lib.engine, prop, L.CONVOLUTION_DIRECT, src.handle, wts.handle, bias.handle if bias else None,
+        dst.handle, *geo, attr.handle if attr else None), "convolution forward")
+
+
+def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups) -> Primitive:
+    lib = L.load()
+    pd = _forward_pd(lib, x_shape, w_shape, has_bias, stride, padding, dilation, groups, L.FORWARD_INFERENCE,
+                     Attr(lib))
+    user: dict[int, MemoryDesc] = {
+        L.ARG_SRC: plain(lib, x_shape), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
+        L.ARG_DST: plain(lib, _out_shape(x_shape, w_shape, stride, padding, dilation))}
+    if has_bias:
+        user[L.ARG_BIAS] = plain(lib, (w_shape[0],))
+    return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
+
+
+def _backward_data(x_shape, w_shape, stride, padding, dilation, groups) -> Primitive:
+    lib = L.load()
+    hint = _forward_pd(lib, x_shape, w_shape, False, stride, padding, dilation, groups, L.FORWARD_TRAINING, None)
+    y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
+    dx, wts, dy = any_layout(lib, x_shape), any_layout(lib, _weight_dims(w_shape, groups)), any_layout(lib, y_shape)
+    attr = Attr(lib)
+    pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_data_primitive_desc_create(
+        out, lib.engine, L.CONVOLUTION_DIRECT, dx.handle, wts.handle, dy.handle,
+        *_geometry(stride, padding, dilation), hint.handle, attr.handle), "convolution backward data")
+    user = {L.ARG_DIFF_SRC: plain(lib, x_shape), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
+            L.ARG_DIFF_DST: plain(lib, y_shape)}
+    return Primitive(lib, pd, user, inputs=(L.ARG_WEIGHTS, L.ARG_DIFF_DST), constant=(L.ARG_WEIGHTS,))
+
+
+def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups) -> Primitive:
+    lib = L.load()
+    hint = _forward_pd(lib, x_shape, w_shape, False, stride, padding, dilation, groups, L.FORWARD_TRAINING, None)
+    y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
+    src, dw, dy = any_layout(lib, x_shape), any_layout(lib, _weight_dims(w_shape, groups)), any_layout(lib, y_shape)
+    attr = Attr(lib)
+    pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_weights_primitive_desc_create(
+        out, lib.engine, L.CONVOLUTION_DIRECT, src.handle, dw.handle, None, dy.handle,
+        *_geometry(stride, padding, dilation), hint.handle, attr.handle), "convolution backward weights")
+    user = {L.ARG_SRC: plain(lib, x_shape), L.ARG_DIFF_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
+            L.ARG_DIFF_DST: plain(lib, y_shape)}
+    return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_DIFF_DST))
+
+
+def _forward_key(x_shape, w_shape, has_bias, a) -> tuple:
+    return ("conv2d", tuple(x_shape), tuple(w_shape), has_bias, a["stride"], a["padding"], a["dilation"], a["groups"])
+
+
+def _conv_primitive(x_shape, w_shape, has_bias: bool, a: dict) -> Primitive:
+    return CACHE.get(_forward_key(x_shape, w_shape, has_bias, a), lambda: _forward(
+        x_shape, w_shape, has_bias, a["stride"], a["padding"], a["dilation"], a["groups"]))
+
+
+def _empty(metas: Sequence[Any]) -> Optional[str]:
+    for m in metas:
+        if m is not None and 0 in m.shape:
+            return "an empty tensor (oneDNN is not called for no work)"
+    return None
+
+
+def forward_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
+    x, w, bias = metas
+    return _empty(metas) or CACHE.reason(_forward_key(x.shape, w.shape, bias is not None, attrs), lambda: _forward(
+        x.shape, w.shape, bias is not None, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]))
+
+
+def _run_forward(op: str, x, w, bias, attrs: dict) -> np.ndarray:
+    p = _conv_primitive(x.shape, w.shape, bias is not None, attrs)
+    y_shape = _out_shape(x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"])
+    p.check_fits(op, 4 * prod(y_shape))
+    y = np.empty(y_shape, np.float32)
+    arrays = {L.ARG_SRC: contiguous(x), L.ARG_WEIGHTS: contiguous(w), L.ARG_DST: y}
+    if bias is not None:
+        arrays[L.ARG_BIAS] = contiguous(bias)
+    p.run(arrays)
+    return y
+
+
+def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
+    return _run_forward("conv2d", x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation,
+                                               "groups": groups})
+
+
+def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
+    y = _run_forward("conv2d_bias_relu", x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation,
+                                                      "groups": groups})
+    return np.maximum(y, np.float32(0), out=y)
+
+
+def _data_key(input_shape, w_shape, a) -> tuple:
+    return ("conv2d_backward_input", tuple(input_shape), tuple(w_shape), a["stride"], a["padding"], a["dilation"],
+            a["groups"])
+
+
+def _data_primitive(input_shape, w_shape, a: dict) -> Primitive:
+    return CACHE.get(_data_key(input_shape, w_shape, a), lambda: _backward_data(
+        input_shape, w_shape, a["stride"], a["padding"], a["dilation"], a["groups"]))
+
+
+def backward_input_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
+    dy, w = metas
+    if 0 in attrs["input_shape"]:
+        return "an empty tensor (oneDNN is not called for no work)"
+    return _empty(metas) or CACHE.reason(_data_key(attrs["input_shape"], w.shape, attrs), lambda: _backward_data(
+        attrs["input_shape"], w.shape, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]))
+
+
+def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
+    a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    p = _data_primitive(input_shape, w.shape, a)
+    p.check_fits("conv2d_backward_input", 4 * prod(input_shape))
+    dx = np.empty(input_shape, np.float32)
+    p.run({L.ARG_DIFF_SRC: dx, L.ARG_WEIGHTS: contiguous(w), L.ARG_DIFF_DST: contiguous(dy)})
+    return dx
+
+
+def _weights_key(x_shape, weight_shape, a) -> tuple:
+    return ("conv2d_backward_weight", tuple(x_shape), tuple(weight_shape), a["stride"], a["padding"], a["dilation"],
+            a["groups"])
+
+
+def _weights_primitive(x_shape, weight_shape, a: dict) -> Primitive:
+    return CACHE.get(_weights_key(x_shape, weight_shape, a), lambda: _backward_weights(
+        x_shape, weight_shape, a["stride"], a["padding"], a["dilation"], a["groups"]))
+
+
+def backward_weight_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
+    x, dy = metas
+    return _empty(metas) or CACHE.reason(_weights_key(x.shape, attrs["weight_shape"], attrs), lambda: _backward_weights(
+        x.shape, attrs["weight_shape"], attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]))
+
+
+def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
+    a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    p = _weights_primitive(x.shape, weight_shape, a)
+    p.check_fits("conv2d_backward_weight", 4 * prod(weight_shape))
+    dw = np.empty(weight_shape, np.float32)
+    p.run({L.ARG_SRC: contiguous(x), L.ARG_DIFF_WEIGHTS: dw, L.ARG_DIFF_DST: contiguous(dy)})
+    return dw
+
+
+KERNELS: dict[str, tuple[Callable[..., Any], Callable[[Sequence[Any], dict], Optional[str]]]] = {
+    "conv2d": (conv2d, forward_supports),
+    "conv2d_bias_relu": (conv2d_bias_relu, forward_supports),
+    "conv2d_backward_input": (conv2d_backward_input, backward_input_supports),
+    "conv2d_backward_weight": (conv2d_backward_weight, backward_weight_supports),
+}
+"""op -> (kernel, supports) for float32 on numpy:0."""
