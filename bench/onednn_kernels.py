@@ -4,12 +4,15 @@ Run: python bench/onednn_kernels.py [--only conv_b,maxpool_112] [--reps 15]
      python bench/onednn_kernels.py --profile [--only conv_c]   (oneDNN's own time per primitive)
      python bench/onednn_kernels.py --bn-layouts   (batch norm: the channels-last JIT path vs the plain one)
 
-Each repetition runs every peer once, in an order that rotates between repetitions, with a short
-sleep between calls (OpenMP threads stop spinning); each row prints the median ms per peer and the
-median (and the 25-75% spread) of the per-repetition ratios onednn / peer, so a load change during
-the run moves both sides of a ratio. Peers: ``onednn`` (od eager, the provider's kernel: dispatch
-picks it), ``numpy`` (od eager inside ``od.use_provider("numpy")``, the built-in kernel), ``torch``
-(PyTorch eager, which runs its own bundled oneDNN). PyTorch is optional (``pip install -e '.[bench]'``).
+Each repetition runs every peer once, in an order that rotates between repetitions, with a short sleep
+between calls (OpenMP threads stop spinning); each row prints the median ms per peer and the median (and
+the 25-75% spread) of the per-repetition ratios onednn / peer, so a load change during the run moves
+both sides of a ratio. Peers: ``onednn`` (od eager, the provider's kernel: dispatch picks it), ``numpy``
+(od eager inside ``od.use_provider("numpy")``, the built-in kernel), ``torch`` (PyTorch eager, which
+runs its own bundled oneDNN). PyTorch is optional (``pip install -e '.[bench]'``). The matmul rows
+interleave oneDNN with OpenBLAS, whose worker thread spins on a core after a multi-threaded call and
+delays the next oneDNN call's OpenMP team: ``OPENBLAS_NUM_THREADS=1`` compares the kernels without that
+interaction.
 """
 
 from __future__ import annotations

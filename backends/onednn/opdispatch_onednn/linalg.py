@@ -25,12 +25,20 @@ DECLINE_SLOWER = True
 """Whether `supports()` declines the shapes `slower_than_numpy` names (tests turn it off to run the
 kernel on small shapes)."""
 
-MIN_MACS = 1 << 22
+MIN_MACS = 1 << 20
 """Multiply-adds (batch x M x N x K) below which NumPy's kernel runs: there the call's fixed costs
-(binding, oneDNN's OpenMP parallel region, whose wake-up on a loaded 2-core machine took milliseconds)
-outweigh the work. Measured (the ``matmul_*`` rows of ``bench/onednn_kernels.py``, paired,
-load 2-3 on 2 cores): 64x64x64 2.5x NumPy's time back to back and far slower after a pause;
-256x256x256 0.71x, 16x(128x64 @ 64x128) 0.47x, 1024^3 0.59x, 128x800 @ 800x500 0.43x."""
+(binding, waking oneDNN's OpenMP team) outweigh the work. Measured with the ``matmul_*`` rows of
+``bench/onednn_kernels.py`` (paired, 5 ms pauses between calls, load 0.8 on the 2 cores): 8^3 to 64^3
+1.5x-2.7x NumPy's time (60-90 us against 40 us); with ``OPENBLAS_NUM_THREADS=1`` (see below) 256 x (16x16
+@ 16x16) 0.87x, 256^3 0.58x, 1024^3 0.33x, 128x800 @ 800x500 0.46x, its transposed-view gradient
+0.42x, 16x(128x64 @ 64x128) 0.56x, 8x128x64 @ 64x256 0.66x. 1024^3 against multi-threaded OpenBLAS,
+back to back: 0.59x.
+
+With OpenBLAS multi-threaded, the bench's rows for the larger products read oneDNN 13x-40x *slower*
+(256^3: 7.9 ms against 0.20 ms): after a multi-threaded call OpenBLAS's worker thread keeps spinning
+for a while on one of the two cores, and the next oneDNN call's OpenMP team, statically split in two,
+waits for a time slice. That is an interaction of the two thread pools, not oneDNN's speed; serving
+the large products here makes such alternation rarer."""
 
 
 def _shapes(a_shape, b_shape) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -84,7 +92,7 @@ def slower_than_numpy(sa, sb, sd) -> Optional[str]:
     m, k, n = sa[-2], sa[-1], sb[-1]
     if m == 1 or n == 1:
         return (f"a matrix-vector product ({m}x{k} @ {k}x{n}): OpenBLAS's gemv through NumPy measured faster "
-                f"(1.2x oneDNN's time for 1024 @ 1024x1024)")
+                f"(1.2x-2.7x oneDNN's time for 1024 @ 1024x1024 and 256 @ 256x256)")
     macs = prod(sd[:-2]) * m * n * k
     if macs < MIN_MACS:
         return (f"a small product ({macs} multiply-adds, under {MIN_MACS}): NumPy's kernel measured faster "
