@@ -2,13 +2,17 @@
 
 Run: python bench/onednn_kernels.py [--only conv_b,maxpool_112] [--reps 15]
      python bench/onednn_kernels.py --profile [--only conv_c]   (oneDNN's own time per primitive)
+     python bench/onednn_kernels.py --bn-layouts   (batch norm: the channels-last JIT path vs the plain one)
 
-Each repetition runs every peer once, in an order that rotates between repetitions, with a short
-sleep between calls (OpenMP threads stop spinning); each row prints the median ms per peer and the
-median (and the 25-75% spread) of the per-repetition ratios onednn / peer, so a load change during
-the run moves both sides of a ratio. Peers: ``onednn`` (od eager, the provider's kernel: dispatch
-picks it), ``numpy`` (od eager inside ``od.use_provider("numpy")``, the built-in kernel), ``torch``
-(PyTorch eager, which runs its own bundled oneDNN). PyTorch is optional (``pip install -e '.[bench]'``).
+Each repetition runs every peer once, in an order that rotates between repetitions, with a short sleep
+between calls (OpenMP threads stop spinning); each row prints the median ms per peer and the median (and
+the 25-75% spread) of the per-repetition ratios onednn / peer, so a load change during the run moves
+both sides of a ratio. Peers: ``onednn`` (od eager, the provider's kernel: dispatch picks it), ``numpy``
+(od eager inside ``od.use_provider("numpy")``, the built-in kernel), ``torch`` (PyTorch eager, which
+runs its own bundled oneDNN). PyTorch is optional (``pip install -e '.[bench]'``). The matmul rows
+interleave oneDNN with OpenBLAS, whose worker thread spins on a core after a multi-threaded call and
+delays the next oneDNN call's OpenMP team: ``OPENBLAS_NUM_THREADS=1`` compares the kernels without that
+interaction.
 """
 
 from __future__ import annotations
@@ -54,6 +58,26 @@ ROWS.update({
     "bn_train": {"kind": "bn_train", "x": (32, 64, 56, 56)},
     "bn_eval": {"kind": "bn_eval", "x": (32, 64, 56, 56)},
     "bn_train_bwd": {"kind": "bn_bwd", "x": (32, 64, 56, 56)},
+    "bn_train_14": {"kind": "bn_train", "x": (128, 32, 14, 14)},
+    "bn_train_bwd_14": {"kind": "bn_bwd", "x": (128, 32, 14, 14)},
+    "bn_eval_14": {"kind": "bn_eval", "x": (128, 32, 14, 14)},
+})
+ELTWISE_ATTRS: dict[str, dict] = {"leaky_relu": {"negative_slope": 0.1}, "gelu": {"approximate": "none"},
+                                  "gelu_tanh": {"approximate": "tanh"}}
+ROWS.update({f"{op}_{tag}": {"kind": "eltwise", "op": op, "x": x}
+             for op in ("sigmoid", "gelu", "gelu_tanh", "hardswish", "hardsigmoid", "leaky_relu")
+             for tag, x in (("64k", (64, 32, 32)), ("800k", (128, 32, 14, 14)), ("6m", (32, 64, 56, 56)))})
+ROWS.update({  # matmul: "a", "b" shapes; "ta": a is the transpose of a C-contiguous array (a gradient's view)
+    "matmul_64": {"kind": "matmul", "a": (64, 64), "b": (64, 64)},
+    "matmul_256": {"kind": "matmul", "a": (256, 256), "b": (256, 256)},
+    "matmul_1024": {"kind": "matmul", "a": (1024, 1024), "b": (1024, 1024)},
+    "matmul_fc": {"kind": "matmul", "a": (128, 800), "b": (800, 500)},
+    "matmul_fc_small": {"kind": "matmul", "a": (128, 500), "b": (500, 10)},
+    "matmul_fc_dw": {"kind": "matmul", "a": (800, 128), "b": (128, 500), "ta": True},
+    "matmul_vec": {"kind": "matmul", "a": (1024,), "b": (1024, 1024)},
+    "bmm_attn": {"kind": "matmul", "a": (16, 128, 64), "b": (16, 64, 128)},
+    "bmm_small": {"kind": "matmul", "a": (256, 16, 16), "b": (256, 16, 16)},
+    "bmm_bcast": {"kind": "matmul", "a": (8, 128, 64), "b": (64, 256)},
 })
 
 
@@ -71,6 +95,13 @@ def _inputs(row: dict) -> list[np.ndarray]:
             ow = (row["x"][3] + 2 * p - row["w"][3]) // s + 1
             out.append(rng.standard_normal((row["x"][0], row["w"][0], oh, ow), dtype=np.float32))
         return out
+    if row["kind"] == "eltwise":
+        x = rng.standard_normal(row["x"], dtype=np.float32)
+        return [x]
+    if row["kind"] == "matmul":
+        a_shape = row["a"][::-1] if row.get("ta") else row["a"]
+        a = rng.standard_normal(a_shape, dtype=np.float32)
+        return [a.T if row.get("ta") else a, rng.standard_normal(row["b"], dtype=np.float32)]
     x = rng.standard_normal(row["x"], dtype=np.float32)
     if row["kind"] == "maxpool_bwd":
         n, c, h, w = row["x"]
@@ -84,11 +115,22 @@ def _inputs(row: dict) -> list[np.ndarray]:
 
 def od_call(row: dict, pin: Optional[str]) -> Callable[[], Any]:
     ts = [od.tensor(a) for a in _inputs(row)]
+    if row["kind"] == "matmul" and row.get("ta"):  # a transposed view, as the matmul gradient makes
+        ts[0] = od.transpose(od.tensor(np.ascontiguousarray(_inputs(row)[0].T)), (1, 0))
     kw = {"stride": row["stride"], "padding": row["pad"], "groups": row.get("groups", 1)} if "w" in row else {}
     kind = row["kind"]
     max_pool2d_backward = od.op_function("max_pool2d_backward")
     batch_norm_backward = od.op_function("batch_norm_backward")
-    if kind == "maxpool":
+    if kind == "eltwise":
+        op = od.op_function(row["op"].replace("gelu_tanh", "gelu"))
+        attrs = ELTWISE_ATTRS.get(row["op"], {})
+
+        def fn() -> Any:
+            return op(ts[0], **attrs)
+    elif kind == "matmul":
+        def fn() -> Any:
+            return od.matmul(ts[0], ts[1])
+    elif kind == "maxpool":
         def fn() -> Any:
             return od.max_pool2d(ts[0], 2)
     elif kind == "avgpool":
@@ -135,6 +177,10 @@ def torch_call(row: dict) -> Callable[[], Any]:
     torch.set_grad_enabled(False)
     ts = [torch.from_numpy(a) for a in _inputs(row)]
     kind = row["kind"]
+    if kind == "eltwise":
+        raise ImportError("no PyTorch peer for the eltwise rows")
+    if kind == "matmul":
+        return lambda: torch.matmul(ts[0], ts[1])
     if kind == "maxpool":
         return lambda: F.max_pool2d(ts[0], 2)
     if kind == "avgpool":
@@ -204,17 +250,47 @@ def profile(names: list[str], reps: int) -> None:
             print(f"  {ms / calls:>8.3f} ms {100 * ms / whole:>5.1f}%  {what}")
 
 
+def bn_layouts(names: list[str], reps: int) -> None:
+    """The batch-norm rows with the provider's channels-last JIT path against its plain-layout path
+    (``opdispatch_onednn.norm.CHANNELS_LAST`` on and off), paired, back to back."""
+    from opdispatch_onednn import norm
+
+    print(f"{'row':<18} {'nhwc ms':>10} {'plain ms':>10}   {'nhwc/plain [25%-75%]':>24}")
+    for name in names:
+        fn = od_call(ROWS[name], None)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for flag in (True, False):
+            norm.CHANNELS_LAST = flag
+            fn()
+            fn()
+        for r in range(reps):
+            for flag in ((True, False) if r % 2 else (False, True)):
+                norm.CHANNELS_LAST = flag
+                t0 = time.perf_counter()
+                fn()
+                times[flag].append((time.perf_counter() - t0) * 1e3)
+        norm.CHANNELS_LAST = True
+        lo, mid, hi = _quartiles([a / b for a, b in zip(times[True], times[False])])
+        print(f"{name:<18} {statistics.median(times[True]):>10.2f} {statistics.median(times[False]):>10.2f}   "
+              f"{f'{mid:>8.2f}x [{lo:.2f}-{hi:.2f}]':>24}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated rows (default: all)")
     ap.add_argument("--reps", type=int, default=11)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--profile", action="store_true", help="oneDNN's time per primitive of each row")
+    ap.add_argument("--bn-layouts", action="store_true",
+                    help="the bn_* rows: the provider's channels-last path against its plain one")
     ap.add_argument("--provider-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or list(ROWS)
     if args.profile:
         profile(names, args.reps)
+        return
+    if args.bn_layouts:
+        bn_layouts([n for n in names if n.startswith("bn_")], args.reps)
         return
     if args.provider_only:
         for name in names:

@@ -43,6 +43,11 @@ BACKWARD_WEIGHTS = 192
 # dnnl_alg_kind_t
 CONVOLUTION_DIRECT = 0x1
 ELTWISE_RELU = 0x20
+ELTWISE_HARDSIGMOID = 0x28
+ELTWISE_LOGISTIC = 0x29
+ELTWISE_GELU_TANH = 0x2B
+ELTWISE_GELU_ERF = 0x31
+ELTWISE_HARDSWISH = 0x34
 POOLING_MAX = 0x1FF
 POOLING_AVG_INCLUDE_PADDING = 0x2FF
 POOLING_AVG_EXCLUDE_PADDING = 0x3FF
@@ -143,6 +148,9 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
         c_int, [POINTER(_P), _P, c_int, _P, _P, c_float, c_uint, _P]),
     "dnnl_batch_normalization_backward_primitive_desc_create": (
         c_int, [POINTER(_P), _P, c_int, _P, _P, _P, c_float, c_uint, _P, _P]),
+    "dnnl_matmul_primitive_desc_create": (c_int, [POINTER(_P), _P, _P, _P, _P, _P, _P]),
+    "dnnl_eltwise_forward_primitive_desc_create": (
+        c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, c_float, c_float, _P]),
     "dnnl_softmax_forward_primitive_desc_create": (c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, c_int, _P]),
     "dnnl_version": (POINTER(Version), []),
 }

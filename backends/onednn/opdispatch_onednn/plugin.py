@@ -7,11 +7,11 @@ from __future__ import annotations
 from opdispatch import hookimpl
 from opdispatch.backend import BackendUnavailable, Kernel, ProviderInfo
 
-from . import __version__, conv, nn, norm, pool
+from . import __version__, conv, elementwise, linalg, nn, norm, pool
 from . import library as L
 
 PRIORITY = 100
-FAMILIES = (conv, pool, norm, nn)
+FAMILIES = (conv, pool, norm, nn, linalg, elementwise)
 """The kernel modules; each declares ``KERNELS``: op -> (kernel, supports), float32 only."""
 
 

@@ -55,6 +55,14 @@ def plain(lib: L.Library, shape: Sequence[int]) -> MemoryDesc:
     return MemoryDesc(lib, md)
 
 
+def strided(lib: L.Library, shape: Sequence[int], strides: Sequence[int]) -> MemoryDesc:
+    """The f32 descriptor of an array of ``shape`` with ``strides`` counted in elements."""
+    md = c_void_p()
+    L.check(lib.dnnl_memory_desc_create_with_strides(byref(md), len(shape), dims(shape), L.F32, dims(strides)),
+            "dnnl_memory_desc_create")
+    return MemoryDesc(lib, md)
+
+
 def any_layout(lib: L.Library, shape: Sequence[int]) -> MemoryDesc:
     """An f32 descriptor of ``shape`` whose layout the primitive chooses."""
     md = c_void_p()
