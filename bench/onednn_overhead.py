@@ -38,7 +38,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     xa, wa = rng.standard_normal((1, 1, 4, 4), dtype=np.float32), rng.standard_normal((1, 1, 3, 3), dtype=np.float32)
     a = {"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1, 1), "groups": 1}
-    prim = conv._conv_primitive(xa.shape, wa.shape, False, a)
+    prim = conv._primitive("conv2d", xa.shape, wa.shape, a)
     y = np.empty((1, 1, 2, 2), np.float32)
     arrays = {library.ARG_SRC: contiguous(xa), library.ARG_WEIGHTS: contiguous(wa), library.ARG_DST: y}
     mem = prim._bound().user[library.ARG_SRC].handle

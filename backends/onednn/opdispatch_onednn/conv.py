@@ -88,13 +88,19 @@ def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups) -> Pr
     return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_DIFF_DST))
 
 
-def _forward_key(x_shape, w_shape, has_bias, a) -> tuple:
-    return ("conv2d", tuple(x_shape), tuple(w_shape), has_bias, a["stride"], a["padding"], a["dilation"], a["groups"])
+def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, reason: bool = False) -> Any:
+    """The cached primitive of ``kind`` ("conv2d", "conv2d_backward_input" or "conv2d_backward_weight")
+    for input shape ``x_shape`` and weight shape ``w_shape`` with attributes ``a``; with ``reason``,
+    instead why oneDNN cannot build it (None when it can)."""
+    geometry = (a["stride"], a["padding"], a["dilation"], a["groups"])
+    key = (kind, tuple(x_shape), tuple(w_shape), has_bias, *geometry)
+    backward = _backward_data if kind == "conv2d_backward_input" else _backward_weights
 
-
-def _conv_primitive(x_shape, w_shape, has_bias: bool, a: dict) -> Primitive:
-    return CACHE.get(_forward_key(x_shape, w_shape, has_bias, a), lambda: _forward(
-        x_shape, w_shape, has_bias, a["stride"], a["padding"], a["dilation"], a["groups"]))
+    def build() -> Primitive:
+        if kind == "conv2d":
+            return _forward(x_shape, w_shape, has_bias, *geometry)
+        return backward(x_shape, w_shape, *geometry)
+    return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
 
 def _empty(metas: Sequence[Any]) -> Optional[str]:
@@ -106,12 +112,11 @@ def _empty(metas: Sequence[Any]) -> Optional[str]:
 
 def forward_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
     x, w, bias = metas
-    return _empty(metas) or CACHE.reason(_forward_key(x.shape, w.shape, bias is not None, attrs), lambda: _forward(
-        x.shape, w.shape, bias is not None, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]))
+    return _empty(metas) or _primitive("conv2d", x.shape, w.shape, attrs, bias is not None, reason=True)
 
 
 def _run_forward(op: str, x, w, bias, attrs: dict) -> np.ndarray:
-    p = _conv_primitive(x.shape, w.shape, bias is not None, attrs)
+    p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None)
     y_shape = _out_shape(x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"])
     p.check_fits(op, 4 * prod(y_shape))
     y = np.empty(y_shape, np.float32)
@@ -133,52 +138,30 @@ def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
     return np.maximum(y, np.float32(0), out=y)
 
 
-def _data_key(input_shape, w_shape, a) -> tuple:
-    return ("conv2d_backward_input", tuple(input_shape), tuple(w_shape), a["stride"], a["padding"], a["dilation"],
-            a["groups"])
-
-
-def _data_primitive(input_shape, w_shape, a: dict) -> Primitive:
-    return CACHE.get(_data_key(input_shape, w_shape, a), lambda: _backward_data(
-        input_shape, w_shape, a["stride"], a["padding"], a["dilation"], a["groups"]))
-
-
 def backward_input_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
     dy, w = metas
     if 0 in attrs["input_shape"]:
         return "an empty tensor (oneDNN is not called for no work)"
-    return _empty(metas) or CACHE.reason(_data_key(attrs["input_shape"], w.shape, attrs), lambda: _backward_data(
-        attrs["input_shape"], w.shape, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]))
+    return _empty(metas) or _primitive("conv2d_backward_input", attrs["input_shape"], w.shape, attrs, reason=True)
 
 
 def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
     a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-    p = _data_primitive(input_shape, w.shape, a)
+    p = _primitive("conv2d_backward_input", input_shape, w.shape, a)
     p.check_fits("conv2d_backward_input", 4 * prod(input_shape))
     dx = np.empty(input_shape, np.float32)
     p.run({L.ARG_DIFF_SRC: dx, L.ARG_WEIGHTS: contiguous(w), L.ARG_DIFF_DST: contiguous(dy)})
     return dx
 
 
-def _weights_key(x_shape, weight_shape, a) -> tuple:
-    return ("conv2d_backward_weight", tuple(x_shape), tuple(weight_shape), a["stride"], a["padding"], a["dilation"],
-            a["groups"])
-
-
-def _weights_primitive(x_shape, weight_shape, a: dict) -> Primitive:
-    return CACHE.get(_weights_key(x_shape, weight_shape, a), lambda: _backward_weights(
-        x_shape, weight_shape, a["stride"], a["padding"], a["dilation"], a["groups"]))
-
-
 def backward_weight_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
     x, dy = metas
-    return _empty(metas) or CACHE.reason(_weights_key(x.shape, attrs["weight_shape"], attrs), lambda: _backward_weights(
-        x.shape, attrs["weight_shape"], attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]))
+    return _empty(metas) or _primitive("conv2d_backward_weight", x.shape, attrs["weight_shape"], attrs, reason=True)
 
 
 def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
     a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-    p = _weights_primitive(x.shape, weight_shape, a)
+    p = _primitive("conv2d_backward_weight", x.shape, weight_shape, a)
     p.check_fits("conv2d_backward_weight", 4 * prod(weight_shape))
     dw = np.empty(weight_shape, np.float32)
     p.run({L.ARG_SRC: contiguous(x), L.ARG_DIFF_WEIGHTS: dw, L.ARG_DIFF_DST: contiguous(dy)})

@@ -367,8 +367,8 @@ def test_weights_are_reordered_once_per_weight_array_and_forgotten_with_it():
     x, b = od.tensor(xa), od.tensor(ba)
     w = od.tensor(wa)
     want = _with("numpy", od.conv2d, x, w, b, padding=1)
-    p = onednn_conv._conv_primitive(x.shape, w.shape, True, {"stride": (1, 1), "padding": ((1, 1), (1, 1)),
-                                                             "dilation": (1, 1), "groups": 1})
+    attrs = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1), "groups": 1}
+    p = onednn_conv._primitive("conv2d", x.shape, w.shape, attrs, has_bias=True)
     if L_WEIGHTS not in p.constant:
         pytest.skip(f"oneDNN runs this conv on the plain weights ({p.impl}): nothing to reorder")
     made = p.copies_made
