@@ -58,6 +58,8 @@ A kernel provider adds kernels to the devices of an existing backend (a faster c
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -160,3 +162,27 @@ class Kernel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype_set", _dtypes(self.dtypes))
+
+
+_FLOAT16, _FLOAT32 = np.dtype("float16"), np.dtype("float32")
+
+
+def float16_kernels(kernels: Iterable[Kernel], widen: Callable[[Any], Any],
+                    narrow: Callable[[Any], Any]) -> list[Kernel]:
+    """float16 kernels computed in float32, for a backend that stores float16 but computes in float32:
+    for each of ``kernels`` that computes in float32 and not already in float16, a kernel of its own
+    (dtypes float16, the same ``supports``) whose inputs go through ``widen`` (a float16 array to a
+    float32 one; anything else as it is) and whose results, each of a tuple, go through ``narrow``
+    (a float32 array rounded to float16; int and bool results as they are). Declared beside the
+    originals, they leave the float32 and float64 calls on the unwrapped kernels."""
+
+    def half(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(*args: Any, **attrs: Any) -> Any:
+            out = fn(*map(widen, args), **attrs)
+            return tuple(map(narrow, out)) if isinstance(out, tuple) else narrow(out)
+
+        return run
+
+    return [dataclasses.replace(k, fn=half(k.fn), dtypes=("float16",)) for k in kernels
+            if _FLOAT32 in k.dtype_set and _FLOAT16 not in k.dtype_set]

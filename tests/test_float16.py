@@ -187,3 +187,14 @@ def test_an_unsupported_dtype_names_each_source_once_with_all_its_dtypes(clean_r
     message = str(info.value)
     assert "the relu kernel of 'split' supports float16, float32, not float64" in message
     assert message.count("'split'") == 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "int32", "int64", "bool"])
+def test_the_view_ops_keep_every_dtype_they_move(device, dtype):
+    """reshape and flatten (views on OpenCL) take float16 as it is, beside the int and bool dtypes."""
+    a = (np.arange(24) % 3).astype(dtype).reshape(2, 3, 4)
+    t = od.tensor(a, device=device)
+    np.testing.assert_array_equal(od.reshape(t, (4, 6)).numpy(), a.reshape(4, 6))
+    np.testing.assert_array_equal(od.flatten(t).numpy(), a.reshape(2, 12))
+    assert od.reshape(t, (4, 6)).dtype == np.dtype(dtype)

@@ -1,22 +1,21 @@
 """The plugin module named by this distribution's ``opdispatch.backends`` entry point.
 
 numpy:0 computes in float32 and float64, and stores float16: each op's float16 kernel is its float32
-kernel behind `computed_in_float32` (inputs widened, float results rounded once to float16), declared
+kernel behind `opdispatch.backend.float16_kernels` (inputs widened, float results rounded once to float16), declared
 as a kernel of its own so that the float32 and float64 calls run the unwrapped kernels."""
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from opdispatch import hookimpl
-from opdispatch.backend import BackendInfo, DeviceInfo, Kernel
+from opdispatch.backend import BackendInfo, DeviceInfo, Kernel, float16_kernels
 
 from . import __version__, compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 
 DTYPES = ("float32", "float64")
-"""What the kernels compute in; float16 is computed in float32 (`computed_in_float32`)."""
+"""What the kernels compute in; float16 is computed in float32 (`float16_kernels`)."""
 DEVICE_DTYPES = ("float16", *DTYPES)
 FAMILIES = (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare)
 """The kernel modules, one per op family; each declares its ops' kernels in ``KERNELS`` and, for ops
@@ -45,29 +44,12 @@ def _narrow(value: Any) -> Any:
     return value.astype(np.float16) if isinstance(value, _ARRAYS) and value.dtype == np.float32 else value
 
 
-def computed_in_float32(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` (a float32 kernel) as a float16 kernel: float16 inputs widened to float32, float32
-    results (each of a tuple) rounded to float16; int and bool inputs and results pass as they are."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **attrs: Any) -> Any:
-        out = fn(*map(_widen, args), **attrs)
-        return tuple(map(_narrow, out)) if isinstance(out, tuple) else _narrow(out)
-
-    return run
-
-
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
     named = {op: fn for family in FAMILIES for op, fn in family.KERNELS.items()}
     dtypes = {op: d for family in FAMILIES for op, d in getattr(family, "DTYPES", {}).items()}
-    kernels = []
-    for op, fn in sorted(named.items()):
-        declared = dtypes.get(op, DTYPES)
-        kernels.append(Kernel(op, fn, dtypes=declared))
-        if "float32" in declared and "float16" not in declared:
-            kernels.append(Kernel(op, computed_in_float32(fn), dtypes=("float16",)))
-    return kernels
+    kernels = [Kernel(op, fn, dtypes=dtypes.get(op, DTYPES)) for op, fn in sorted(named.items())]
+    return kernels + float16_kernels(kernels, _widen, _narrow)
 
 
 @hookimpl

@@ -7,13 +7,13 @@ gets an "unavailable" backend with the reason.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 from opdispatch import hookimpl
-from opdispatch.backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel
+from opdispatch.backend import BackendInfo, BackendUnavailable, DeviceInfo, Kernel, float16_kernels
 
 from . import __version__, compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
 from .arrays import MAX_RANK, CLArray
@@ -100,32 +100,17 @@ def _narrow(value: Any) -> Any:
         else value
 
 
-def computed_in_float32(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` (a float32 kernel) as a float16 kernel: float16 arrays are storage only on OpenCL 1.2
-    (no ``cl_khr_fp16`` needed), so each float16 input is widened to float32 on the device and each
-    float32 result rounded to float16 (``cl/cast.cl``); int and bool arrays pass as they are."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **attrs: Any) -> Any:
-        out = fn(*map(_widen, args), **attrs)
-        return tuple(map(_narrow, out)) if isinstance(out, tuple) else _narrow(out)
-
-    return run
-
-
 @hookimpl
 def opdispatch_kernels() -> list[Kernel]:
+    """Every op's kernel, plus float16 ones computed in float32 (float16 arrays are storage only on
+    OpenCL 1.2, no ``cl_khr_fp16`` needed: widened and rounded on the device by ``cl/cast.cl``);
+    the view ops take float16 as it is. Each kernel runs in its op's error scope."""
     dtypes = {op: d for module in FAMILIES for op, d in getattr(module, "DTYPES", {}).items()}
-    kernels = []
-    for op, fn in sorted(all_kernels().items()):
-        declared = dtypes.get(op, DTYPES)
-        supports = None if op in VIEW_OPS else within_limits
-        if op in VIEW_OPS:  # a view of the same buffer: float16 as it is
-            declared = ("float16", *declared)
-        kernels.append(Kernel(op, op_scope(op, fn), dtypes=declared, supports=supports))
-        if "float32" in declared and "float16" not in declared:
-            kernels.append(Kernel(op, op_scope(op, computed_in_float32(fn)), dtypes=("float16",), supports=supports))
-    return kernels
+    kernels = [Kernel(op, fn, dtypes=("float16", *dtypes.get(op, DTYPES)), supports=None) if op in VIEW_OPS else
+               Kernel(op, fn, dtypes=dtypes.get(op, DTYPES), supports=within_limits)
+               for op, fn in sorted(all_kernels().items())]
+    return [dataclasses.replace(k, fn=op_scope(k.op, k.fn))
+            for k in kernels + float16_kernels(kernels, _widen, _narrow)]
 
 
 @hookimpl
