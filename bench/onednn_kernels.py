@@ -7,12 +7,13 @@ Run: python bench/onednn_kernels.py [--only conv_b,maxpool_112] [--reps 15]
 Each repetition runs every peer once, in an order that rotates between repetitions, with a short sleep
 between calls (OpenMP threads stop spinning); each row prints the median ms per peer and the median (and
 the 25-75% spread) of the per-repetition ratios onednn / peer, so a load change during the run moves
-both sides of a ratio. Peers: ``onednn`` (od eager, the provider's kernel: dispatch picks it), ``numpy``
-(od eager inside ``od.use_provider("numpy")``, the built-in kernel), ``torch`` (PyTorch eager, which
-runs its own bundled oneDNN). PyTorch is optional (``pip install -e '.[bench]'``). The matmul rows
-interleave oneDNN with OpenBLAS, whose worker thread spins on a core after a multi-threaded call and
-delays the next oneDNN call's OpenMP team: ``OPENBLAS_NUM_THREADS=1`` compares the kernels without that
-interaction.
+both sides of a ratio. (For conv_transpose2d, which has no NumPy kernel, ``numpy`` is its
+decomposition, on the provider's conv2d_backward_input.) Peers: ``onednn`` (od eager, the provider's
+kernel: dispatch picks it), ``numpy`` (od eager inside ``od.use_provider("numpy")``, the built-in kernel),
+``torch`` (PyTorch eager, which runs its own bundled oneDNN). PyTorch is optional
+(``pip install -e '.[bench]'``). The matmul rows interleave oneDNN with OpenBLAS, whose worker thread
+spins on a core after a multi-threaded call and delays the next oneDNN call's OpenMP team:
+``OPENBLAS_NUM_THREADS=1`` compares the kernels without that interaction.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ ROWS.update({
     "bn_train": {"kind": "bn_train", "x": (32, 64, 56, 56)},
     "bn_eval": {"kind": "bn_eval", "x": (32, 64, 56, 56)},
     "bn_train_bwd": {"kind": "bn_bwd", "x": (32, 64, 56, 56)},
+    "convt_dcgan": {"kind": "conv_transpose", "x": (64, 128, 16, 16), "w": (128, 64, 4, 4), "stride": 2, "pad": 1},
+    "convt_bias_op": {"kind": "conv_transpose", "x": (32, 64, 28, 28), "w": (64, 32, 3, 3), "stride": 2, "pad": 1,
+                      "output_padding": 1, "bias": True},
     "bn_train_14": {"kind": "bn_train", "x": (128, 32, 14, 14)},
     "bn_train_bwd_14": {"kind": "bn_bwd", "x": (128, 32, 14, 14)},
     "bn_eval_14": {"kind": "bn_eval", "x": (128, 32, 14, 14)},
@@ -95,6 +99,9 @@ def _inputs(row: dict) -> list[np.ndarray]:
             ow = (row["x"][3] + 2 * p - row["w"][3]) // s + 1
             out.append(rng.standard_normal((row["x"][0], row["w"][0], oh, ow), dtype=np.float32))
         return out
+    if row["kind"] == "conv_transpose":
+        out = [rng.standard_normal(row["x"], dtype=np.float32), rng.standard_normal(row["w"], dtype=np.float32) * 0.1]
+        return out + ([rng.standard_normal(row["w"][1], dtype=np.float32)] if row.get("bias") else [])
     if row["kind"] == "eltwise":
         x = rng.standard_normal(row["x"], dtype=np.float32)
         return [x]
@@ -121,7 +128,15 @@ def od_call(row: dict, pin: Optional[str]) -> Callable[[], Any]:
     kind = row["kind"]
     max_pool2d_backward = od.op_function("max_pool2d_backward")
     batch_norm_backward = od.op_function("batch_norm_backward")
-    if kind == "eltwise":
+    if kind == "conv_transpose":
+        tkw = {"stride": row["stride"], "padding": row["pad"], "output_padding": row.get("output_padding", 0)}
+
+        def fn() -> Any:
+            return od.conv_transpose2d(*ts, **tkw)
+
+        if pin == "numpy":  # no NumPy kernel: the op's decomposition, as it ran before the provider's kernel
+            return _transpose_decomposition(row, ts)
+    elif kind == "eltwise":
         op = od.op_function(row["op"].replace("gelu_tanh", "gelu"))
         attrs = ELTWISE_ATTRS.get(row["op"], {})
 
@@ -170,6 +185,23 @@ def od_call(row: dict, pin: Optional[str]) -> Callable[[], Any]:
     return pinned
 
 
+def _transpose_decomposition(row: dict, ts: list) -> Callable[[], Any]:
+    """conv_transpose2d's decomposition (opdispatch.ops.conv): conv2d_backward_input, a zero pad, the bias."""
+    from opdispatch.ops.conv import transpose_geometry
+
+    x, w = ts[0], ts[1]
+    s, p, op_ = row["stride"], row["pad"], row.get("output_padding", 0)
+    _, inner, pads, extra = transpose_geometry(x.shape[2:], w.shape[2:], (s, s), ((p, p), (p, p)), (op_, op_), (1, 1))
+    c_out = w.shape[1]
+
+    def fn() -> Any:
+        y = conv2d_backward_input(x, w, input_shape=(x.shape[0], c_out) + inner, stride=s, padding=pads)
+        if any(extra):
+            y = od.pad(y, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+        return y if len(ts) == 2 else y + od.reshape(ts[2], (c_out, 1, 1))
+    return fn
+
+
 def torch_call(row: dict) -> Callable[[], Any]:
     import torch
     import torch.nn.functional as F
@@ -179,6 +211,9 @@ def torch_call(row: dict) -> Callable[[], Any]:
     kind = row["kind"]
     if kind == "eltwise":
         raise ImportError("no PyTorch peer for the eltwise rows")
+    if kind == "conv_transpose":
+        return lambda: F.conv_transpose2d(*ts, stride=row["stride"], padding=row["pad"],
+                                          output_padding=row.get("output_padding", 0))
     if kind == "matmul":
         return lambda: torch.matmul(ts[0], ts[1])
     if kind == "maxpool":

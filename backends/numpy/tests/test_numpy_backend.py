@@ -132,5 +132,7 @@ def test_the_conformance_suite_passes_on_numpy_0():
     failed = [r for r in run["results"] if r.status == FAILED]
     assert not failed, report.failures_text(failed)
     assert {r.op for r in run["results"]} == set(OPS) | {op + ".grad" for op, s in OPS.items() if s.vjp is not None}
-    # silu has no kernel, by design; runs pinned to another provider (oneDNN's, when installed) aside
-    assert {r.provider for r in run["results"] if r.pinned in ("", "numpy")} == {"numpy", "decomposed"}
+    # silu has no kernel, by design; an unpinned row may run an installed provider's kernel (oneDNN's
+    # conv_transpose2d, which numpy:0 otherwise decomposes), never another backend's
+    providers = {r.provider for r in run["results"] if r.pinned in ("", "numpy")}
+    assert {"numpy", "decomposed"} <= providers <= {"numpy", "decomposed"} | set(od.providers())

@@ -19,7 +19,8 @@ import numpy as np
 from opdispatch.shapes import output_hw
 
 from . import library as L
-from .primitives import CACHE, Attr, MemoryDesc, Primitive, PrimitiveDesc, any_layout, contiguous, dims, plain
+from .primitives import (CACHE, Attr, MemoryDesc, Primitive, PrimitiveDesc, any_layout, contiguous, dims, plain,
+                         strided)
 
 
 def _weight_dims(w_shape: Sequence[int], groups: int) -> tuple[int, ...]:
@@ -168,7 +169,89 @@ def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, gr
     return dw
 
 
+# -- conv_transpose2d: oneDNN's deconvolution primitive --
+# opdispatch's w is (C_in, C_out / G, KH, KW); oneDNN's deconvolution weights are logically
+# (G, O / G, I / G, KH, KW) (OIHW without groups): the same memory described with strides.
+# PyTorch's output_padding adds rows/columns at the bottom/right: oneDNN's right padding is the
+# bottom/right padding less it, which must stay >= 0 (else `supports()` declines).
+
+
+def _transpose_weights(lib: L.Library, w_shape, groups: int) -> MemoryDesc:
+    c_in, og, kh, kw = w_shape
+    ig = c_in // groups
+    if groups == 1:
+        return strided(lib, (og, c_in, kh, kw), (kh * kw, og * kh * kw, kw, 1))
+    return strided(lib, (groups, og, ig, kh, kw), (ig * og * kh * kw, kh * kw, og * kh * kw, kw, 1))
+
+
+def _transpose_out_shape(x_shape, w_shape, a) -> tuple[int, ...]:
+    from opdispatch.ops.conv import transpose_geometry
+
+    out_hw, _, _, _ = transpose_geometry(x_shape[2:], w_shape[2:], a["stride"], a["padding"], a["output_padding"],
+                                         a["dilation"])
+    return (x_shape[0], w_shape[1] * a["groups"]) + tuple(out_hw)
+
+
+def _transpose_pads(a) -> tuple[tuple[int, int], tuple[int, int]]:
+    (pt, pb), (pl, pr) = a["padding"]
+    oh, ow = a["output_padding"]
+    return (pt, pb - oh), (pl, pr - ow)
+
+
+def _transpose(x_shape, w_shape, has_bias: bool, a: dict) -> Primitive:
+    lib = L.load()
+    y_shape = _transpose_out_shape(x_shape, w_shape, a)
+    groups = a["groups"]
+    user_w = _transpose_weights(lib, w_shape, groups)
+    w_dims = (w_shape[1], w_shape[0]) + tuple(w_shape[2:]) if groups == 1 else (
+        groups, w_shape[1], w_shape[0] // groups) + tuple(w_shape[2:])
+    src, wts, dst = any_layout(lib, x_shape), any_layout(lib, w_dims), any_layout(lib, y_shape)
+    bias = plain(lib, (y_shape[1],)) if has_bias else None
+    geo = _geometry(a["stride"], _transpose_pads(a), a["dilation"])
+    attr = Attr(lib)
+    pd = PrimitiveDesc(lib, lambda out: lib.dnnl_deconvolution_forward_primitive_desc_create(
+        out, lib.engine, L.FORWARD_INFERENCE, L.DECONVOLUTION_DIRECT, src.handle, wts.handle,
+        bias.handle if bias else None, dst.handle, *geo, attr.handle), "deconvolution forward")
+    user = {L.ARG_SRC: plain(lib, x_shape), L.ARG_WEIGHTS: user_w, L.ARG_DST: plain(lib, y_shape)}
+    if has_bias:
+        user[L.ARG_BIAS] = plain(lib, (y_shape[1],))
+    return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
+
+
+def _transpose_key(x_shape, w_shape, has_bias, a) -> tuple:
+    return ("conv_transpose2d", tuple(x_shape), tuple(w_shape), has_bias, a["stride"], a["padding"],
+            a["output_padding"], a["dilation"], a["groups"])
+
+
+def transpose_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
+    x, w, bias = metas
+    reason = _empty(metas)
+    if reason:
+        return reason
+    if min(min(p) for p in _transpose_pads(attrs)) < 0:
+        return (f"output_padding {attrs['output_padding']} beyond the bottom/right padding {attrs['padding']} "
+                f"(oneDNN's right padding would be negative)")
+    return CACHE.reason(_transpose_key(x.shape, w.shape, bias is not None, attrs),
+                        lambda: _transpose(x.shape, w.shape, bias is not None, attrs))
+
+
+def conv_transpose2d(x, w, bias=None, *, stride, padding, output_padding, dilation, groups):
+    a = {"stride": stride, "padding": padding, "output_padding": output_padding, "dilation": dilation,
+         "groups": groups}
+    p = CACHE.get(_transpose_key(x.shape, w.shape, bias is not None, a),
+                  lambda: _transpose(x.shape, w.shape, bias is not None, a))
+    y_shape = _transpose_out_shape(x.shape, w.shape, a)
+    p.check_fits("conv_transpose2d", 4 * prod(y_shape))
+    y = np.empty(y_shape, np.float32)
+    arrays = {L.ARG_SRC: contiguous(x), L.ARG_WEIGHTS: contiguous(w), L.ARG_DST: y}
+    if bias is not None:
+        arrays[L.ARG_BIAS] = contiguous(bias)
+    p.run(arrays)
+    return y
+
+
 KERNELS: dict[str, tuple[Callable[..., Any], Callable[[Sequence[Any], dict], Optional[str]]]] = {
+    "conv_transpose2d": (conv_transpose2d, transpose_supports),
     "conv2d": (conv2d, forward_supports),
     "conv2d_bias_relu": (conv2d_bias_relu, forward_supports),
     "conv2d_backward_input": (conv2d_backward_input, backward_input_supports),

@@ -42,6 +42,7 @@ BACKWARD_DATA = 160
 BACKWARD_WEIGHTS = 192
 # dnnl_alg_kind_t
 CONVOLUTION_DIRECT = 0x1
+DECONVOLUTION_DIRECT = 0xA
 ELTWISE_RELU = 0x20
 ELTWISE_HARDSIGMOID = 0x28
 ELTWISE_LOGISTIC = 0x29
@@ -135,6 +136,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "dnnl_primitive_execute": (c_int, [_P, _P, c_int, POINTER(ExecArg)]),
     "dnnl_reorder_primitive_desc_create": (c_int, [POINTER(_P), _P, _P, _P, _P, _P]),
     "dnnl_convolution_forward_primitive_desc_create": (
+        c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, _P, _P, Dims, Dims, Dims, Dims, _P]),
+    "dnnl_deconvolution_forward_primitive_desc_create": (
         c_int, [POINTER(_P), _P, c_int, c_int, _P, _P, _P, _P, Dims, Dims, Dims, Dims, _P]),
     "dnnl_convolution_backward_data_primitive_desc_create": (
         c_int, [POINTER(_P), _P, c_int, _P, _P, _P, Dims, Dims, Dims, Dims, _P, _P]),
