@@ -138,6 +138,11 @@ class DeviceInfo:
 
 SupportsFn = Callable[[Sequence[Any], dict], Optional[str]]
 
+LAYOUTS = ("channels_last",)
+"""Result layouts a kernel may declare (`Kernel.layouts`). ``"channels_last"``: a 4-D (N, C, H, W)
+result stored as (N, H, W, C) in memory, as a NumPy array is when it is the transpose ``(0, 3, 1, 2)``
+of a C-contiguous (N, H, W, C) one (strides, not a different shape: every reader sees the same values)."""
+
 
 @dataclass(frozen=True)
 class Kernel:
@@ -151,6 +156,10 @@ class Kernel:
     short reason such as ``"groups > 1 is not implemented"``; it must depend only on those metas
     and attributes (its answer is cached per call signature). A provider's kernel names the
     ``backend`` whose devices (and arrays) it serves; a backend's own kernels leave it None.
+    ``layouts`` names the memory layouts (of `LAYOUTS`) the kernel can write its result in when a
+    graph asks: the graph's layout pass then calls it with ``layout="channels_last"`` where the
+    result's next readers run faster on that layout (same values, another order in memory); a kernel
+    declaring none is never passed ``layout``.
     """
 
     op: str
@@ -158,6 +167,7 @@ class Kernel:
     dtypes: Sequence[Any] = ("float32", "float64")
     supports: Optional[SupportsFn] = None
     backend: Optional[str] = None
+    layouts: Sequence[str] = ()
     dtype_set: frozenset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

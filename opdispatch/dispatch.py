@@ -31,12 +31,13 @@ CHOICE_CACHE_LIMIT = 4096  # signatures remembered per device before the cache s
 
 class Choice(NamedTuple):
     """How a call runs on one device: a kernel (``fn`` from ``provider``), the op's decomposition,
-    or neither (``reason`` says why)."""
+    or neither (``reason`` says why). ``layouts``: the result layouts the kernel can write (`Kernel.layouts`)."""
 
     fn: Optional[Callable[..., Any]]
     provider: str
     decompose: bool
     reason: Optional[str]
+    layouts: frozenset = frozenset()
 
     @property
     def runnable(self) -> bool:
@@ -158,7 +159,7 @@ def _decide(rt: DeviceRuntime, table: KernelTable, schema: OpSchema, metas: Sequ
     for e in entries:
         declined = verdict(e, op, metas, kattrs, dtype)
         if declined is None:
-            return Choice(e.kernel.fn, e.provider, False, None)
+            return Choice(e.kernel.fn, e.provider, False, None, frozenset(e.kernel.layouts))
         reasons.append(declined if len(entries) == 1 or declined.startswith(f"the {op} kernel of")
                        else f"{e.provider}: {declined}")
     if not reasons:

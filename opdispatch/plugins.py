@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 import pluggy
 
 from . import hookspecs
-from .backend import (BUILTIN_PRIORITY, PLUGIN_API, SUPPORTED_PLUGIN_APIS, BackendInfo, BackendUnavailable,
+from .backend import (BUILTIN_PRIORITY, LAYOUTS, PLUGIN_API, SUPPORTED_PLUGIN_APIS, BackendInfo, BackendUnavailable,
                       DeviceInfo, Kernel, ProviderInfo)
 from .device import CPU_ALIAS, DEFAULT_DEVICE, Device
 from .dtypes import FLOAT_DTYPES, KERNEL_DTYPES
@@ -192,8 +192,13 @@ def check_kernel(kernel: Any, provider: bool = False) -> Kernel:
     elif kernel.backend is not None:
         raise PluginLoadError(f"kernel for {kernel.op!r} names backend {kernel.backend!r}; a backend's own kernels "
                               f"leave it None (kernels for other backends come from providers, opdispatch.providers)")
+    bad_layouts = [lay for lay in kernel.layouts if lay not in LAYOUTS] if not isinstance(kernel.layouts, str) \
+        else [kernel.layouts]
+    if bad_layouts:
+        raise PluginLoadError(f"kernel for {kernel.op!r} declares layouts {bad_layouts}; allowed: a sequence of "
+                              f"{list(LAYOUTS)}")
     inputs = [i.name for i in schema.inputs]
-    attrs = list(schema.kernel_attr_names())
+    attrs = list(schema.kernel_attr_names()) + (["layout"] if kernel.layouts else [])
     try:
         inspect.signature(kernel.fn).bind(*([None] * len(inputs)), **dict.fromkeys(attrs))
     except TypeError as exc:

@@ -173,7 +173,7 @@ def _with_attrs(graph, index, attrs):
     nodes = list(graph.nodes)
     n = nodes[index]
     nodes[index] = make_node(n.op, n.inputs, n.outputs, attrs, n.device, n.sources, n.fused_from,
-                             n.decomposed_from, n.grad_of)
+                             n.decomposed_from, n.grad_of, n.layout)
     return graph.replace(nodes=tuple(nodes))
 
 

@@ -53,6 +53,7 @@ class Node:
     fused_from: tuple[str, ...] = ()
     decomposed_from: str = ""  # the op whose decomposition this node is part of (its device had no kernel)
     grad_of: str = ""  # in a backward pass: the forward op (and its line) whose gradient rule made this node
+    layout: str = ""  # the memory layout its kernel writes the result in ("" its default; see passes.layout)
 
     def where(self) -> str:
         """The user's line(s) that created this node, as ``file:line`` text."""
@@ -168,6 +169,7 @@ class GraphIR:
             outs = ", ".join(f"%{o}: {self.values[o]}" for o in node.outputs)
             fused = f" fused[{'+'.join(node.fused_from)}]" if node.fused_from else ""
             fused += f" decomposed[{node.decomposed_from}]" if node.decomposed_from else ""
+            fused += f" layout[{node.layout}]" if node.layout else ""
             line = f"  {outs} = {node.op}({', '.join(val(v) for v in node.inputs)}){fused}"
             line += f" {{{attrs}}}" if attrs else ""
             line += f"  # {', '.join(_short_source(s) for s in node.sources)}"
@@ -196,7 +198,7 @@ def _short_source(src: Source) -> str:
 
 def make_node(op: str, inputs: Sequence[Optional[int]], outputs: Sequence[int], attrs: Mapping[str, Any],
               device: Device, sources: Sequence[Source] = (), fused_from: Sequence[str] = (),
-              decomposed_from: str = "", grad_of: str = "") -> Node:
+              decomposed_from: str = "", grad_of: str = "", layout: str = "") -> Node:
     """Build a `Node` with frozen attributes."""
     return Node(op, tuple(inputs), tuple(outputs), MappingProxyType(dict(attrs)), device,
-                tuple(dict.fromkeys(sources)), tuple(fused_from), decomposed_from, grad_of)
+                tuple(dict.fromkeys(sources)), tuple(fused_from), decomposed_from, grad_of, layout)

@@ -4,6 +4,7 @@ a graph is compiled), or a copy between devices."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -61,7 +62,10 @@ def node_function(graph: GraphIR, node: Node) -> Callable[..., Any]:
         raise KernelError(f"{node.describe()}: backend {rt.backend!r} on {rt.device} has no kernel for it"
                           + (f" ({choice.reason})" if choice.reason else " (it is decomposed when the graph is "
                                                                          "lowered)"))
+    fn = choice.fn
+    if node.layout and node.layout in choice.layouts:  # the layout pass chose it for this kernel
+        fn = functools.partial(fn, layout=node.layout)
     schema = OPS[node.op]
     if schema.check_values is None:
-        return choice.fn
-    return _checked(choice.fn, schema, rt, node_metas(graph, node))
+        return fn
+    return _checked(fn, schema, rt, node_metas(graph, node))

@@ -2,8 +2,9 @@
 
 ``optimize`` runs the device-independent passes right after tracing; ``lower`` places the graph
 for the devices of a call, expands the nodes a device runs as decompositions, then fuses for those
-devices and plans memory. Every optional pass is on by default; ``od.function(fn, passes={"fuse":
-False})`` switches one off (decomposition is not optional: without it such a node cannot run).
+devices, chooses the kernels' result layouts (`passes.layout`) and plans memory. Every optional pass
+is on by default; ``od.function(fn, passes={"fuse": False})`` switches one off (decomposition is not
+optional: without it such a node cannot run).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from ..device import Device
 from ..placement import Placement
 from ..errors import InvalidArgumentError
 from .ir import GraphIR
-from .passes import decompose, eliminate_common_subexpressions, eliminate_dead_code, fold_constants, fuse, plan_memory
+from .passes import (choose_layouts, decompose, eliminate_common_subexpressions, eliminate_dead_code, fold_constants,
+                     fuse, plan_memory)
 from .placement import place
 
-PASS_NAMES = ("constant_fold", "cse", "dce", "fuse", "memory")
+PASS_NAMES = ("constant_fold", "cse", "dce", "fuse", "layout", "memory")
 
 
 def pass_options(passes: Optional[Mapping[str, bool]] = None) -> dict[str, bool]:
@@ -44,12 +46,14 @@ def optimize(graph: GraphIR, opts: Mapping[str, bool]) -> GraphIR:
 
 def lower(graph: GraphIR, devices: Sequence[Union[str, Device]], placement: Placement,
           options: Optional[Mapping[str, bool]] = None) -> GraphIR:
-    """Place ``graph`` for inputs on ``devices``; fuse for those devices; plan memory."""
+    """Place ``graph`` for inputs on ``devices``; fuse for those devices; choose result layouts; plan memory."""
     opts = pass_options(options)
     graph = decompose(place(graph, devices, placement))
     if opts["fuse"]:
         fused = fuse(graph)
         graph = optimize(fused, opts) if fused is not graph else graph
+    if opts["layout"]:
+        graph = choose_layouts(graph)
     if opts["memory"]:
         graph = plan_memory(graph)
     return graph

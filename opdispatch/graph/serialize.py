@@ -32,6 +32,7 @@ from typing import Any, Mapping, Optional, cast
 
 import numpy as np
 
+from ..backend import LAYOUTS
 from ..device import Device
 from ..dtypes import FLOAT_DTYPES
 from ..errors import OpDispatchError
@@ -95,7 +96,8 @@ def to_dict(graph: GraphIR, origin: str = "graph") -> dict:
                       "attrs": {k: _jsonable(v) for k, v in attrs.items()}, "device": str(n.device),
                       "sources": [[s.file, s.line, s.function] for s in n.sources], "fused_from": list(n.fused_from),
                       **({"decomposed_from": n.decomposed_from} if n.decomposed_from else {}),
-                      **({"grad_of": n.grad_of} if n.grad_of else {})})
+                      **({"grad_of": n.grad_of} if n.grad_of else {}),
+                      **({"layout": n.layout} if n.layout else {})})
     return {
         "format": FORMAT, "version": VERSION, "name": graph.name,
         "inputs": list(graph.inputs), "outputs": list(graph.outputs), "constants": list(graph.constants),
@@ -351,7 +353,10 @@ def _node(i: int, spec: Any, values: dict, use: Any, define: Any) -> Any:
     out_spec = _list(spec.get("outputs"), f"{where} outputs")
     attrs = _check_node(where, op, ins, out_spec, attrs, values)  # the node keeps the canonical form
     outs = [define(v, f"{where} outputs") for v in out_spec]
-    return make_node(op, ins, outs, attrs, device, sources, fused_from, decomposed_from, grad_of)
+    layout = spec.get("layout", "")
+    if layout not in ("",) + LAYOUTS:
+        raise _fail(where, f"layout {short(layout)}; allowed: one of {list(LAYOUTS)} (or none)")
+    return make_node(op, ins, outs, attrs, device, sources, fused_from, decomposed_from, grad_of, layout)
 
 
 def _check_node(where: str, op: str, ins: list, outs: list, attrs: dict, values: Mapping[int, ValueInfo]) -> dict:

@@ -60,11 +60,8 @@ def clip(x, *, min, max):  # noqa: A002 - the op's attribute names
     """np.clip's rule (NaN stays NaN, min > max gives max), None meaning unbounded."""
     if min is None and max is None:
         return x.copy()
-    if min is not None:
-        x = np.maximum(x, x.dtype.type(min))
-    if max is not None:
-        x = np.minimum(x, x.dtype.type(max))
-    return x
+    # one pass (np.clip's ufunc), where maximum-then-minimum took two and an intermediate array
+    return np.clip(x, None if min is None else x.dtype.type(min), None if max is None else x.dtype.type(max))
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)

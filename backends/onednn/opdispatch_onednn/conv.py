@@ -19,8 +19,8 @@ import numpy as np
 from opdispatch.shapes import output_hw
 
 from . import library as L
-from .primitives import (CACHE, Attr, MemoryDesc, Primitive, PrimitiveDesc, any_layout, contiguous, dims, plain,
-                         strided)
+from .primitives import (CACHE, CHANNELS_LAST, PLAIN, Attr, MemoryDesc, Primitive, PrimitiveDesc, accepted, any_layout,
+                         contiguous, described, dims, empty, plain, strided)
 
 
 def _weight_dims(w_shape: Sequence[int], groups: int) -> tuple[int, ...]:
@@ -39,9 +39,13 @@ def _out_shape(x_shape, w_shape, stride, padding, dilation) -> tuple[int, ...]:
 
 
 def _forward_pd(lib: L.Library, x_shape, w_shape, has_bias: bool, stride, padding, dilation, groups,
-                prop: int, attr: Optional[Attr]) -> PrimitiveDesc:
+                prop: int, attr: Optional[Attr], src_layout: str = "", dst_layout: str = "") -> PrimitiveDesc:
+    """The forward convolution's descriptor; ``CHANNELS_LAST`` for ``src_layout``/``dst_layout`` makes
+    the primitive itself work on that memory (else oneDNN chooses the layout)."""
     y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
-    src, wts, dst = any_layout(lib, x_shape), any_layout(lib, _weight_dims(w_shape, groups)), any_layout(lib, y_shape)
+    src = described(lib, x_shape, CHANNELS_LAST) if src_layout == CHANNELS_LAST else any_layout(lib, x_shape)
+    dst = described(lib, y_shape, CHANNELS_LAST) if dst_layout == CHANNELS_LAST else any_layout(lib, y_shape)
+    wts = any_layout(lib, _weight_dims(w_shape, groups))
     bias = plain(lib, (w_shape[0],)) if has_bias else None
     geo = _geometry(stride, padding, dilation)
     return PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_forward_primitive_desc_create(
@@ -49,13 +53,29 @@ def _forward_pd(lib: L.Library, x_shape, w_shape, has_bias: bool, stride, paddin
         dst.handle, *geo, attr.handle if attr else None), "convolution forward")
 
 
-def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups) -> Primitive:
+SLOW_IMPLS = ("ref",)
+"""Implementations that a channels-last primitive must not fall to: the layout oneDNN chooses (with its
+reorders) runs instead."""
+
+
+def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups, src_layout: str = PLAIN,
+             dst_layout: str = PLAIN) -> Primitive:
+    """The forward primitive for arrays in ``src_layout`` (x) and ``dst_layout`` (y): with a channels-last
+    one, the convolution on channels-last memory (no reorder for it) unless oneDNN has only a reference
+    implementation for that."""
     lib = L.load()
-    pd = _forward_pd(lib, x_shape, w_shape, has_bias, stride, padding, dilation, groups, L.FORWARD_INFERENCE,
-                     Attr(lib))
+    pd = None
+    if CHANNELS_LAST in (src_layout, dst_layout):
+        pd = _forward_pd(lib, x_shape, w_shape, has_bias, stride, padding, dilation, groups, L.FORWARD_INFERENCE,
+                         Attr(lib), src_layout, dst_layout)
+        if pd.impl().startswith(SLOW_IMPLS):
+            pd = None
+    if pd is None:
+        pd = _forward_pd(lib, x_shape, w_shape, has_bias, stride, padding, dilation, groups, L.FORWARD_INFERENCE,
+                         Attr(lib))
     user: dict[int, MemoryDesc] = {
-        L.ARG_SRC: plain(lib, x_shape), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
-        L.ARG_DST: plain(lib, _out_shape(x_shape, w_shape, stride, padding, dilation))}
+        L.ARG_SRC: described(lib, x_shape, src_layout), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
+        L.ARG_DST: described(lib, _out_shape(x_shape, w_shape, stride, padding, dilation), dst_layout)}
     if has_bias:
         user[L.ARG_BIAS] = plain(lib, (w_shape[0],))
     return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
@@ -89,17 +109,18 @@ def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups) -> Pr
     return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_DIFF_DST))
 
 
-def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, reason: bool = False) -> Any:
+def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, reason: bool = False,
+               layouts: tuple[str, str] = (PLAIN, PLAIN)) -> Any:
     """The cached primitive of ``kind`` ("conv2d", "conv2d_backward_input" or "conv2d_backward_weight")
-    for input shape ``x_shape`` and weight shape ``w_shape`` with attributes ``a``; with ``reason``,
-    instead why oneDNN cannot build it (None when it can)."""
+    for input shape ``x_shape`` and weight shape ``w_shape`` with attributes ``a`` (the forward one for x
+    and y in ``layouts``); with ``reason``, instead why oneDNN cannot build it (None when it can)."""
     geometry = (a["stride"], a["padding"], a["dilation"], a["groups"])
-    key = (kind, tuple(x_shape), tuple(w_shape), has_bias, *geometry)
+    key = (kind, tuple(x_shape), tuple(w_shape), has_bias, *geometry, layouts)
     backward = _backward_data if kind == "conv2d_backward_input" else _backward_weights
 
     def build() -> Primitive:
         if kind == "conv2d":
-            return _forward(x_shape, w_shape, has_bias, *geometry)
+            return _forward(x_shape, w_shape, has_bias, *geometry, *layouts)
         return backward(x_shape, w_shape, *geometry)
     return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
@@ -116,26 +137,32 @@ def forward_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
     return _empty(metas) or _primitive("conv2d", x.shape, w.shape, attrs, bias is not None, reason=True)
 
 
-def _run_forward(op: str, x, w, bias, attrs: dict) -> np.ndarray:
-    p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None)
+def _run_forward(op: str, x, w, bias, attrs: dict, layout: str) -> np.ndarray:
+    x, x_layout = accepted(x)
+    y_layout = CHANNELS_LAST if layout == CHANNELS_LAST else PLAIN
+    try:
+        p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None, layouts=(x_layout, y_layout))
+    except L.OneDNNError:  # not for these layouts (supports() checked the plain ones)
+        x, x_layout, y_layout = contiguous(x), PLAIN, PLAIN
+        p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None)
     y_shape = _out_shape(x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"])
     p.check_fits(op, 4 * prod(y_shape))
-    y = np.empty(y_shape, np.float32)
-    arrays = {L.ARG_SRC: contiguous(x), L.ARG_WEIGHTS: contiguous(w), L.ARG_DST: y}
+    y = empty(y_shape, y_layout)
+    arrays = {L.ARG_SRC: x, L.ARG_WEIGHTS: contiguous(w), L.ARG_DST: y}
     if bias is not None:
         arrays[L.ARG_BIAS] = contiguous(bias)
     p.run(arrays)
     return y
 
 
-def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
+def conv2d(x, w, bias=None, *, stride, padding, dilation, groups, layout=""):
     return _run_forward("conv2d", x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation,
-                                               "groups": groups})
+                                               "groups": groups}, layout)
 
 
-def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
+def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups, layout=""):
     y = _run_forward("conv2d_bias_relu", x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation,
-                                                      "groups": groups})
+                                                      "groups": groups}, layout)
     return np.maximum(y, np.float32(0), out=y)
 
 
@@ -258,3 +285,7 @@ KERNELS: dict[str, tuple[Callable[..., Any], Callable[[Sequence[Any], dict], Opt
     "conv2d_backward_weight": (conv2d_backward_weight, backward_weight_supports),
 }
 """op -> (kernel, supports) for float32 on numpy:0."""
+
+CHANNELS_LAST_OPS = frozenset({"conv2d", "conv2d_bias_relu"})
+"""The kernels that write their result channels-last when a graph asks (``layout="channels_last"``) and
+read a channels-last x as it is: between two of them no reorder runs (`opdispatch.graph.passes.layout`)."""

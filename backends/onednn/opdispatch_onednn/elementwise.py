@@ -1,6 +1,7 @@
 """The unary element-wise ops where oneDNN's eltwise primitive measured faster than the NumPy kernels
 (sigmoid, gelu with erf or tanh, hardswish, hardsigmoid, leaky_relu), on any shape (run as one flat
-vector: an eltwise op does not care about the layout).
+vector over memory in its order: an eltwise op does not care about the layout, and a channels-last input
+gives a channels-last result, as NumPy's ufuncs do).
 
 oneDNN's eltwise kernels differ from opdispatch's rules on non-finite input (relu's ``max(x, 0)``
 turns NaN into 0; exp's range clamp turns NaN into a large finite number), so an input that is not
@@ -18,7 +19,7 @@ from opdispatch_numpy import elementwise as numpy_elementwise
 
 from . import library as L
 from .conv import _empty
-from .primitives import CACHE, Attr, Primitive, PrimitiveDesc, contiguous, plain
+from .primitives import CACHE, Attr, Primitive, PrimitiveDesc, accepted, empty, plain
 
 DECLINE_SLOWER = True
 """Whether `supports()` declines inputs under `MIN_SIZE` (tests turn it off to run small inputs)."""
@@ -113,8 +114,9 @@ def _kernel(op: str) -> Callable[..., np.ndarray]:
             return fallback(x, **attrs)
         p = _forward_primitive(max(1, x.size), *_alg(op, attrs))
         p.check_fits(op, 4 * x.size)
-        y = np.empty(x.shape, np.float32)
-        p.run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
+        x, layout = accepted(x)  # run over memory in its order: y keeps x's layout (a channels-last x too)
+        y = empty(x.shape, layout)
+        p.run({L.ARG_SRC: x, L.ARG_DST: y})
         return y
     kernel.__name__ = kernel.__qualname__ = op
     kernel.__doc__ = f"{op} as a oneDNN eltwise primitive (the NumPy kernel on non-finite input)."

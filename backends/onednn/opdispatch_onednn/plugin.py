@@ -12,7 +12,8 @@ from . import library as L
 
 PRIORITY = 100
 FAMILIES = (conv, pool, norm, nn, linalg, elementwise)
-"""The kernel modules; each declares ``KERNELS``: op -> (kernel, supports), float32 only."""
+"""The kernel modules; each declares ``KERNELS``: op -> (kernel, supports), float32 only, and may name in
+``CHANNELS_LAST_OPS`` the kernels that write channels-last results when a graph asks."""
 
 
 @hookimpl
@@ -28,5 +29,6 @@ def opdispatch_provider_kernels() -> list[Kernel]:
     except OSError as exc:
         raise BackendUnavailable(f"oneDNN cannot be loaded: {exc}") from exc
     del lib
-    return [Kernel(op, fn, dtypes=("float32",), backend="numpy", supports=supports)
+    return [Kernel(op, fn, dtypes=("float32",), backend="numpy", supports=supports,
+                   layouts=("channels_last",) if op in getattr(family, "CHANNELS_LAST_OPS", ()) else ())
             for family in FAMILIES for op, (fn, supports) in sorted(family.KERNELS.items())]

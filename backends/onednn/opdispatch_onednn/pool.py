@@ -21,7 +21,8 @@ from opdispatch_numpy import pool as numpy_pool
 
 from . import library as L
 from .conv import _empty
-from .primitives import CACHE, Attr, Primitive, PrimitiveDesc, any_layout, contiguous, dims, plain
+from .primitives import (CACHE, CHANNELS_LAST, PLAIN, Attr, Primitive, PrimitiveDesc, accepted, any_layout,
+                         contiguous, described, dims, empty, plain)
 
 
 def _out_shape(x_shape, a: dict) -> tuple[int, ...]:
@@ -54,19 +55,24 @@ def _geometry(x_shape, a: dict) -> tuple[Any, ...]:
             dims((a["padding"][0][0], a["padding"][1][0])), dims(_right_pads(x_shape, a)))
 
 
-def _forward_pd(lib: L.Library, op: str, x_shape, a: dict, prop: int, attr: Optional[Attr]) -> PrimitiveDesc:
-    src, dst = plain(lib, x_shape), any_layout(lib, _out_shape(x_shape, a))
+def _forward_pd(lib: L.Library, op: str, x_shape, a: dict, prop: int, attr: Optional[Attr],
+                layouts: tuple[str, str] = (PLAIN, PLAIN)) -> PrimitiveDesc:
+    """The forward pooling's descriptor: on x's memory as it is (``layouts[0]``), writing y channels-last
+    when ``layouts[1]`` says so (else in the layout oneDNN prefers)."""
+    y_shape = _out_shape(x_shape, a)
+    src = described(lib, x_shape, layouts[0])
+    dst = described(lib, y_shape, CHANNELS_LAST) if layouts[1] == CHANNELS_LAST else any_layout(lib, y_shape)
     geo = _geometry(x_shape, a)
     return PrimitiveDesc(lib, lambda out: lib.dnnl_pooling_forward_primitive_desc_create(
         out, lib.engine, prop, _alg(op, a), src.handle, dst.handle, *geo, attr.handle if attr else None),
         "pooling forward")
 
 
-def _forward(op: str, x_shape, a: dict) -> Primitive:
+def _forward(op: str, x_shape, a: dict, layouts: tuple[str, str] = (PLAIN, PLAIN)) -> Primitive:
     lib = L.load()
-    pd = _forward_pd(lib, op, x_shape, a, L.FORWARD_INFERENCE, Attr(lib))
-    return Primitive(lib, pd, {L.ARG_SRC: plain(lib, x_shape), L.ARG_DST: plain(lib, _out_shape(x_shape, a))},
-                     inputs=(L.ARG_SRC,))
+    pd = _forward_pd(lib, op, x_shape, a, L.FORWARD_INFERENCE, Attr(lib), layouts)
+    return Primitive(lib, pd, {L.ARG_SRC: described(lib, x_shape, layouts[0]),
+                               L.ARG_DST: described(lib, _out_shape(x_shape, a), layouts[1])}, inputs=(L.ARG_SRC,))
 
 
 def _backward(op: str, x_shape, a: dict) -> tuple[Optional[Primitive], Primitive]:
@@ -114,9 +120,25 @@ def _decline(op: str, x_shape, a: dict) -> Optional[str]:
     return None
 
 
-def _primitive(op: str, x_shape, a: dict) -> Any:
-    build = (lambda: _forward(op, x_shape, a)) if not op.endswith("backward") else (lambda: _backward(op, x_shape, a))
-    return CACHE.get(_key(op, x_shape, a), build)
+def _primitive(op: str, x_shape, a: dict, layouts: tuple[str, str] = (PLAIN, PLAIN)) -> Any:
+    if op.endswith("backward"):
+        return CACHE.get(_key(op, x_shape, a), lambda: _backward(op, x_shape, a))
+    return CACHE.get(_key(op, x_shape, a) + (layouts,), lambda: _forward(op, x_shape, a, layouts))
+
+
+def _run_forward(op: str, x: np.ndarray, a: dict, layout: str) -> np.ndarray:
+    x, x_layout = accepted(x)
+    layouts = (x_layout, CHANNELS_LAST if layout == CHANNELS_LAST else PLAIN)
+    try:
+        p = _primitive(op, x.shape, a, layouts)
+    except L.OneDNNError:  # not for these layouts (supports() checked the plain ones)
+        x, layouts = contiguous(x), (PLAIN, PLAIN)
+        p = _primitive(op, x.shape, a)
+    y_shape = _out_shape(x.shape, a)
+    p.check_fits(op, 4 * prod(y_shape))
+    y = empty(y_shape, layouts[1])
+    p.run({L.ARG_SRC: x, L.ARG_DST: y})
+    return y
 
 
 def _supports(op: str, x_of: Callable[[Sequence[Any], dict], Any]) -> Callable[[Sequence[Any], dict], Optional[str]]:
@@ -139,26 +161,18 @@ def _has_nan(x: np.ndarray) -> bool:
     return bool(np.isnan(x.max()))
 
 
-def max_pool2d(x, *, kernel_size, stride, padding, dilation, ceil_mode):
+def max_pool2d(x, *, kernel_size, stride, padding, dilation, ceil_mode, layout=""):
     a = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "dilation": dilation,
          "ceil_mode": ceil_mode}
     if _has_nan(x):
         return numpy_pool.max_pool2d(x, **a)
-    p = _primitive("max_pool2d", x.shape, a)
-    p.check_fits("max_pool2d", 4 * prod(_out_shape(x.shape, a)))
-    y = np.empty(_out_shape(x.shape, a), np.float32)
-    p.run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
-    return y
+    return _run_forward("max_pool2d", x, a, layout)
 
 
-def avg_pool2d(x, *, kernel_size, stride, padding, ceil_mode, count_include_pad):
+def avg_pool2d(x, *, kernel_size, stride, padding, ceil_mode, count_include_pad, layout=""):
     a = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "ceil_mode": ceil_mode,
          "count_include_pad": count_include_pad}
-    p = _primitive("avg_pool2d", x.shape, a)
-    p.check_fits("avg_pool2d", 4 * prod(_out_shape(x.shape, a)))
-    y = np.empty(_out_shape(x.shape, a), np.float32)
-    p.run({L.ARG_SRC: contiguous(x), L.ARG_DST: y})
-    return y
+    return _run_forward("avg_pool2d", x, a, layout)
 
 
 def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_mode):
@@ -191,3 +205,6 @@ KERNELS: dict[str, tuple[Callable[..., Any], Callable[[Sequence[Any], dict], Opt
     "avg_pool2d_backward": (avg_pool2d_backward, _supports("avg_pool2d_backward", lambda m, a: a["input_shape"])),
 }
 """op -> (kernel, supports) for float32 on numpy:0."""
+
+CHANNELS_LAST_OPS = frozenset({"max_pool2d", "avg_pool2d"})
+"""The kernels that write their result channels-last when a graph asks and read a channels-last x as it is."""

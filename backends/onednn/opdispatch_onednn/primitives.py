@@ -375,3 +375,41 @@ CACHE = Cache()
 def contiguous(a: np.ndarray) -> np.ndarray:
     """``a`` as a C-contiguous float32 array (itself when it already is one)."""
     return a if a.flags.c_contiguous and a.dtype == np.float32 else np.ascontiguousarray(a, np.float32)
+
+
+PLAIN, CHANNELS_LAST = "plain", "channels_last"
+"""The layouts a primitive's user arrays come in: C-contiguous, or 4-D (N, C, H, W) stored as (N, H, W, C)."""
+
+
+def layout_of(a: np.ndarray) -> Optional[str]:
+    """`PLAIN` or `CHANNELS_LAST` for a float32 array stored that way (C-contiguous wins when it is
+    both, as with one channel), else None (copy it first)."""
+    if a.dtype != np.float32:
+        return None
+    if a.flags.c_contiguous:
+        return PLAIN
+    if a.ndim == 4 and a.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return CHANNELS_LAST
+    return None
+
+
+def accepted(a: np.ndarray) -> tuple[np.ndarray, str]:
+    """``a`` and its layout when a primitive can read it as it is, else a C-contiguous copy and `PLAIN`."""
+    layout = layout_of(a)
+    return (a, layout) if layout is not None else (np.ascontiguousarray(a, np.float32), PLAIN)
+
+
+def described(lib: L.Library, shape: Sequence[int], layout: str) -> MemoryDesc:
+    """The f32 descriptor of an array of ``shape`` in ``layout``."""
+    if layout == CHANNELS_LAST:
+        n, c, h, w = shape
+        return strided(lib, shape, (h * w * c, 1, w * c, c))
+    return plain(lib, shape)
+
+
+def empty(shape: Sequence[int], layout: str) -> np.ndarray:
+    """A new float32 array of ``shape`` stored in ``layout``."""
+    if layout == CHANNELS_LAST:
+        n, c, h, w = shape
+        return np.empty((n, h, w, c), np.float32).transpose(0, 3, 1, 2)
+    return np.empty(tuple(shape), np.float32)

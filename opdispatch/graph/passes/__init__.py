@@ -6,6 +6,7 @@ from .constant_fold import fold_constants
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
 from .decompose import decompose
+from .layout import choose_layouts
 from .fuse import fold_batch_norm, fold_bias_add, fuse, fuse_conv_relu
 from .memory import plan_memory
 from .pool_grad import mask_before_max_pool_backward
@@ -13,4 +14,4 @@ from .relu_output import read_relu_outputs
 
 __all__ = ["fold_constants", "eliminate_common_subexpressions", "eliminate_dead_code", "decompose", "fuse",
            "fold_bias_add", "fold_batch_norm", "fuse_conv_relu", "plan_memory", "read_relu_outputs",
-           "mask_before_max_pool_backward"]
+           "mask_before_max_pool_backward", "choose_layouts"]
