@@ -6,8 +6,9 @@ size 1 itself. An operand that is a strided view (the transposes the matmul grad
 with its strides when they are positive element multiples, so no copy is made; oneDNN declining such a
 layout sends the call to a C-contiguous copy.
 
-`supports()` declines by shape where OpenBLAS through NumPy measured faster here
-(``bench/onednn_kernels.py``, the ``matmul_*`` rows): see `slower_than_numpy`.
+`supports()` declines the small products, where OpenBLAS through NumPy runs on one thread and measured
+faster here; from `MIN_MACS` oneDNN serves every product, so that two thread pools do not take turns
+stalling each other (see `MIN_MACS`).
 """
 
 from __future__ import annotations
@@ -25,20 +26,22 @@ DECLINE_SLOWER = True
 """Whether `supports()` declines the shapes `slower_than_numpy` names (tests turn it off to run the
 kernel on small shapes)."""
 
-MIN_MACS = 1 << 20
-"""Multiply-adds (batch x M x N x K) below which NumPy's kernel runs: there the call's fixed costs
-(binding, waking oneDNN's OpenMP team) outweigh the work. Measured with the ``matmul_*`` rows of
-``bench/onednn_kernels.py`` (paired, 5 ms pauses between calls, load 0.8 on the 2 cores): 8^3 to 64^3
-1.5x-2.7x NumPy's time (60-90 us against 40 us); with ``OPENBLAS_NUM_THREADS=1`` (see below) 256 x (16x16
-@ 16x16) 0.87x, 256^3 0.58x, 1024^3 0.33x, 128x800 @ 800x500 0.46x, its transposed-view gradient
-0.42x, 16x(128x64 @ 64x128) 0.56x, 8x128x64 @ 64x256 0.66x. 1024^3 against multi-threaded OpenBLAS,
-back to back: 0.59x.
+MIN_MACS = 300_000
+"""Multiply-adds (batch x M x N x K) below which NumPy's kernel runs. Below about this OpenBLAS stays on
+one thread here, and there oneDNN's fixed per-call cost (binding, waking its OpenMP team) loses: 64^3
+(262k) 0.005 ms against oneDNN's 0.014 ms. Above it OpenBLAS goes multi-threaded and its pool collides
+with oneDNN's: after a few oneDNN convolutions (``bench/onednn_kernels.py``'s setting, a model's
+classifier after its last conv) every such OpenBLAS call measured 3.8 ms, waiting for a time slice while
+oneDNN's idle OpenMP thread spins on the other core (32x128 @ 128x128, 16x256 @ 256x256, 128^3,
+1 x 512 @ 512x1000, 1 x 1280 @ 1280x1000: 3.78-3.81 ms), where oneDNN took 0.018-0.055 ms; alone,
+back to back, OpenBLAS was at most 1.4x faster (1 x 512 @ 512x1000: 0.019 against 0.026 ms) and slower
+from 128^3 (0.030 against 0.023 ms). So oneDNN serves every product from this size, matrix-vector ones
+too: one thread pool in the process. (``bench/onednn_matmul_context.py``, medians of 40 calls, load 0.4.)
 
-With OpenBLAS multi-threaded, the bench's rows for the larger products read oneDNN 13x-40x *slower*
-(256^3: 7.9 ms against 0.20 ms): after a multi-threaded call OpenBLAS's worker thread keeps spinning
-for a while on one of the two cores, and the next oneDNN call's OpenMP team, statically split in two,
-waits for a time slice. That is an interaction of the two thread pools, not oneDNN's speed; serving
-the large products here makes such alternation rarer."""
+The converse also holds: after a multi-threaded OpenBLAS call its worker thread keeps spinning for a
+while on one of the two cores, and the next oneDNN call's OpenMP team, statically split in two, waits
+for a time slice (the matmul rows of ``bench/onednn_kernels.py`` read 13x-40x slower with OpenBLAS
+multi-threaded; ``OPENBLAS_NUM_THREADS=1`` removes that interaction)."""
 
 
 def _shapes(a_shape, b_shape) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -88,15 +91,11 @@ def _primitive(sa, sb, sd, a_strides=None, b_strides=None) -> Primitive:
 
 
 def slower_than_numpy(sa, sb, sd) -> Optional[str]:
-    """Why NumPy's kernel (OpenBLAS) runs this shape, or None where oneDNN measured at least as fast."""
-    m, k, n = sa[-2], sa[-1], sb[-1]
-    if m == 1 or n == 1:
-        return (f"a matrix-vector product ({m}x{k} @ {k}x{n}): OpenBLAS's gemv through NumPy measured faster "
-                f"(1.2x-2.7x oneDNN's time for 1024 @ 1024x1024 and 256 @ 256x256)")
-    macs = prod(sd[:-2]) * m * n * k
+    """Why NumPy's kernel (OpenBLAS) runs this shape, or None where oneDNN serves it (see `MIN_MACS`)."""
+    macs = prod(sd[:-2]) * sa[-2] * sb[-1] * sa[-1]
     if macs < MIN_MACS:
         return (f"a small product ({macs} multiply-adds, under {MIN_MACS}): NumPy's kernel measured faster "
-                f"(oneDNN's fixed per-call cost dominates)")
+                f"(OpenBLAS stays on one thread; oneDNN's fixed per-call cost dominates)")
     return None
 
 

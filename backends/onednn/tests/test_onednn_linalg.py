@@ -71,13 +71,12 @@ def test_nan_and_inf_propagate_as_in_numpy(every_shape):
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
 
 
-def test_small_products_and_matrix_vector_products_run_on_numpy():
+def test_small_products_run_on_numpy_and_large_matrix_vector_products_on_onednn():
     small = [od.tensor(x) for x in _pair((64, 64), (64, 64))]
     plan = od.explain("matmul", *small)
     assert plan.provider == "numpy" and "small product" in dict(plan.candidates)["onednn"]
-    vec = [od.tensor(x) for x in _pair((1024,), (1024, 1024))]
-    plan = od.explain("matmul", *vec)
-    assert plan.provider == "numpy" and "matrix-vector" in dict(plan.candidates)["onednn"]
+    vec = [od.tensor(x) for x in _pair((1024,), (1024, 1024))]  # a classifier's: OpenBLAS would go multi-threaded
+    assert od.explain("matmul", *vec).provider == "onednn"
     big = [od.tensor(x) for x in _pair((8, 128, 64), (64, 256))]
     assert od.explain("matmul", *big).provider == "onednn"
     float64 = [od.tensor(x.astype(np.float64)) for x in _pair((256, 256), (256, 256))]
