@@ -81,7 +81,8 @@ def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups, src_
     return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
 
 
-def _backward_data(x_shape, w_shape, stride, padding, dilation, groups) -> Primitive:
+def _backward_data(x_shape, w_shape, stride, padding, dilation, groups, x_layout: str = PLAIN,
+                   y_layout: str = PLAIN) -> Primitive:
     lib = L.load()
     hint = _forward_pd(lib, x_shape, w_shape, False, stride, padding, dilation, groups, L.FORWARD_TRAINING, None)
     y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
@@ -90,12 +91,13 @@ def _backward_data(x_shape, w_shape, stride, padding, dilation, groups) -> Primi
     pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_data_primitive_desc_create(
         out, lib.engine, L.CONVOLUTION_DIRECT, dx.handle, wts.handle, dy.handle,
         *_geometry(stride, padding, dilation), hint.handle, attr.handle), "convolution backward data")
-    user = {L.ARG_DIFF_SRC: plain(lib, x_shape), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
-            L.ARG_DIFF_DST: plain(lib, y_shape)}
+    user = {L.ARG_DIFF_SRC: described(lib, x_shape, x_layout), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
+            L.ARG_DIFF_DST: described(lib, y_shape, y_layout)}
     return Primitive(lib, pd, user, inputs=(L.ARG_WEIGHTS, L.ARG_DIFF_DST), constant=(L.ARG_WEIGHTS,))
 
 
-def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups) -> Primitive:
+def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups, x_layout: str = PLAIN,
+                      y_layout: str = PLAIN) -> Primitive:
     lib = L.load()
     hint = _forward_pd(lib, x_shape, w_shape, False, stride, padding, dilation, groups, L.FORWARD_TRAINING, None)
     y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
@@ -104,16 +106,17 @@ def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups) -> Pr
     pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_weights_primitive_desc_create(
         out, lib.engine, L.CONVOLUTION_DIRECT, src.handle, dw.handle, None, dy.handle,
         *_geometry(stride, padding, dilation), hint.handle, attr.handle), "convolution backward weights")
-    user = {L.ARG_SRC: plain(lib, x_shape), L.ARG_DIFF_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
-            L.ARG_DIFF_DST: plain(lib, y_shape)}
+    user = {L.ARG_SRC: described(lib, x_shape, x_layout), L.ARG_DIFF_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
+            L.ARG_DIFF_DST: described(lib, y_shape, y_layout)}
     return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_DIFF_DST))
 
 
 def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, reason: bool = False,
                layouts: tuple[str, str] = (PLAIN, PLAIN)) -> Any:
     """The cached primitive of ``kind`` ("conv2d", "conv2d_backward_input" or "conv2d_backward_weight")
-    for input shape ``x_shape`` and weight shape ``w_shape`` with attributes ``a`` (the forward one for x
-    and y in ``layouts``); with ``reason``, instead why oneDNN cannot build it (None when it can)."""
+    for input shape ``x_shape`` and weight shape ``w_shape`` with attributes ``a``, for arrays of the x side
+    (x or dx) and the y side (y or dy) in ``layouts``; with ``reason``, instead why oneDNN cannot build it
+    (None when it can)."""
     geometry = (a["stride"], a["padding"], a["dilation"], a["groups"])
     key = (kind, tuple(x_shape), tuple(w_shape), has_bias, *geometry, layouts)
     backward = _backward_data if kind == "conv2d_backward_input" else _backward_weights
@@ -121,7 +124,7 @@ def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, rea
     def build() -> Primitive:
         if kind == "conv2d":
             return _forward(x_shape, w_shape, has_bias, *geometry, *layouts)
-        return backward(x_shape, w_shape, *geometry)
+        return backward(x_shape, w_shape, *geometry, *layouts)
     return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
 
@@ -175,10 +178,11 @@ def backward_input_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
 
 def conv2d_backward_input(dy, w, *, input_shape, stride, padding, dilation, groups):
     a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-    p = _primitive("conv2d_backward_input", input_shape, w.shape, a)
+    dy, dy_layout = accepted(dy)  # a channels-last dy (the layout pass's) is read as it is
+    p = _primitive("conv2d_backward_input", input_shape, w.shape, a, layouts=(PLAIN, dy_layout))
     p.check_fits("conv2d_backward_input", 4 * prod(input_shape))
     dx = np.empty(input_shape, np.float32)
-    p.run({L.ARG_DIFF_SRC: dx, L.ARG_WEIGHTS: contiguous(w), L.ARG_DIFF_DST: contiguous(dy)})
+    p.run({L.ARG_DIFF_SRC: dx, L.ARG_WEIGHTS: contiguous(w), L.ARG_DIFF_DST: dy})
     return dx
 
 
@@ -189,10 +193,11 @@ def backward_weight_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]
 
 def conv2d_backward_weight(x, dy, *, weight_shape, stride, padding, dilation, groups):
     a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-    p = _primitive("conv2d_backward_weight", x.shape, weight_shape, a)
+    (x, x_layout), (dy, dy_layout) = accepted(x), accepted(dy)
+    p = _primitive("conv2d_backward_weight", x.shape, weight_shape, a, layouts=(x_layout, dy_layout))
     p.check_fits("conv2d_backward_weight", 4 * prod(weight_shape))
     dw = np.empty(weight_shape, np.float32)
-    p.run({L.ARG_SRC: contiguous(x), L.ARG_DIFF_WEIGHTS: dw, L.ARG_DIFF_DST: contiguous(dy)})
+    p.run({L.ARG_SRC: x, L.ARG_DIFF_WEIGHTS: dw, L.ARG_DIFF_DST: dy})
     return dw
 
 

@@ -22,7 +22,7 @@ from opdispatch_numpy import pool as numpy_pool
 from . import library as L
 from .conv import _empty
 from .primitives import (CACHE, CHANNELS_LAST, PLAIN, Attr, Primitive, PrimitiveDesc, accepted, any_layout,
-                         contiguous, described, dims, empty, plain)
+                         contiguous, described, dims, empty)
 
 
 def _out_shape(x_shape, a: dict) -> tuple[int, ...]:
@@ -75,20 +75,23 @@ def _forward(op: str, x_shape, a: dict, layouts: tuple[str, str] = (PLAIN, PLAIN
                                L.ARG_DST: described(lib, _out_shape(x_shape, a), layouts[1])}, inputs=(L.ARG_SRC,))
 
 
-def _backward(op: str, x_shape, a: dict) -> tuple[Optional[Primitive], Primitive]:
-    """(the forward pass that fills the workspace, or None for average pooling; the backward pass)."""
+def _backward(op: str, x_shape, a: dict, layouts: tuple[str, str] = (PLAIN, PLAIN)
+              ) -> tuple[Optional[Primitive], Primitive]:
+    """(the forward pass that fills the workspace, or None for average pooling; the backward pass), for x
+    and dx in ``layouts[0]`` and dy in ``layouts[1]``."""
     lib = L.load()
-    hint = _forward_pd(lib, op, x_shape, a, L.FORWARD_TRAINING, Attr(lib))
+    hint = _forward_pd(lib, op, x_shape, a, L.FORWARD_TRAINING, Attr(lib), (layouts[0], PLAIN))
     first = None
     if op.startswith("max"):
-        first = Primitive(lib, hint, {L.ARG_SRC: plain(lib, x_shape)}, inputs=(L.ARG_SRC,),
+        first = Primitive(lib, hint, {L.ARG_SRC: described(lib, x_shape, layouts[0])}, inputs=(L.ARG_SRC,),
                           extra=(L.ARG_DST, L.ARG_WORKSPACE))
-    dx, dy = plain(lib, x_shape), any_layout(lib, _out_shape(x_shape, a))
+    dx, dy = described(lib, x_shape, layouts[0]), any_layout(lib, _out_shape(x_shape, a))
     attr = Attr(lib)
     geo = _geometry(x_shape, a)
     pd = PrimitiveDesc(lib, lambda out: lib.dnnl_pooling_backward_primitive_desc_create(
         out, lib.engine, _alg(op, a), dx.handle, dy.handle, *geo, hint.handle, attr.handle), "pooling backward")
-    back = Primitive(lib, pd, {L.ARG_DIFF_SRC: plain(lib, x_shape), L.ARG_DIFF_DST: plain(lib, _out_shape(x_shape, a))},
+    back = Primitive(lib, pd, {L.ARG_DIFF_SRC: described(lib, x_shape, layouts[0]),
+                               L.ARG_DIFF_DST: described(lib, _out_shape(x_shape, a), layouts[1])},
                      inputs=(L.ARG_DIFF_DST,), extra=(L.ARG_WORKSPACE,) if first is not None else ())
     return first, back
 
@@ -122,7 +125,7 @@ def _decline(op: str, x_shape, a: dict) -> Optional[str]:
 
 def _primitive(op: str, x_shape, a: dict, layouts: tuple[str, str] = (PLAIN, PLAIN)) -> Any:
     if op.endswith("backward"):
-        return CACHE.get(_key(op, x_shape, a), lambda: _backward(op, x_shape, a))
+        return CACHE.get(_key(op, x_shape, a) + (layouts,), lambda: _backward(op, x_shape, a, layouts))
     return CACHE.get(_key(op, x_shape, a) + (layouts,), lambda: _forward(op, x_shape, a, layouts))
 
 
@@ -180,21 +183,31 @@ def max_pool2d_backward(x, dy, *, kernel_size, stride, padding, dilation, ceil_m
          "ceil_mode": ceil_mode}
     if _has_nan(x):
         return numpy_pool.max_pool2d_backward(x, dy, **a)
-    first, back = _primitive("max_pool2d_backward", x.shape, a)
+    (x, x_layout), (dy, dy_layout) = accepted(x), accepted(dy)  # channels-last ones as they are
+    try:
+        first, back = _primitive("max_pool2d_backward", x.shape, a, (x_layout, dy_layout))
+    except L.OneDNNError:  # not for these layouts (supports() checked the plain ones)
+        x, dy, x_layout = contiguous(x), contiguous(dy), PLAIN
+        first, back = _primitive("max_pool2d_backward", x.shape, a)
     first.check_fits("max_pool2d_backward", 4 * x.size)
-    first.run({L.ARG_SRC: contiguous(x)})
-    dx = np.empty(x.shape, np.float32)
-    back.run({L.ARG_DIFF_SRC: dx, L.ARG_DIFF_DST: contiguous(dy)})
+    first.run({L.ARG_SRC: x})
+    dx = empty(x.shape, x_layout)
+    back.run({L.ARG_DIFF_SRC: dx, L.ARG_DIFF_DST: dy})
     return dx
 
 
 def avg_pool2d_backward(dy, *, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
     a = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "ceil_mode": ceil_mode,
          "count_include_pad": count_include_pad}
-    _, back = _primitive("avg_pool2d_backward", input_shape, a)
+    dy, dy_layout = accepted(dy)
+    try:
+        _, back = _primitive("avg_pool2d_backward", input_shape, a, (PLAIN, dy_layout))
+    except L.OneDNNError:
+        dy = contiguous(dy)
+        _, back = _primitive("avg_pool2d_backward", input_shape, a)
     back.check_fits("avg_pool2d_backward", 4 * prod(input_shape))
     dx = np.empty(input_shape, np.float32)
-    back.run({L.ARG_DIFF_SRC: dx, L.ARG_DIFF_DST: contiguous(dy)})
+    back.run({L.ARG_DIFF_SRC: dx, L.ARG_DIFF_DST: dy})
     return dx
 
 

@@ -112,3 +112,47 @@ def test_a_graph_of_onednn_nodes_exchanges_channels_last_arrays_and_gives_the_sa
     on(x)
     keys = [k for k in list(CACHE._items) if isinstance(k, tuple) and k and k[0] == "conv2d"]
     assert [k[-1] for k in keys] == [(PLAIN, CHANNELS_LAST), (CHANNELS_LAST, CHANNELS_LAST), (CHANNELS_LAST, PLAIN)]
+
+
+def test_the_gradient_kernels_read_channels_last_inputs_as_they_are():
+    x, w, dy = _f32(2, 16, 9, 7), _f32(8, 16, 3, 3), _f32(2, 8, 9, 7)
+    g = dict(GEOMETRY)
+    want_dx = onednn_conv.conv2d_backward_input(dy, w, input_shape=x.shape, **g)
+    want_dw = onednn_conv.conv2d_backward_weight(x, dy, weight_shape=w.shape, **g)
+    np.testing.assert_allclose(onednn_conv.conv2d_backward_input(_as_channels_last(dy), w, input_shape=x.shape, **g),
+                               want_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(onednn_conv.conv2d_backward_weight(_as_channels_last(x), _as_channels_last(dy),
+                                                                  weight_shape=w.shape, **g),
+                               want_dw, rtol=1e-5, atol=1e-4)
+    key = [k for k in CACHE._items if k[0] == "conv2d_backward_weight" and k[-1] == (CHANNELS_LAST, CHANNELS_LAST)]
+    assert key, "a primitive for channels-last x and dy"
+    a = {"kernel_size": (2, 2), "stride": (2, 2), "padding": ((0, 0), (0, 1)), "ceil_mode": False}
+    x, dy = _f32(2, 16, 8, 9), _f32(2, 16, 4, 5)
+    want = onednn_pool.max_pool2d_backward(x, dy, dilation=(1, 1), **a)
+    got = onednn_pool.max_pool2d_backward(_as_channels_last(x), _as_channels_last(dy), dilation=(1, 1), **a)
+    np.testing.assert_array_equal(got, want)
+    want = onednn_pool.avg_pool2d_backward(dy, input_shape=x.shape, count_include_pad=False, **a)
+    got = onednn_pool.avg_pool2d_backward(_as_channels_last(dy), input_shape=x.shape, count_include_pad=False, **a)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_a_training_graph_gives_the_same_gradients_with_and_without_the_pass():
+    x = od.tensor(_f32(2, 3, 16, 16))
+    params = [od.tensor(a) for a in (_f32(16, 3, 3, 3), _f32(16), _f32(16, 16, 3, 3), _f32(16), _f32(4, 16, 1, 1))]
+
+    def grads(x, *ps):
+        with od.GradientTape() as tape:
+            tape.watch(list(ps))
+            loss = od.sum(_net(ps)(x) ** 2)
+        return tape.gradient(loss, list(ps))
+
+    on = od.function(grads)(x, *params)
+    off = od.function(grads, passes={"layout": False})(x, *params)
+    for a, b in zip(on, off):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    from opdispatch.graph.function import trace
+    from opdispatch.graph.pipeline import lower
+    from opdispatch.placement import current_placement
+
+    g = lower(trace(grads, x, *params), [x.device] * (1 + len(params)), current_placement())
+    assert sum(1 for n in g.nodes if n.layout) >= 3, g  # the backward ops then read channels-last values
