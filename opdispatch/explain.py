@@ -30,7 +30,8 @@ class Plan:
 
     ``how`` is ``"kernel"`` (``provider``'s kernel), ``"decomposition"`` (the ops in ``parts``) or
     ``"unsupported"`` (``reason`` says why). ``candidates`` lists every kernel the device has for
-    the op, in dispatch order, as ``(provider, verdict)``.
+    the op, in dispatch order, as ``(provider, verdict)``; ``layouts`` the result layouts the chosen
+    kernel can write when a graph asks (`opdispatch.backend.Kernel.layouts`).
     """
 
     op: str
@@ -40,6 +41,7 @@ class Plan:
     reason: str = ""
     candidates: tuple[tuple[str, str], ...] = ()
     parts: tuple["Plan", ...] = field(default=())
+    layouts: tuple[str, ...] = ()
 
     @property
     def supported(self) -> bool:
@@ -107,7 +109,8 @@ def explain(op: str, *inputs: Any, device: Union[str, Device, None] = None, **at
     candidates = tuple((e.provider, _verdict(e, choice, pin, op, metas, kattrs, dtype))
                        for e in rt.candidates.get(op, ()))
     if choice.fn is not None:
-        return Plan(op, rt.device, "kernel", provider=choice.provider, candidates=candidates)
+        return Plan(op, rt.device, "kernel", provider=choice.provider, candidates=candidates,
+                    layouts=tuple(sorted(choice.layouts)))
     if choice.decompose:
         parts = tuple(Plan(part, rt.device, "kernel" if c.fn is not None else "unsupported", provider=c.provider,
                            reason=c.reason or "") for part, c in decomposition_parts(op, rt, metas, kattrs))

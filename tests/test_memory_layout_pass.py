@@ -117,3 +117,36 @@ def test_a_kernel_declaring_an_unknown_layout_or_no_layout_argument_fails_at_loa
             ("nolayoutarg", Kernel("conv2d", conv2d, dtypes=("float32",), layouts=("channels_last",)), "layout")):
         status = od.register_plugin(make_plugin(name, [kernel]))
         assert status.status == "failed" and message in status.reason, status
+
+
+def test_passes_layout_all_asks_every_such_kernel_and_other_values_are_refused(layoutdev):
+    x, w = _t(1, 2, 6, 6), _t(3, 2, 3, 3)
+    g = trace(lambda x: od.relu(od.conv2d(x, w)), x)
+    low = lower(g, [x.device], current_placement(), {"layout": "all"})
+    assert [n.layout for n in low.nodes if n.op == "conv2d"] == ["channels_last"]
+    assert od.explain("conv2d", x, w).layouts == ("channels_last",)
+    assert od.explain("relu", x).layouts == ()
+    with pytest.raises(od.InvalidArgumentError, match="'all'"):
+        od.function(lambda x: x, passes={"layout": "sometimes"})
+    with pytest.raises(od.InvalidArgumentError, match="True or False"):
+        od.function(lambda x: x, passes={"fuse": "all"})
+
+
+def test_conformance_catches_a_kernel_whose_channels_last_result_is_wrong(clean_registry):
+    from opdispatch_conformance.cases import grid_cases
+    from opdispatch_conformance.runner import FAILED, PASSED, run_case
+
+    def conv2d(x, w, bias=None, *, stride, padding, dilation, groups, layout=""):
+        y = numpy_conv.conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        if layout:  # the NHWC buffer filled in NCHW order: right shape and strides, wrong values
+            n, c, h, w_ = y.shape
+            return np.ascontiguousarray(y).reshape(n, h, w_, c).transpose(0, 3, 1, 2)
+        return y
+
+    od.register_plugin(make_plugin("badlayout", [Kernel("conv2d", conv2d, layouts=("channels_last",))]))
+    dev = od.Device("badlayout:0")
+    cases = [c for c in grid_cases() if c.op == "conv2d"][:6]
+    assert [run_case(c, dev, "float32", mode="eager").status for c in cases] == [PASSED] * len(cases)
+    graph = [run_case(c, dev, "float32", mode="graph") for c in cases]
+    wrong = [r for r in graph if r.status == FAILED]
+    assert wrong and all("layout the kernel declares" in r.message for r in wrong), [r.message for r in graph]

@@ -126,7 +126,7 @@ def run_gradient_case(case: Case, dev: Device, dtype: str, mode: str = "eager") 
     base: dict[str, Any] = {"op": case.op + SUFFIX, "case": case.name, "source": case.source, "dtype": dtype,
                             "repro": gradient_reproduction(case, dev, dtype, mode)}
     try:
-        schema, arrays, metas, outs, kattrs, provider, reason = prepare(case, dev, dtype)
+        schema, arrays, metas, outs, kattrs, provider, reason, _ = prepare(case, dev, dtype)
     except od.KernelError as exc:
         return raised(base, {}, exc)
     base["provider"] = provider

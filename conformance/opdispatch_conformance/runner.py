@@ -110,6 +110,21 @@ def _call_graph(case: Case, inputs: list, dev: Device) -> Any:
     return od.function(traced)(*[inputs[i] for i in present])
 
 
+def _call_graph_all_layouts(case: Case, inputs: list, dev: Device) -> Any:
+    """The case through ``od.function`` with every kernel that can write a channels-last result asked to
+    (``passes={"layout": "all"}``: the graph's output too)."""
+    fn: Callable[..., Any] = op_function(case.op)
+    present = [i for i, t in enumerate(inputs) if t is not None]
+
+    def traced(*tensors: Any) -> Any:
+        args = list(inputs)
+        for i, t in zip(present, tensors):
+            args[i] = t
+        return fn(*as_args(OPS[case.op], args), **case.attrs)
+
+    return od.function(traced, passes={"layout": "all"})(*[inputs[i] for i in present])
+
+
 CALLS: dict[str, Callable[[Case, list, Device], Any]] = {"eager": _call, "graph": _call_graph}
 """How a mode runs a case: ``call(case, input_tensors, device)`` (None for an absent input) -> the result."""
 
@@ -125,6 +140,7 @@ class Prepared(NamedTuple):
     kattrs: dict
     provider: str
     unsupported: Optional[str]
+    layouts: tuple[str, ...] = ()
 
 
 def prepare(case: Case, dev: Device, dtype: str) -> Prepared:
@@ -136,7 +152,8 @@ def prepare(case: Case, dev: Device, dtype: str) -> Prepared:
     outs, kattrs = schema.infer(schema.name, metas, schema.normalize(case.attrs))
     plan = od.explain(case.op, *as_args(schema, metas), device=dev, **case.attrs)
     provider = plan.provider if plan.how == "kernel" else "decomposed" if plan.how == "decomposition" else ""
-    return Prepared(schema, arrays, metas, outs, kattrs, provider, None if plan.supported else plan.reason)
+    return Prepared(schema, arrays, metas, outs, kattrs, provider, None if plan.supported else plan.reason,
+                    plan.layouts)
 
 
 def as_args(schema: OpSchema, flat: list) -> list:
@@ -298,7 +315,7 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
     base: dict[str, Any] = {"op": case.op, "case": case.name, "source": case.source, "dtype": dtype,
                             "repro": reproduction(case, dev, dtype, mode)}
     try:
-        schema, arrays, metas, outs, kattrs, provider, reason = prepare(case, dev, dtype)
+        schema, arrays, metas, outs, kattrs, provider, reason, layouts = prepare(case, dev, dtype)
     except od.KernelError as exc:  # a supports() that raised: the plugin's failure, not a skip
         return raised(base, {}, exc)
     base["provider"] = provider
@@ -325,6 +342,8 @@ def run_case(case: Case, dev: Device, dtype: str, mode: str = "eager",
         problems += _check_round_trip(schema, before, host) + _check_inputs(schema, inputs, before, host, copies)
         if case.layout != "contiguous" and not problems:
             problems += _check_same_as_contiguous(case, arrays, values, dev, dtype, tol, run)
+        if layouts and mode == "graph" and call is None and not problems:
+            problems += _check_layouts(case, host, values, dev, tol, layouts)
         if history is not None:
             earlier, concerned = history.recheck(case, dev, dtype, tuple(v.shape for v in values))
             if earlier:
@@ -361,6 +380,24 @@ def _check_same_as_contiguous(case: Case, arrays: list, values: list, dev: Devic
         if not cmp.ok:
             problems.append(f"{label} with the inputs passed as {case.layout} views differs from the {label} with "
                             f"the same inputs contiguous: {cmp.problem}")
+    return problems
+
+
+def _check_layouts(case: Case, host: list, values: list, dev: Device, tol: Tolerance,
+                   layouts: Sequence[str]) -> list[str]:
+    """Problems with the results of ``case`` when its kernel writes them in the ``layouts`` it declares
+    (in a graph, ``passes={"layout": "all"}``) against its results without: the same values (within
+    ``tol``, the same NaN and infinity positions)."""
+    with device_scope(dev, fallback="error"), np.errstate(all="ignore"):
+        result = _call_graph_all_layouts(case, [None if a is None else od.tensor(a, device=dev) for a in host], dev)
+    results = result if isinstance(result, tuple) else (result,)
+    problems = []
+    for i, (got, want) in enumerate(zip(results, values)):
+        label = f"output {i}" if len(values) > 1 else "output"
+        cmp = compare(np.asarray(got.numpy()), want, tol)
+        if not cmp.ok:
+            problems.append(f"{label} written in the layout the kernel declares ({', '.join(layouts)}, asked for "
+                            f"by graph mode's layout pass) differs from the {label} without it: {cmp.problem}")
     return problems
 
 

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class _Entry:
     devices: tuple
     lowered: dict = field(default_factory=dict)
 
-    def compiled(self, opts: Mapping[str, bool]) -> tuple[Graph, Executable]:
+    def compiled(self, opts: Mapping[str, Union[bool, str]]) -> tuple[Graph, Executable]:
         """The placed graph and its executable for the kernels in force now."""
         generation = registry().generation
         key = (generation, current_pin())
@@ -122,7 +122,7 @@ class _Entry:
 class Function:
     """A function traced into a graph per input signature (see `opdispatch.function`)."""
 
-    def __init__(self, fn: Callable[..., Any], passes: Optional[Mapping[str, bool]] = None,
+    def __init__(self, fn: Callable[..., Any], passes: Optional[Mapping[str, Union[bool, str]]] = None,
                  max_signatures: int = MAX_SIGNATURES) -> None:
         max_signatures = to_int("od.function", "max_signatures", max_signatures, minimum=1)
         # An object with __od_function__ (an imported ONNX model) gives (pure function, state getter):
@@ -252,7 +252,7 @@ def _at_user_line(exc: OpDispatchError, fn: Callable[..., Any]) -> OpDispatchErr
     return exc.with_traceback(user_traceback(exc.__traceback__))
 
 
-def function(fn: Optional[Callable[..., Any]] = None, *, passes: Optional[Mapping[str, bool]] = None,
+def function(fn: Optional[Callable[..., Any]] = None, *, passes: Optional[Mapping[str, Union[bool, str]]] = None,
              max_signatures: int = MAX_SIGNATURES) -> Any:
     """Trace ``fn`` into a graph on its first call per input signature and run the graph after.
 
@@ -261,7 +261,9 @@ def function(fn: Optional[Callable[..., Any]] = None, *, passes: Optional[Mappin
             return od.relu(od.conv2d(x, w, padding="SAME"))
 
     ``passes`` switches graph passes off by name, e.g. ``{"fuse": False}`` (names:
-    constant_fold, cse, dce, fuse, memory). ``step.graph(*args)`` returns the `Graph` a call runs.
+    constant_fold, cse, dce, fuse, layout, memory; ``{"layout": "all"}`` asks every kernel that can
+    write a channels-last result to, for checking kernels). ``step.graph(*args)`` returns the `Graph`
+    a call runs.
 
     The traced graphs are kept per signature, at most ``max_signatures`` of them (default
     `MAX_SIGNATURES`, 64): past that the least recently used signature is dropped, and traced

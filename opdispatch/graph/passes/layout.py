@@ -47,10 +47,11 @@ def _preserves(graph: GraphIR, node: Node, value: int) -> bool:
             and graph.values[node.outputs[0]].shape == graph.values[value].shape)
 
 
-def choose_layouts(graph: GraphIR) -> GraphIR:
+def choose_layouts(graph: GraphIR, everywhere: bool = False) -> GraphIR:
     """``graph`` with ``layout="channels_last"`` on every node whose kernel can write it, whose 4-D
     result reaches such a node's first input (through same-shape element-wise nodes on its device) and
-    does not reach a graph output that way."""
+    does not reach a graph output that way; with ``everywhere``, on every node whose kernel can write
+    it (for checking kernels: ``passes={"layout": "all"}``)."""
     wants = [CHANNELS_LAST in _layouts(graph, n) and len(n.outputs) == 1
              and len(graph.values[n.outputs[0]].shape) == 4 for n in graph.nodes]
     if not any(wants):
@@ -80,7 +81,9 @@ def choose_layouts(graph: GraphIR) -> GraphIR:
     changed = False
     for i, node in enumerate(nodes):
         layout: Optional[str] = None
-        if wants[i]:
+        if wants[i] and everywhere:
+            layout = CHANNELS_LAST
+        elif wants[i]:
             reader, output = region(node.outputs[0], node.device)
             layout = CHANNELS_LAST if reader and not output else None
         if (layout or "") != node.layout:
