@@ -94,6 +94,7 @@ BY_ATTRIBUTE: dict[tuple[str, str], KernelForm] = {
     ("cast", "dtype"): KernelForm("a dtype name: 'float16', 'float32', 'float64', 'int32', 'int64' or 'bool'",
                                   lambda v, m: v in ("float16", "float32", "float64", "int32", "int64", "bool")),
     ("clip", "min"): OPTIONAL_FLOAT, ("clip", "max"): OPTIONAL_FLOAT,
+    ("conv2d_bias_clip", "min"): OPTIONAL_FLOAT, ("conv2d_bias_clip", "max"): OPTIONAL_FLOAT,
     ("conv_transpose2d", "padding"): PADDING, ("conv_transpose2d", "output_padding"): PAIR0,
     ("dropout", "p"): KernelForm("a float in [0, 1]", lambda v, m: isinstance(v, float) and 0 <= v <= 1),
     ("dropout", "seed"): KernelForm("an int (seed=None arrives as one drawn from od.random)",

@@ -239,3 +239,38 @@ def test_relu_gradient_stays_when_the_pool_gradient_has_other_readers():
     routed = g.nodes[g.ops().index("max_pool2d_backward")].outputs[0]
     assert routed in g.outputs  # d loss / d h is returned too: the rewrite must leave it alone
     assert mask_before_max_pool_backward(g) is g
+
+
+def test_clip_after_a_conv_fuses_only_where_the_device_has_a_kernel_for_the_fused_op(clean_registry):
+    from opdispatch_numpy.conv import conv2d
+    from opdispatch_numpy.elementwise import clip
+    from opdispatch.reference.conv import conv2d_bias_clip
+
+    def fused(x, w, bias=None, **attrs):
+        return conv2d_bias_clip(x, w, bias, **attrs).astype(x.dtype)
+
+    base = [Kernel("conv2d", conv2d, dtypes=("float32",)), Kernel("clip", clip, dtypes=("float32",))]
+    od.register_plugin(make_plugin("withclip", base + [Kernel("conv2d_bias_clip", fused, dtypes=("float32",))],
+                                   devices=[DeviceInfo(0, dtypes=("float32",))]))
+    od.register_plugin(make_plugin("noclip", base, devices=[DeviceInfo(0, dtypes=("float32",))]))
+    for dev, want in (("withclip:0", ["conv2d_bias_clip"]), ("noclip:0", ["conv2d", "clip"])):
+        x = od.tensor(RNG.standard_normal((1, 2, 5, 5)).astype("float32"), device=dev)
+        w = od.tensor(RNG.standard_normal((3, 2, 3, 3)).astype("float32"), device=dev)
+
+        def f(x, w):
+            return od.clip(od.conv2d(x, w, padding=1), 0.0, 6.0)
+
+        g = raw(f, x, w)
+        out = fuse(g)
+        assert out.ops() == want, dev
+        if want == ["conv2d_bias_clip"]:
+            assert dict(out.nodes[0].attrs)["min"] == 0.0 and dict(out.nodes[0].attrs)["max"] == 6.0
+            assert out.nodes[0].fused_from == ("conv2d", "clip")
+        np.testing.assert_allclose(run(out, x, w).numpy(), f(x, w).numpy(), rtol=1e-5, atol=1e-6)
+
+        def both(x, w):  # the conv's result has another reader: nothing fuses
+            y = od.conv2d(x, w, padding=1)
+            return od.clip(y, 0.0, 6.0), y
+
+        g = raw(both, x, w)
+        assert fuse(g).ops() == ["conv2d", "clip"]

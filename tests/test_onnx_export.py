@@ -48,6 +48,9 @@ CASES = {
     "conv_same_groups": (lambda x, w: od.conv2d(x, w, padding="SAME", groups=2), (arr(1, 4, 7, 8), arr(4, 2, 3, 2))),
     "conv_bias_relu": (lambda x, w, b: op_function("conv2d_bias_relu")(x, w, b, stride=1, padding=1),
                        (arr(2, 3, 6, 6), arr(5, 3, 3, 3), arr(5))),
+    "conv_bias_clip": (lambda x, w, b: (op_function("conv2d_bias_clip")(x, w, b, padding=1, min=0.0, max=0.5),
+                                        op_function("conv2d_bias_clip")(x, w, None, min=None, max=0.25)),
+                       (arr(2, 3, 6, 6), arr(5, 3, 3, 3), arr(5))),
     "conv_backward_input": (lambda dy, w: op_function("conv2d_backward_input")(
         dy, w, input_shape=(2, 3, 9, 8), stride=(2, 2), padding=((1, 1), (0, 1)), dilation=(1, 1), groups=1),
         (arr(2, 4, 5, 4), arr(4, 3, 3, 3))),

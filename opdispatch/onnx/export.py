@@ -100,15 +100,17 @@ def _same(op_type: str) -> Emitter:
     return emit
 
 
-def _conv(b: _Builder, node: Node, ins: list, outs: list, relu: bool = False) -> None:
+def _conv(b: _Builder, node: Node, ins: list, outs: list, relu: bool = False, clip: bool = False) -> None:
     a = node.attrs
     kshape = b.meta(node.inputs[1]).shape[2:]
     inputs = ins if ins[2] else ins[:2]
-    target = [b.fresh("conv")] if relu else outs
+    target = [b.fresh("conv")] if relu or clip else outs
     b.node("Conv", inputs, target, kernel_shape=list(kshape), strides=list(a["stride"]), pads=_pads(a["padding"]),
            dilations=list(a["dilation"]), group=int(a["groups"]))
     if relu:
         b.node("Relu", target, outs)
+    if clip:
+        _clip_bounds(b, node, target, outs)
 
 
 def _conv_backward_input(b: _Builder, node: Node, ins: list, outs: list) -> None:
@@ -277,6 +279,11 @@ def _softmax_cross_entropy(b: _Builder, node: Node, ins: list, outs: list) -> No
 
 
 def _clip(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    _clip_bounds(b, node, ins[:1], outs)
+
+
+def _clip_bounds(b: _Builder, node: Node, ins: list, outs: list) -> None:
+    """A Clip of ``ins[0]`` with ``node``'s min and max attributes (clip's or conv2d_bias_clip's)."""
     dtype = b.meta(node.inputs[0]).dtype
     bounds = [("" if node.attrs[k] is None else b.const(node.attrs[k], dtype, k)) for k in ("min", "max")]
     while bounds and not bounds[-1]:
@@ -430,6 +437,7 @@ EXPORTERS: dict[str, Emitter] = {
     "add": _same("Add"), "sub": _same("Sub"), "mul": _same("Mul"), "div": _same("Div"),
     "matmul": _same("MatMul"), "leaky_relu": _leaky_relu, "silu": _silu, "relu_backward": _relu_backward,
     "conv2d": _conv, "conv2d_bias_relu": lambda b, n, i, o: _conv(b, n, i, o, relu=True),
+    "conv2d_bias_clip": lambda b, n, i, o: _conv(b, n, i, o, clip=True),
     "conv2d_backward_input": _conv_backward_input,
     "conv_transpose2d": _conv_transpose, "adaptive_avg_pool2d": _adaptive_avg_pool,
     "max_pool2d": _pool("MaxPool"), "avg_pool2d": _pool("AveragePool"), "batch_norm": _batch_norm,

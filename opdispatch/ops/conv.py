@@ -1,5 +1,5 @@
 """The conv family: conv2d (NCHW input, OIHW weights, cross-correlation as in every DL framework),
-the fused conv2d_bias_relu, conv2d's input and weight gradients as ops of their own, and
+the fused conv2d_bias_relu and conv2d_bias_clip, conv2d's input and weight gradients as ops of their own, and
 conv_transpose2d (PyTorch's ConvTranspose2d), the adjoint of conv2d.
 
 Each conv2d op decomposes into im2col written with ops (a pad, one strided slice per kernel tap, a
@@ -11,7 +11,7 @@ the bottom/right padding, and the bias add), so it runs wherever that op does, w
 from __future__ import annotations
 
 from .. import reference
-from ..attrs import INT_MAX, to_int, to_padding, to_pair
+from ..attrs import INT_MAX, to_float, to_int, to_padding, to_pair
 from ..errors import InvalidArgumentError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
@@ -81,6 +81,14 @@ CONV_ATTRS = (Attr("stride", 1, to_pair), Attr("padding", 0, to_padding), Attr("
               Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1)))
 
 
+def _optional_float(op, arg, value):
+    return None if value is None else to_float(op, arg, value)
+
+
+CLIP_ATTRS = (Attr("min", None, _optional_float), Attr("max", None, _optional_float))
+"""clip's bounds (conv2d_bias_clip's last attributes): a float or None (unbounded)."""
+
+
 # -- decompositions: im2col with ops, then one batched matmul ----------------------------------
 
 def _columns(F, x, kernel, stride, dilation, pads, out_hw):
@@ -102,6 +110,10 @@ def _conv2d(F, x, w, bias=None, *, stride, padding, dilation, groups):
 
 def _conv2d_bias_relu(F, x, w, bias=None, **attrs):
     return F.relu(F.conv2d(x, w, bias, **attrs))
+
+
+def _conv2d_bias_clip(F, x, w, bias=None, *, min, max, **attrs):  # noqa: A002 - clip's attribute names
+    return F.clip(F.conv2d(x, w, bias, **attrs), min=min, max=max)
 
 
 def _conv2d_backward_weight(F, x, dy, *, weight_shape, stride, padding, dilation, groups):
@@ -182,6 +194,15 @@ CONV2D_BIAS_RELU = OpSchema(
     reference=reference.conv.conv2d_bias_relu, doc="relu(conv2d(x, w, bias)) in one op (made by graph fusion)",
     reduction_length=_reduction_length, vjp=_conv2d_bias_relu_vjp,
     decomposition=Decomposition(_conv2d_bias_relu, uses=("conv2d", "relu")))
+
+CONV2D_BIAS_CLIP = OpSchema(
+    name="conv2d_bias_clip", family=FAMILY, inputs=CONV2D.inputs, attrs=CONV_ATTRS + CLIP_ATTRS, infer=_infer,
+    reference=reference.conv.conv2d_bias_clip,
+    doc="clip(conv2d(x, w, bias), min, max) in one op (made by graph fusion: ReLU6 after a conv)",
+    reduction_length=_reduction_length,
+    no_vjp="made by graph fusion only where nothing differentiates it: clip's gradient reads the conv output, "
+           "which this op does not keep (differentiate conv2d and clip)",
+    decomposition=Decomposition(_conv2d_bias_clip, uses=("conv2d", "clip")))
 
 
 def _infer_conv_input(op, metas, attrs):

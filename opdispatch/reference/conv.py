@@ -1,5 +1,5 @@
 """Reference conv family: conv2d (cross-correlation, no kernel flip; NCHW input, OIHW weights), the fused
-conv2d_bias_relu, and conv2d's input and weight gradients as explicit adjoints over kernel taps."""
+conv2d_bias_relu, conv2d_bias_clip, and conv2d's input and weight gradients as explicit adjoints over kernel taps."""
 
 from __future__ import annotations
 
@@ -36,6 +36,16 @@ def conv2d(x, w, bias=None, *, stride, padding, dilation, groups):
 def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups):
     """relu(conv2d(x, w, bias))."""
     return np.maximum(conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups), 0.0)
+
+
+def conv2d_bias_clip(x, w, bias=None, *, stride, padding, dilation, groups, min, max):  # noqa: A002 - clip's names
+    """clip(conv2d(x, w, bias), min, max) (None: unbounded; NaN stays NaN; min > max gives max)."""
+    y = conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if min is not None:
+        y = np.maximum(y, min)
+    if max is not None:
+        y = np.minimum(y, max)
+    return y
 
 
 def _f64(a):

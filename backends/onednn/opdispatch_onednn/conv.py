@@ -12,6 +12,8 @@ dilation is oneDNN's zero-based dilation (``d - 1``); asymmetric padding is its 
 
 from __future__ import annotations
 
+import builtins
+import weakref
 from math import prod
 from typing import Any, Callable, Optional, Sequence
 
@@ -19,8 +21,8 @@ import numpy as np
 from opdispatch.shapes import output_hw
 
 from . import library as L
-from .primitives import (CACHE, CHANNELS_LAST, PLAIN, Attr, MemoryDesc, Primitive, PrimitiveDesc, accepted, any_layout,
-                         contiguous, described, dims, empty, plain, strided)
+from .primitives import (BOUNDS, CACHE, CHANNELS_LAST, PLAIN, Attr, MemoryDesc, Primitive, PrimitiveDesc, accepted,
+                         any_layout, contiguous, described, dims, empty, plain, strided)
 
 
 def _weight_dims(w_shape: Sequence[int], groups: int) -> tuple[int, ...]:
@@ -59,20 +61,21 @@ reorders) runs instead."""
 
 
 def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups, src_layout: str = PLAIN,
-             dst_layout: str = PLAIN) -> Primitive:
+             dst_layout: str = PLAIN, clip: Optional[tuple[float, float]] = None) -> Primitive:
     """The forward primitive for arrays in ``src_layout`` (x) and ``dst_layout`` (y): with a channels-last
     one, the convolution on channels-last memory (no reorder for it) unless oneDNN has only a reference
-    implementation for that."""
+    implementation for that. ``clip``: (min, max) applied inside as oneDNN's clip post-op."""
     lib = L.load()
+    post = (L.ELTWISE_CLIP_V2, clip[0], clip[1]) if clip is not None else None
     pd = None
     if CHANNELS_LAST in (src_layout, dst_layout):
         pd = _forward_pd(lib, x_shape, w_shape, has_bias, stride, padding, dilation, groups, L.FORWARD_INFERENCE,
-                         Attr(lib), src_layout, dst_layout)
+                         Attr(lib, post), src_layout, dst_layout)
         if pd.impl().startswith(SLOW_IMPLS):
             pd = None
     if pd is None:
         pd = _forward_pd(lib, x_shape, w_shape, has_bias, stride, padding, dilation, groups, L.FORWARD_INFERENCE,
-                         Attr(lib))
+                         Attr(lib, post))
     user: dict[int, MemoryDesc] = {
         L.ARG_SRC: described(lib, x_shape, src_layout), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
         L.ARG_DST: described(lib, _out_shape(x_shape, w_shape, stride, padding, dilation), dst_layout)}
@@ -112,18 +115,18 @@ def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups, x_lay
 
 
 def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, reason: bool = False,
-               layouts: tuple[str, str] = (PLAIN, PLAIN)) -> Any:
+               layouts: tuple[str, str] = (PLAIN, PLAIN), clip: Optional[tuple[float, float]] = None) -> Any:
     """The cached primitive of ``kind`` ("conv2d", "conv2d_backward_input" or "conv2d_backward_weight")
     for input shape ``x_shape`` and weight shape ``w_shape`` with attributes ``a``, for arrays of the x side
     (x or dx) and the y side (y or dy) in ``layouts``; with ``reason``, instead why oneDNN cannot build it
     (None when it can)."""
     geometry = (a["stride"], a["padding"], a["dilation"], a["groups"])
-    key = (kind, tuple(x_shape), tuple(w_shape), has_bias, *geometry, layouts)
+    key = (kind, tuple(x_shape), tuple(w_shape), has_bias, *geometry, clip, layouts)
     backward = _backward_data if kind == "conv2d_backward_input" else _backward_weights
 
     def build() -> Primitive:
         if kind == "conv2d":
-            return _forward(x_shape, w_shape, has_bias, *geometry, *layouts)
+            return _forward(x_shape, w_shape, has_bias, *geometry, *layouts, clip=clip)
         return backward(x_shape, w_shape, *geometry, *layouts)
     return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
@@ -140,12 +143,15 @@ def forward_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
     return _empty(metas) or _primitive("conv2d", x.shape, w.shape, attrs, bias is not None, reason=True)
 
 
-def _run_forward(op: str, x, w, bias, attrs: dict, layout: str) -> np.ndarray:
+def _run_forward(op: str, x, w, bias, attrs: dict, layout: str,
+                 clip: Optional[tuple[float, float]] = None) -> np.ndarray:
     x, x_layout = accepted(x)
     y_layout = CHANNELS_LAST if layout == CHANNELS_LAST else PLAIN
     try:
-        p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None, layouts=(x_layout, y_layout))
+        p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None, layouts=(x_layout, y_layout), clip=clip)
     except L.OneDNNError:  # not for these layouts (supports() checked the plain ones)
+        if clip is not None:
+            raise
         x, x_layout, y_layout = contiguous(x), PLAIN, PLAIN
         p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None)
     y_shape = _out_shape(x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"])
@@ -167,6 +173,52 @@ def conv2d_bias_relu(x, w, bias=None, *, stride, padding, dilation, groups, layo
     y = _run_forward("conv2d_bias_relu", x, w, bias, {"stride": stride, "padding": padding, "dilation": dilation,
                                                       "groups": groups}, layout)
     return np.maximum(y, np.float32(0), out=y)
+
+
+NO_OVERFLOW = 1e37
+"""A bound on |conv2d's result| below which float32 sums cannot overflow (FLT_MAX is 3.4e38)."""
+
+
+def _weight_bound(w: np.ndarray, bias: Optional[np.ndarray]) -> float:
+    """max over filters of sum |w|, plus max |bias| (NaN or inf when they hold one), kept per weight array."""
+    key = ("weight_bound", id(w), w.ctypes.data, None if bias is None else (id(bias), bias.ctypes.data))
+    hit = _WEIGHT_BOUNDS.get(key)
+    if hit is None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            hit = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1, dtype=np.float64).max(initial=0.0))
+            hit += 0.0 if bias is None else float(np.abs(bias).max(initial=0.0))
+        _WEIGHT_BOUNDS[key] = hit
+        weakref.finalize(w, _WEIGHT_BOUNDS.pop, key, None)
+    return hit
+
+
+_WEIGHT_BOUNDS: dict[tuple, float] = {}
+
+
+def conv2d_bias_clip(x, w, bias=None, *, stride, padding, dilation, groups, min, max, layout=""):  # noqa: A002
+    """clip(conv2d(x, w, bias), min, max) with the clip inside the convolution (oneDNN's clip post-op)
+    where that is exact: min <= max, and x, w and bias finite with |conv2d| provably below `NO_OVERFLOW`
+    (then no NaN can reach the post-op, which would turn one into min). x's bound is known without a
+    pass when x is a clip's result (`BOUNDS`). Otherwise the conv, then np.clip over its result."""
+    a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    lo = -np.inf if min is None else float(np.float32(min))
+    hi = np.inf if max is None else float(np.float32(max))
+    if lo <= hi and BOUNDS.of(x) * _weight_bound(w, bias) < NO_OVERFLOW:
+        fmax = float(np.finfo(np.float32).max)
+        try:
+            y = _run_forward("conv2d_bias_clip", x, w, bias, a, layout, clip=(_finite(lo, fmax), _finite(hi, fmax)))
+        except L.OneDNNError:
+            pass
+        else:
+            if np.isfinite(lo) and np.isfinite(hi):
+                BOUNDS.record(y, builtins.max(abs(lo), abs(hi)))
+            return y
+    y = _run_forward("conv2d_bias_clip", x, w, bias, a, layout)
+    return np.clip(y, None if min is None else np.float32(min), None if max is None else np.float32(max), out=y)
+
+
+def _finite(v: float, fmax: float) -> float:
+    return builtins.min(builtins.max(v, -fmax), fmax)
 
 
 def backward_input_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
@@ -286,11 +338,12 @@ KERNELS: dict[str, tuple[Callable[..., Any], Callable[[Sequence[Any], dict], Opt
     "conv_transpose2d": (conv_transpose2d, transpose_supports),
     "conv2d": (conv2d, forward_supports),
     "conv2d_bias_relu": (conv2d_bias_relu, forward_supports),
+    "conv2d_bias_clip": (conv2d_bias_clip, forward_supports),
     "conv2d_backward_input": (conv2d_backward_input, backward_input_supports),
     "conv2d_backward_weight": (conv2d_backward_weight, backward_weight_supports),
 }
 """op -> (kernel, supports) for float32 on numpy:0."""
 
-CHANNELS_LAST_OPS = frozenset({"conv2d", "conv2d_bias_relu"})
+CHANNELS_LAST_OPS = frozenset({"conv2d", "conv2d_bias_relu", "conv2d_bias_clip"})
 """The kernels that write their result channels-last when a graph asks (``layout="channels_last"``) and
 read a channels-last x as it is: between two of them no reorder runs (`opdispatch.graph.passes.layout`)."""

@@ -72,18 +72,19 @@ def any_layout(lib: L.Library, shape: Sequence[int]) -> MemoryDesc:
 
 
 class Attr:
-    """A primitive attribute: user-managed scratchpad, optionally a relu post-op."""
+    """A primitive attribute: user-managed scratchpad, optionally an eltwise post-op ``(alg, alpha, beta)``
+    applied to the result inside the primitive."""
 
-    def __init__(self, lib: L.Library, relu: bool = False) -> None:
+    def __init__(self, lib: L.Library, eltwise: Optional[tuple[int, float, float]] = None) -> None:
         self.lib = lib
         self.handle = c_void_p()
         L.check(lib.dnnl_primitive_attr_create(byref(self.handle)), "dnnl_primitive_attr_create")
         L.check(lib.dnnl_primitive_attr_set_scratchpad_mode(self.handle, L.SCRATCHPAD_USER), "set_scratchpad_mode")
-        if relu:
+        if eltwise is not None:
             po = c_void_p()
             L.check(lib.dnnl_post_ops_create(byref(po)), "dnnl_post_ops_create")
             try:
-                L.check(lib.dnnl_post_ops_append_eltwise(po, L.ELTWISE_RELU, 0.0, 0.0), "append_eltwise")
+                L.check(lib.dnnl_post_ops_append_eltwise(po, *eltwise), "append_eltwise")
                 L.check(lib.dnnl_primitive_attr_set_post_ops(self.handle, po), "set_post_ops")
             finally:
                 lib.dnnl_post_ops_destroy(po)
@@ -375,6 +376,40 @@ CACHE = Cache()
 def contiguous(a: np.ndarray) -> np.ndarray:
     """``a`` as a C-contiguous float32 array (itself when it already is one)."""
     return a if a.flags.c_contiguous and a.dtype == np.float32 else np.ascontiguousarray(a, np.float32)
+
+
+class Bounds:
+    """Known bounds of arrays this provider made: ``record(a, m)`` says every value of ``a`` is finite with
+    ``|value| <= m`` (a clip's result), ``of(a)`` returns that, else measures it (``max(a.max(), -a.min())``:
+    NaN or inf when ``a`` holds one). Entries go with their arrays (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[int, float]] = {}  # id(array) -> (its data address, bound)
+        self._lock = threading.Lock()
+
+    def record(self, a: np.ndarray, bound: float) -> None:
+        key = id(a)
+        with self._lock:
+            fresh = key not in self._known
+            self._known[key] = (a.ctypes.data, bound)
+        if fresh:
+            weakref.finalize(a, self._forget, key)
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._known.pop(key, None)
+
+    def of(self, a: np.ndarray) -> float:
+        hit = self._known.get(id(a))
+        if hit is not None and hit[0] == a.ctypes.data:
+            return hit[1]
+        if a.size == 0:
+            return 0.0
+        with np.errstate(invalid="ignore"):
+            return max(float(a.max()), -float(a.min()))
+
+
+BOUNDS = Bounds()
 
 
 PLAIN, CHANNELS_LAST = "plain", "channels_last"

@@ -107,7 +107,7 @@ def test_a_graph_of_onednn_nodes_exchanges_channels_last_arrays_and_gives_the_sa
     g = lower(trace(f, x), [x.device], current_placement())
     layouts = [(n.op, n.layout) for n in g.nodes if n.op.startswith(("conv", "max_pool"))]
     assert layouts == [("conv2d_bias_relu", "channels_last"), ("max_pool2d", "channels_last"),
-                       ("conv2d", "channels_last"), ("conv2d", "")], g  # the last one feeds a reshape
+                       ("conv2d_bias_clip", "channels_last"), ("conv2d", "")], g  # the last one feeds a reshape
     CACHE.clear()
     on(x)
     keys = [k for k in list(CACHE._items) if isinstance(k, tuple) and k and k[0] == "conv2d"]

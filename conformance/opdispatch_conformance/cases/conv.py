@@ -1,5 +1,6 @@
 """Conformance cases of the conv family: the deterministic grid and the seeded random generators
-of its ops (conv2d, conv2d_bias_relu, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d)."""
+of its ops (conv2d, conv2d_bias_relu, conv2d_bias_clip, conv2d_backward_input, conv2d_backward_weight,
+conv_transpose2d)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,17 @@ def conv2d_grid() -> Iterator[Case]:
     yield Case("conv2d", (normal(17, 2, 4, 5), normal(2, 2, 3, 3), normal(2)), {"padding": "SAME"})
 
 
+RELU6 = {"min": 0.0, "max": 6.0}
+CLIP_BOUNDS = (RELU6, {"min": -0.5, "max": 0.25}, {"min": None, "max": 1.0}, {"min": -1.0, "max": None},
+               {"min": 1.0, "max": -1.0})
+"""conv2d_bias_clip's bounds in the grid: ReLU6, tight ones, one side unbounded, min > max (gives max)."""
+
+
 def fused_grid() -> Iterator[Case]:
-    """conv2d_bias_relu on every conv2d grid call."""
-    for case in conv2d_grid():
+    """conv2d_bias_relu and conv2d_bias_clip (the bounds in turn) on every conv2d grid call."""
+    for i, case in enumerate(conv2d_grid()):
         yield Case("conv2d_bias_relu", case.inputs, case.attrs)
+        yield Case("conv2d_bias_clip", case.inputs, dict(case.attrs, **CLIP_BOUNDS[i % len(CLIP_BOUNDS)]))
 
 
 def conv_backward_cases(x: tuple, w: tuple, attrs: dict) -> Iterator[Case]:
@@ -79,10 +87,11 @@ def grad_conv_grid() -> Iterator[Case]:
 def empty_batch_conv_grid() -> Iterator[Case]:
     """An empty batch (N = 0): empty results of the right shape, a zero weight gradient; on the
     paths a kernel may special-case (bias, groups, stride, SAME, pointwise, many channels)."""
-    for op in ("conv2d", "conv2d_bias_relu"):
-        yield Case(op, (normal(0, 3, 7, 6), normal(4, 3, 3, 2), normal(4)), {"padding": 1})
-        yield Case(op, (normal(0, 4, 6, 6), normal(4, 2, 3, 3), None), {"groups": 2, "stride": 2, "padding": "SAME"})
-        yield Case(op, (normal(0, 5, 4, 4), normal(2, 5, 1, 1), None), {})  # pointwise
+    for op, extra in (("conv2d", {}), ("conv2d_bias_relu", {}), ("conv2d_bias_clip", RELU6)):
+        yield Case(op, (normal(0, 3, 7, 6), normal(4, 3, 3, 2), normal(4)), dict(extra, padding=1))
+        yield Case(op, (normal(0, 4, 6, 6), normal(4, 2, 3, 3), None),
+                   dict(extra, groups=2, stride=2, padding="SAME"))
+        yield Case(op, (normal(0, 5, 4, 4), normal(2, 5, 1, 1), None), dict(extra))  # pointwise
     yield from conv_backward_cases((0, 3, 7, 6), (4, 3, 3, 2), {"padding": 1})
     yield from conv_backward_cases((0, 16, 6, 6), (16, 16, 3, 3), {"padding": 1})  # wide: other GEMM layouts
     yield from conv_backward_cases((0, 4, 6, 6), (4, 1, 3, 3), {"groups": 4, "stride": 2, "padding": "SAME"})
@@ -91,11 +100,12 @@ def empty_batch_conv_grid() -> Iterator[Case]:
 
 def special_conv_grid() -> Iterator[Case]:
     """NaN and infinities in the data input propagate through the sums (inf - inf: NaN), large values
-    do not overflow; conv2d_bias_relu keeps NaN (relu(NaN) is NaN). The weights stay finite: 0 * inf
-    from zero padding would be NaN in some implementations and skipped in others."""
-    for op in ("conv2d", "conv2d_bias_relu"):
-        yield Case(op, (special(2, 3, 7, 6), normal(4, 3, 3, 2), normal(4)), {"padding": 1})
-        yield Case(op, (special(5, 2, 5, 67, pool=NONFINITE), normal(3, 2, 3, 3), None), {"stride": 2})
+    do not overflow; conv2d_bias_relu and conv2d_bias_clip keep NaN (relu(NaN) and clip(NaN) are NaN).
+    The weights stay finite: 0 * inf from zero padding would be NaN in some implementations and
+    skipped in others."""
+    for op, extra in (("conv2d", {}), ("conv2d_bias_relu", {}), ("conv2d_bias_clip", RELU6)):
+        yield Case(op, (special(2, 3, 7, 6), normal(4, 3, 3, 2), normal(4)), dict(extra, padding=1))
+        yield Case(op, (special(5, 2, 5, 67, pool=NONFINITE), normal(3, 2, 3, 3), None), dict(extra, stride=2))
     x, w, attrs = (2, 3, 7, 6), (4, 3, 3, 2), {"padding": 1}
     dy = forward_shape("conv2d", (x, w, None), attrs)
     yield Case("conv2d_backward_input", (special(*dy), normal(*w)), dict(attrs, input_shape=x))
@@ -180,6 +190,14 @@ def _renamed(case: Case, op: str) -> Case:
     return Case(op, case.inputs, case.attrs)
 
 
+def _with_bounds(case: Case, r: random.Random) -> Case:
+    """``case`` with random clip bounds (either may be None; min > max now and then)."""
+    lo, hi = (None if r.random() < 0.2 else round(r.uniform(-2.0, 1.0), 3) for _ in range(2))
+    if hi is not None and lo is not None and r.random() < 0.8:
+        hi = lo + abs(hi)
+    return Case(case.op, case.inputs, dict(case.attrs, min=lo, max=hi))
+
+
 GRIDS: tuple[Callable[[], Iterator[Case]], ...] = (conv2d_grid, fused_grid, grad_conv_grid, empty_batch_conv_grid,
                                                    conv_transpose_grid)
 """The grid generators, each numbered from seed 0."""
@@ -190,6 +208,7 @@ SPECIAL: tuple[Callable[[], Iterator[Case]], ...] = (special_conv_grid, special_
 RANDOM: dict[str, Callable[[random.Random], Case]] = {
     'conv2d': _conv2d,
     'conv2d_bias_relu': lambda r: _renamed(_conv2d(r), "conv2d_bias_relu"),
+    'conv2d_bias_clip': lambda r: _with_bounds(_renamed(_conv2d(r), "conv2d_bias_clip"), r),
     'conv2d_backward_input': _conv2d_backward("conv2d_backward_input"),
     'conv2d_backward_weight': _conv2d_backward("conv2d_backward_weight"),
     'conv_transpose2d': _conv_transpose2d,

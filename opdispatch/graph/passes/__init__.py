@@ -7,11 +7,11 @@ from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
 from .decompose import decompose
 from .layout import choose_layouts
-from .fuse import fold_batch_norm, fold_bias_add, fuse, fuse_conv_relu
+from .fuse import fold_batch_norm, fold_bias_add, fuse, fuse_conv_clip, fuse_conv_relu
 from .memory import plan_memory
 from .pool_grad import mask_before_max_pool_backward
 from .relu_output import read_relu_outputs
 
 __all__ = ["fold_constants", "eliminate_common_subexpressions", "eliminate_dead_code", "decompose", "fuse",
-           "fold_bias_add", "fold_batch_norm", "fuse_conv_relu", "plan_memory", "read_relu_outputs",
+           "fold_bias_add", "fold_batch_norm", "fuse_conv_relu", "fuse_conv_clip", "plan_memory", "read_relu_outputs",
            "mask_before_max_pool_backward", "choose_layouts"]

@@ -4,8 +4,9 @@
 - ``batch_norm(conv2d(x, w, b))`` in inference folds the normalisation into the conv's weights and
   bias, written with ops the device has (constant folding then precomputes them when the
   parameters are constants);
-- ``relu(conv2d(x, w, b))`` becomes the fused op ``conv2d_bias_relu`` where the device has a kernel
-  for it (a device without one gains nothing from the fused node).
+- ``relu(conv2d(x, w, b))`` becomes the fused op ``conv2d_bias_relu``, and ``clip(conv2d(x, w, b))``
+  (ReLU6) ``conv2d_bias_clip``, where the device has a kernel for it (a device without one gains
+  nothing from the fused node).
 
 Fused nodes keep the user lines of every node they came from.
 """
@@ -32,7 +33,7 @@ def fuse(graph: GraphIR) -> GraphIR:
     the pre-activations of training graphs for fusion, and moving relu gradients before max-pool
     gradients, where they act on a tensor the window size smaller)."""
     graph = mask_before_max_pool_backward(read_relu_outputs(graph))
-    return fuse_conv_relu(fold_batch_norm(fold_bias_add(graph)))
+    return fuse_conv_clip(fuse_conv_relu(fold_batch_norm(fold_bias_add(graph))))
 
 
 def _can_run(graph: GraphIR, node: Node, op: str, inputs, attrs: dict) -> bool:
@@ -146,20 +147,34 @@ def fold_batch_norm(graph: GraphIR) -> GraphIR:
 
 def fuse_conv_relu(graph: GraphIR) -> GraphIR:
     """``relu(conv2d(x, w, b))`` -> ``conv2d_bias_relu(x, w, b)`` where the device can run it."""
+    return _fuse_activation(graph, "relu", "conv2d_bias_relu", lambda node: {})
+
+
+def fuse_conv_clip(graph: GraphIR) -> GraphIR:
+    """``clip(conv2d(x, w, b), min, max)`` (ReLU6) -> ``conv2d_bias_clip(x, w, b, min=, max=)`` where the
+    device can run it (a kernel of its own, not the decomposition)."""
+    return _fuse_activation(graph, "clip", "conv2d_bias_clip",
+                            lambda node: {"min": node.attrs["min"], "max": node.attrs["max"]})
+
+
+def _fuse_activation(graph: GraphIR, act: str, fused_op: str, act_attrs) -> GraphIR:
+    """``act(conv2d(...))`` -> ``fused_op(...)`` with the conv's attributes and ``act_attrs(act node)``,
+    where the conv's result has no other reader and the device has a kernel for the fused op."""
     producers, consumers = graph.producers(), graph.consumers()
     rw = Rewriter(graph)
     drop: set[int] = set()
     replace_at: dict[int, list[Node]] = {}
     for i, node in enumerate(graph.nodes):
-        if node.op != "relu":
+        if node.op != act:
             continue
         x = node.inputs[0]
         conv = _producer_conv(graph, producers, consumers, x, node)
-        if conv is None or x is None or not _can_run(graph, conv, "conv2d_bias_relu", conv.inputs, dict(conv.attrs)):
+        attrs = dict(conv.attrs, **act_attrs(node)) if conv is not None else {}
+        if conv is None or x is None or not _can_run(graph, conv, fused_op, conv.inputs, attrs):
             continue
         parts = conv.fused_from or ("conv2d",)
-        fused = rw.node("conv2d_bias_relu", list(conv.inputs), dict(conv.attrs), node.device,
-                        conv.sources + node.sources, parts + ("relu",), outputs=node.outputs)
+        fused = rw.node(fused_op, list(conv.inputs), attrs, node.device,
+                        conv.sources + node.sources, parts + (act,), outputs=node.outputs)
         drop.add(producers[x])
         replace_at[i] = [fused]
     if not replace_at:
