@@ -181,18 +181,20 @@ NO_OVERFLOW = 1e37
 
 def _weight_bound(w: np.ndarray, bias: Optional[np.ndarray]) -> float:
     """max over filters of sum |w|, plus max |bias| (NaN or inf when they hold one), kept per weight array."""
-    key = ("weight_bound", id(w), w.ctypes.data, None if bias is None else (id(bias), bias.ctypes.data))
+    key = (id(w), None if bias is None else id(bias))  # the entry goes when either array does
     hit = _WEIGHT_BOUNDS.get(key)
     if hit is None:
         with np.errstate(invalid="ignore", over="ignore"):
             hit = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1, dtype=np.float64).max(initial=0.0))
             hit += 0.0 if bias is None else float(np.abs(bias).max(initial=0.0))
         _WEIGHT_BOUNDS[key] = hit
-        weakref.finalize(w, _WEIGHT_BOUNDS.pop, key, None)
+        for a in (w, bias):
+            if a is not None:
+                weakref.finalize(a, _WEIGHT_BOUNDS.pop, key, None)
     return hit
 
 
-_WEIGHT_BOUNDS: dict[tuple, float] = {}
+_WEIGHT_BOUNDS: dict[tuple, float] = {}  # (id(w), id(bias)) -> _weight_bound
 
 
 def conv2d_bias_clip(x, w, bias=None, *, stride, padding, dilation, groups, min, max, layout=""):  # noqa: A002

@@ -149,20 +149,20 @@ class _Pool(threading.local):
     """This thread's reusable buffers, one per role (an execution argument's index), grown as needed."""
 
     def __init__(self) -> None:
-        self.buffers: dict[int, np.ndarray] = {}
+        self.buffers: dict[int, tuple[np.ndarray, int]] = {}  # role -> (buffer, its aligned address)
 
     def new_bytes(self, role: int, nbytes: int) -> int:
         """What `get` would allocate for ``role`` (0 when its buffer is large enough)."""
-        buf = self.buffers.get(role)
-        return 0 if buf is not None and buf.nbytes >= nbytes + 64 else nbytes + 64
+        hit = self.buffers.get(role)
+        return 0 if hit is not None and hit[0].nbytes >= nbytes + 64 else nbytes + 64
 
     def get(self, role: int, nbytes: int) -> int:
         """The 64-byte aligned address of at least ``nbytes`` bytes for ``role``."""
-        buf = self.buffers.get(role)
-        if buf is None or buf.nbytes < nbytes + 64:
+        hit = self.buffers.get(role)
+        if hit is None or hit[0].nbytes < nbytes + 64:
             buf = np.empty(nbytes + 64, np.uint8)
-            self.buffers[role] = buf
-        return _aligned(buf)
+            hit = self.buffers[role] = (buf, _aligned(buf))
+        return hit[1]
 
 
 def _aligned(buf: np.ndarray) -> int:
@@ -244,7 +244,8 @@ class Primitive:
         self.impl = pd.impl()
         self._local = threading.local()
         self.constant = frozenset(a for a in constant if a in self.reordered and a in self.inputs)
-        self._copies: dict[tuple[int, int], tuple[int, np.ndarray]] = {}  # (arg, id(source)) -> (its address, copy)
+        self._copies: dict[tuple[int, int], tuple[int, np.ndarray, int]] = {}  # (arg, id(source)) -> (its
+        # address, the copy, the copy's aligned address)
         self.copies_made = 0  # reorders of constant inputs (a cache miss each)
 
     def check_fits(self, op: str, output_bytes: int) -> None:
@@ -277,7 +278,7 @@ class Primitive:
         key = (arg, id(source))
         hit = self._copies.get(key)
         if hit is not None and hit[0] == source.ctypes.data:
-            return _aligned(hit[1])
+            return hit[2]
         copy = np.empty(self.inner_bytes[arg] + 64, np.uint8)
         lib = self.lib
         lib.dnnl_memory_set_data_handle(b.user[arg].handle, source.ctypes.data)
@@ -286,7 +287,7 @@ class Primitive:
         L.check(lib.dnnl_stream_wait(stream), "dnnl_stream_wait")
         if hit is None:  # a new source array: forget its copy with it
             weakref.finalize(source, self._copies.pop, key, None)
-        self._copies[key] = (source.ctypes.data, copy)
+        self._copies[key] = (source.ctypes.data, copy, _aligned(copy))
         self.copies_made += 1
         return _aligned(copy)
 
@@ -384,14 +385,14 @@ class Bounds:
     NaN or inf when ``a`` holds one). Entries go with their arrays (thread-safe)."""
 
     def __init__(self) -> None:
-        self._known: dict[int, tuple[int, float]] = {}  # id(array) -> (its data address, bound)
+        self._known: dict[int, float] = {}  # id(array) -> bound (the entry goes when the array does)
         self._lock = threading.Lock()
 
     def record(self, a: np.ndarray, bound: float) -> None:
         key = id(a)
         with self._lock:
             fresh = key not in self._known
-            self._known[key] = (a.ctypes.data, bound)
+            self._known[key] = bound
         if fresh:
             weakref.finalize(a, self._forget, key)
 
@@ -401,8 +402,8 @@ class Bounds:
 
     def of(self, a: np.ndarray) -> float:
         hit = self._known.get(id(a))
-        if hit is not None and hit[0] == a.ctypes.data:
-            return hit[1]
+        if hit is not None:
+            return hit
         if a.size == 0:
             return 0.0
         with np.errstate(invalid="ignore"):
