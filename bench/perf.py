@@ -13,10 +13,14 @@ next one waits until no thread of the worker that ran is runnable ("settle", `wa
 OpenMP threads, OpenBLAS's and ONNX Runtime's keep spinning for some ms after a call (2-16 ms median
 here, OpenBLAS up to 100 ms; JSON ``settle_ms``), and on 2 cores a spinning pool slows whichever
 runtime runs next, in the same process or another (bench/interleave_check.py compares the schedules).
-``--mode inprocess`` alternates in one process instead; ``--mode alone`` runs each peer's repetitions
-back to back (unpaired). ``--threads 1`` runs every peer on one thread: on a loaded machine a
-2-thread pool whose threads are preempted in turn stalls at each barrier (OpenBLAS most: 10-100x
-slower at load 8), which a single thread does not.
+Every worker runs with glibc's large-allocation threshold raised (`HEAP_MALLOC`: arrays up to 1 GiB
+come from the heap and freed memory stays there), the same for every peer: on this VM an array freed
+back to the OS and faulted in again costs more than the work, order-dependently (MobileNetV2 b16: od
+graph 185 ms and PyTorch 250 ms in one peer order, 46 and 100 ms in the other, with glibc's default);
+``--default-malloc`` runs with glibc's defaults. ``--mode inprocess`` alternates in one process instead;
+``--mode alone`` runs each peer's repetitions back to back (unpaired). ``--threads 1`` runs every peer
+on one thread: on a loaded machine a 2-thread pool whose threads are preempted in turn stalls at each
+barrier (OpenBLAS most: 10-100x slower at load 8), which a single thread does not.
 
 Peers: ``od-eager`` and ``od-graph`` (od.function) on numpy:0 with every installed kernel provider;
 ``od-graph-noprov``, the same with all providers disabled (OPDISPATCH_DISABLE_PROVIDERS), added
@@ -77,6 +81,10 @@ def thread_env(threads: int) -> dict:
         return {}
     n = str(threads)
     return {THREADS_ENV: n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+HEAP_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
+"""The workers' glibc malloc settings (unless --default-malloc): allocations up to 1 GiB from the heap, and
+up to 4 GiB of freed heap kept, instead of mmap/munmap for every array over 32 MiB (each call's tensors
+then page-fault in again)."""
 NO_SPIN_ENV = "PERF_NO_SPIN"
 NO_SPIN = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4", NO_SPIN_ENV: "1"}
 """The workers' environment with --no-spin: idle threads sleep at once instead of spinning (GNU OpenMP,
@@ -767,6 +775,7 @@ class Settings:
     warmup: int = 2
     gap_ms: float = 0.0
     no_spin: bool = False
+    heap_malloc: bool = True
     settle: bool = True
     threads: int = 0
     settle_max_ms: float = 300.0
@@ -820,7 +829,8 @@ class Bench:
         """Start (or reuse) ``peer``'s worker and load the peer there; False (and why, in missing) if it cannot."""
         key = self._key(peer)
         if key not in self.procs:
-            env = {**os.environ, **(NO_SPIN if self.settings.no_spin else {}), **thread_env(self.settings.threads),
+            env = {**os.environ, **(HEAP_MALLOC if self.settings.heap_malloc else {}),
+                   **(NO_SPIN if self.settings.no_spin else {}), **thread_env(self.settings.threads),
                    **self.envs.get(peer, {})}
             self.procs[key] = Worker(env, self.work_dir, key, self.show_output)
         worker = self.procs[key]
@@ -1028,7 +1038,8 @@ def render(report: dict) -> str:
     others = [p for p in OTHER_PEERS if p in peers]
     st = report["settings"]
     out = [f"float32 CPU, {report['cpus']} cores, threads per peer: {st.get('threads') or 'default'}; mode "
-           f"{report['mode']}{', settle' if st.get('settle') else ''}{', no spin' if st.get('no_spin') else ''}; "
+           f"{report['mode']}{', settle' if st.get('settle') else ''}{', no spin' if st.get('no_spin') else ''}"
+           f"{', heap malloc' if st.get('heap_malloc') else ', default malloc'}; "
            f"load average at start {report['load_start']}, at end {report['load_end']}.",
            f"Measured peak: {peak['gflops']:.0f} GFLOP/s ({peak['library']}, best {peak['n']}^3 matmul at the start "
            f"and the end; guide: {peak['nominal_gflops']:.0f})." if peak.get("gflops") else
@@ -1108,7 +1119,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
         raise SystemExit(f"unknown peer(s) {bad}; allowed: {', '.join(PEERS)}")
     settings = Settings(rounds=args.rounds, min_rounds=min(args.min_rounds, args.rounds), row_budget_s=args.row_budget,
                         warmup=args.warmup, gap_ms=args.gap_ms, peak_n=args.peak_n, settle=args.settle,
-                        no_spin=args.no_spin, threads=args.threads)
+                        no_spin=args.no_spin, threads=args.threads, heap_malloc=not args.default_malloc)
     report: dict[str, Any] = {"mode": args.mode, "cpus": os.cpu_count(), "load_start": _load(),
                               "settings": dataclasses.asdict(settings), "tiny": args.tiny}
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
@@ -1191,6 +1202,9 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-spin", action="store_true",
                         help="start the workers with idle thread pools that sleep at once (OMP_WAIT_POLICY=PASSIVE, "
                              "OPENBLAS_THREAD_TIMEOUT=4, ONNX Runtime without intra-op spinning)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="run the workers with glibc's malloc defaults (large arrays mmap'd and unmapped on "
+                             "every call) instead of HEAP_MALLOC")
     parser.add_argument("--mode", choices=MODES, default="lockstep",
                         help="lockstep: one process per peer, one repetition each in turn (default); inprocess: "
                              "the same alternation with every peer in one process; alone: each peer's "
