@@ -13,6 +13,10 @@ next one waits until no thread of the worker that ran is runnable ("settle", `wa
 OpenMP threads, OpenBLAS's and ONNX Runtime's keep spinning for some ms after a call (2-16 ms median
 here, OpenBLAS up to 100 ms; JSON ``settle_ms``), and on 2 cores a spinning pool slows whichever
 runtime runs next, in the same process or another (bench/interleave_check.py compares the schedules).
+A repetition is the median of back-to-back calls that fill `--min-rep-ms` (10 ms; one call for the rows
+slower than that): a single call after the pools have gone idle measures their wake-up, which on this VM
+costs GNU OpenMP's runtimes (od, PyTorch) about 0.8 ms and, one call in three, 10 ms (conv_a: od 0.54
+ms back to back, 1.3 ms or 10-12 ms as single calls; PyTorch alike; ONNX Runtime 1.07 ms either way).
 Every worker runs with glibc's large-allocation threshold raised (`HEAP_MALLOC`: arrays up to 1 GiB
 come from the heap and freed memory stays there), the same for every peer: on this VM an array freed
 back to the OS and faulted in again costs more than the work, order-dependently (MobileNetV2 b16: od
@@ -571,7 +575,7 @@ def worker_main() -> None:
                     calls[peer] = fn
                     reply = {"ok": True}
             elif cmd == "rep":
-                reply = {"ms": [_time_once(calls[peer]) for _ in range(msg.get("n", 1))]}
+                reply = {"ms": [_repetition(calls[peer], msg.get("min_ms", 0.0)) for _ in range(msg.get("n", 1))]}
             elif cmd == "release":
                 calls.pop(peer, None)
                 reply = {"ok": True}
@@ -586,6 +590,19 @@ def _time_once(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1e3
+
+
+MAX_CALLS_PER_REP = 50
+
+
+def _repetition(fn: Callable[[], Any], min_ms: float) -> float:
+    """One repetition's ms per call: ``fn`` called back to back until the calls add up to ``min_ms`` (at
+    least one, at most `MAX_CALLS_PER_REP`), the median of their times (the first call, which wakes the
+    idle thread pools, counts once among them)."""
+    times = [_time_once(fn)]
+    while sum(times) < min_ms and len(times) < MAX_CALLS_PER_REP:
+        times.append(_time_once(fn))
+    return float(np.median(times))
 
 
 def runnable_threads(pid: int) -> Optional[int]:
@@ -774,6 +791,7 @@ class Settings:
     row_budget_s: float = 30.0
     warmup: int = 2
     gap_ms: float = 0.0
+    min_rep_ms: float = 10.0
     no_spin: bool = False
     heap_malloc: bool = True
     settle: bool = True
@@ -956,7 +974,7 @@ class Bench:
         return result
 
     def _rep(self, peer: str, times: dict, skipped: dict) -> None:
-        reply = self._guarded(peer, {"cmd": "rep", "n": 1}, skipped)
+        reply = self._guarded(peer, {"cmd": "rep", "n": 1, "min_ms": self.settings.min_rep_ms}, skipped)
         if reply is None or "error" in reply:
             if reply is not None:
                 skipped[peer] = f"error: {reply['error']}"
@@ -1037,9 +1055,10 @@ def render(report: dict) -> str:
     od_peers = [p for p in OD_PEERS if p in peers]
     others = [p for p in OTHER_PEERS if p in peers]
     st = report["settings"]
+    reps = f", repetitions of {st['min_rep_ms']:g} ms" if st.get("min_rep_ms") else ", single-call repetitions"
     out = [f"float32 CPU, {report['cpus']} cores, threads per peer: {st.get('threads') or 'default'}; mode "
            f"{report['mode']}{', settle' if st.get('settle') else ''}{', no spin' if st.get('no_spin') else ''}"
-           f"{', heap malloc' if st.get('heap_malloc') else ', default malloc'}; "
+           f"{', heap malloc' if st.get('heap_malloc') else ', default malloc'}{reps}; "
            f"load average at start {report['load_start']}, at end {report['load_end']}.",
            f"Measured peak: {peak['gflops']:.0f} GFLOP/s ({peak['library']}, best {peak['n']}^3 matmul at the start "
            f"and the end; guide: {peak['nominal_gflops']:.0f})." if peak.get("gflops") else
@@ -1118,7 +1137,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
     if bad:
         raise SystemExit(f"unknown peer(s) {bad}; allowed: {', '.join(PEERS)}")
     settings = Settings(rounds=args.rounds, min_rounds=min(args.min_rounds, args.rounds), row_budget_s=args.row_budget,
-                        warmup=args.warmup, gap_ms=args.gap_ms, peak_n=args.peak_n, settle=args.settle,
+                        warmup=args.warmup, gap_ms=args.gap_ms, min_rep_ms=args.min_rep_ms, peak_n=args.peak_n,
+                        settle=args.settle,
                         no_spin=args.no_spin, threads=args.threads, heap_malloc=not args.default_malloc)
     report: dict[str, Any] = {"mode": args.mode, "cpus": os.cpu_count(), "load_start": _load(),
                               "settings": dataclasses.asdict(settings), "tiny": args.tiny}
@@ -1193,6 +1213,9 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> argparse.Namespace:
                              "(default 30)")
     parser.add_argument("--warmup", type=int, default=None, help="calls per peer before timing (default 2)")
     parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between two repetitions (default 0)")
+    parser.add_argument("--min-rep-ms", type=float, default=10.0,
+                        help="a repetition calls the row's function back to back until this many ms and counts "
+                             "the median call (default 10; 0: one call, which includes waking the idle pools)")
     parser.add_argument("--no-settle", dest="settle", action="store_false",
                         help="start the next peer's repetition at once, not when the previous worker has gone "
                              "idle (its thread pools spin for some ms after a call)")
