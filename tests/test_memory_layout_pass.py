@@ -149,4 +149,4 @@ def test_conformance_catches_a_kernel_whose_channels_last_result_is_wrong(clean_
     assert [run_case(c, dev, "float32", mode="eager").status for c in cases] == [PASSED] * len(cases)
     graph = [run_case(c, dev, "float32", mode="graph") for c in cases]
     wrong = [r for r in graph if r.status == FAILED]
-    assert wrong and all("layout the kernel declares" in r.message for r in wrong), [r.message for r in graph]
+    assert wrong and all("the layout the kernel declares" in r.message for r in wrong), [r.message for r in graph]

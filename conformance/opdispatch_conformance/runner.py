@@ -96,8 +96,9 @@ def _call(case: Case, inputs: list, dev: Device) -> Any:
     return fn(*as_args(OPS[case.op], inputs), **case.attrs)
 
 
-def _call_graph(case: Case, inputs: list, dev: Device) -> Any:
-    """The case through ``od.function``: present inputs are traced arguments, attributes static."""
+def _call_graph(case: Case, inputs: list, dev: Device, passes: Optional[dict] = None) -> Any:
+    """The case through ``od.function`` (with ``passes``): present inputs are traced arguments,
+    attributes static."""
     fn: Callable[..., Any] = op_function(case.op)
     present = [i for i, t in enumerate(inputs) if t is not None]
 
@@ -107,22 +108,13 @@ def _call_graph(case: Case, inputs: list, dev: Device) -> Any:
             args[i] = t
         return fn(*as_args(OPS[case.op], args), **case.attrs)
 
-    return od.function(traced)(*[inputs[i] for i in present])
+    return od.function(traced, passes=passes)(*[inputs[i] for i in present])
 
 
 def _call_graph_all_layouts(case: Case, inputs: list, dev: Device) -> Any:
     """The case through ``od.function`` with every kernel that can write a channels-last result asked to
     (``passes={"layout": "all"}``: the graph's output too)."""
-    fn: Callable[..., Any] = op_function(case.op)
-    present = [i for i, t in enumerate(inputs) if t is not None]
-
-    def traced(*tensors: Any) -> Any:
-        args = list(inputs)
-        for i, t in zip(present, tensors):
-            args[i] = t
-        return fn(*as_args(OPS[case.op], args), **case.attrs)
-
-    return od.function(traced, passes={"layout": "all"})(*[inputs[i] for i in present])
+    return _call_graph(case, inputs, dev, passes={"layout": "all"})
 
 
 CALLS: dict[str, Callable[[Case, list, Device], Any]] = {"eager": _call, "graph": _call_graph}
@@ -370,34 +362,33 @@ def _check_same_as_contiguous(case: Case, arrays: list, values: list, dev: Devic
     """Problems with the results of ``case`` (inputs passed as views, read back as ``values``)
     against the same call with the inputs passed contiguous: they must agree as they agree with
     the reference (the same NaN and infinity positions, within ``tol``)."""
-    with device_scope(dev, fallback="error"), np.errstate(all="ignore"):
-        result = run(case, [None if a is None else od.tensor(a, device=dev) for a in arrays], dev)
-    results = result if isinstance(result, tuple) else (result,)
-    problems = []
-    for i, (got, want) in enumerate(zip(values, results)):
-        label = f"output {i}" if len(values) > 1 else "output"
-        cmp = compare(got, np.asarray(want.numpy()), tol)
-        if not cmp.ok:
-            problems.append(f"{label} with the inputs passed as {case.layout} views differs from the {label} with "
-                            f"the same inputs contiguous: {cmp.problem}")
-    return problems
+    return _disagreements(case, arrays, values, dev, tol, run,
+                          lambda label: f"{label} with the inputs passed as {case.layout} views differs from the "
+                                        f"{label} with the same inputs contiguous")
 
 
 def _check_layouts(case: Case, host: list, values: list, dev: Device, tol: Tolerance,
                    layouts: Sequence[str]) -> list[str]:
     """Problems with the results of ``case`` when its kernel writes them in the ``layouts`` it declares
-    (in a graph, ``passes={"layout": "all"}``) against its results without: the same values (within
-    ``tol``, the same NaN and infinity positions)."""
+    (in a graph, ``passes={"layout": "all"}``) against its results without (``values``)."""
+    return _disagreements(case, host, values, dev, tol, _call_graph_all_layouts,
+                          lambda label: f"{label} without the layout the kernel declares differs from the {label} "
+                                        f"written in it ({', '.join(layouts)}, asked for by graph mode's layout "
+                                        f"pass)")
+
+
+def _disagreements(case: Case, arrays: list, values: list, dev: Device, tol: Tolerance,
+                   run: Callable[[Case, list, Device], Any], differs: Callable[[str], str]) -> list[str]:
+    """Where ``case`` run again by ``run`` (on new tensors of ``arrays``) disagrees with ``values`` beyond
+    ``tol`` (or in its NaN and infinity positions): ``differs(label)`` and the difference, per output."""
     with device_scope(dev, fallback="error"), np.errstate(all="ignore"):
-        result = _call_graph_all_layouts(case, [None if a is None else od.tensor(a, device=dev) for a in host], dev)
+        result = run(case, [None if a is None else od.tensor(a, device=dev) for a in arrays], dev)
     results = result if isinstance(result, tuple) else (result,)
     problems = []
-    for i, (got, want) in enumerate(zip(results, values)):
-        label = f"output {i}" if len(values) > 1 else "output"
-        cmp = compare(np.asarray(got.numpy()), want, tol)
+    for i, (got, again) in enumerate(zip(values, results)):
+        cmp = compare(got, np.asarray(again.numpy()), tol)
         if not cmp.ok:
-            problems.append(f"{label} written in the layout the kernel declares ({', '.join(layouts)}, asked for "
-                            f"by graph mode's layout pass) differs from the {label} without it: {cmp.problem}")
+            problems.append(f"{differs(f'output {i}' if len(values) > 1 else 'output')}: {cmp.problem}")
     return problems
 
 
