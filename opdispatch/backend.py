@@ -138,7 +138,8 @@ class DeviceInfo:
 
 SupportsFn = Callable[[Sequence[Any], dict], Optional[str]]
 
-LAYOUTS = ("channels_last",)
+CHANNELS_LAST = "channels_last"
+LAYOUTS = (CHANNELS_LAST,)
 """Result layouts a kernel may declare (`Kernel.layouts`). ``"channels_last"``: a 4-D (N, C, H, W)
 result stored as (N, H, W, C) in memory, as a NumPy array is when it is the transpose ``(0, 3, 1, 2)``
 of a C-contiguous (N, H, W, C) one (strides, not a different shape: every reader sees the same values)."""

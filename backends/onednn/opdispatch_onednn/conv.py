@@ -84,34 +84,31 @@ def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups, src_
     return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
 
 
-def _backward_data(x_shape, w_shape, stride, padding, dilation, groups, x_layout: str = PLAIN,
-                   y_layout: str = PLAIN) -> Primitive:
+def _backward(kind: str, x_shape, w_shape, stride, padding, dilation, groups, x_layout: str = PLAIN,
+              y_layout: str = PLAIN) -> Primitive:
+    """conv2d's input gradient ("conv2d_backward_input": dx from dy and w) or weight gradient
+    ("conv2d_backward_weight": dw from x and dy), for x or dx in ``x_layout`` and dy in ``y_layout``."""
     lib = L.load()
     hint = _forward_pd(lib, x_shape, w_shape, False, stride, padding, dilation, groups, L.FORWARD_TRAINING, None)
     y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
-    dx, wts, dy = any_layout(lib, x_shape), any_layout(lib, _weight_dims(w_shape, groups)), any_layout(lib, y_shape)
-    attr = Attr(lib)
-    pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_data_primitive_desc_create(
-        out, lib.engine, L.CONVOLUTION_DIRECT, dx.handle, wts.handle, dy.handle,
-        *_geometry(stride, padding, dilation), hint.handle, attr.handle), "convolution backward data")
-    user = {L.ARG_DIFF_SRC: described(lib, x_shape, x_layout), L.ARG_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
+    x_md, y_md = any_layout(lib, x_shape), any_layout(lib, y_shape)
+    w_md = any_layout(lib, _weight_dims(w_shape, groups))
+    attr, geo = Attr(lib), _geometry(stride, padding, dilation)
+    if kind == "conv2d_backward_input":
+        pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_data_primitive_desc_create(
+            out, lib.engine, L.CONVOLUTION_DIRECT, x_md.handle, w_md.handle, y_md.handle, *geo, hint.handle,
+            attr.handle), "convolution backward data")
+        x_arg, w_arg = L.ARG_DIFF_SRC, L.ARG_WEIGHTS
+        inputs, constant = (L.ARG_WEIGHTS, L.ARG_DIFF_DST), (L.ARG_WEIGHTS,)
+    else:
+        pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_weights_primitive_desc_create(
+            out, lib.engine, L.CONVOLUTION_DIRECT, x_md.handle, w_md.handle, None, y_md.handle, *geo, hint.handle,
+            attr.handle), "convolution backward weights")
+        x_arg, w_arg = L.ARG_SRC, L.ARG_DIFF_WEIGHTS
+        inputs, constant = (L.ARG_SRC, L.ARG_DIFF_DST), ()
+    user = {x_arg: described(lib, x_shape, x_layout), w_arg: plain(lib, _weight_dims(w_shape, groups)),
             L.ARG_DIFF_DST: described(lib, y_shape, y_layout)}
-    return Primitive(lib, pd, user, inputs=(L.ARG_WEIGHTS, L.ARG_DIFF_DST), constant=(L.ARG_WEIGHTS,))
-
-
-def _backward_weights(x_shape, w_shape, stride, padding, dilation, groups, x_layout: str = PLAIN,
-                      y_layout: str = PLAIN) -> Primitive:
-    lib = L.load()
-    hint = _forward_pd(lib, x_shape, w_shape, False, stride, padding, dilation, groups, L.FORWARD_TRAINING, None)
-    y_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
-    src, dw, dy = any_layout(lib, x_shape), any_layout(lib, _weight_dims(w_shape, groups)), any_layout(lib, y_shape)
-    attr = Attr(lib)
-    pd = PrimitiveDesc(lib, lambda out: lib.dnnl_convolution_backward_weights_primitive_desc_create(
-        out, lib.engine, L.CONVOLUTION_DIRECT, src.handle, dw.handle, None, dy.handle,
-        *_geometry(stride, padding, dilation), hint.handle, attr.handle), "convolution backward weights")
-    user = {L.ARG_SRC: described(lib, x_shape, x_layout), L.ARG_DIFF_WEIGHTS: plain(lib, _weight_dims(w_shape, groups)),
-            L.ARG_DIFF_DST: described(lib, y_shape, y_layout)}
-    return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_DIFF_DST))
+    return Primitive(lib, pd, user, inputs=inputs, constant=constant)
 
 
 def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, reason: bool = False,
@@ -122,12 +119,11 @@ def _primitive(kind: str, x_shape, w_shape, a: dict, has_bias: bool = False, rea
     (None when it can)."""
     geometry = (a["stride"], a["padding"], a["dilation"], a["groups"])
     key = (kind, tuple(x_shape), tuple(w_shape), has_bias, *geometry, clip, layouts)
-    backward = _backward_data if kind == "conv2d_backward_input" else _backward_weights
 
     def build() -> Primitive:
         if kind == "conv2d":
             return _forward(x_shape, w_shape, has_bias, *geometry, *layouts, clip=clip)
-        return backward(x_shape, w_shape, *geometry, *layouts)
+        return _backward(kind, x_shape, w_shape, *geometry, *layouts)
     return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
 
@@ -206,9 +202,8 @@ def conv2d_bias_clip(x, w, bias=None, *, stride, padding, dilation, groups, min,
     lo = -np.inf if min is None else float(np.float32(min))
     hi = np.inf if max is None else float(np.float32(max))
     if lo <= hi and BOUNDS.of(x) * _weight_bound(w, bias) < NO_OVERFLOW:
-        fmax = float(np.finfo(np.float32).max)
         try:
-            y = _run_forward("conv2d_bias_clip", x, w, bias, a, layout, clip=(_finite(lo, fmax), _finite(hi, fmax)))
+            y = _run_forward("conv2d_bias_clip", x, w, bias, a, layout, clip=(_finite(lo), _finite(hi)))
         except L.OneDNNError:
             pass
         else:
@@ -219,8 +214,12 @@ def conv2d_bias_clip(x, w, bias=None, *, stride, padding, dilation, groups, min,
     return np.clip(y, None if min is None else np.float32(min), None if max is None else np.float32(max), out=y)
 
 
-def _finite(v: float, fmax: float) -> float:
-    return builtins.min(builtins.max(v, -fmax), fmax)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite(v: float) -> float:
+    """``v`` within float32's finite range (an unbounded side of the clip post-op)."""
+    return builtins.min(builtins.max(v, -_FLOAT32_MAX), _FLOAT32_MAX)
 
 
 def backward_input_supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:

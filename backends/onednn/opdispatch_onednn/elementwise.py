@@ -69,8 +69,10 @@ def _forward(size: int, alg: int, alpha: float, beta: float) -> Primitive:
     return Primitive(lib, pd, {L.ARG_SRC: plain(lib, (size,)), L.ARG_DST: plain(lib, (size,))}, inputs=(L.ARG_SRC,))
 
 
-def _forward_primitive(size: int, alg: int, alpha: float, beta: float) -> Primitive:
-    return CACHE.get(("eltwise", size, alg, alpha, beta), lambda: _forward(size, alg, alpha, beta))
+def _forward_primitive(size: int, alg: int, alpha: float, beta: float, reason: bool = False) -> Any:
+    """The cached primitive (with ``reason``, instead why oneDNN cannot build it; None when it can)."""
+    key, build = ("eltwise", size, alg, alpha, beta), lambda: _forward(size, alg, alpha, beta)
+    return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
 
 def _size_reason(op: str, metas: Sequence[Any], attrs: dict) -> Optional[str]:
@@ -89,14 +91,8 @@ def _variant(op: str, attrs: dict) -> str:
 
 def _supports(op: str) -> Callable[[Sequence[Any], dict], Optional[str]]:
     def supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
-        reason = _size_reason(op, metas, attrs)
-        if reason:
-            return reason
-        try:
-            _forward_primitive(max(1, math.prod(metas[0].shape)), *_alg(op, attrs))
-        except L.OneDNNError as exc:
-            return str(exc)
-        return None
+        return _size_reason(op, metas, attrs) or _forward_primitive(max(1, math.prod(metas[0].shape)),
+                                                                    *_alg(op, attrs), reason=True)
     return supports
 
 

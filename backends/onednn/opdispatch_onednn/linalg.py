@@ -85,9 +85,11 @@ def _build(sa, sb, sd, a_strides, b_strides) -> Primitive:
     return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS))
 
 
-def _primitive(sa, sb, sd, a_strides=None, b_strides=None) -> Primitive:
+def _primitive(sa, sb, sd, a_strides=None, b_strides=None, reason: bool = False) -> Any:
+    """The cached primitive (with ``reason``, instead why oneDNN cannot build it; None when it can)."""
     a_strides, b_strides = a_strides or _c_strides(sa), b_strides or _c_strides(sb)
-    return CACHE.get(("matmul", sa, sb, a_strides, b_strides), lambda: _build(sa, sb, sd, a_strides, b_strides))
+    key, build = ("matmul", sa, sb, a_strides, b_strides), lambda: _build(sa, sb, sd, a_strides, b_strides)
+    return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
 
 def slower_than_numpy(sa, sb, sd) -> Optional[str]:
@@ -107,14 +109,7 @@ def supports(metas: Sequence[Any], attrs: dict) -> Optional[str]:
     sa, sb, sd = _shapes(a.shape, b.shape)
     if len(sd) > L.MAX_NDIMS:
         return f"a result of rank {len(sd)} (oneDNN takes at most {L.MAX_NDIMS} dimensions)"
-    reason = slower_than_numpy(sa, sb, sd) if DECLINE_SLOWER else None
-    if reason:
-        return reason
-    try:
-        _primitive(sa, sb, sd)
-    except L.OneDNNError as exc:
-        return str(exc)
-    return None
+    return (slower_than_numpy(sa, sb, sd) if DECLINE_SLOWER else None) or _primitive(sa, sb, sd, reason=True)
 
 
 def matmul(a, b):

@@ -5,7 +5,7 @@ loaded the provider reports itself unavailable with the reason, and the NumPy ke
 from __future__ import annotations
 
 from opdispatch import hookimpl
-from opdispatch.backend import BackendUnavailable, Kernel, ProviderInfo
+from opdispatch.backend import CHANNELS_LAST, BackendUnavailable, Kernel, ProviderInfo
 
 from . import __version__, conv, elementwise, linalg, nn, norm, pool
 from . import library as L
@@ -30,5 +30,5 @@ def opdispatch_provider_kernels() -> list[Kernel]:
         raise BackendUnavailable(f"oneDNN cannot be loaded: {exc}") from exc
     del lib
     return [Kernel(op, fn, dtypes=("float32",), backend="numpy", supports=supports,
-                   layouts=("channels_last",) if op in getattr(family, "CHANNELS_LAST_OPS", ()) else ())
+                   layouts=(CHANNELS_LAST,) if op in getattr(family, "CHANNELS_LAST_OPS", ()) else ())
             for family in FAMILIES for op, (fn, supports) in sorted(family.KERNELS.items())]

@@ -123,10 +123,13 @@ def _decline(op: str, x_shape, a: dict) -> Optional[str]:
     return None
 
 
-def _primitive(op: str, x_shape, a: dict, layouts: tuple[str, str] = (PLAIN, PLAIN)) -> Any:
-    if op.endswith("backward"):
-        return CACHE.get(_key(op, x_shape, a) + (layouts,), lambda: _backward(op, x_shape, a, layouts))
-    return CACHE.get(_key(op, x_shape, a) + (layouts,), lambda: _forward(op, x_shape, a, layouts))
+def _primitive(op: str, x_shape, a: dict, layouts: tuple[str, str] = (PLAIN, PLAIN), reason: bool = False) -> Any:
+    """The cached primitive(s) of ``op`` for x of ``x_shape`` (x side and y side in ``layouts``); with
+    ``reason``, instead why oneDNN cannot build them (None when it can)."""
+    key = _key(op, x_shape, a) + (layouts,)
+    build = (lambda: _backward(op, x_shape, a, layouts)) if op.endswith("backward") else \
+        (lambda: _forward(op, x_shape, a, layouts))
+    return CACHE.reason(key, build) if reason else CACHE.get(key, build)
 
 
 def _run_forward(op: str, x: np.ndarray, a: dict, layout: str) -> np.ndarray:
@@ -149,14 +152,7 @@ def _supports(op: str, x_of: Callable[[Sequence[Any], dict], Any]) -> Callable[[
         x_shape = tuple(x_of(metas, attrs))
         if 0 in x_shape:
             return "an empty tensor (oneDNN is not called for no work)"
-        reason = _empty(metas) or _decline(op, x_shape, attrs)
-        if reason:
-            return reason
-        try:
-            _primitive(op, x_shape, attrs)
-        except L.OneDNNError as exc:
-            return str(exc)
-        return None
+        return _empty(metas) or _decline(op, x_shape, attrs) or _primitive(op, x_shape, attrs, reason=True)
     return supports
 
 

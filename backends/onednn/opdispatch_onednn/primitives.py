@@ -17,6 +17,7 @@ from ctypes import byref, c_char_p, c_void_p
 from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
+from opdispatch.backend import CHANNELS_LAST
 from opdispatch_numpy import scratch
 
 from . import library as L
@@ -413,7 +414,7 @@ class Bounds:
 BOUNDS = Bounds()
 
 
-PLAIN, CHANNELS_LAST = "plain", "channels_last"
+PLAIN = "plain"
 """The layouts a primitive's user arrays come in: C-contiguous, or 4-D (N, C, H, W) stored as (N, H, W, C)."""
 
 

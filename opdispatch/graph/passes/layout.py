@@ -19,12 +19,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from ...backend import CHANNELS_LAST
 from ...errors import OpDispatchError
 from ...ops import OPS
 from ..ir import GraphIR, Node
 from ..kernels import node_choice
-
-CHANNELS_LAST = "channels_last"
 
 PRESERVING_FAMILIES = ("elementwise",)
 """Op families whose kernels keep their input's memory layout when the result has the input's shape."""
