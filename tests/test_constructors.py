@@ -29,9 +29,13 @@ def test_zeros_ones_full_match_numpy(device):
     _same(od.ones((2, 2), dtype="int32", device=device), np.ones((2, 2), np.int32), device)
     _same(od.ones(3, dtype=bool, device=device), np.ones(3, bool), device)
     _same(od.full((2,), 0.5, device=device), np.full(2, 0.5, np.float32), device)
-    _same(od.full((2,), 7, device=device), np.full(2, 7, np.int64), device)      # an int value: int64
-    _same(od.full(3, True, device=device), np.full(3, True), device)
-    _same(od.full(2, np.float64(0.1), device=device), np.full(2, 0.1), device)   # a NumPy scalar keeps its dtype
+    # dtype default float32 whatever the value (API.md): an int, a bool or a NumPy scalar too
+    _same(od.full((2,), 7, device=device), np.full(2, 7, np.float32), device)
+    _same(od.full(3, True, device=device), np.full(3, 1.0, np.float32), device)
+    _same(od.full(2, np.float64(0.1), device=device), np.full(2, 0.1, np.float32), device)
+    _same(od.full((2,), 7, dtype="int64", device=device), np.full(2, 7, np.int64), device)
+    _same(od.full(3, True, dtype=bool, device=device), np.full(3, True), device)
+    _same(od.full(2, np.float64(0.1), dtype="float64", device=device), np.full(2, 0.1), device)
     _same(od.full(2, 3, dtype="float32", device=device), np.full(2, 3, np.float32), device)
     _same(od.full(2, float("-inf"), device=device), np.full(2, -np.inf, np.float32), device)
 
@@ -59,8 +63,11 @@ def test_like_keeps_dtype_and_device(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("args", [(5,), (2, 7), (7, 2, -2), (0,), (3, 3), (5, 1), (-3, 4, 2), (10, 0, -3)])
-def test_arange_ints_is_int64_like_numpy(device, args):
-    _same(od.arange(*args, device=device), np.arange(*args, dtype=np.int64), device)
+def test_arange_ints_is_float32_by_default_and_int64_on_request(device, args):
+    # dtype default float32 (API.md), int arguments included; dtype= gives NumPy's int values
+    _same(od.arange(*args, device=device), np.arange(*args, dtype=np.float32), device)
+    _same(od.arange(*args, dtype="int64", device=device), np.arange(*args, dtype=np.int64), device)
+    _same(od.arange(*args, dtype="int32", device=device), np.arange(*args, dtype=np.int32), device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -75,7 +82,9 @@ def test_arange_floats_is_float32_rounded_once(device, args):
 def test_arange_dtype_keyword():
     _same(od.arange(4, dtype="float32"), np.arange(4, dtype=np.float32), "numpy:0")
     _same(od.arange(4, dtype="int32"), np.arange(4, dtype=np.int32), "numpy:0")
-    _same(od.arange(np.int64(3)), np.arange(3), "numpy:0")
+    _same(od.arange(np.int64(3)), np.arange(3, dtype=np.float32), "numpy:0")
+    _same(od.arange(np.int64(3), dtype="int64"), np.arange(3), "numpy:0")
+    _same(od.arange(5, dtype=bool), np.arange(5).astype(bool), "numpy:0")
 
 
 @pytest.mark.parametrize("device", DEVICES)
