@@ -50,3 +50,51 @@ def test_min_gradient_splits_ties():
         tape.watch(x)
         y = od.sum(od.min(x, axis=1))
     np.testing.assert_allclose(tape.gradient(y, x).numpy(), [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+def _devices():
+    return ["numpy:0"] + (["opencl:0"] if od.Device("opencl:0") in od.devices() else [])
+
+
+DEVICES = _devices()
+MODES = ["eager", "graph"]
+
+
+def _in_mode(fn, mode):
+    return fn if mode == "eager" else od.function(fn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+def test_max_min_of_int_and_bool_tensors_match_numpy(dtype, dev, mode):
+    """od.max / od.min, the methods and np.max / np.min on int and bool tensors: NumPy's values in the
+    input's dtype (exact: int64 beyond 2**53 too), over short rows and rows longer than a work-group."""
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype) if dtype != "bool" else None
+    for shape in ((3, 5), (2, 3, 4), (3, 1000)):
+        a = rng.integers(-50, 50, shape).astype(dtype) if info else rng.random(shape) < 0.3
+        if info:
+            a.flat[1], a.flat[-2] = info.max, info.min  # the extremes of the dtype (2**63 - 1 is no float64)
+        t = od.tensor(a, device=dev)
+        for axis in (None, 0, -1, (0, a.ndim - 1)):
+            for keepdims in (False, True):
+                for op in ("max", "min"):
+                    want = getattr(np, op)(a, axis=axis, keepdims=keepdims)
+                    results = _in_mode(lambda x: (getattr(od, op)(x, axis=axis, keepdims=keepdims),
+                                                  getattr(x, op)(axis=axis, keepdims=keepdims),
+                                                  getattr(np, op)(x, axis=axis, keepdims=keepdims)), mode)(t)
+                    for got in results:
+                        assert isinstance(got, od.Tensor) and got.device == od.Device(dev)
+                        assert got.dtype == a.dtype and got.shape == want.shape, (op, axis, got.dtype, got.shape)
+                        np.testing.assert_array_equal(got.numpy(), want, err_msg=f"{op} axis={axis}")
+
+
+def test_max_of_an_int_tensor_has_no_gradient_and_other_dtypes_stay_refused():
+    with pytest.raises(od.GradientError, match="int64"):
+        with od.GradientTape() as tape:
+            tape.watch(od.tensor([1, 2]))
+    with pytest.raises(ShapeError, match="max: argument 'x' got shape \\(0,\\)"):
+        od.max(od.tensor(np.zeros(0, np.int32)))
+    with pytest.raises(DTypeError, match="max_backward: argument 'x' got dtype int64; allowed: float16"):
+        od.op_function("max_backward")(od.tensor([1, 2]), od.tensor([1, 2]))
