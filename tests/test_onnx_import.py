@@ -446,3 +446,22 @@ def test_swish_imports_as_silu_or_its_scaled_form(alpha):
     a = 1.0 if alpha is None else alpha
     for run in (m, od.function(m)):
         np.testing.assert_allclose(run(x).numpy(), x / (1 + np.exp(-a * x)), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_cast_of_a_device_tensor_is_tensor_astype(device):
+    """ONNX Cast of a graph input runs Tensor.astype (the cast op), eager and in graph mode; a target
+    no tensor can have is a clear error naming the dtypes allowed and the node."""
+    x = np.array([[-1.7, 0.0, 2.5], [3.2, -0.4, 1.0]], np.float32)
+    for to, want in ((TensorProto.INT32, x.astype(np.int32)), (TensorProto.INT64, x.astype(np.int64)),
+                     (TensorProto.BOOL, x != 0), (TensorProto.DOUBLE, x.astype(np.float64))):
+        m = od.onnx.load(_model([helper.make_node("Cast", ["x"], ["y"], to=to)], [_vi("x", [2, 3])],
+                                [_vi("y", [2, 3], to)]))
+        for run in (m, od.function(m)):
+            y = run(od.tensor(x, device=device))
+            assert y.dtype == want.dtype and y.device == od.Device(device)
+            np.testing.assert_array_equal(y.numpy(), want)
+    m = od.onnx.load(_model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.UINT8, name="c8")],
+                            [_vi("x", [2, 3])], [_vi("y", [2, 3], TensorProto.UINT8)]))
+    with pytest.raises(od.OpDispatchError, match="(?s)cast: argument 'dtype' got .*uint8.*allowed: .*int32.*Cast node 'c8'"):
+        m(od.tensor(x, device=device))
