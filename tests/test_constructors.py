@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import opdispatch as od
+from device_params import DEVICES  # numpy:0 and opencl:0 (skipped with the reason where absent)
 
-DEVICES = [d for d in ("numpy:0", "opencl:0") if od.Device(d) in od.devices()]
+AVAILABLE = [d for d in ("numpy:0", "opencl:0") if od.Device(d) in od.devices()]
 
 
 def _same(t, expected, device):
@@ -41,7 +42,7 @@ def test_zeros_ones_full_match_numpy(device):
 
 
 def test_the_current_device_is_the_default():
-    for device in DEVICES:
+    for device in AVAILABLE:
         with od.device(device):
             for t in (od.zeros(2), od.ones(2), od.full(2, 1.0), od.arange(3), od.linspace(0, 1, 3), od.eye(2)):
                 assert str(t.device) == device
@@ -55,7 +56,7 @@ def test_like_keeps_dtype_and_device(device):
     i = od.tensor([1, 2, 3], device=device)
     _same(od.ones_like(i), np.ones(3, np.int64), device)
     _same(od.zeros_like(t, dtype="float32"), np.zeros((2, 3), np.float32), device)
-    other = "numpy:0" if device != "numpy:0" else DEVICES[-1]
+    other = "numpy:0" if device != "numpy:0" else AVAILABLE[-1]
     _same(od.zeros_like(t, device=other), np.zeros((2, 3)), other)
     with od.device(device):
         _same(od.ones_like(np.zeros((2,), np.int32)), np.ones(2, np.int32), device)
@@ -167,3 +168,34 @@ def test_gradient_tape_treats_constructed_tensors_as_constants():
         y = od.sum(x * od.full(2, 3.0))
     (g,) = tape.gradient(y, [x])
     np.testing.assert_array_equal(g.numpy(), np.array([3.0, 3.0], np.float32))
+
+
+CONSTRUCTED = {
+    "zeros": lambda x: od.zeros((2, 3)),
+    "ones-float64": lambda x: od.ones(4, dtype="float64"),
+    "full": lambda x: od.full((2,), 7),
+    "full-int64": lambda x: od.full((2,), 7, dtype="int64"),
+    "zeros_like": lambda x: od.zeros_like(x),
+    "ones_like-int32": lambda x: od.ones_like(x, dtype="int32"),
+    "arange": lambda x: od.arange(5),
+    "arange-int64": lambda x: od.arange(2, 9, 3, dtype="int64"),
+    "linspace": lambda x: od.linspace(0, 1, 5),
+    "eye": lambda x: od.eye(3, k=1),
+    "normal": lambda x: od.random.Generator(3).normal((2, 2)),
+    "uniform": lambda x: od.random.Generator(3).uniform((3,), low=-1.0, high=2.0),
+    "used": lambda x: x * od.full(x.shape, 3.0) + od.arange(3),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", sorted(CONSTRUCTED))
+def test_every_constructor_in_graph_mode_matches_eager(name, device):
+    """Under od.function on the current device, each constructor gives eager's values, dtype and device
+    (a graph constant), alone as an output or used with an input."""
+    make = CONSTRUCTED[name]
+    x = od.tensor(np.arange(6, dtype=np.float32).reshape(2, 3), device=device)
+    with od.device(device):
+        eager = make(x)
+        graph = od.function(make)(x)
+    _same(graph, eager.numpy(), device)
+    assert graph.dtype == eager.dtype
