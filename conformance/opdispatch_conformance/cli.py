@@ -12,6 +12,7 @@ from opdispatch import Device, OpDispatchError
 
 from . import report
 from .cases import case_from_json
+from .fleet import DEFAULT_TASK_TIMEOUT_S
 from .suite import collect_cases, run_device
 
 
@@ -120,6 +121,10 @@ def parser() -> argparse.ArgumentParser:
                       help="run on every node of the Ray cluster at ADDRESS (host:port or 'auto'; none: a new "
                            "local one), one task per node and device, one merged report (pip install "
                            "'opdispatch[ray]')")
+    conf.add_argument("--task-timeout", type=float, default=DEFAULT_TASK_TIMEOUT_S, metavar="SECONDS",
+                      help="with --ray: how long one (node, device) task may run once started; past it the task "
+                           "is cancelled and its column marked lost, the others kept (default "
+                           f"{DEFAULT_TASK_TIMEOUT_S:g})")
     conf.add_argument("--ops", help="comma-separated op names (default: every op)")
     conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
     conf.add_argument("--mode", choices=["eager", "graph", "both"], default=None,
