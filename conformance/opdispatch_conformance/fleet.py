@@ -5,7 +5,8 @@ local one without an address), then
 
 1. runs a probe task on every alive node (pinned there with a hard node affinity): it reports the
    opdispatch devices that node's own installed plugins give, with the backend versions, device
-   names and dtypes, Python, NumPy and the platform (the column facts of the report);
+   names, dtypes and driver facts (`suite.device_facts`), Python, NumPy, the platform and the
+   backends that did not load there, with the reasons (the column facts of the report);
 2. runs the suite as one Ray task per (node, device), pinned to its node; where the node declares
    the device's custom resource (`device_resource`: ``opdispatch:<device>``, 1 unit) the task needs
    it, so two runs never share one device, even from two drivers at once (`node_resources` is what
@@ -46,7 +47,7 @@ from opdispatch import Device, OpDispatchError
 
 from .cases import case_from_json
 from .runner import FAILED, PASSED, UNSUPPORTED
-from .suite import collect_cases, run_device
+from .suite import collect_cases, device_facts, run_device
 
 RESOURCE_PREFIX = "opdispatch:"
 DEFAULT_TASK_TIMEOUT_S = 3600.0
@@ -87,13 +88,19 @@ class Column:
     conformance: str
     resource: Optional[str] = None  # the node's custom resource for the device, when it declares one
     label: str = ""  # host:device, made unique (see `label_columns`)
+    driver: tuple[tuple[str, str], ...] = ()  # the device's driver facts (`DeviceInfo.driver`), in order
+    backends_not_loaded: tuple[tuple[str, str], ...] = ()  # on this node: backend name, why
 
     def facts(self) -> dict[str, Any]:
-        """The node and driver facts of the report's column."""
+        """The node facts of the report's column (its device's are in the run record's "device")."""
         return {"node_id": self.node_id, "host": self.host, "ip": self.ip, "device": self.device,
                 "device_name": self.device_name, "dtypes": list(self.dtypes), "python": self.python,
                 "numpy": self.numpy, "platform": self.platform, "opdispatch_conformance": self.conformance,
-                "resource": self.resource}
+                "resource": self.resource, "backends_not_loaded": dict(self.backends_not_loaded)}
+
+    def device_facts(self) -> dict[str, Any]:
+        """The device's facts as the probe found them (`suite.device_facts`; a lost column's record)."""
+        return {"name": self.device_name, "dtypes": list(self.dtypes), "driver": dict(self.driver)}
 
 
 def probe_here() -> dict[str, Any]:
@@ -104,10 +111,10 @@ def probe_here() -> dict[str, Any]:
     backends = od.backends()
     devices = []
     for dev in od.devices():
-        info = od.device_info(dev)
+        facts = device_facts(dev)
         st = backends[dev.backend]
         devices.append({"device": str(dev), "backend": st.name, "backend_version": st.version,
-                        "device_name": info.name, "dtypes": sorted(np.dtype(d).name for d in info.dtype_set)})
+                        "device_name": facts["name"], "dtypes": facts["dtypes"], "driver": facts["driver"]})
     skipped = {name: f"{st.status}: {st.reason}" for name, st in backends.items() if st.status != "loaded"}
     return {"host": socket.gethostname(), "python": platform.python_version(), "numpy": np.__version__,
             "platform": platform.platform(), "conformance": __version__, "devices": devices,
@@ -210,7 +217,8 @@ def probe_nodes(ray: Any, timeout_s: float = 120.0, out: Optional[TextIO] = sys.
                 backend=d["backend"], backend_version=d["backend_version"], device_name=d["device_name"],
                 dtypes=tuple(d["dtypes"]), python=facts["python"], numpy=facts["numpy"],
                 platform=facts["platform"], conformance=facts["conformance"],
-                resource=res if declared.get(res, 0) >= 1 else None))
+                resource=res if declared.get(res, 0) >= 1 else None, driver=tuple(d["driver"].items()),
+                backends_not_loaded=tuple(sorted(facts["backends_not_loaded"].items()))))
     return label_columns(columns), failed
 
 
@@ -240,7 +248,7 @@ def _reason(exc: BaseException) -> str:
 def lost_run(column: Column, mode: str, reason: str) -> dict[str, Any]:
     """The run record of a lost column (no results; `report` marks it lost)."""
     return {"backend": column.backend, "version": column.backend_version, "mode": mode, "dtypes": [],
-            "results": [], "node": column.facts(), "lost": reason}
+            "results": [], "device": column.device_facts(), "node": column.facts(), "lost": reason}
 
 
 def run_fleet(ray: Any, columns: Sequence[Column], spec: dict[str, Any], *, num_cpus: float = 1.0,

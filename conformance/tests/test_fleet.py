@@ -1,18 +1,20 @@
 """Fleet conformance (`opdispatch_conformance.fleet`) on a local three-node Ray cluster on 127.0.0.1.
 
-Node 1 alone imports the test plugins opdispatch-fake and opdispatch-stuck (pip-installed into a
-directory that only its raylet's PYTHONPATH names), so ``fake:0`` and ``stuck:0`` (whose relu kernel
-hangs) exist on that node only. Node 2 is killed by the lost-node
+Node 1 alone imports the test plugins opdispatch-fake, opdispatch-stuck and opdispatch-broken-import
+(pip-installed into a directory that only its raylet's PYTHONPATH names), so ``fake:0`` and
+``stuck:0`` (whose relu kernel hangs) exist on that node only, and only there a backend fails to load. Node 2 is killed by the lost-node
 test, which runs last. Without Ray the cluster tests skip with the reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from opdispatch_conformance import fleet, report
@@ -45,7 +47,7 @@ def test_node_resources_name_every_local_device():
 def cluster(tmp_path_factory):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'opdispatch[ray]'): fleet tests skip")
     root = tmp_path_factory.mktemp("fleet")
-    install(["opdispatch-fake", "opdispatch-stuck"], root / "fake-only-here", root)
+    install(["opdispatch-fake", "opdispatch-stuck", "opdispatch-broken-import"], root / "fake-only-here", root)
     nodes = [{"num_cpus": 1}, {"num_cpus": 1, "env_vars": {"PYTHONPATH": str(root / "fake-only-here")}},
              {"num_cpus": 1}]
     with fleet.LocalCluster(nodes) as c:
@@ -96,6 +98,35 @@ def test_fleet_results_equal_a_local_run_on_that_device(cluster, probed):
     assert merged["devices"][columns[0].label]["node"]["host"] == columns[0].host
     md = report.markdown(runs)
     assert all(c.label in md for c in columns) and "Fake accelerator" in md
+
+
+@pytest.mark.ray
+def test_each_column_records_its_driver_providers_and_the_backends_its_node_could_not_load(cluster, probed):
+    import ray
+
+    columns = [c for c in probed[0] if c.device in ("numpy:0", "fake:0") and c.node_id != cluster.nodes[2].node_id]
+    runs = fleet.run_fleet(ray, columns, SPEC, out=None)
+    merged, md = report.json_report(runs)["devices"], report.markdown(runs)
+    fake = next(c.label for c in columns if c.device == "fake:0")
+    assert merged[fake]["device"]["driver"] == {"fake driver": "0.1.0"}  # from node 1's own plugin
+    assert merged[fake]["providers"] == {} and "- Driver: fake driver: 0.1.0" in md
+    for col in (c for c in columns if c.device == "numpy:0"):
+        driver = merged[col.label]["device"]["driver"]
+        assert driver["numpy"] == np.__version__ and driver["blas"]
+        if importlib.util.find_spec("threadpoolctl"):  # the task's BLAS threads: Ray's num_cpus=1
+            assert driver["blas at run time"].endswith(", 1 thread)"), driver
+        local = fleet.run_here("numpy:0", SPEC)["providers"]  # e.g. onednn, where it is installed
+        assert merged[col.label]["providers"] == local
+        assert all(f"{name} {version}" in md for name, version in local.items())
+    not_loaded = merged[fake]["node"]["backends_not_loaded"]
+    assert "import failed" in not_loaded["broken_import"] and "opdispatch_nonexistent_runtime_lib" in \
+        not_loaded["broken_import"]
+    head = next(c.label for c in columns if c.node_id == cluster.nodes[0].node_id)
+    assert "broken_import" not in merged[head]["node"]["backends_not_loaded"]  # node 1's plugin only
+    assert "- Backends not loaded on that node: broken_import (failed: " in md
+    lost = fleet.lost_run(next(c for c in columns if c.device == "fake:0"), "eager", "NodeDiedError: gone")
+    lost_report = report.json_report({fake: lost})["devices"][fake]
+    assert lost_report["device"]["driver"] == {"fake driver": "0.1.0"}  # a lost column keeps the probe's facts
 
 
 @pytest.mark.ray
