@@ -141,7 +141,8 @@ def parser() -> argparse.ArgumentParser:
     conf.add_argument("--no-onnx", action="store_true", help="leave out the ONNX-derived cases")
     conf.add_argument("--case", help="run one case given as JSON (the reproduction lines print this)")
     conf.add_argument("--only", action="append", help="run only the case with this name (repeatable)")
-    conf.add_argument("--report", help="write the JSON report here")
+    conf.add_argument("--report", help="write the JSON report here (a name ending in .gz: gzip-compressed, about "
+                                        "15x smaller)")
     conf.add_argument("--markdown", help="write the Markdown report here")
     conf.add_argument("--show-failures", type=int, default=20, help="failures to print (default 20)")
     conf.add_argument("--tracebacks", action="store_true", help="print the traceback of each failure")

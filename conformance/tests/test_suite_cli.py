@@ -154,6 +154,17 @@ def test_reports_record_the_device_its_driver_and_the_providers_that_ran(clean_r
     assert "- Kernel providers that ran: fastrelu 2.5.1" in md and f"- Driver: numpy: {np.__version__}" in md
 
 
+def test_a_report_named_gz_is_the_same_json_compressed_and_stable(tmp_path):
+    import gzip
+
+    args = ["conformance", "--device", "numpy:0", "--ops", "relu,add", "--no-onnx", "--random", "2"]
+    for name in ("plain.json", "a.json.gz", "b.json.gz"):
+        assert main(args + ["--report", str(tmp_path / name)]) == 0
+    plain, packed = (tmp_path / "plain.json").read_bytes(), (tmp_path / "a.json.gz").read_bytes()
+    assert gzip.decompress(packed) == plain and len(packed) * 5 < len(plain)
+    assert packed == (tmp_path / "b.json.gz").read_bytes()  # no time stamp: equal runs, equal files
+
+
 def test_cli_exit_status_is_nonzero_when_a_supported_case_fails(liar, capsys):
     assert main(["conformance", "--device", "liar:0", "--ops", "relu,sigmoid", "--no-onnx"]) == 1
     out = capsys.readouterr().out
