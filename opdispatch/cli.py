@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -24,6 +25,9 @@ CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install 
 
 
 BUILTIN_COMMANDS = ("devices", "ops", "new-backend")
+# the exit status when the reader of stdout went away (`opdispatch ops | head`): 128 + SIGPIPE, what a
+# command killed by SIGPIPE reports, for every subcommand
+EXIT_BROKEN_PIPE = 141
 
 
 def installed_commands() -> dict[str, Any]:
@@ -99,7 +103,23 @@ def cmd_new_backend(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``opdispatch`` console script."""
+    """Entry point of the ``opdispatch`` console script. A closed stdout (``opdispatch ops | head``)
+    ends any subcommand quietly with status ``EXIT_BROKEN_PIPE``, no traceback."""
+    try:
+        try:
+            return _run(argv)
+        finally:  # also after --help's SystemExit: a closed pipe fails here, not in the flush at exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # point stdout at devnull so the flush at interpreter exit has nowhere to fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
+    """Parse ``argv`` and run the subcommand it names."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = installed_commands()
     if argv and argv[0] in commands:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
+
 from opdispatch import cli
 
 
@@ -41,3 +47,19 @@ def test_kernels_listing_names_decompositions_and_rejects_unknown_ops(capsys):
     assert "its decomposition (no kernel)" in capsys.readouterr().out
     assert cli.main(["devices", "--kernels", "--op", "nosuch"]) == 2
     assert "unknown op 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["ops"], ["ops", "--json"], ["ops", "--op", "conv2d", "--json"],
+                                  ["devices"], ["devices", "--kernels"]], ids=" ".join)
+def test_a_closed_stdout_ends_the_command_quietly(argv):
+    """`opdispatch ops | head`: the reader is gone before the command writes (its end of the pipe is
+    closed before the command starts), so every write fails; the command stops with 141, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "opdispatch.cli", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == cli.EXIT_BROKEN_PIPE
