@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 from .device import Device
 from .errors import OpDispatchError
 from .ops import OPS, get_schema
-from .registry import registry
+from .registry import KernelListing, registry
 
 COMMAND_GROUP = "opdispatch.commands"
 CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install opdispatch-conformance "
@@ -35,6 +35,13 @@ def installed_commands() -> dict[str, Any]:
     built-in commands cannot be replaced."""
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)
             if ep.name not in BUILTIN_COMMANDS}
+
+
+def kernel_tag(row: KernelListing) -> str:
+    """One kernel of the ``--kernels`` listing: its provider, priority and dtypes (what tells apart a
+    provider's several kernels for one op, e.g. NumPy's float16 kernel from its float32/float64 one)."""
+    return (f"{row.provider} (priority {row.priority}, {'/'.join(row.dtypes)}"
+            f"{', conditional' if row.conditional else ''}{', disabled' if not row.enabled else ''})")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -65,9 +72,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
             rows = reg.kernels([dev], args.op)
             by_op: dict[str, list[str]] = {}
             for row in rows:
-                tag = f"{row.provider} (priority {row.priority}{', conditional' if row.conditional else ''}" \
-                      f"{', disabled' if not row.enabled else ''})"
-                by_op.setdefault(row.op, []).append(tag)
+                by_op.setdefault(row.op, []).append(kernel_tag(row))
             for op in sorted(OPS) if args.op is None else [args.op]:
                 tags = by_op.get(op, [])
                 if OPS[op].decomposition is not None:

@@ -49,6 +49,26 @@ def test_kernels_listing_names_decompositions_and_rejects_unknown_ops(capsys):
     assert "unknown op 'nosuch'" in capsys.readouterr().err
 
 
+def test_kernels_listing_tells_apart_a_providers_kernels_by_their_dtypes(capsys):
+    """NumPy has a float16 kernel and a float32/float64 one for most ops: each entry names its dtypes, so
+    no op lists the same entry twice, and each entry is the od.kernels() row in the same place."""
+    import opdispatch as od
+
+    assert cli.main(["devices", "--kernels", "--device", "numpy:0"]) == 0
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines()
+             if line.startswith("  ")}
+    rows: dict[str, list] = {}
+    for row in od.kernels("numpy:0"):
+        rows.setdefault(row.op, []).append(row)
+    several = [op for op, rs in rows.items() if len({r.provider for r in rs}) < len(rs)]
+    assert "add" in several  # the case this is about: one provider, several kernels for one op
+    for op, rs in rows.items():
+        entries = lines[op].split(" > ")
+        assert len(set(entries)) == len(entries), lines[op]
+        for row, entry in zip(rs, entries):
+            assert entry.startswith(f"{row.provider} (priority {row.priority}, {'/'.join(row.dtypes)}"), entry
+
+
 @pytest.mark.parametrize("argv", [["ops"], ["ops", "--json"], ["ops", "--op", "conv2d", "--json"],
                                   ["devices"], ["devices", "--kernels"]], ids=" ".join)
 def test_a_closed_stdout_ends_the_command_quietly(argv):
