@@ -61,12 +61,25 @@ def test_loaded_graph_runs_on_another_device(saved, clean_registry):
         assert loaded(*[a.numpy() for a in args]).device == od.Device("numpy2:0")
 
 
-def _tamper(path, change):
+def _tamper(path, change, sign=True):
+    """Edit a saved graph; with ``sign``, as someone who also recomputes its digest would (so the
+    checks behind the digest are the ones that must refuse it)."""
+    from opdispatch.graph.serialize import content_digest
+
     with open(path) as fh:
         doc = json.load(fh)
     change(doc)
+    if sign:
+        doc["sha256"] = content_digest(doc)
     with open(path, "w") as fh:
         json.dump(doc, fh)
+
+
+def test_an_edit_that_keeps_the_file_valid_is_refused_by_its_digest(saved):
+    _, path, _, _ = saved
+    _tamper(path, lambda d: d.update(name="renamed"), sign=False)
+    with pytest.raises(od.GraphFormatError, match=r"net.json: sha256: does not match the file's content"):
+        od.load_graph(path)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -106,7 +119,9 @@ def test_save_writes_one_self_contained_json_file(saved, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.json"]
     with open(path) as fh:
         doc = json.load(fh)
-    assert doc["version"] == 2 and set(doc["data"]) == {str(c) for c in g.constants}
+    assert doc["version"] == 3 and set(doc["data"]) == {str(c) for c in g.constants}
+    from opdispatch.graph.serialize import content_digest
+    assert doc["sha256"] == content_digest(doc)
     g.save(str(tmp_path / "bare"))  # a path without .json gets it, as before
     np.testing.assert_array_equal(od.load_graph(str(tmp_path / "bare"))(*args).numpy(), want.numpy())
     assert (tmp_path / "bare.json").exists() and not (tmp_path / "bare.npz").exists()
@@ -211,6 +226,8 @@ def test_a_file_with_attributes_in_a_user_form_loads_them_canonical(saved, tmp_p
     doc = json.loads(open(path).read())
     conv = next(i for i, n in enumerate(doc["nodes"]) if n["op"].startswith("conv2d"))
     doc["nodes"][conv]["attrs"] = {"stride": 1, "padding": "SAME", "dilation": [1, 1], "groups": 1}
+    doc["version"] = 2  # written by hand: a version 2 file carries no digest
+    del doc["sha256"]
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(doc))
     loaded = od.load_graph(str(edited))

@@ -614,7 +614,14 @@ GRAPHS = {
                            "(opdispatch.files.MAX_JSON_VALUES)"),
     "top-level-list": (lambda: b"[]", "not an opdispatch graph"),
     "wrong-format": (lambda: doc(_set(["format"], "pickle")), "not an opdispatch graph"),
-    "version-3": (lambda: doc(_set(["version"], 3)), "has version 3; allowed: 1, 2"),
+    "version-4": (lambda: doc(_set(["version"], 4)), "has version 4; allowed: 1, 2, 3"),
+    "version-3-without-digest": (lambda: doc(_set(["version"], 3)), "sha256: got None; allowed: the 64 lower-case hex"),
+    "version-3-digest-not-hex": (lambda: doc(lambda d: d.update(version=3, sha256="Z" * 64)), "sha256: got 'ZZZZ"),
+    "version-3-digest-of-other-content": (lambda: doc(lambda d: d.update(version=3, sha256=_digest(dict(
+        d, name="other")))), "sha256: does not match the file's content"),
+    "version-3-content-changed-after-digest": (lambda: doc(lambda d: (d.update(version=3, sha256=_digest(d)),
+                                                                      d["values"][C].update(shape=[2, 4, 3, 3]))),
+                                               "sha256: does not match"),
     "version-true": (lambda: doc(_set(["version"], True)), "has version True"),
     "version-1-without-npz": (lambda: doc(_set(["version"], 1)), "no such file"),
     "name-not-str": (lambda: doc(_set(["name"], ["x"])), "name: got list"),
@@ -771,6 +778,37 @@ def test_graph_special_files_and_limits(tmp_path, monkeypatch):
     monkeypatch.setattr(ser, "MAX_VALUE_BYTES", 100)
     _refuse(lambda p: od.load_graph(p, max_bytes=10**6), path, od.GraphFormatError,
             ["allowed: at most 100 (opdispatch.graph.serialize.MAX_VALUE_BYTES)"])
+
+
+def _digest(d):
+    from opdispatch.graph.serialize import content_digest
+
+    return content_digest(d)
+
+
+def test_every_single_byte_corruption_of_a_saved_graph_is_refused_or_changes_nothing(tmp_path):
+    """A graph as Graph.save writes it carries the SHA-256 of its content: a flipped byte anywhere is a
+    GraphFormatError, or (in indentation the digest does not cover) loads the same graph. Version 2
+    files, without the digest, could load as another graph (a flip inside a constant's base64)."""
+    good = tmp_path / "good.json"
+    GRAPH.save(str(good))
+    data = good.read_bytes()
+    want = json.dumps(_strip(od.load_graph(str(good))), sort_keys=True)
+    path = tmp_path / "flipped.json"
+    for i in range(len(data)):
+        path.write_bytes(_flip(data, i))
+        try:
+            loaded = od.load_graph(str(path))
+        except od.GraphFormatError as exc:
+            assert str(path) in str(exc)
+        else:
+            assert json.dumps(_strip(loaded), sort_keys=True) == want, f"byte {i} changed the graph"
+
+
+def _strip(graph):
+    from opdispatch.graph.serialize import to_dict
+
+    return to_dict(graph)
 
 
 def test_every_single_byte_corruption_of_a_graph_is_refused_or_loads(tmp_path):

@@ -153,7 +153,7 @@ def test_the_cli_lists_kernels_per_device_and_op(calls, capsys):
     assert main(["devices", "--kernels", "--device", "numpy:0", "--op", "conv2d"]) == 0
     out = capsys.readouterr().out
     assert "fastconv" in out and "provider loaded, priority 50, for numpy" in out
-    assert "conv2d" in out and "fastconv (priority 50, conditional) > numpy (priority 0)" in out
+    assert "conv2d" in out and "fastconv (priority 50, float32, conditional) > numpy (priority 0, float32/float64)" in out
 
 
 def test_conformance_checks_every_provider_of_an_op(calls):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -45,9 +46,12 @@ from .ir import GraphIR, ValueInfo, make_node, readonly
 from ..source import Source
 
 FORMAT = "opdispatch.graph"
-VERSION = 2
-"""Written: one JSON file, constants embedded. Version 1 (JSON + ``.npz``) is still read."""
-VERSIONS = (1, 2)
+VERSION = 3
+"""Written: one JSON file, constants embedded, with the SHA-256 of its content (``sha256``), so a file
+changed or damaged after it was written is refused rather than loaded as another graph. Versions 1
+(JSON + ``.npz``) and 2 (one file, no digest) are still read."""
+VERSIONS = (1, 2, 3)
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 DTYPES = {d.name for d in FLOAT_DTYPES} | {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                                            "bool"}
 MAX_BYTES = 2**30
@@ -77,8 +81,9 @@ def _encode(array: np.ndarray) -> str:
 
 
 def to_dict(graph: GraphIR, origin: str = "graph") -> dict:
-    """The JSON-ready description of ``graph``; constants are listed by value id in
-    ``constants`` and their bytes are in ``data`` (base64, little-endian, C order).
+    """The JSON-ready description of ``graph`` (a version 2 document: `save` adds the digest that
+    makes it version 3); constants are listed by value id in ``constants`` and their bytes are in
+    ``data`` (base64, little-endian, C order).
 
     Node attributes are stored in the canonical form the op's schema gives them (normalised, then
     resolved by shape inference, as loading checks them), so a graph whose attributes were given in
@@ -99,7 +104,7 @@ def to_dict(graph: GraphIR, origin: str = "graph") -> dict:
                       **({"grad_of": n.grad_of} if n.grad_of else {}),
                       **({"layout": n.layout} if n.layout else {})})
     return {
-        "format": FORMAT, "version": VERSION, "name": graph.name,
+        "format": FORMAT, "version": 2, "name": graph.name,  # save() makes it version 3 with its digest
         "inputs": list(graph.inputs), "outputs": list(graph.outputs), "constants": list(graph.constants),
         "values": {str(v): {"shape": list(i.shape), "dtype": i.dtype.name,
                             "device": None if i.device is None else str(i.device)} for v, i in graph.values.items()},
@@ -108,13 +113,23 @@ def to_dict(graph: GraphIR, origin: str = "graph") -> dict:
     }
 
 
+def content_digest(doc: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of a graph document without its ``sha256`` field, over its canonical JSON
+    (sorted keys, no whitespace), so the digest does not depend on how the file is indented."""
+    rest = {k: v for k, v in doc.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 def save(graph: GraphIR, path: str) -> None:
     """Write ``graph`` with its constants to ``path`` (``.json`` added when missing), atomically:
     a unique temporary file beside it, fsynced, renamed over it; on any failure (also
     ``KeyboardInterrupt``) the old file stays and the temporary is removed. A graph `load_graph`
     would refuse (over the JSON limits of `opdispatch.files`) is a `GraphFormatError`, nothing written."""
     jpath, _ = _paths(os.fspath(path))
-    text = json.dumps(to_dict(graph, jpath), indent=1)
+    doc = to_dict(graph, jpath)
+    doc["version"] = VERSION
+    doc["sha256"] = content_digest(doc)
+    text = json.dumps(doc, indent=1)
     try:  # what load_graph would refuse (too many nodes for the JSON limits) is not written
         check_json(text, "JSON")
     except FileFault as fault:
@@ -258,6 +273,14 @@ def _from_dict(doc: Any, arrays: Optional[dict]) -> GraphIR:
     version = doc.get("version")
     if isinstance(version, bool) or version not in VERSIONS:
         raise _fail("file", f"has version {short(version)}; allowed: {', '.join(map(str, VERSIONS))}")
+    if version == 3:
+        digest = doc.get("sha256")
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise _fail("sha256", f"got {short(digest)}; allowed: the 64 lower-case hex digits of the SHA-256 of the "
+                                  f"file's content (as Graph.save writes it)")
+        if digest != content_digest(doc):
+            raise _fail("sha256", "does not match the file's content: it was changed or damaged after it was "
+                                  "written; allowed: files as Graph.save wrote them")
     if version == 1 and arrays is None:
         raise _fail("file", "is a version 1 graph, whose constants are in the .npz beside it; "
                             "allowed: od.load_graph(path)")

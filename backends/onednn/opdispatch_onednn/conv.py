@@ -13,6 +13,7 @@ dilation is oneDNN's zero-based dilation (``d - 1``); asymmetric padding is its 
 from __future__ import annotations
 
 import builtins
+import functools
 import weakref
 from math import prod
 from typing import Any, Callable, Optional, Sequence
@@ -81,7 +82,9 @@ def _forward(x_shape, w_shape, has_bias, stride, padding, dilation, groups, src_
         L.ARG_DST: described(lib, _out_shape(x_shape, w_shape, stride, padding, dilation), dst_layout)}
     if has_bias:
         user[L.ARG_BIAS] = plain(lib, (w_shape[0],))
-    return Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
+    p = Primitive(lib, pd, user, inputs=(L.ARG_SRC, L.ARG_WEIGHTS, L.ARG_BIAS), constant=(L.ARG_WEIGHTS,))
+    p.out_shape = _out_shape(x_shape, w_shape, stride, padding, dilation)
+    return p
 
 
 def _backward(kind: str, x_shape, w_shape, stride, padding, dilation, groups, x_layout: str = PLAIN,
@@ -150,7 +153,7 @@ def _run_forward(op: str, x, w, bias, attrs: dict, layout: str,
             raise
         x, x_layout, y_layout = contiguous(x), PLAIN, PLAIN
         p = _primitive("conv2d", x.shape, w.shape, attrs, bias is not None)
-    y_shape = _out_shape(x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"])
+    y_shape = p.out_shape
     p.check_fits(op, 4 * prod(y_shape))
     y = empty(y_shape, y_layout)
     arrays = {L.ARG_SRC: x, L.ARG_WEIGHTS: contiguous(w), L.ARG_DST: y}
@@ -199,19 +202,31 @@ def conv2d_bias_clip(x, w, bias=None, *, stride, padding, dilation, groups, min,
     (then no NaN can reach the post-op, which would turn one into min). x's bound is known without a
     pass when x is a clip's result (`BOUNDS`). Otherwise the conv, then np.clip over its result."""
     a = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-    lo = -np.inf if min is None else float(np.float32(min))
-    hi = np.inf if max is None else float(np.float32(max))
-    if lo <= hi and BOUNDS.of(x) * _weight_bound(w, bias) < NO_OVERFLOW:
+    post, bound = _clip_limits(min, max)
+    if post is not None and BOUNDS.of(x) * _weight_bound(w, bias) < NO_OVERFLOW:
         try:
-            y = _run_forward("conv2d_bias_clip", x, w, bias, a, layout, clip=(_finite(lo), _finite(hi)))
+            y = _run_forward("conv2d_bias_clip", x, w, bias, a, layout, clip=post)
         except L.OneDNNError:
             pass
         else:
-            if np.isfinite(lo) and np.isfinite(hi):
-                BOUNDS.record(y, builtins.max(abs(lo), abs(hi)))
+            if bound is not None:
+                BOUNDS.record(y, bound)
             return y
     y = _run_forward("conv2d_bias_clip", x, w, bias, a, layout)
     return np.clip(y, None if min is None else np.float32(min), None if max is None else np.float32(max), out=y)
+
+
+@functools.lru_cache(maxsize=256)
+def _clip_limits(min: Optional[float], max: Optional[float]) -> tuple[Optional[tuple[float, float]],  # noqa: A002
+                                                                       Optional[float]]:
+    """For clip(min, max) (None: unbounded): the clip post-op's (alpha, beta) (None when min > max: the
+    post-op would not give np.clip's result) and the bound on |result| (None when a side is unbounded)."""
+    lo = -np.inf if min is None else float(np.float32(min))
+    hi = np.inf if max is None else float(np.float32(max))
+    if not lo <= hi:
+        return None, None
+    bound = builtins.max(abs(lo), abs(hi)) if np.isfinite(lo) and np.isfinite(hi) else None
+    return (_finite(lo), _finite(hi)), bound
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -10,6 +10,7 @@ per thread.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -198,7 +199,9 @@ def _exec_args(pairs: Sequence[tuple[int, c_void_p]]) -> Any:
 
 
 class _Bound:
-    """One thread's memory objects and argument arrays for a `Primitive`."""
+    """One thread's memory objects and argument arrays for a `Primitive`, with the address each memory
+    object was last given (a handle is set only when it changes: the pool's buffers, a weight's reordered
+    copy and often a new output array have the address of the call before)."""
 
     def __init__(self, p: "Primitive") -> None:
         lib = p.lib
@@ -216,6 +219,15 @@ class _Bound:
                          if arg in p.inputs else
                          _exec_args([(L.ARG_SRC, self.inner[arg].handle), (L.ARG_DST, self.user[arg].handle)])
                          for arg in p.reordered}
+        # what run() sets per call: the caller's arrays (a constant input's own memory is set by its
+        # reorder only), the reordered constants' copies, and this thread's buffers (role, memory, size)
+        self.per_call = [(arg, mem) for arg, mem in self.user.items() if arg not in p.constant]
+        self.constants = [(arg, self.inner[arg]) for arg in p.constant]
+        self.buffers = [(arg, mem, p.inner_bytes[arg]) for arg, mem in self.inner.items() if arg not in p.constant]
+        self.buffers += [(arg + 0x10000, mem, p.extra_bytes[arg]) for arg, mem in self.extra.items()]
+        if self.scratch is not None:
+            self.buffers.append((L.ARG_SCRATCHPAD, self.scratch, p.scratch_bytes))
+        self.addr: dict[int, int] = {}  # id(memory object) -> the address its handle holds
 
 
 class Primitive:
@@ -248,10 +260,15 @@ class Primitive:
         self._copies: dict[tuple[int, int], tuple[int, np.ndarray, int]] = {}  # (arg, id(source)) -> (its
         # address, the copy, the copy's aligned address)
         self.copies_made = 0  # reorders of constant inputs (a cache miss each)
+        self.most_new_bytes = (sum(n + 64 for a, n in self.inner_bytes.items() if a not in self.constant)
+                               + sum(n + 64 for n in self.extra_bytes.values()) + self.scratch_bytes + 64)
+        # the most that this thread's buffers can add to a call's output (check_fits' common case)
 
     def check_fits(self, op: str, output_bytes: int) -> None:
         """Raise `NumPyOutOfMemoryError` (the NumPy backend's, honouring its limits) before anything is
         allocated when the outputs (``output_bytes``) and this thread's new buffers would not fit."""
+        if output_bytes + self.most_new_bytes <= scratch.CHECK_BYTES:  # the common case, without the sums
+            return
         parts = {"output": output_bytes,
                  "reordered copies": sum(_POOL.new_bytes(a, n) for a, n in self.inner_bytes.items()
                                          if a not in self.constant),
@@ -275,19 +292,20 @@ class Primitive:
 
     def _constant_copy(self, arg: int, source: np.ndarray, b: _Bound, stream: c_void_p) -> int:
         """The address of ``source`` reordered for ``arg``: made (and waited for) on first use, then kept
-        until ``source`` is garbage collected."""
+        until ``source`` is garbage collected (its entry goes with it, so a live entry's id is that
+        array's, whose data never moves)."""
         key = (arg, id(source))
         hit = self._copies.get(key)
-        if hit is not None and hit[0] == source.ctypes.data:
+        if hit is not None:
             return hit[2]
         copy = np.empty(self.inner_bytes[arg] + 64, np.uint8)
         lib = self.lib
         lib.dnnl_memory_set_data_handle(b.user[arg].handle, source.ctypes.data)
         lib.dnnl_memory_set_data_handle(b.inner[arg].handle, _aligned(copy))
+        b.addr[id(b.inner[arg])] = _aligned(copy)
         L.check(lib.dnnl_primitive_execute(self.reordered[arg].prim, stream, 2, b.reorders[arg]), "reorder")
         L.check(lib.dnnl_stream_wait(stream), "dnnl_stream_wait")
-        if hit is None:  # a new source array: forget its copy with it
-            weakref.finalize(source, self._copies.pop, key, None)
+        weakref.finalize(source, self._copies.pop, key, None)  # forget its copy with it
         self._copies[key] = (source.ctypes.data, copy, _aligned(copy))
         self.copies_made += 1
         return _aligned(copy)
@@ -296,19 +314,23 @@ class Primitive:
         """Execute with ``arrays`` (C-contiguous float32, one per argument of ``user_mds``; outputs are
         written in place) and wait for the result."""
         lib, b = self.lib, self._bound()
-        set_handle, execute = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute
+        set_handle, execute, addr = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute, b.addr
         stream = lib.stream()
-        for arg, mem in b.user.items():
-            set_handle(mem.handle, arrays[arg].ctypes.data)
-        for arg, mem in b.inner.items():
-            if arg in self.constant:
-                set_handle(mem.handle, self._constant_copy(arg, arrays[arg], b, stream))
-            else:
-                set_handle(mem.handle, _POOL.get(arg, self.inner_bytes[arg]))
-        for arg, mem in b.extra.items():
-            set_handle(mem.handle, _POOL.get(arg + 0x10000, self.extra_bytes[arg]))
-        if b.scratch is not None:
-            set_handle(b.scratch.handle, _POOL.get(L.ARG_SCRATCHPAD, self.scratch_bytes))
+        for arg, mem in b.per_call:
+            a = arrays[arg].ctypes.data
+            if addr.get(id(mem)) != a:
+                set_handle(mem.handle, a)
+                addr[id(mem)] = a
+        for arg, mem in b.constants:
+            a = self._constant_copy(arg, arrays[arg], b, stream)
+            if addr.get(id(mem)) != a:
+                set_handle(mem.handle, a)
+                addr[id(mem)] = a
+        for role, mem, nbytes in b.buffers:
+            a = _POOL.get(role, nbytes)
+            if addr.get(id(mem)) != a:
+                set_handle(mem.handle, a)
+                addr[id(mem)] = a
         for arg, r in self.reordered.items():
             if arg in self.inputs and arg not in self.constant:
                 L.check(execute(r.prim, stream, 2, b.reorders[arg]), "reorder")
@@ -386,25 +408,26 @@ class Bounds:
     NaN or inf when ``a`` holds one). Entries go with their arrays (thread-safe)."""
 
     def __init__(self) -> None:
-        self._known: dict[int, float] = {}  # id(array) -> bound (the entry goes when the array does)
+        self._known: dict[int, tuple[float, Any]] = {}  # id(array) -> (bound, a weak reference to it)
         self._lock = threading.Lock()
 
     def record(self, a: np.ndarray, bound: float) -> None:
         key = id(a)
+        # a weak reference whose callback forgets the entry when ``a`` goes (a replaced entry's reference
+        # goes with it and never calls back); cheaper than weakref.finalize on every call
         with self._lock:
-            fresh = key not in self._known
-            self._known[key] = bound
-        if fresh:
-            weakref.finalize(a, self._forget, key)
+            self._known[key] = (bound, weakref.ref(a, functools.partial(self._forget, key)))
 
-    def _forget(self, key: int) -> None:
+    def _forget(self, key: int, ref: Any = None) -> None:
         with self._lock:
-            self._known.pop(key, None)
+            hit = self._known.get(key)
+            if hit is not None and hit[1] is ref:
+                del self._known[key]
 
     def of(self, a: np.ndarray) -> float:
         hit = self._known.get(id(a))
         if hit is not None:
-            return hit
+            return hit[0]
         if a.size == 0:
             return 0.0
         with np.errstate(invalid="ignore"):

@@ -82,3 +82,34 @@ def test_relu6_after_a_conv_fuses_in_graph_mode_and_matches_eager():
     fn = od.function(f)
     np.testing.assert_allclose(fn(x).numpy(), f(x).numpy(), rtol=1e-5, atol=1e-5)
     assert fn.graph(x).ops().count("conv2d_bias_clip") == 2
+
+
+def test_a_known_bound_is_forgotten_with_its_array_and_replaced_when_recorded_again():
+    import gc
+
+    a = _f32(3, 4)
+    BOUNDS.record(a, 6.0)
+    BOUNDS.record(a, 2.0)  # the newer bound wins; the replaced entry's weak reference never calls back
+    assert BOUNDS.of(a) == 2.0
+    key = id(a)
+    del a
+    gc.collect()
+    assert key not in BOUNDS._known
+    b = _f32(3, 4, scale=10.0)  # whatever id it gets, an unrecorded array is measured
+    assert BOUNDS.of(b) == max(float(b.max()), -float(b.min()))
+
+
+def test_fused_convs_stay_right_when_each_call_gets_new_arrays_at_new_or_reused_addresses():
+    w, b = _f32(8, 8, 3, 3), _f32(8)
+    from opdispatch.ops import OPS
+
+    reference = OPS["conv2d"].reference
+    keep = []
+    for i in range(6):  # the primitive re-sets a memory handle only when the address changes
+        x = _f32(2, 8, 7, 7)
+        if i % 2:
+            keep.append(x)  # alternately a fresh address and (often) the freed one
+        want = np.clip(reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                                           **G), 0.0, 6.0)
+        np.testing.assert_allclose(onednn_conv.conv2d_bias_clip(x, w, b, min=0.0, max=6.0, **G), want,
+                                   rtol=1e-4, atol=1e-4)
