@@ -2,8 +2,8 @@
 
 Node 1 alone imports the test plugins opdispatch-fake, opdispatch-stuck and opdispatch-broken-import
 (pip-installed into a directory that only its raylet's PYTHONPATH names), so ``fake:0`` and
-``stuck:0`` (whose relu kernel hangs) exist on that node only, and only there a backend fails to load. Node 2 is killed by the lost-node
-test, which runs last. Without Ray the cluster tests skip with the reason.
+``stuck:0`` (whose relu kernel hangs) exist on that node only, and only there a backend fails to
+load. Node 2 is killed by the lost-node test, which runs last. Without Ray the cluster tests skip with the reason.
 """
 
 from __future__ import annotations

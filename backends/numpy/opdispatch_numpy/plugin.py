@@ -48,7 +48,8 @@ def driver_facts() -> dict[str, str]:
     loaded = [lib for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
     facts["blas at run time"] = "; ".join(
         f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('threading_layer', '?')} threading, "
-        f"{lib.get('architecture', '?')} kernels, {_threads(lib.get('num_threads'))})" for lib in loaded) or "none loaded"
+        f"{lib.get('architecture', '?')} kernels, {_threads(lib.get('num_threads'))})"
+        for lib in loaded) or "none loaded"
     return facts
 
 
