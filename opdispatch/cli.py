@@ -60,6 +60,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
             info = reg.runtime(dev).info
             dtypes = ", ".join(sorted(d.name for d in info.dtype_set))
             print(f"{'':<16} {str(dev):<12} {info.name or '-'} [{dtypes}] {len(st.ops)} ops")
+            for fact, value in info.driver.items():  # what the backend tells of the device's driver
+                print(f"{'':<16} {'':<12} {fact}: {value}")
     for p in reg.providers().values():
         print(f"{p.name:<16} {p.version or '?':<28} provider {p.status}"
               + (f": {p.reason}" if p.reason else f", priority {p.priority}, for {', '.join(p.targets)}, "

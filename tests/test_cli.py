@@ -30,6 +30,21 @@ def test_devices_lists_backends_and_hidden_ones_on_request(capsys):
     assert "reference:0" in capsys.readouterr().out
 
 
+def test_devices_lists_each_device_s_driver_facts(clean_registry, capsys):
+    import opdispatch as od
+    from opdispatch.backend import DeviceInfo
+    from fake_backends import make_plugin
+
+    od.register_plugin(make_plugin("drv", [], devices=[DeviceInfo(0, name="Example GPU",
+                                                                  driver={"driver version": "550.54"})]), name="drv")
+    assert cli.main(["devices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(i for i, line in enumerate(lines) if "drv:0" in line and "Example GPU" in line)
+    assert lines[row + 1].split() == ["driver", "version:", "550.54"]
+    numpy_row = next(i for i, line in enumerate(lines) if "numpy:0" in line)
+    assert lines[numpy_row + 1].strip().startswith("numpy: ")  # the NumPy backend's own facts
+
+
 def test_a_command_that_fails_to_load_is_reported_not_dumped(monkeypatch, capsys):
     class Broken:
         value = "broken_dist.cli:main"
