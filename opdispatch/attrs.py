@@ -1,13 +1,17 @@
 """Normalisers for op attributes: user forms in, one canonical form out, or a clear error.
 
 Each normaliser takes ``(op, arg, value)`` and returns the canonical value that
-shape inference and kernels see (ints, bools, tuples of ints).
+shape inference and kernels see (ints, bools, tuples of ints). A `KernelForm` says that canonical
+form in words (``opdispatch ops``) and as a check; the shared normalisers' forms are in
+`NORMALIZER_FORMS`, and an attribute normalised otherwise declares its form beside it
+(``Attr(..., form=...)`` in its op's family module).
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import Any, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -130,3 +134,55 @@ def to_shape(op: str, arg: str, value: Any) -> tuple[int, ...]:
             and sum(1 for v in value if v == -1) <= 1:
         return tuple(int(v) for v in value)
     raise arg_error(op, arg, value, "a sequence of ints >= 0, with at most one -1")
+
+
+# -- the forms kernels receive -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelForm:
+    """The form an attribute arrives in at a kernel: ``text`` for people (``opdispatch ops``),
+    ``check(value, metas)`` for the test that keeps ``text`` true (``metas``: the call's input metas,
+    None for an absent input)."""
+
+    text: str
+    check: Callable[[Any, Sequence[Any]], bool]
+
+
+def is_ints(value: Any, n: Optional[int] = None, minimum: Optional[int] = None) -> bool:
+    """Whether ``value`` is a tuple of ints (of length ``n``, each at least ``minimum``, when given)."""
+    return (isinstance(value, tuple) and (n is None or len(value) == n) and all(_is_int(i) for i in value)
+            and (minimum is None or all(i >= minimum for i in value)))
+
+
+def first_ndim(metas: Sequence[Any]) -> int:
+    """The rank of the first present input."""
+    return len(next(m for m in metas if m is not None).shape)
+
+
+def one_of(*choices: str) -> KernelForm:
+    """The form of an attribute that arrives as one of ``choices``."""
+    return KernelForm(f"one of {', '.join(map(repr, choices))}", lambda v, m: v in choices)
+
+
+PAIR = KernelForm("(h, w): a tuple of two ints >= 1", lambda v, m: is_ints(v, 2, 1))
+PAIR0 = KernelForm("(h, w): a tuple of two ints >= 0", lambda v, m: is_ints(v, 2, 0))
+PADDING = KernelForm("((top, bottom), (left, right)): a tuple of two pairs of ints >= 0 (an int, a pair, "
+                     "'VALID' and 'SAME' arrive resolved to this)",
+                     lambda v, m: isinstance(v, tuple) and len(v) == 2 and all(is_ints(p, 2, 0) for p in v))
+BOOL = KernelForm("a bool", lambda v, m: isinstance(v, bool))
+FLOAT = KernelForm("a float", lambda v, m: isinstance(v, float))
+OPTIONAL_FLOAT = KernelForm("a float, or None (no bound)", lambda v, m: v is None or isinstance(v, float))
+POSITIVE_INT = KernelForm("an int >= 1", lambda v, m: _is_int(v) and v >= 1)
+AXIS = KernelForm("an int in [0, ndim) (negative axes arrive resolved)",
+                  lambda v, m: _is_int(v) and 0 <= v < max(first_ndim(m), 1))
+OPTIONAL_AXIS = KernelForm("an int in [0, ndim), or None (the flattened tensor)",
+                           lambda v, m: v is None or (_is_int(v) and 0 <= v < max(first_ndim(m), 1)))
+AXES = KernelForm("a sorted tuple of distinct ints in [0, ndim) (None arrives as every axis, negative "
+                  "axes resolved)",
+                  lambda v, m: is_ints(v, minimum=0) and list(v) == sorted(set(v))
+                  and all(a < first_ndim(m) for a in v))
+SHAPE = KernelForm("a tuple of ints >= 0 (a -1 arrives resolved)", lambda v, m: is_ints(v, minimum=0))
+
+NORMALIZER_FORMS: dict[Callable[..., Any], KernelForm] = {to_pair: PAIR, to_padding: PADDING, to_bool: BOOL,
+                                                          to_float: FLOAT, to_shape: SHAPE}
+"""The forms of the attributes these shared normalisers produce (used where an `Attr` declares none)."""

@@ -61,7 +61,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -125,11 +125,18 @@ def _dtypes(values: Iterable[Any]) -> frozenset:
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """One device of a backend: its index, a human name and the dtypes it computes in."""
+    """One device of a backend: its index, a human name, the dtypes it computes in and, optionally,
+    what the backend can tell of the driver and runtime the device runs on: ``driver`` maps a fact's
+    name to its value, both strings (``{"platform": "Portable Computing Language", "driver version":
+    "6.0"}``; CUDA driver and runtime versions, the BLAS a CPU backend links...). ``opdispatch
+    devices`` lists them and every conformance report records them with the device's results, so two
+    reports from two machines say what differed. Gather them in the probe (`opdispatch_devices`): it
+    runs once, where the heavy imports are."""
 
     index: int
     name: str = ""
     dtypes: Sequence[Any] = ("float32", "float64")
+    driver: Mapping[str, str] = field(default_factory=dict, hash=False)
     dtype_set: frozenset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

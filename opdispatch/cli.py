@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
 from .device import Device
 from .errors import OpDispatchError
 from .ops import OPS, get_schema
-from .registry import registry
+from .registry import KernelListing, registry
 
 COMMAND_GROUP = "opdispatch.commands"
 CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install opdispatch-conformance "
@@ -24,6 +25,9 @@ CONFORMANCE_HINT = ("the conformance suite is its own distribution: pip install 
 
 
 BUILTIN_COMMANDS = ("devices", "ops", "new-backend")
+# the exit status when the reader of stdout went away (`opdispatch ops | head`): 128 + SIGPIPE, what a
+# command killed by SIGPIPE reports, for every subcommand
+EXIT_BROKEN_PIPE = 141
 
 
 def installed_commands() -> dict[str, Any]:
@@ -31,6 +35,13 @@ def installed_commands() -> dict[str, Any]:
     built-in commands cannot be replaced."""
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)
             if ep.name not in BUILTIN_COMMANDS}
+
+
+def kernel_tag(row: KernelListing) -> str:
+    """One kernel of the ``--kernels`` listing: its provider, priority and dtypes (what tells apart a
+    provider's several kernels for one op, e.g. NumPy's float16 kernel from its float32/float64 one)."""
+    return (f"{row.provider} (priority {row.priority}, {'/'.join(row.dtypes)}"
+            f"{', conditional' if row.conditional else ''}{', disabled' if not row.enabled else ''})")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -49,6 +60,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
             info = reg.runtime(dev).info
             dtypes = ", ".join(sorted(d.name for d in info.dtype_set))
             print(f"{'':<16} {str(dev):<12} {info.name or '-'} [{dtypes}] {len(st.ops)} ops")
+            for fact, value in info.driver.items():  # what the backend tells of the device's driver
+                print(f"{'':<16} {'':<12} {fact}: {value}")
     for p in reg.providers().values():
         print(f"{p.name:<16} {p.version or '?':<28} provider {p.status}"
               + (f": {p.reason}" if p.reason else f", priority {p.priority}, for {', '.join(p.targets)}, "
@@ -61,9 +74,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
             rows = reg.kernels([dev], args.op)
             by_op: dict[str, list[str]] = {}
             for row in rows:
-                tag = f"{row.provider} (priority {row.priority}{', conditional' if row.conditional else ''}" \
-                      f"{', disabled' if not row.enabled else ''})"
-                by_op.setdefault(row.op, []).append(tag)
+                by_op.setdefault(row.op, []).append(kernel_tag(row))
             for op in sorted(OPS) if args.op is None else [args.op]:
                 tags = by_op.get(op, [])
                 if OPS[op].decomposition is not None:
@@ -99,7 +110,23 @@ def cmd_new_backend(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``opdispatch`` console script."""
+    """Entry point of the ``opdispatch`` console script. A closed stdout (``opdispatch ops | head``)
+    ends any subcommand quietly with status ``EXIT_BROKEN_PIPE``, no traceback."""
+    try:
+        try:
+            return _run(argv)
+        finally:  # also after --help's SystemExit: a closed pipe fails here, not in the flush at exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # point stdout at devnull so the flush at interpreter exit has nowhere to fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
+    """Parse ``argv`` and run the subcommand it names."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = installed_commands()
     if argv and argv[0] in commands:

@@ -28,6 +28,12 @@ so with batch norm N replicas are not the one-process run with batch N*B; their 
 statistics would need a collective inside the forward and backward pass of every batch-norm call,
 which this driver-stepped design does not have: not offered.
 
+Timeouts: every call the driver waits on (a step, parameters, checkpoints) must answer within
+``step_timeout_s`` (`DEFAULT_STEP_TIMEOUT_S`, generous: a first step may compile kernels); a replica
+that does not (a hung kernel, a stalled node) raises `ReplicaTimeoutError` naming it, after the
+replicas are shut down (their parameters are no longer in step: resume from a checkpoint). A replica
+that fails or whose node dies raises `DistributedError` naming it.
+
 Placement: a replica asks for ``num_cpus`` and, where some node declares it, the device's custom
 resource ``opdispatch:<device>`` (1 unit, as for the fleet conformance), so two replicas never
 share a device and each lands on a node that has it.
@@ -63,10 +69,16 @@ OptimizerFn = Callable[[Params], Optimizer]
 
 RESOURCE_PREFIX = "opdispatch:"
 RAY_MISSING = "Ray is not installed: pip install 'opdispatch[ray]'"
+DEFAULT_STEP_TIMEOUT_S = 600.0
+"""How long the driver waits for the replicas' answer to one call (a step: gradients, then the update)."""
 
 
 class DistributedError(OpDispatchError):
     """Data-parallel training that cannot run: Ray missing, bad arguments, a replica lost."""
+
+
+class ReplicaTimeoutError(DistributedError):
+    """A replica did not answer within ``step_timeout_s`` (a hung kernel or node); the message names it."""
 
 
 def device_resource(device: "str | Device") -> str:
@@ -198,13 +210,20 @@ class DataParallel:
     each replica's share of a global batch of ``len(devices) * batch_size``; ``seed`` seeds the
     parameters (``init_fn``) and the shuffling (one ``np.random.default_rng(seed)`` drawing a
     permutation per epoch, as ``examples/train_cnn.py`` does). ``num_cpus`` is what each replica asks
-    Ray for; replicas that cannot be placed within ``ready_timeout_s`` raise `DistributedError`.
+    Ray for; replicas that cannot be placed within ``ready_timeout_s`` raise `DistributedError`; a
+    replica that does not answer a step (or any other call) within ``step_timeout_s`` raises
+    `ReplicaTimeoutError` naming it, and every replica is shut down.
     """
 
     def __init__(self, init_fn: InitFn, loss_fn: LossFn, devices: Sequence[str], *, x: np.ndarray, y: np.ndarray,
                  batch_size: int, optimizer: OptimizerFn, seed: int = 0, dtype: str = "float32",
-                 num_cpus: float = 1.0, ready_timeout_s: float = 300.0) -> None:
+                 num_cpus: float = 1.0, ready_timeout_s: float = 300.0,
+                 step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S) -> None:
+        if not step_timeout_s > 0:  # NaN too
+            raise InvalidArgumentError(f"DataParallel: argument 'step_timeout_s' got {step_timeout_s!r}; "
+                                       f"allowed: seconds > 0")
         ray = _ray()
+        self.step_timeout_s = float(step_timeout_s)
         if not devices:
             raise InvalidArgumentError("DataParallel: argument 'devices' is empty; allowed: one device per replica")
         if batch_size < 1:
@@ -241,18 +260,44 @@ class DataParallel:
             self.shutdown()
             raise DistributedError(f"DataParallel: a replica failed to start: {exc}") from exc
 
-    def _get(self, refs: Any) -> Any:
-        try:
-            return self._ray.get(refs)
-        except self._ray.exceptions.RayError as exc:
-            raise DistributedError(f"DataParallel: a replica failed or its node was lost: {exc}") from exc
+    def _collect(self, refs: Sequence[Any], ranks: Sequence[int], what: str,
+                 deadline: Optional[float] = None) -> list[Any]:
+        """The values of ``refs`` (``refs[i]`` answered by replica ``ranks[i]``), waiting until ``deadline``
+        (`time.monotonic`; default ``step_timeout_s`` from now). A replica that has not answered by then
+        raises `ReplicaTimeoutError` naming it (every replica is shut down first); one that failed,
+        `DistributedError` naming it. ``what`` says what the replicas were doing, for the message."""
+        ray = self._ray
+        if deadline is None:
+            deadline = time.monotonic() + self.step_timeout_s
+        _, late = ray.wait(list(refs), num_returns=len(refs), timeout=max(0.0, deadline - time.monotonic()))
+        if late:
+            stuck = ", ".join(f"replica {rank} ({self.devices[rank]})" for rank, ref in zip(ranks, refs) if ref in late)
+            self.shutdown()
+            raise ReplicaTimeoutError(f"DataParallel: {stuck} did not finish {what} within {self.step_timeout_s:g} s "
+                                      f"(step_timeout_s); every replica was shut down, their parameters no longer "
+                                      f"in step: start a new DataParallel and resume from the last checkpoint")
+        values = []
+        for rank, ref in zip(ranks, refs):
+            try:
+                values.append(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                raise DistributedError(f"DataParallel: replica {rank} ({self.devices[rank]}) failed {what} or its "
+                                       f"node was lost: {exc}") from exc
+        return values
+
+    def _all(self, refs: Sequence[Any], what: str) -> list[Any]:
+        """`_collect` of one answer per replica, in rank order."""
+        return self._collect(refs, range(len(refs)), what)
 
     def step(self, batch: np.ndarray, lr: Optional[float] = None) -> float:
         """One update from the global batch of example indices ``batch``; returns its mean loss."""
+        deadline = time.monotonic() + self.step_timeout_s
         parts = [r.grads.options(num_returns=2).remote(batch) for r in self.replicas]
         counts, grads = [c for c, _ in parts], [g for _, g in parts]
-        self._get([r.apply.remote(counts, grads, lr) for r in self.replicas])
-        done = self._get(counts)
+        applied = [r.apply.remote(counts, grads, lr) for r in self.replicas]
+        ranks = range(self.world)
+        done = self._collect(counts, ranks, "computing its gradients", deadline)  # names a replica stuck there
+        self._collect(applied, ranks, "applying the averaged gradients", deadline)
         return sum(loss for _, loss in done) / max(sum(k for k, _ in done), 1)
 
     def fit(self, epochs: int, *, lr_schedule: Optional[Callable[[int], float]] = None,
@@ -279,28 +324,30 @@ class DataParallel:
 
     def params(self, rank: int = 0) -> dict[str, np.ndarray]:
         """Replica ``rank``'s parameters as host arrays."""
-        return self._get(self.replicas[rank].params.remote())
+        return self._collect([self.replicas[rank].params.remote()], [rank], "returning its parameters")[0]
 
     def all_params(self) -> list[dict[str, np.ndarray]]:
-        return self._get([r.params.remote() for r in self.replicas])
+        return self._all([r.params.remote() for r in self.replicas], "returning its parameters")
 
     def state(self) -> dict[str, np.ndarray]:
         """The non-trained state (batch-norm running statistics), averaged over the replicas."""
-        states = self._get([r.state_arrays.remote() for r in self.replicas])
+        states = self._all([r.state_arrays.remote() for r in self.replicas], "returning its state")
         return {n: np.mean([s[n] for s in states], axis=0).astype(states[0][n].dtype) for n in states[0]}
 
     def resync(self) -> None:
         """Copy rank 0's parameters, and the replicas' averaged state, to every replica."""
         params, state = self.params(0), self.state()
-        self._get([r.set_params.remote(params) for r in self.replicas[1:]]
-                  + [r.set_state.remote(state) for r in self.replicas])
+        refs = [r.set_params.remote(params) for r in self.replicas[1:]] + [r.set_state.remote(state)
+                                                                            for r in self.replicas]
+        self._collect(refs, [*range(1, self.world), *range(self.world)], "taking rank 0's parameters")
 
     def save_checkpoint(self, path: str, metadata: Optional[Mapping[str, Any]] = None) -> None:
         """Rank 0's parameters and optimizer with the averaged state, in opdispatch's checkpoint format
         (`opdispatch.save_checkpoint`), written atomically at ``path`` on the driver's machine."""
         meta = {"epoch": self.epoch, "devices": self.devices, "batch_size": self.batch_size, "seed": self.seed,
                 **dict(metadata or {})}
-        data = self._get(self.replicas[0].checkpoint_bytes.remote(self.state(), meta))
+        data = self._collect([self.replicas[0].checkpoint_bytes.remote(self.state(), meta)], [0],
+                             "writing the checkpoint")[0]
         atomic_write(path, lambda fh: fh.write(data))
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
@@ -309,7 +356,7 @@ class DataParallel:
         ``epoch`` (``np.random.default_rng([seed, epoch])``, as ``train_cnn.py --resume``)."""
         with open(path, "rb") as fh:
             data = fh.read()
-        metas = self._get([r.load_checkpoint_bytes.remote(data) for r in self.replicas])
+        metas = self._all([r.load_checkpoint_bytes.remote(data) for r in self.replicas], "loading the checkpoint")
         self.epoch = int(metas[0].get("epoch", 0))
         self.rng = np.random.default_rng([self.seed, self.epoch])
         return metas[0]

@@ -120,7 +120,11 @@ def explain(op: str, *inputs: Any, device: Union[str, Device, None] = None, **at
         return Plan(op, rt.device, "decomposition", reason=reason, candidates=candidates, parts=parts)
     reason = choice.reason or "no kernel"
     if schema.decomposition is not None and "decomposition" not in reason:
-        reason += f"; {decomposable(rt, op, dtype)}"
+        missing = decomposable(rt, op, dtype)
+        if missing:
+            reason += f"; {missing}"
+        elif pin:  # a pinned provider runs its kernels or nothing
+            reason += f"; its decomposition is not tried while od.use_provider({pin!r}) is in force"
     return Plan(op, rt.device, "unsupported", reason=reason, candidates=candidates)
 
 

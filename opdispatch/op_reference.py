@@ -5,137 +5,30 @@ the ops its gradient rule calls (the backward ops a backend may implement).
 
 Attribute forms: each attribute's normaliser (`opdispatch.attrs`) and its op's shape inference
 turn the user's forms into one canonical form (SAME padding resolved, axes a sorted tuple of
-non-negative ints, ...), which is what kernels receive. `KernelForm` says that form in words and
-as a check; ``tests/test_op_reference.py`` checks every form against the kernel attributes of every
-conformance grid case, and that every attribute of every op has one.
+non-negative ints, ...), which is what kernels receive. A `KernelForm` says that form in words and
+as a check; each attribute carries its own (``Attr(..., form=...)`` in its op's family module, or
+the form of the shared normaliser it uses: `opdispatch.attrs.NORMALIZER_FORMS`), so a new op brings
+its forms with it. ``tests/test_op_reference.py`` checks every form against the kernel attributes of
+every conformance grid case, and that every attribute of every op has one.
 """
 
 from __future__ import annotations
 
 import dis
 import types
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
-
-from . import attrs as A
+from .attrs import KernelForm
 from .dtypes import FLOAT_DTYPES, KERNEL_DTYPES
 from .ops import OPS
-from .schema import OpSchema, TensorMeta
-
-
-@dataclass(frozen=True)
-class KernelForm:
-    """The form an attribute arrives in at a kernel: ``text`` for people, ``check(value, metas)`` for
-    the test that keeps ``text`` true (``metas``: the call's input metas)."""
-
-    text: str
-    check: Callable[[Any, Sequence[Optional[TensorMeta]]], bool]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _ints(v: Any, n: Optional[int] = None, minimum: Optional[int] = None) -> bool:
-    return (isinstance(v, tuple) and (n is None or len(v) == n) and all(_is_int(i) for i in v)
-            and (minimum is None or all(i >= minimum for i in v)))
-
-
-def _ndim(metas: Sequence[Optional[TensorMeta]]) -> int:
-    return len(next(m for m in metas if m is not None).shape)
-
-
-PAIR = KernelForm("(h, w): a tuple of two ints >= 1", lambda v, m: _ints(v, 2, 1))
-PAIR0 = KernelForm("(h, w): a tuple of two ints >= 0", lambda v, m: _ints(v, 2, 0))
-PADDING = KernelForm("((top, bottom), (left, right)): a tuple of two pairs of ints >= 0 (an int, a pair, "
-                     "'VALID' and 'SAME' arrive resolved to this)",
-                     lambda v, m: isinstance(v, tuple) and len(v) == 2 and all(_ints(p, 2, 0) for p in v))
-BOOL = KernelForm("a bool", lambda v, m: isinstance(v, bool))
-FLOAT = KernelForm("a float", lambda v, m: isinstance(v, float))
-OPTIONAL_FLOAT = KernelForm("a float, or None (no bound)", lambda v, m: v is None or isinstance(v, float))
-INT = KernelForm("an int", lambda v, m: _is_int(v))
-POSITIVE_INT = KernelForm("an int >= 1", lambda v, m: _is_int(v) and v >= 1)
-AXIS = KernelForm("an int in [0, ndim) (negative axes arrive resolved)",
-                  lambda v, m: _is_int(v) and 0 <= v < max(_ndim(m), 1))
-OPTIONAL_AXIS = KernelForm("an int in [0, ndim), or None (the flattened tensor)",
-                           lambda v, m: v is None or (_is_int(v) and 0 <= v < max(_ndim(m), 1)))
-AXES = KernelForm("a sorted tuple of distinct ints in [0, ndim) (None arrives as every axis, negative "
-                  "axes resolved)",
-                  lambda v, m: _ints(v, minimum=0) and list(v) == sorted(set(v)) and all(a < _ndim(m) for a in v))
-PERMUTATION = KernelForm("a tuple, a permutation of range(ndim) (None arrives as the reversed axes)",
-                         lambda v, m: _ints(v) and sorted(v) == list(range(_ndim(m))))
-SHAPE = KernelForm("a tuple of ints >= 0 (a -1 arrives resolved)", lambda v, m: _ints(v, minimum=0))
-SHAPE4 = KernelForm("a tuple of four ints >= 0", lambda v, m: _ints(v, 4, 0))
-PADS = KernelForm("a tuple of one (before, after) pair of ints >= 0 per axis of x, leading axes included",
-                  lambda v, m: isinstance(v, tuple) and len(v) == _ndim(m) and all(_ints(p, 2, 0) for p in v))
-PER_AXIS = KernelForm("a tuple with one entry per axis of x (Python slice bounds: ints, an end may be None)",
-                      lambda v, m: isinstance(v, tuple) and len(v) == _ndim(m)
-                      and all(i is None or _is_int(i) for i in v))
-SECTIONS = KernelForm("a tuple of ints >= 0, the size of each part (an int count arrives as equal sizes)",
-                      lambda v, m: _ints(v, minimum=0))
-
-
-def _one_of(*choices: str) -> KernelForm:
-    return KernelForm(f"one of {', '.join(map(repr, choices))}", lambda v, m: v in choices)
-
-
-BY_NORMALIZER: dict[Callable[..., Any], KernelForm] = {A.to_pair: PAIR, A.to_padding: PADDING, A.to_bool: BOOL,
-                                                       A.to_float: FLOAT, A.to_shape: SHAPE}
-"""Forms of the attributes normalised by `opdispatch.attrs`' shared normalisers."""
-
-BY_ATTRIBUTE: dict[tuple[str, str], KernelForm] = {
-    ("adaptive_avg_pool2d", "output_size"): KernelForm("(h, w): a tuple of two ints >= 1 (None arrives resolved "
-                                                       "to the input's size)", lambda v, m: _ints(v, 2, 1)),
-    ("argmax", "axis"): OPTIONAL_AXIS, ("argmin", "axis"): OPTIONAL_AXIS,
-    ("batch_norm", "momentum"): FLOAT, ("batch_norm", "eps"): FLOAT, ("batch_norm_backward", "eps"): FLOAT,
-    ("layer_norm", "eps"): FLOAT, ("layer_norm_backward", "eps"): FLOAT,
-    ("broadcast_to", "shape"): SHAPE,
-    ("cast", "dtype"): KernelForm("a dtype name: 'float16', 'float32', 'float64', 'int32', 'int64' or 'bool'",
-                                  lambda v, m: v in ("float16", "float32", "float64", "int32", "int64", "bool")),
-    ("clip", "min"): OPTIONAL_FLOAT, ("clip", "max"): OPTIONAL_FLOAT,
-    ("conv2d_bias_clip", "min"): OPTIONAL_FLOAT, ("conv2d_bias_clip", "max"): OPTIONAL_FLOAT,
-    ("conv_transpose2d", "padding"): PADDING, ("conv_transpose2d", "output_padding"): PAIR0,
-    ("dropout", "p"): KernelForm("a float in [0, 1]", lambda v, m: isinstance(v, float) and 0 <= v <= 1),
-    ("dropout", "seed"): KernelForm("an int (seed=None arrives as one drawn from od.random)",
-                                    lambda v, m: _is_int(v)),
-    ("gelu", "approximate"): _one_of("none", "tanh"),
-    ("layer_norm", "normalized_shape"): SHAPE, ("layer_norm_backward", "normalized_shape"): SHAPE,
-    ("local_response_norm", "size"): POSITIVE_INT,
-    ("pad", "pads"): PADS, ("pad", "mode"): _one_of("constant", "reflect", "edge"), ("pad", "value"): FLOAT,
-    ("scatter_add", "size"): KernelForm("an int >= 0: the length of the result's axis", lambda v, m: _is_int(v)),
-    ("slice", "starts"): PER_AXIS, ("slice", "ends"): PER_AXIS, ("slice", "steps"): PER_AXIS,
-    ("slice", "axes"): KernelForm("a sorted tuple of the axes the user sliced (starts, ends and steps already "
-                                  "cover every axis)", lambda v, m: _ints(v, minimum=0) and list(v) == sorted(set(v))),
-    ("split", "sections"): SECTIONS,
-    ("squeeze", "axis"): AXES, ("unsqueeze", "axis"): KernelForm(
-        "a sorted tuple of distinct ints in [0, ndim of the result)", lambda v, m: _ints(v, minimum=0)
-        and list(v) == sorted(set(v))),
-    ("transpose", "axes"): PERMUTATION,
-}
-"""Forms of the attributes each op normalises itself (or resolves in its shape inference)."""
-
-BY_NAME: dict[str, KernelForm] = {"stride": KernelForm("(h, w): a tuple of two ints >= 1 (pooling's None arrives "
-                                                       "as kernel_size)", lambda v, m: _ints(v, 2, 1)),
-                                  "groups": POSITIVE_INT, "input_shape": SHAPE4, "weight_shape": SHAPE4,
-                                  "axis": AXIS, "start_axis": AXIS}
-"""Forms by attribute name, for the rest (``axis`` of the reductions: see `REDUCTION_AXES`)."""
-
-REDUCTION_AXES = ("sum", "mean", "max", "min", "max_backward", "min_backward")
-"""Ops whose ``axis`` arrives as `AXES`."""
+from .schema import OpSchema
 
 
 def kernel_form(op: str, attr: str) -> Optional[KernelForm]:
-    """The form attribute ``attr`` of ``op`` arrives in at a kernel, or None when none is known."""
-    schema = OPS[op]
-    normalizer = next(a.normalize for a in schema.attrs if a.name == attr)
-    if (op, attr) in BY_ATTRIBUTE:
-        return BY_ATTRIBUTE[(op, attr)]
-    if attr == "axis" and op in REDUCTION_AXES:
-        return AXES
-    if normalizer in BY_NORMALIZER:
-        return BY_NORMALIZER[normalizer]
-    return BY_NAME.get(attr)
+    """The form attribute ``attr`` of ``op`` arrives in at a kernel (`opdispatch.schema.Attr.kernel_form`:
+    declared beside the attribute in its op's family module, or its shared normaliser's), or None when
+    none is known."""
+    return next(a.kernel_form for a in OPS[op].attrs if a.name == attr)
 
 
 def _value_dtypes(schema: OpSchema) -> list[str]:

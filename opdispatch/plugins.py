@@ -22,6 +22,7 @@ import inspect
 import re
 import traceback
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -243,6 +244,10 @@ def _check_devices(devices: Any, backend: str) -> list[DeviceInfo]:
         if bad:
             raise PluginLoadError(f"device {dev.index} declares dtypes {bad}; allowed: "
                                   f"{[d.name for d in FLOAT_DTYPES]}")
+        driver = dev.driver
+        if not isinstance(driver, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in driver.items()):
+            raise PluginLoadError(f"device {dev.index} declares driver {driver!r}; allowed: a mapping of str to str")
     if len({d.index for d in devices}) != len(devices):
         raise PluginLoadError(f"opdispatch_devices returned duplicate indexes {[d.index for d in devices]}")
     return sorted(devices, key=lambda d: d.index)

@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from .attrs import NORMALIZER_FORMS, KernelForm
 from .errors import InvalidArgumentError
 
 FAMILIES = ("conv", "pool", "norm", "nn", "linalg", "elementwise", "reduce", "layout", "compare")
@@ -57,11 +58,19 @@ VALUE_KINDS = frozenset({"float", "value"})
 
 @dataclass(frozen=True)
 class Attr:
-    """One attribute: its default and the normaliser ``(op, name, value) -> canonical value``."""
+    """One attribute: its default, the normaliser ``(op, name, value) -> canonical value`` and the
+    ``form`` that value has at the kernel (`opdispatch.attrs.KernelForm`, shown by ``opdispatch ops``);
+    ``form`` may be left out for the shared normalisers of `opdispatch.attrs`, which have one."""
 
     name: str
     default: Any
     normalize: Callable[[str, str, Any], Any]
+    form: Optional[KernelForm] = None
+
+    @property
+    def kernel_form(self) -> Optional[KernelForm]:
+        """``form``, else the shared normaliser's (`opdispatch.attrs.NORMALIZER_FORMS`), else None."""
+        return self.form if self.form is not None else NORMALIZER_FORMS.get(self.normalize)
 
 
 InferFn = Callable[[str, Sequence[Optional[TensorMeta]], dict], "tuple[list[TensorMeta], dict]"]

@@ -153,3 +153,37 @@ def make_primitive_backend(name: str = "prims") -> object:
     return make_plugin(name, kernels, devices=[DeviceInfo(index=0, name="primitive ops only")],
                        to_numpy=lambda data: np.array(data.array, copy=True),
                        from_numpy=lambda array: Box(np.array(array, copy=True)))
+
+
+FLOAT_ONLY_OPS = ("softmax_cross_entropy", "softmax_cross_entropy_backward", "add", "mul", "sum", "reshape",
+                  "broadcast_to")
+"""The ops of the ``f32only`` test backend: the loss and its backward (float logits beside int labels)
+and what their gradients need around them; no argmax, so an int result can only come from elsewhere."""
+
+
+def make_float_only(name: str = "f32only") -> tuple[object, list[np.dtype], list[tuple[str, ...]]]:
+    """A float32-only backend (no integer dtype in `DeviceInfo.dtypes`, no integer kernel) with the NumPy
+    kernels of `FLOAT_ONLY_OPS`, its arrays wrapped in `Box`. Returns the plugin, the dtypes its
+    ``opdispatch_from_numpy`` received (in order) and the dtypes of the arrays each kernel call received."""
+    import opdispatch_numpy.plugin as numpy_plugin
+
+    received: list[np.dtype] = []
+    kernel_inputs: list[tuple[str, ...]] = []
+
+    def boxed(fn):
+        def kernel(*args, **attrs):
+            assert all(isinstance(a, Box) for a in args if a is not None), "a host array reached the kernel"
+            kernel_inputs.append(tuple(a.array.dtype.name for a in args if a is not None))
+            out = fn(*[None if a is None else a.array for a in args], **attrs)
+            return tuple(Box(np.asarray(o)) for o in out) if isinstance(out, tuple) else Box(np.asarray(out))
+        return kernel
+
+    def from_numpy(array: np.ndarray) -> Box:
+        received.append(array.dtype)
+        return Box(np.array(array, copy=True))
+
+    kernels = [Kernel(k.op, boxed(k.fn), dtypes=("float32",)) for k in numpy_plugin.opdispatch_kernels()
+               if k.op in FLOAT_ONLY_OPS and np.dtype("float32") in k.dtype_set]
+    plugin = make_plugin(name, kernels, devices=[DeviceInfo(index=0, name="float32 only", dtypes=("float32",))],
+                         to_numpy=lambda data: np.array(data.array, copy=True), from_numpy=from_numpy)
+    return plugin, received, kernel_inputs

@@ -8,6 +8,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -200,6 +201,78 @@ def test_the_example_trains_and_times_steps(cluster, capsys):
 def test_the_core_does_not_import_ray():
     code = "import sys, opdispatch, opdispatch.distributed; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def _wait_for_cpus(ray, count: float, within_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if ray.available_resources().get("CPU", 0) >= count:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.ray
+def test_a_replica_stuck_in_a_step_times_out_naming_it_and_frees_its_node(example):
+    import ray
+
+    from opdispatch.distributed import DataParallel, ReplicaTimeoutError
+
+    cnn, ex, x, y = example
+    b = 4
+    batches = epoch_batches(np.random.default_rng(0), len(x), 2 * b)
+    x = x.copy()
+    x[shard(batches[1], 1, 2)[0]] = np.nan  # an example only replica 1 sees, in the second step
+
+    def loss_hanging_on_nan(params, state, xb, yb):
+        if np.isnan(xb.numpy()).any():
+            time.sleep(120)  # a hung kernel; the timeout kills the actor long before
+        return cnn.loss_fn(params, state, xb, yb)
+
+    dp = DataParallel(ex.init_digits_cnn, loss_hanging_on_nan, ["numpy:0", "numpy:0"], x=x, y=y, batch_size=b,
+                      optimizer=functools.partial(od.SGD, lr=0.05), seed=0, step_timeout_s=5)
+    try:
+        assert np.isfinite(dp.step(batches[0]))
+        start = time.monotonic()
+        with pytest.raises(ReplicaTimeoutError) as err:
+            dp.step(batches[1])
+        assert 4.5 < time.monotonic() - start < 30
+    finally:
+        dp.shutdown()
+    message = str(err.value)
+    assert "replica 1 (numpy:0) did not finish computing its gradients within 5 s" in message
+    assert "replica 0" not in message and "resume from the last checkpoint" in message
+    assert dp.replicas == []  # shut down: the hung actor was killed, its node's CPU is free again
+    assert _wait_for_cpus(ray, 3)
+
+
+@pytest.mark.ray
+def test_a_replica_lost_mid_training_fails_the_step_naming_it(example):
+    import ray
+
+    from opdispatch.distributed import DataParallel
+
+    cnn, ex, x, y = example
+    dp = DataParallel(ex.init_digits_cnn, cnn.loss_fn, ["numpy:0", "numpy:0"], x=x, y=y, batch_size=4,
+                      optimizer=od.SGD, seed=0)
+    try:
+        batches = epoch_batches(np.random.default_rng(0), len(x), 8)
+        dp.step(batches[0])
+        ray.kill(dp.replicas[1])
+        with pytest.raises(DistributedError, match=r"replica 1 \(numpy:0\) failed computing its gradients or its "
+                                                    r"node was lost"):
+            dp.step(batches[1])
+    finally:
+        dp.shutdown()
+    assert _wait_for_cpus(ray, 3)
+
+
+def test_the_step_timeout_must_be_positive():
+    from opdispatch.distributed import DataParallel
+
+    with pytest.raises(od.InvalidArgumentError, match="argument 'step_timeout_s' got 0; allowed: seconds > 0"):
+        DataParallel(lambda s, d: ({}, {}), lambda *a: None, ["numpy:0"], x=np.zeros((1, 1)), y=np.zeros(1),
+                     batch_size=1, optimizer=od.SGD, step_timeout_s=0)
 
 
 @pytest.mark.ray

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import opdispatch as od
+from fake_backends import make_float_only
 from opdispatch.dtypes import KERNEL_DTYPES
 from opdispatch.ops import OPS
 from opdispatch.schema import TensorMeta
@@ -131,3 +132,83 @@ def test_conformance_compares_int_and_bool_results_exactly():
     assert not compare(np.array([1, 3], np.int64), np.array([1, 2], np.int64), tol).ok
     assert not compare(np.array([True, False]), np.array([True, True]), tol).ok
     assert not compare(np.array([1.0, 0.0]), np.array([True, False]), tol).ok
+
+
+# -- integer data on a float-only device (the documented contract of opdispatch_from_numpy) ------------
+
+INT_AND_BOOL = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"]
+
+
+@pytest.fixture
+def float_only(clean_registry):
+    """The in-process float32-only backend ``f32only:0``: its plugin, the dtypes its from_numpy received
+    and those of every kernel call's arrays."""
+    plugin, received, kernel_inputs = make_float_only()
+    status = od.register_plugin(plugin)
+    assert status.status == "loaded", status
+    assert od.device_info("f32only:0").dtypes == ("float32",)
+    return od.Device("f32only:0"), received, kernel_inputs
+
+
+@pytest.mark.parametrize("dtype", INT_AND_BOOL)
+def test_integer_and_bool_arrays_reach_from_numpy_of_a_float_only_device_unchanged(float_only, dtype):
+    """hookspecs.opdispatch_from_numpy: 'any integer or bool dtype, on every device', and they come back
+    unchanged through to_numpy."""
+    dev, received, _ = float_only
+    values = np.array([[0, 1, 1], [1, 0, 1]]).astype(dtype)
+    t = od.tensor(values, device=dev)
+    assert received == [np.dtype(dtype)]
+    assert t.device == dev and t.dtype == np.dtype(dtype)
+    back = t.numpy()
+    assert back.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back, values)
+
+
+def test_a_float_dtype_the_device_lacks_is_refused_before_from_numpy(float_only):
+    dev, received, _ = float_only
+    with pytest.raises(od.DTypeError, match="dtype float64 is not supported on device f32only:0"):
+        od.tensor(np.zeros(3, np.float64), device=dev)
+    assert received == []
+
+
+@pytest.mark.parametrize("labels_dtype", ["int64", "int32"])
+def test_cross_entropy_with_int_labels_runs_on_a_float32_only_device(float_only, labels_dtype):
+    """int64 (and int32) class labels live on the float32-only device as its own arrays and reach its
+    loss kernel and the loss's backward kernel there; loss and gradient equal numpy:0's."""
+    dev, received, kernel_inputs = float_only
+    rng = np.random.default_rng(7)
+    logits = rng.standard_normal((5, 4)).astype(np.float32)
+    labels = np.array([0, 3, 1, 3, 2], labels_dtype)
+
+    def loss_and_grad(device, labels_arg):
+        x = od.tensor(logits, device=device)
+        with od.GradientTape() as tape:
+            tape.watch(x)
+            loss = od.softmax_cross_entropy(x, labels_arg(device))
+        return loss, tape.gradient(loss, x)
+
+    ref_loss, ref_grad = loss_and_grad("numpy:0", lambda d: od.tensor(labels, device=d))
+    for labels_arg in (lambda d: od.tensor(labels, device=d), lambda d: labels):  # a tensor, a host array
+        received.clear()
+        kernel_inputs.clear()
+        loss, grad = loss_and_grad(dev, labels_arg)
+        assert loss.device == dev and grad.device == dev
+        assert np.dtype(labels_dtype) in received  # the labels went through from_numpy as they are
+        assert ("float32", labels_dtype) in kernel_inputs  # softmax_cross_entropy(logits, labels)
+        assert ("float32", labels_dtype, "float32") in kernel_inputs  # its backward(logits, labels, dloss)
+        np.testing.assert_allclose(loss.numpy(), ref_loss.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(grad.numpy(), ref_grad.numpy(), rtol=1e-6)
+
+
+def test_an_int_result_computed_elsewhere_comes_home_to_the_float_only_device(float_only):
+    """argmax has no kernel on f32only:0: under fallback='record' it runs on numpy:0 and its int64
+    result returns through the float-only device's from_numpy."""
+    dev, received, _ = float_only
+    values = np.array([[0.5, 2.0, -1.0], [3.0, 0.0, 1.0]], np.float32)
+    x = od.tensor(values, device=dev)
+    received.clear()
+    with od.device(None, fallback="record"):
+        idx = od.argmax(x, axis=1)
+    assert idx.device == dev and idx.dtype == np.int64
+    assert received == [np.dtype("int64")]
+    np.testing.assert_array_equal(idx.numpy(), [1, 0])

@@ -3,19 +3,35 @@ against the kernel attributes of every conformance grid and random case)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from opdispatch import cli, op_reference
+from opdispatch.attrs import KernelForm, to_int
 from opdispatch.ops import OPS
-from opdispatch.schema import TensorMeta
+from opdispatch.schema import Attr, TensorMeta
 from opdispatch_conformance.suite import collect_cases
 
 
 def test_every_attribute_of_every_op_has_a_kernel_form():
     missing = [(op, a.name) for op, s in OPS.items() for a in s.attrs if op_reference.kernel_form(op, a.name) is None]
-    assert not missing, f"add their forms to opdispatch/op_reference.py: {missing}"
+    assert not missing, f"give these attributes a form (Attr(..., form=...) in their op's family module): {missing}"
+
+
+def test_a_new_op_brings_its_attribute_forms_with_it(monkeypatch, capsys):
+    """An op with an attribute of a new form needs nothing outside its own schema: the form declared
+    beside the attribute is what `opdispatch ops` prints, and a shared normaliser brings its own."""
+    times = KernelForm("an int in [0, 3]: how often to apply it", lambda v, m: isinstance(v, int) and 0 <= v <= 3)
+    schema = dataclasses.replace(OPS["relu"], name="relu_n", attrs=(
+        Attr("times", 1, lambda op, arg, v: to_int(op, arg, v, minimum=0), form=times),
+        OPS["sum"].attrs[1]))  # keepdims: to_bool's form
+    monkeypatch.setitem(OPS, "relu_n", schema)
+    assert op_reference.kernel_form("relu_n", "times") is times
+    assert cli.main(["ops", "--op", "relu_n", "--json"]) == 0
+    forms = {a["name"]: a["kernel_form"] for a in json.loads(capsys.readouterr().out)["attributes"]}
+    assert forms == {"times": times.text, "keepdims": "a bool"}
 
 
 def test_kernel_forms_hold_for_every_conformance_case():

@@ -72,6 +72,20 @@ def test_unavailable_backend_reports_reason_and_contributes_no_device(reg):
         reg.runtime(od.Device("nogpu:0"))
 
 
+def test_a_device_keeps_its_driver_facts_and_bad_ones_fail_only_their_backend(reg):
+    from opdispatch.backend import DeviceInfo
+    from fake_backends import make_plugin
+
+    facts = {"driver version": "1.2", "runtime": "ExampleRT 4"}
+    assert reg.add_plugin(make_plugin("drv", [], devices=[DeviceInfo(0, driver=facts)])).status == "loaded"
+    assert reg.runtime(od.Device("drv:0")).info.driver == facts
+    bad = reg.add_plugin(make_plugin("baddrv", [], devices=[DeviceInfo(0, driver={"version": 3})]))
+    assert bad.status == "failed"
+    assert "device 0 declares driver {'version': 3}; allowed: a mapping of str to str" in bad.reason
+    assert reg.runtime(od.Device("drv:0")).info.driver == facts
+    assert DeviceInfo(0).driver == {}  # optional
+
+
 def test_duplicate_backend_name_is_refused_and_the_first_kept(reg):
     assert reg.add_plugin(make_mini(), name="mini").status == "loaded"
     second = reg.add_plugin(make_mini(), name="mini")

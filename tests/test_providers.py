@@ -149,11 +149,20 @@ def test_use_provider_pins_its_kernels(calls):
     assert calls["conv2d"] == 0 and calls["relu"] == 1
 
 
+def test_a_pinned_provider_that_declines_says_why_and_that_the_decomposition_is_not_tried(calls):
+    xg, wg = _conv_args(groups=2)
+    with od.use_provider("fastconv"):
+        plan = od.explain("conv2d", xg, wg, groups=2)
+    assert plan.how == "unsupported" and "groups > 1 is not implemented" in plan.reason
+    assert "None" not in plan.reason  # it read "...; None" before
+    assert "its decomposition is not tried while od.use_provider('fastconv') is in force" in plan.reason
+
+
 def test_the_cli_lists_kernels_per_device_and_op(calls, capsys):
     assert main(["devices", "--kernels", "--device", "numpy:0", "--op", "conv2d"]) == 0
     out = capsys.readouterr().out
     assert "fastconv" in out and "provider loaded, priority 50, for numpy" in out
-    assert "conv2d" in out and "fastconv (priority 50, conditional) > numpy (priority 0)" in out
+    assert "conv2d" in out and "fastconv (priority 50, float32, conditional) > numpy (priority 0, float32/float64)" in out
 
 
 def test_conformance_checks_every_provider_of_an_op(calls):

@@ -12,6 +12,7 @@ from opdispatch import Device, OpDispatchError
 
 from . import report
 from .cases import case_from_json
+from .fleet import DEFAULT_TASK_TIMEOUT_S
 from .suite import DTYPE_CHOICES, collect_cases, dtypes_argument, run_device
 
 
@@ -120,6 +121,10 @@ def parser() -> argparse.ArgumentParser:
                       help="run on every node of the Ray cluster at ADDRESS (host:port or 'auto'; none: a new "
                            "local one), one task per node and device, one merged report (pip install "
                            "'opdispatch[ray]')")
+    conf.add_argument("--task-timeout", type=float, default=DEFAULT_TASK_TIMEOUT_S, metavar="SECONDS",
+                      help="with --ray: how long one (node, device) task may run once started; past it the task "
+                           "is cancelled and its column marked lost, the others kept (default "
+                           f"{DEFAULT_TASK_TIMEOUT_S:g})")
     conf.add_argument("--ops", help="comma-separated op names (default: every op)")
     conf.add_argument("--dtypes", type=dtypes_argument,
                       help=f"comma-separated dtypes among {', '.join(DTYPE_CHOICES)} (default: every float dtype "
@@ -138,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
     conf.add_argument("--no-onnx", action="store_true", help="leave out the ONNX-derived cases")
     conf.add_argument("--case", help="run one case given as JSON (the reproduction lines print this)")
     conf.add_argument("--only", action="append", help="run only the case with this name (repeatable)")
-    conf.add_argument("--report", help="write the JSON report here")
+    conf.add_argument("--report", help="write the JSON report here (a name ending in .gz: gzip-compressed, about "
+                                        "15x smaller)")
     conf.add_argument("--markdown", help="write the Markdown report here")
     conf.add_argument("--show-failures", type=int, default=20, help="failures to print (default 20)")
     conf.add_argument("--tracebacks", action="store_true", help="print the traceback of each failure")

@@ -5,7 +5,8 @@ local one without an address), then
 
 1. runs a probe task on every alive node (pinned there with a hard node affinity): it reports the
    opdispatch devices that node's own installed plugins give, with the backend versions, device
-   names and dtypes, Python, NumPy and the platform (the column facts of the report);
+   names, dtypes and driver facts (`suite.device_facts`), Python, NumPy, the platform and the
+   backends that did not load there, with the reasons (the column facts of the report);
 2. runs the suite as one Ray task per (node, device), pinned to its node; where the node declares
    the device's custom resource (`device_resource`: ``opdispatch:<device>``, 1 unit) the task needs
    it, so two runs never share one device, even from two drivers at once (`node_resources` is what
@@ -14,7 +15,10 @@ local one without an address), then
    run could share it, which a note says;
 3. prints a line as each column finishes and merges the columns into one run set for `report`
    (the ops x host:device matrix, JSON and Markdown, each column with its node facts). A column whose
-   node died or whose task failed is marked lost with the reason; the others are kept.
+   node died or whose task failed is marked lost with the reason; the others are kept. A task still
+   running ``timeout_s`` after it started (a hung kernel; `DEFAULT_TASK_TIMEOUT_S`, ``--task-timeout``)
+   is cancelled (``ray.cancel(force=True)``: its worker process is killed) and its column marked lost
+   ("timed out after N s"); time spent waiting for the node's CPU or device does not count.
 
 Each task runs exactly what ``opdispatch conformance --device D`` runs locally (`suite.collect_cases`
 and `suite.run_device` with the same arguments), so a column's results are those of a local run.
@@ -34,7 +38,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, TextIO
+from typing import Any, Callable, Iterator, Optional, Sequence, TextIO
 
 import numpy as np
 
@@ -43,9 +47,12 @@ from opdispatch import Device, OpDispatchError
 
 from .cases import case_from_json
 from .runner import FAILED, PASSED, UNSUPPORTED
-from .suite import collect_cases, run_device
+from .suite import collect_cases, device_facts, run_device
 
 RESOURCE_PREFIX = "opdispatch:"
+DEFAULT_TASK_TIMEOUT_S = 3600.0
+"""How long a column's task may run, once started, before it is cancelled and its column marked lost: an
+hour, generous for the whole suite on a slow device (a local numpy:0 run takes about a minute)."""
 RAY_MISSING = "Ray is not installed: pip install 'opdispatch[ray]' (or 'ray[default]')"
 
 
@@ -81,13 +88,19 @@ class Column:
     conformance: str
     resource: Optional[str] = None  # the node's custom resource for the device, when it declares one
     label: str = ""  # host:device, made unique (see `label_columns`)
+    driver: tuple[tuple[str, str], ...] = ()  # the device's driver facts (`DeviceInfo.driver`), in order
+    backends_not_loaded: tuple[tuple[str, str], ...] = ()  # on this node: backend name, why
 
     def facts(self) -> dict[str, Any]:
-        """The node and driver facts of the report's column."""
+        """The node facts of the report's column (its device's are in the run record's "device")."""
         return {"node_id": self.node_id, "host": self.host, "ip": self.ip, "device": self.device,
                 "device_name": self.device_name, "dtypes": list(self.dtypes), "python": self.python,
                 "numpy": self.numpy, "platform": self.platform, "opdispatch_conformance": self.conformance,
-                "resource": self.resource}
+                "resource": self.resource, "backends_not_loaded": dict(self.backends_not_loaded)}
+
+    def device_facts(self) -> dict[str, Any]:
+        """The device's facts as the probe found them (`suite.device_facts`; a lost column's record)."""
+        return {"name": self.device_name, "dtypes": list(self.dtypes), "driver": dict(self.driver)}
 
 
 def probe_here() -> dict[str, Any]:
@@ -98,10 +111,10 @@ def probe_here() -> dict[str, Any]:
     backends = od.backends()
     devices = []
     for dev in od.devices():
-        info = od.device_info(dev)
+        facts = device_facts(dev)
         st = backends[dev.backend]
         devices.append({"device": str(dev), "backend": st.name, "backend_version": st.version,
-                        "device_name": info.name, "dtypes": sorted(np.dtype(d).name for d in info.dtype_set)})
+                        "device_name": facts["name"], "dtypes": facts["dtypes"], "driver": facts["driver"]})
     skipped = {name: f"{st.status}: {st.reason}" for name, st in backends.items() if st.status != "loaded"}
     return {"host": socket.gethostname(), "python": platform.python_version(), "numpy": np.__version__,
             "platform": platform.platform(), "conformance": __version__, "devices": devices,
@@ -121,6 +134,17 @@ def run_here(device: str, spec: dict[str, Any]) -> dict[str, Any]:
             cases = [c for c in cases if c.name in set(spec["only"])]
     return run_device(Device(device), cases, spec.get("dtypes"), spec.get("mode", "eager"), out=None,
                       gradients=spec.get("gradients", "yes"))
+
+
+STARTED = "started"
+"""What a column's task yields first, as it starts running (its timeout counts from then)."""
+
+
+def column_task(device: str, spec: dict[str, Any]) -> Iterator[Any]:
+    """The body of a column's Ray task (a streaming generator): `STARTED` as soon as it runs, then the
+    run record of `run_here`."""
+    yield STARTED
+    yield run_here(device, spec)
 
 
 def _ray() -> Any:
@@ -193,7 +217,8 @@ def probe_nodes(ray: Any, timeout_s: float = 120.0, out: Optional[TextIO] = sys.
                 backend=d["backend"], backend_version=d["backend_version"], device_name=d["device_name"],
                 dtypes=tuple(d["dtypes"]), python=facts["python"], numpy=facts["numpy"],
                 platform=facts["platform"], conformance=facts["conformance"],
-                resource=res if declared.get(res, 0) >= 1 else None))
+                resource=res if declared.get(res, 0) >= 1 else None, driver=tuple(d["driver"].items()),
+                backends_not_loaded=tuple(sorted(facts["backends_not_loaded"].items()))))
     return label_columns(columns), failed
 
 
@@ -223,42 +248,75 @@ def _reason(exc: BaseException) -> str:
 def lost_run(column: Column, mode: str, reason: str) -> dict[str, Any]:
     """The run record of a lost column (no results; `report` marks it lost)."""
     return {"backend": column.backend, "version": column.backend_version, "mode": mode, "dtypes": [],
-            "results": [], "node": column.facts(), "lost": reason}
+            "results": [], "device": column.device_facts(), "node": column.facts(), "lost": reason}
 
 
 def run_fleet(ray: Any, columns: Sequence[Column], spec: dict[str, Any], *, num_cpus: float = 1.0,
-              out: Optional[TextIO] = sys.stderr, progress: Optional[Callable[[str, dict], None]] = None
-              ) -> dict[str, dict[str, Any]]:
+              timeout_s: Optional[float] = DEFAULT_TASK_TIMEOUT_S, out: Optional[TextIO] = sys.stderr,
+              progress: Optional[Callable[[str, dict], None]] = None) -> dict[str, dict[str, Any]]:
     """One pinned Ray task per column running `run_here` with ``spec``; the run records by column label
-    (lost ones included), a progress line on ``out`` as each finishes."""
-    task = ray.remote(max_retries=0)(run_here)
-    pending: dict[Any, Column] = {}
+    (lost ones included), a progress line on ``out`` as each finishes. A task still running ``timeout_s``
+    seconds after it started is cancelled (force: its worker is killed) and its column marked lost;
+    ``timeout_s=None`` waits for ever."""
+    _check_timeout(timeout_s)
+    task = ray.remote(max_retries=0, num_returns="streaming")(column_task)
+    pending: dict[Any, Column] = {}  # ObjectRefGenerator -> its column
     for col in columns:
         opts: dict[str, Any] = {"num_cpus": num_cpus, "scheduling_strategy": _pinned(ray, col.node_id)}
         if col.resource:
             opts["resources"] = {col.resource: 1}
         pending[task.options(**opts).remote(col.device, spec)] = col
+    started: dict[Any, float] = {}  # the tasks running, by when their start was seen
     mode = spec.get("mode", "eager")
     runs: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        col = pending.pop(done[0])
-        try:
-            run = ray.get(done[0])
-            run["node"] = col.facts()
-            counts = {s: sum(r.status == s for r in run["results"]) for s in (PASSED, FAILED, UNSUPPORTED)}
-            line = (f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[UNSUPPORTED]} unsupported")
-        except Exception as exc:  # the task failed or its node died: this column is lost, the rest go on
-            run = lost_run(col, mode, _reason(exc))
-            line = f"LOST ({run['lost']})"
+
+    def finish(col: Column, run: dict[str, Any], line: str) -> None:
         runs[col.label] = run
         if out is not None:
             print(f"fleet: [{len(runs)}/{len(columns)}] {col.label}: {line} "
                   f"({time.perf_counter() - start:.1f} s)", file=out, flush=True)
         if progress is not None:
             progress(col.label, run)
+
+    while pending:
+        wait_s = None
+        if timeout_s is not None and started:
+            wait_s = max(0.0, min(started.values()) + timeout_s - time.monotonic())
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
+        if not ready:  # a running task reached its deadline
+            now = time.monotonic()
+            for gen in [g for g, t0 in started.items() if timeout_s is not None and now - t0 >= timeout_s]:
+                col = pending.pop(gen)
+                del started[gen]
+                ray.cancel(gen, force=True)
+                run = lost_run(col, mode, f"timed out after {timeout_s:g} s (the task was cancelled)")
+                finish(col, run, f"LOST ({run['lost']})")
+            continue
+        gen = ready[0]
+        col = pending[gen]
+        try:
+            value = ray.get(next(gen))
+        except Exception as exc:  # the task failed or its node died: this column is lost, the rest go on
+            del pending[gen]
+            started.pop(gen, None)
+            run = lost_run(col, mode, _reason(exc))
+            finish(col, run, f"LOST ({run['lost']})")
+            continue
+        if gen not in started:  # its first item: the task runs now, and its timeout counts from here
+            started[gen] = time.monotonic()
+            continue
+        del pending[gen], started[gen]
+        run = value
+        run["node"] = col.facts()
+        counts = {s: sum(r.status == s for r in run["results"]) for s in (PASSED, FAILED, UNSUPPORTED)}
+        finish(col, run, f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[UNSUPPORTED]} unsupported")
     return runs
+
+
+def _check_timeout(timeout_s: Optional[float]) -> None:
+    if timeout_s is not None and not timeout_s > 0:  # NaN too
+        raise FleetError(f"conformance --ray: argument 'task_timeout' got {timeout_s!r}; allowed: seconds > 0")
 
 
 def select(columns: Sequence[Column], devices: Optional[Sequence[str]]) -> list[Column]:
@@ -287,6 +345,7 @@ def run_command(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                          "suite (--all or --device D)")
     if args.mode == "both":
         raise FleetError("conformance --ray: argument 'mode' got 'both'; allowed: eager or graph (run twice)")
+    _check_timeout(args.task_timeout)
     conn = connect(args.ray)
     try:
         columns, failed = probe_nodes(conn.ray, out=sys.stderr)
@@ -303,7 +362,7 @@ def run_command(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         nodes = len({c.node_id for c in columns})
         print(f"conformance: {len(columns)} device(s) on {nodes} node(s): {', '.join(c.label for c in columns)}",
               file=sys.stderr, flush=True)
-        return run_fleet(conn.ray, columns, spec_from_args(args), out=sys.stderr)
+        return run_fleet(conn.ray, columns, spec_from_args(args), timeout_s=args.task_timeout, out=sys.stderr)
     finally:
         conn.close()
 

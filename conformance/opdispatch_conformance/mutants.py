@@ -191,6 +191,19 @@ def sigmoid_overflows(x):
         return (1 - e / (1 + e)).astype(x.dtype, copy=False)
 
 
+def _memory_order_as_c(x):
+    """What C code handed ``x``'s data pointer and shape reads: ``x``'s elements in memory order taken as
+    a C-contiguous array of ``x``'s shape (the right values only when ``x`` is C-contiguous)."""
+    return x.ravel(order="K").reshape(x.shape)
+
+
+def tanh_ignores_strides(x):
+    """tanh as the flat loop ``out[i] = tanh(in[i])`` over the input's buffer, its strides ignored: right
+    for C-contiguous input, but a column-major one (a transposed view) comes out with its elements
+    permuted."""
+    return np.tanh(_memory_order_as_c(x))
+
+
 MUTANTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "same_wrong_side": ("conv2d", same_on_wrong_side),
     "groups_ignored": ("conv2d", groups_ignored),
@@ -212,7 +225,11 @@ MUTANTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "conv_batch_remainder": ("conv2d", conv_batch_remainder),
     "max_pool_drops_nan": ("max_pool2d", max_pool_drops_nan),
     "sigmoid_overflows": ("sigmoid", sigmoid_overflows),
+    "tanh_ignores_strides": ("tanh", tanh_ignores_strides),
 }
+# Mutants only inputs passed as views catch (the suite's `Case.layout` cases): every other case hands
+# the kernel C-contiguous arrays.
+CAUGHT_BY_VIEWS_ONLY = frozenset({"tanh_ignores_strides"})
 # The forward op whose gradient check a broken backward kernel must fail.
 GRADIENT_OF = {"relu_backward": "relu", "conv2d_backward_input": "conv2d"}
 

@@ -6,6 +6,7 @@ appear in a stable order, and nothing in it depends on the time of the run.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from dataclasses import dataclass
@@ -118,7 +119,9 @@ def _clean(value):
 
 def json_report(runs: dict[str, dict]) -> dict:
     """The versioned report: ``runs`` maps a device name (a fleet run: ``host:device``) to {"backend",
-    "version", "mode", "results"} and, from a fleet run, "node" (facts) and "lost" (a reason)."""
+    "version", "mode", "results"}, "device" (its name, dtypes and driver facts, `suite.device_facts`),
+    "providers" (the versions of the kernel providers that ran) and, from a fleet run, "node" (facts)
+    and "lost" (a reason)."""
     devices = {}
     for dev in sorted(runs):
         run = runs[dev]
@@ -129,16 +132,26 @@ def json_report(runs: dict[str, dict]) -> dict:
             "summary": [{k: _clean(v) for k, v in s.to_dict().items()} for s in summarize(results)],
             "cases": [{k: _clean(v) for k, v in r.to_dict().items()} for r in results],
         }
-        for key in ("node", "lost"):  # a fleet run's column: its node and driver facts; why it was lost
+        for key in ("device", "providers"):  # what it ran on (no provider ran: {})
+            if run.get(key) is not None:
+                devices[dev][key] = run[key]
+        for key in ("node", "lost"):  # a fleet run's column: its node; why it was lost
             if run.get(key):
                 devices[dev][key] = run[key]
     return {"format": FORMAT, "version": VERSION, "numpy": np.__version__, "devices": devices}
 
 
 def write_json(report: dict, path: str) -> None:
-    with open(path, "w") as fh:
-        json.dump(report, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    """Write ``report`` at ``path``; a path ending in ``.gz`` gets the same text gzip-compressed (a full
+    run's report shrinks about 15 times; no time stamp in the gzip header, so two equal runs still give
+    identical files)."""
+    text = json.dumps(report, indent=1, sort_keys=True) + "\n"
+    if path.endswith(".gz"):
+        with open(path, "wb") as fh:
+            fh.write(gzip.compress(text.encode(), mtime=0))
+    else:
+        with open(path, "w") as fh:
+            fh.write(text)
 
 
 def matrix(runs: dict[str, dict]) -> str:
@@ -163,6 +176,26 @@ def matrix(runs: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _facts_lines(run: dict) -> list[str]:
+    """The Markdown lines saying what a run ran on: device, driver, kernel providers and a fleet
+    column's node (with the backends that did not load there, and why)."""
+    lines = []
+    device, node = run.get("device"), run.get("node")
+    if device:
+        lines.append(f"- Device: {device['name'] or '-'} (dtypes {', '.join(device['dtypes'])})")
+        if device.get("driver"):
+            lines.append("- Driver: " + "; ".join(f"{k}: {v}" for k, v in device["driver"].items()))
+    if run.get("providers"):
+        lines.append("- Kernel providers that ran: " + ", ".join(f"{k} {v}" for k, v in run["providers"].items()))
+    if node:
+        lines.append(f"- Node {node['host']} ({node['ip']}, id {node['node_id'][:12]}): Python {node['python']}, "
+                     f"NumPy {node['numpy']}, {node['platform']}")
+        if node.get("backends_not_loaded"):
+            lines.append("- Backends not loaded on that node: " + "; ".join(
+                f"{name} ({why})" for name, why in sorted(node["backends_not_loaded"].items())))
+    return lines + [""] if lines else []
+
+
 def markdown(runs: dict[str, dict]) -> str:
     """The Markdown report: the matrix, then per device its summary table and failures."""
     parts = ["# opdispatch conformance report", "", "## Ops x devices", "", matrix(runs), ""]
@@ -170,11 +203,7 @@ def markdown(runs: dict[str, dict]) -> str:
         run = runs[dev]
         results = run["results"]
         parts += [f"## {dev} ({run['backend']} {run['version']}, {run['mode']} mode)", ""]
-        if run.get("node"):
-            node = run["node"]
-            parts += [f"Node {node['host']} ({node['ip']}, id {node['node_id'][:12]}): {node['device_name']}, "
-                      f"dtypes {', '.join(node['dtypes'])}; Python {node['python']}, NumPy {node['numpy']}, "
-                      f"{node['platform']}", ""]
+        parts += _facts_lines(run)
         if run.get("lost"):
             parts += [f"LOST: {run['lost']}", ""]
             continue

@@ -120,7 +120,23 @@ def run_device(dev: Device, cases: list[Case], dtypes: Optional[list[str]] = Non
                 print(f"  [{dev}] note: no selected case takes {dtype} (the ops taking int and bool values: "
                       f"comparisons, where, argmax/argmin, max/min, layout ops, cast, gather ...)", file=out,
                       flush=True)
-    return {"backend": backend.name, "version": backend.version, "mode": mode, "dtypes": dtypes, "results": results}
+    return {"backend": backend.name, "version": backend.version, "mode": mode, "dtypes": dtypes, "results": results,
+            "device": device_facts(dev), "providers": provider_versions(results)}
+
+
+def device_facts(dev: Device) -> dict:
+    """What a report records of ``dev`` beside its results: the name and dtypes its backend declares, and
+    what it tells of the device's driver (`opdispatch.backend.DeviceInfo.driver`)."""
+    info = od.device_info(dev)
+    return {"name": info.name, "dtypes": sorted(d.name for d in info.dtype_set), "driver": dict(info.driver)}
+
+
+def provider_versions(results: Iterable[CaseResult]) -> dict[str, str]:
+    """The version of each kernel provider whose kernels ran (or were pinned) in ``results``, by name (a
+    backend's own kernels and decompositions are not providers: the run's backend version covers them)."""
+    providers = od.providers()
+    used = {name for r in results for name in (r.provider, r.pinned) if name in providers}
+    return {name: providers[name].version for name in sorted(used)}
 
 
 def _pinned(results: list[CaseResult], provider: Optional[str]) -> list[CaseResult]:

@@ -230,6 +230,18 @@ def test_every_op_has_special_value_and_view_cases():
     assert not [c for c in gradient_cases(collect_cases(onnx=False)) if c.source == "special" or c.layout != "contiguous"]
 
 
+def test_the_transposed_view_is_of_a_matrix_wherever_the_op_has_one():
+    """A 1-d array's transpose is itself: ops with a single matrix grid case (relu, tanh, exp, ...) must
+    still get it as their transposed view, not lose it to the strided or reversed one."""
+    def has_matrix(case):
+        return any(i is not None and len(i.shape) >= 2 for i in case.inputs)
+
+    with_matrix = {c.op for c in grid_cases() if has_matrix(c)}
+    transposed = {c.op: c for c in layout_cases() if c.layout == "transposed"}
+    assert {"relu", "tanh", "exp"} <= with_matrix
+    assert [transposed[op].name for op in sorted(with_matrix) if not has_matrix(transposed[op])] == []
+
+
 def test_sizes_past_chunks_and_tiles_are_in_the_grid():
     grid = grid_cases()
 

@@ -120,6 +120,51 @@ def test_cli_writes_stable_json_and_markdown(tmp_path, capsys):
     assert "conv2d" in out and "passed: 0 failed" in out
 
 
+def test_reports_record_the_device_its_driver_and_the_providers_that_ran(clean_registry, tmp_path, capsys):
+    from opdispatch import hookimpl
+    from opdispatch.backend import ProviderInfo
+
+    def relu(x):
+        return np.maximum(x, x.dtype.type(0))
+
+    class FastRelu:
+        @hookimpl
+        def opdispatch_provider_info(self):
+            return ProviderInfo(name="fastrelu", version="2.5.1", priority=50, plugin_api=1)
+
+        @hookimpl
+        def opdispatch_provider_kernels(self):
+            return [Kernel("relu", relu, dtypes=("float32",), backend="drv")]
+
+    facts = {"driver version": "7.1", "firmware": "A2"}
+    od.register_plugin(make_plugin("drv", [Kernel("relu", relu, dtypes=("float32",)),
+                                           Kernel("add", np.add, dtypes=("float32",))],
+                                   devices=[DeviceInfo(0, name="Driven", dtypes=("float32",), driver=facts)]),
+                       name="drv")
+    od.register_plugin(FastRelu(), name="fastrelu")
+    assert main(["conformance", "--device", "drv:0", "--device", "numpy:0", "--ops", "relu,add", "--no-onnx",
+                 "--random", "1", "--report", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]) == 0
+    devices = json.loads((tmp_path / "r.json").read_text())["devices"]
+    assert devices["drv:0"]["device"] == {"name": "Driven", "dtypes": ["float32"], "driver": facts}
+    assert devices["drv:0"]["providers"] == {"fastrelu": "2.5.1"}  # its own kernels are the backend's version
+    assert devices["numpy:0"]["device"]["driver"]["numpy"] == np.__version__
+    assert "fastrelu" not in devices["numpy:0"]["providers"]
+    md = (tmp_path / "r.md").read_text()
+    assert "- Device: Driven (dtypes float32)" in md and "- Driver: driver version: 7.1; firmware: A2" in md
+    assert "- Kernel providers that ran: fastrelu 2.5.1" in md and f"- Driver: numpy: {np.__version__}" in md
+
+
+def test_a_report_named_gz_is_the_same_json_compressed_and_stable(tmp_path):
+    import gzip
+
+    args = ["conformance", "--device", "numpy:0", "--ops", "relu,add", "--no-onnx", "--random", "2"]
+    for name in ("plain.json", "a.json.gz", "b.json.gz"):
+        assert main(args + ["--report", str(tmp_path / name)]) == 0
+    plain, packed = (tmp_path / "plain.json").read_bytes(), (tmp_path / "a.json.gz").read_bytes()
+    assert gzip.decompress(packed) == plain and len(packed) * 5 < len(plain)
+    assert packed == (tmp_path / "b.json.gz").read_bytes()  # no time stamp: equal runs, equal files
+
+
 def test_cli_exit_status_is_nonzero_when_a_supported_case_fails(liar, capsys):
     assert main(["conformance", "--device", "liar:0", "--ops", "relu,sigmoid", "--no-onnx"]) == 1
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import opdispatch as od
-from opdispatch_conformance.mutants import GRADIENT_OF, MUTANTS, make_mutant_plugin
+from opdispatch_conformance.mutants import CAUGHT_BY_VIEWS_ONLY, GRADIENT_OF, MUTANTS, make_mutant_plugin
 from opdispatch_conformance.runner import FAILED
 from opdispatch_conformance.suite import collect_cases, run_device
 
@@ -27,6 +27,9 @@ def test_each_mutant_is_caught(clean_registry, name):
     if forward:
         assert f"{forward}.grad" in failed_ops, f"the gradient check of {forward} missed the broken {op}"
     assert all(r.repro.startswith("opdispatch conformance --device mutant_") for r in failed)
+    if name in CAUGHT_BY_VIEWS_ONLY:  # the inputs passed as views catch it, and nothing else does
+        layouts = {c.name: c.layout for c in cases}
+        assert {layouts[r.case] for r in failed} <= {"strided", "reversed", "transposed"}, [r.case for r in failed]
 
 
 def test_the_correct_backend_passes_the_same_cases():

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..attrs import INT_MAX, _is_int
+from ..attrs import INT_MAX, KernelForm, _is_int, is_ints
 from ..dtypes import KERNEL_DTYPES, require_float, require_same
 from ..errors import DTypeError, ShapeError, arg_error
 from ..schema import TensorMeta
@@ -60,6 +60,10 @@ def prod(dims: Iterable[int]) -> int:
 
 MAX_ELEMENTS = 2**60
 """Bound on the element count of a shape attribute: a float64 array of it fits an int64 byte count."""
+
+
+SHAPE4 = KernelForm("a tuple of four ints >= 0", lambda v, m: is_ints(v, 4, 0))
+"""The form of `shape4`'s attributes at the kernel."""
 
 
 def shape4(what: str, empty_batch: bool = False):

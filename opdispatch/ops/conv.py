@@ -11,12 +11,12 @@ the bottom/right padding, and the bias add), so it runs wherever that op does, w
 from __future__ import annotations
 
 from .. import reference
-from ..attrs import INT_MAX, to_float, to_int, to_padding, to_pair
+from ..attrs import INT_MAX, OPTIONAL_FLOAT, PADDING, PAIR0, POSITIVE_INT, to_float, to_int, to_padding, to_pair
 from ..errors import InvalidArgumentError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
-from ._checks import (float_inputs, require_dy, require_positive_dims, require_positive_dims_but_batch, require_rank,
-                      shape4)
+from ._checks import (SHAPE4, float_inputs, require_dy, require_positive_dims, require_positive_dims_but_batch,
+                      require_rank, shape4)
 from ._rules import without
 from ._windows import scatter_taps, stacked, window_taps
 
@@ -77,15 +77,15 @@ def _reduction_length(metas, attrs):
     return w.shape[1] * w.shape[2] * w.shape[3] + (metas[2] is not None)
 
 
-CONV_ATTRS = (Attr("stride", 1, to_pair), Attr("padding", 0, to_padding), Attr("dilation", 1, to_pair),
-              Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1)))
+GROUPS_ATTR = Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1), POSITIVE_INT)
+CONV_ATTRS = (Attr("stride", 1, to_pair), Attr("padding", 0, to_padding), Attr("dilation", 1, to_pair), GROUPS_ATTR)
 
 
 def _optional_float(op, arg, value):
     return None if value is None else to_float(op, arg, value)
 
 
-CLIP_ATTRS = (Attr("min", None, _optional_float), Attr("max", None, _optional_float))
+CLIP_ATTRS = (Attr("min", None, _optional_float, OPTIONAL_FLOAT), Attr("max", None, _optional_float, OPTIONAL_FLOAT))
 """clip's bounds (conv2d_bias_clip's last attributes): a float or None (unbounded)."""
 
 
@@ -242,7 +242,7 @@ def _conv_weight_terms(metas, attrs):
 CONV2D_BACKWARD_INPUT = OpSchema(
     name="conv2d_backward_input", family=FAMILY,
     inputs=(Input("dy"), Input("w")),
-    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)", empty_batch=True)),) + CONV_ATTRS,
+    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)", empty_batch=True), SHAPE4),) + CONV_ATTRS,
     infer=_infer_conv_input,
     reference=reference.conv.conv2d_backward_input,
     doc="Gradient of conv2d with respect to x: the transposed convolution of dy with w, of input_shape.",
@@ -255,7 +255,7 @@ CONV2D_BACKWARD_INPUT = OpSchema(
 CONV2D_BACKWARD_WEIGHT = OpSchema(
     name="conv2d_backward_weight", family=FAMILY,
     inputs=(Input("x"), Input("dy")),
-    attrs=(Attr("weight_shape", None, shape4("(C_out, C_in / groups, KH, KW)")),) + CONV_ATTRS,
+    attrs=(Attr("weight_shape", None, shape4("(C_out, C_in / groups, KH, KW)"), SHAPE4),) + CONV_ATTRS,
     infer=_infer_conv_weight,
     reference=reference.conv.conv2d_backward_weight,
     doc="Gradient of conv2d with respect to w: dy correlated with the windows of x, of weight_shape.",
@@ -367,9 +367,9 @@ def _transpose_terms(metas, attrs):
 CONV_TRANSPOSE2D = OpSchema(
     name="conv_transpose2d", family=FAMILY,
     inputs=(Input("x"), Input("w"), Input("bias", optional=True)),
-    attrs=(Attr("stride", 1, to_pair), Attr("padding", 0, _transpose_padding),
-           Attr("output_padding", 0, lambda op, arg, v: to_pair(op, arg, v, minimum=0)),
-           Attr("dilation", 1, to_pair), Attr("groups", 1, lambda op, arg, v: to_int(op, arg, v, minimum=1))),
+    attrs=(Attr("stride", 1, to_pair), Attr("padding", 0, _transpose_padding, PADDING),
+           Attr("output_padding", 0, lambda op, arg, v: to_pair(op, arg, v, minimum=0), PAIR0),
+           Attr("dilation", 1, to_pair), GROUPS_ATTR),
     infer=_infer_conv_transpose,
     reference=reference.conv.conv_transpose2d,
     doc="Transposed convolution of x (N, C_in, H, W) with w (C_in, C_out/groups, KH, KW), plus bias: the "

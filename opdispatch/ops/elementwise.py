@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .. import reference
-from ..attrs import to_float
+from ..attrs import OPTIONAL_FLOAT, KernelForm, one_of, to_float
 from ..errors import DTypeError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import broadcast_shapes
@@ -172,7 +172,8 @@ def _clip(F, x, *, min, max):  # noqa: A002 - the attribute names of API.md (np.
 
 CLIP = OpSchema(
     name="clip", family=FAMILY, inputs=(Input("x"),),
-    attrs=(Attr("min", None, _optional_float), Attr("max", None, _optional_float)), infer=_infer_unary,
+    attrs=(Attr("min", None, _optional_float, OPTIONAL_FLOAT), Attr("max", None, _optional_float, OPTIONAL_FLOAT)),
+    infer=_infer_unary,
     reference=reference.elementwise.clip, doc="x limited to [min, max] (None: unbounded; NaN stays NaN)",
     vjp=_clip_vjp, decomposition=Decomposition(_clip, uses=("maximum", "minimum", "mul")))
 
@@ -252,7 +253,8 @@ def _gelu_vjp(F, rec, grads):
 
 
 GELU = OpSchema(
-    name="gelu", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("approximate", "none", _approximate),),
+    name="gelu", family=FAMILY, inputs=(Input("x"),),
+    attrs=(Attr("approximate", "none", _approximate, one_of(*GELU_APPROXIMATIONS)),),
     infer=_infer_unary, reference=reference.elementwise.gelu,
     tolerance_factor=4.0,  # erf or tanh (a few ulps), then three rounded operations
     doc="x * Phi(x), Phi the standard normal CDF (approximate='none') or PyTorch's tanh approximation",
@@ -329,6 +331,10 @@ def _cast_dtype(op, arg, value):
     return name
 
 
+CAST_FORM = KernelForm(f"a dtype name: {', '.join(map(repr, CAST_DTYPES[:-1]))} or {CAST_DTYPES[-1]!r}",
+                       lambda v, m: v in CAST_DTYPES)
+
+
 def _infer_cast(op, metas, attrs):
     (x,) = metas
     if x.dtype.name not in CAST_DTYPES:
@@ -346,7 +352,8 @@ def _cast_vjp(F, rec, grads):
 
 
 CAST = OpSchema(
-    name="cast", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=(Attr("dtype", "float32", _cast_dtype),),
+    name="cast", family=FAMILY, inputs=(Input("x", kind="value"),),
+    attrs=(Attr("dtype", "float32", _cast_dtype, CAST_FORM),),
     infer=_infer_cast, reference=reference.elementwise.cast,
     doc="x's values in ``dtype`` (as NumPy's astype: floats to ints truncate toward 0, nonzero to True)",
     vjp=_cast_vjp)

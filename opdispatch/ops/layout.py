@@ -24,7 +24,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import reference
-from ..attrs import INT_MAX, _is_int, to_axis, to_float, to_shape
+from ..attrs import AXES, AXIS, FLOAT, INT_MAX, SHAPE, KernelForm, _is_int, first_ndim, is_ints, one_of, to_axis, \
+    to_float, to_shape
 from ..dtypes import KERNEL_DTYPES
 from ..errors import DTypeError, ShapeError, TensorIndexError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
@@ -127,19 +128,24 @@ def _flatten(F, x, *, start_axis):
     return F.reshape(x, x.shape[:start_axis] + (prod(x.shape[start_axis:]),))
 
 
+AXIS_ATTR = Attr("axis", 0, passthrough, AXIS)
+"""The ``axis`` of concat, split, gather and scatter_add (resolved by their shape inference)."""
+PERMUTATION = KernelForm("a tuple, a permutation of range(ndim) (None arrives as the reversed axes)",
+                         lambda v, m: is_ints(v) and sorted(v) == list(range(first_ndim(m))))
+
 RESHAPE = OpSchema(name="reshape", family=FAMILY, inputs=X, attrs=(Attr("shape", None, to_shape),),
                    infer=_infer_reshape, reference=reference.layout.reshape,
                    doc="the same elements, row-major, under a new shape (one -1 is inferred)", vjp=_reshape_back)
-TRANSPOSE = OpSchema(name="transpose", family=FAMILY, inputs=X, attrs=(Attr("axes", None, passthrough),),
+TRANSPOSE = OpSchema(name="transpose", family=FAMILY, inputs=X, attrs=(Attr("axes", None, passthrough, PERMUTATION),),
                      infer=_infer_transpose, reference=reference.layout.transpose,
                      doc="permute axes (None reverses them)", vjp=_transpose_vjp)
 FLATTEN = OpSchema(name="flatten", family=FAMILY, inputs=X,
-                   attrs=(Attr("start_axis", 1, passthrough),),
+                   attrs=(Attr("start_axis", 1, passthrough, AXIS),),
                    infer=_infer_flatten, reference=reference.layout.flatten,
                    doc="merge every axis from start_axis on into one", vjp=_reshape_back,
                    decomposition=Decomposition(_flatten, uses=("reshape",)))
 BROADCAST_TO = OpSchema(
-    name="broadcast_to", family=FAMILY, inputs=X, attrs=(Attr("shape", None, _target_shape),),
+    name="broadcast_to", family=FAMILY, inputs=X, attrs=(Attr("shape", None, _target_shape, SHAPE),),
     infer=_infer_broadcast_to, reference=reference.layout.broadcast_to,
     doc="x broadcast to shape under NumPy rules",
     vjp=lambda F, rec, g: [unbroadcast(F, g[0], rec.inputs[0].shape)])
@@ -211,13 +217,15 @@ def _unsqueeze(F, x, *, axis):
 
 
 SQUEEZE = OpSchema(
-    name="squeeze", family=FAMILY, inputs=X, attrs=(Attr("axis", None, _squeeze_axis),),
+    name="squeeze", family=FAMILY, inputs=X, attrs=(Attr("axis", None, _squeeze_axis, AXES),),
     infer=_infer_squeeze, reference=reference.layout.squeeze,
     doc="x without the given size-1 axes (None: every size-1 axis); kernels receive the axes sorted, non-negative",
     vjp=_reshape_back, decomposition=Decomposition(_squeeze, uses=("reshape",)))
 UNSQUEEZE = OpSchema(
     name="unsqueeze", family=FAMILY, inputs=X,
-    attrs=(Attr("axis", None, _unsqueeze_axis),),
+    attrs=(Attr("axis", None, _unsqueeze_axis, KernelForm(
+        "a sorted tuple of distinct ints in [0, ndim of the result)",
+        lambda v, m: is_ints(v, minimum=0) and list(v) == sorted(set(v)))),),
     infer=_infer_unsqueeze, reference=reference.layout.unsqueeze,
     doc="x with a size-1 axis inserted at each given axis of the result (negative axes count from the end of "
         "the result, as numpy.expand_dims and ONNX Unsqueeze)",
@@ -318,9 +326,13 @@ def _pad_vjp(F, rec, grads):
     return [g]
 
 
+PADS = KernelForm("a tuple of one (before, after) pair of ints >= 0 per axis of x, leading axes included",
+                  lambda v, m: isinstance(v, tuple) and len(v) == first_ndim(m) and all(is_ints(p, 2, 0) for p in v))
+
 PAD = OpSchema(
     name="pad", family=FAMILY, inputs=X,
-    attrs=(Attr("pads", None, _pads), Attr("mode", "constant", _mode), Attr("value", 0.0, _pad_value)),
+    attrs=(Attr("pads", None, _pads, PADS), Attr("mode", "constant", _mode, one_of("constant", "reflect", "edge")),
+           Attr("value", 0.0, _pad_value, FLOAT)),
     infer=_infer_pad, reference=reference.layout.pad,
     doc="x padded on its trailing axes: with value (constant), mirrored without the edge (reflect) or with copies "
         "of the edge (edge), as numpy.pad",
@@ -416,10 +428,18 @@ def slice_adjoint(F, g, input_shape: tuple, starts: tuple, steps: tuple):
     return F.pad(g, tuple(pads)) if any(p != (0, 0) for p in pads) else g
 
 
+PER_AXIS = KernelForm("a tuple with one entry per axis of x (Python slice bounds: ints, an end may be None)",
+                      lambda v, m: isinstance(v, tuple) and len(v) == first_ndim(m)
+                      and all(i is None or _is_int(i) for i in v))
+SLICED_AXES = KernelForm("a sorted tuple of the axes the user sliced (starts, ends and steps already cover every "
+                         "axis)", lambda v, m: is_ints(v, minimum=0) and list(v) == sorted(set(v)))
+
 SLICE = OpSchema(
     name="slice", family=FAMILY, inputs=X,
-    attrs=(Attr("starts", None, _indices(False, False)), Attr("ends", None, _indices(True, False)),
-           Attr("axes", None, _indices(False, True)), Attr("steps", None, _indices(False, True))),
+    attrs=(Attr("starts", None, _indices(False, False), PER_AXIS),
+           Attr("ends", None, _indices(True, False), PER_AXIS),
+           Attr("axes", None, _indices(False, True), SLICED_AXES),
+           Attr("steps", None, _indices(False, True), PER_AXIS)),
     infer=_infer_slice, reference=reference.layout.slice,
     doc="x[start:end:step] on the given axes (ONNX Slice, Python's clamping; an end of None runs to the end "
         "in the step's direction); kernels receive every axis in order",
@@ -456,7 +476,7 @@ def _concat_vjp(F, rec, grads):
 
 CONCAT = OpSchema(
     name="concat", family=FAMILY, inputs=(Input("tensors", kind="value", variadic=True),),
-    attrs=(Attr("axis", 0, passthrough),),
+    attrs=(AXIS_ATTR,),
     infer=_infer_concat, reference=reference.layout.concat,
     doc="the tensors joined along axis (same shapes elsewhere)", vjp=_concat_vjp)
 
@@ -526,7 +546,9 @@ def _split_vjp(F, rec, grads):
 
 SPLIT = OpSchema(
     name="split", family=FAMILY, inputs=X,
-    attrs=(Attr("sections", None, _sections), Attr("axis", 0, passthrough)),
+    attrs=(Attr("sections", None, _sections, KernelForm(
+        "a tuple of ints >= 0, the size of each part (an int count arrives as equal sizes)",
+        lambda v, m: is_ints(v, minimum=0))), AXIS_ATTR),
     infer=_infer_split, reference=reference.layout.split,
     doc="x cut along axis into parts: sections equal ones (an int that divides the axis) or of the given sizes "
         "(summing to the axis); one output per part; kernels receive the sizes",
@@ -603,7 +625,7 @@ def _scatter_terms(metas, attrs):
 
 GATHER = OpSchema(
     name="gather", family=FAMILY, inputs=(Input("x", kind="value"), Input("indices", kind="int")),
-    attrs=(Attr("axis", 0, passthrough),),
+    attrs=(AXIS_ATTR,),
     infer=_infer_gather, reference=reference.layout.gather, check_values=index_checker("gather"),
     doc="numpy.take(x, indices, axis): the slices of x along axis at the int32/int64 indices (negative ones "
         "count from the end; out of range is a TensorIndexError); the result has the indices' shape in "
@@ -612,7 +634,8 @@ GATHER = OpSchema(
                                          size=rec.inputs[0].shape[rec.attrs["axis"]]), None])
 SCATTER_ADD = OpSchema(
     name="scatter_add", family=FAMILY, inputs=(Input("updates", kind="value"), Input("indices", kind="int")),
-    attrs=(Attr("axis", 0, passthrough), Attr("size", None, _size)),
+    attrs=(AXIS_ATTR, Attr("size", None, _size, KernelForm("an int >= 0: the length of the result's axis",
+                                                            lambda v, m: _is_int(v)))),
     infer=_infer_scatter_add, reference=reference.layout.scatter_add, check_values=index_checker("scatter_add"),
     reduction_length=_scatter_terms,
     doc="the adjoint of gather: zeros whose axis has length size, each slice of updates added at its index "

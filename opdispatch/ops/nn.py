@@ -9,7 +9,7 @@ from typing import Any, Union
 import numpy as np
 
 from .. import reference
-from ..attrs import _is_int, to_axis, to_float
+from ..attrs import AXIS, KernelForm, _is_int, to_axis, to_float
 from ..dtypes import is_integer
 from ..errors import DTypeError, InvalidArgumentError, ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
@@ -94,12 +94,12 @@ def _log_softmax_vjp(F, rec, grads):
     return [dy - F.exp(y) * F.sum(dy, axis=rec.attrs["axis"], keepdims=True)]
 
 
-SOFTMAX = OpSchema(name="softmax", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough),),
+SOFTMAX = OpSchema(name="softmax", family=FAMILY, inputs=(Input("x"),), attrs=(Attr("axis", -1, passthrough, AXIS),),
                    infer=_infer_softmax, reference=reference.nn.softmax, doc="exp(x) normalised along axis",
                    reduction_length=_axis_length, tolerance_factor=4.0, vjp=_softmax_vjp,
                    decomposition=Decomposition(_softmax, uses=("max", "sub", "exp", "sum", "div")))
 LOG_SOFTMAX = OpSchema(name="log_softmax", family=FAMILY, inputs=(Input("x"),),
-                       attrs=(Attr("axis", -1, passthrough),),
+                       attrs=(Attr("axis", -1, passthrough, AXIS),),
                        infer=_infer_softmax, reference=reference.nn.log_softmax, doc="x - logsumexp(x) along axis",
                        reduction_length=_axis_length, tolerance_factor=4.0, vjp=_log_softmax_vjp,
                        decomposition=Decomposition(_log_softmax, uses=("max", "sub", "exp", "sum", "log")))
@@ -180,7 +180,10 @@ def _infer_dropout(op, metas, attrs):
 
 DROPOUT = OpSchema(
     name="dropout", family=FAMILY, inputs=(Input("x"),),
-    attrs=(Attr("p", 0.5, _dropout_p), Attr("seed", None, to_seed)),
+    attrs=(Attr("p", 0.5, _dropout_p, KernelForm("a float in [0, 1]",
+                                                 lambda v, m: isinstance(v, float) and 0 <= v <= 1)),
+           Attr("seed", None, to_seed, KernelForm("an int (seed=None arrives as one drawn from od.random)",
+                                                  lambda v, m: _is_int(v)))),
     infer=_infer_dropout, reference=reference.nn.dropout,
     doc="x times a mask of 1 / (1 - p) (kept) and 0 (dropped, probability p), the mask a hash of (seed, element "
         "index) that every device computes bit for bit (opdispatch.reference.nn.dropout_keep); p = 1 gives x * 0",

@@ -7,7 +7,7 @@ elementwise ops."""
 from __future__ import annotations
 
 from .. import reference
-from ..attrs import _is_int, to_bool, to_float, to_int
+from ..attrs import FLOAT, POSITIVE_INT, SHAPE, _is_int, to_bool, to_float, to_int
 from ..errors import ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ._checks import float_inputs, prod, require_min_rank, require_positive_dims_but_batch, require_rank
@@ -107,14 +107,14 @@ def _batch_norm_vjp(F, rec, grads):
     return [dx, drm, drv, dw if weight is not None else None, db if bias is not None else None]
 
 
-EPS_ATTR = Attr("eps", 1e-5, lambda op, arg, v: to_float(op, arg, v, low=0.0, low_open=True))
+EPS_ATTR = Attr("eps", 1e-5, lambda op, arg, v: to_float(op, arg, v, low=0.0, low_open=True), FLOAT)
 
 BATCH_NORM = OpSchema(
     name="batch_norm", family=FAMILY,
     inputs=(Input("x"), Input("running_mean"), Input("running_var"), Input("weight", optional=True),
             Input("bias", optional=True)),
     attrs=(Attr("training", False, to_bool),
-           Attr("momentum", 0.1, lambda op, arg, v: to_float(op, arg, v, low=0.0, high=1.0)),
+           Attr("momentum", 0.1, lambda op, arg, v: to_float(op, arg, v, low=0.0, high=1.0), FLOAT),
            EPS_ATTR),
     infer=_infer,
     reference=reference.norm.batch_norm,
@@ -214,7 +214,7 @@ def _normalized_count(metas, attrs):
     return prod(attrs["normalized_shape"])
 
 
-LN_ATTRS = (Attr("normalized_shape", None, _normalized_shape), EPS_ATTR)
+LN_ATTRS = (Attr("normalized_shape", None, _normalized_shape, SHAPE), EPS_ATTR)
 
 LAYER_NORM = OpSchema(
     name="layer_norm", family=FAMILY,
@@ -333,7 +333,7 @@ def _lrn_terms(metas, attrs):
 LOCAL_RESPONSE_NORM = OpSchema(
     name="local_response_norm", family=FAMILY,
     inputs=(Input("x"),),
-    attrs=(Attr("size", None, lambda op, arg, v: to_int(op, arg, v, minimum=1)),
+    attrs=(Attr("size", None, lambda op, arg, v: to_int(op, arg, v, minimum=1), POSITIVE_INT),
            Attr("alpha", 1e-4, to_float), Attr("beta", 0.75, to_float), Attr("k", 1.0, to_float)),
     infer=_infer_lrn,
     reference=reference.norm.local_response_norm,

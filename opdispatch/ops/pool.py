@@ -16,11 +16,11 @@ import math
 import numpy as np
 
 from .. import reference
-from ..attrs import INT_MAX, _is_int, to_bool, to_padding, to_pair
+from ..attrs import INT_MAX, KernelForm, _is_int, is_ints, to_bool, to_padding, to_pair
 from ..errors import ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta
 from ..shapes import effective_kernel, output_hw, resolve_padding
-from ._checks import float_inputs, require_dy, require_positive_dims_but_batch, require_rank, shape4
+from ._checks import SHAPE4, float_inputs, require_dy, require_positive_dims_but_batch, require_rank, shape4
 from ._rules import without
 from ._windows import scatter_taps, stacked, window_taps
 from .conv import check_window_fits
@@ -60,9 +60,11 @@ def _window(metas, attrs):
     return attrs["kernel_size"][0] * attrs["kernel_size"][1]
 
 
-MAX_POOL_ATTRS = (Attr("kernel_size", None, to_pair), Attr("stride", None, _stride), Attr("padding", 0, to_padding),
+STRIDE_ATTR = Attr("stride", None, _stride, KernelForm("(h, w): a tuple of two ints >= 1 (pooling's None arrives "
+                                                       "as kernel_size)", lambda v, m: is_ints(v, 2, 1)))
+MAX_POOL_ATTRS = (Attr("kernel_size", None, to_pair), STRIDE_ATTR, Attr("padding", 0, to_padding),
                   Attr("dilation", 1, to_pair), Attr("ceil_mode", False, to_bool))
-AVG_POOL_ATTRS = (Attr("kernel_size", None, to_pair), Attr("stride", None, _stride), Attr("padding", 0, to_padding),
+AVG_POOL_ATTRS = (Attr("kernel_size", None, to_pair), STRIDE_ATTR, Attr("padding", 0, to_padding),
                   Attr("ceil_mode", False, to_bool), Attr("count_include_pad", True, to_bool))
 
 
@@ -173,7 +175,7 @@ MAX_POOL2D_BACKWARD = OpSchema(
 AVG_POOL2D_BACKWARD = OpSchema(
     name="avg_pool2d_backward", family=FAMILY,
     inputs=(Input("dy"),),
-    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)", empty_batch=True)),) + AVG_POOL_ATTRS,
+    attrs=(Attr("input_shape", None, shape4("(N, C, H, W)", empty_batch=True), SHAPE4),) + AVG_POOL_ATTRS,
     infer=_infer_avg_pool_backward,
     reference=reference.pool.avg_pool2d_backward,
     doc="Gradient of avg_pool2d: each window's dy over its divisor, spread over its real input elements.",
@@ -283,7 +285,9 @@ def _adaptive_terms(metas, attrs):
 ADAPTIVE_AVG_POOL2D = OpSchema(
     name="adaptive_avg_pool2d", family=FAMILY,
     inputs=(Input("x"),),
-    attrs=(Attr("output_size", None, _output_size),),
+    attrs=(Attr("output_size", None, _output_size,
+                KernelForm("(h, w): a tuple of two ints >= 1 (None arrives resolved to the input's size)",
+                           lambda v, m: is_ints(v, 2, 1))),),
     infer=_infer_adaptive,
     reference=reference.pool.adaptive_avg_pool2d,
     doc="Mean of x (N, C, H, W) over PyTorch's adaptive windows: output (i, j) averages rows "

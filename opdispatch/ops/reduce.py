@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import reference
-from ..attrs import _is_int, to_axes, to_axis, to_bool
+from ..attrs import AXES, OPTIONAL_AXIS, _is_int, to_axes, to_axis, to_bool
 from ..dtypes import KERNEL_DTYPES
 from ..errors import ShapeError, arg_error
 from ..schema import Attr, Decomposition, Input, OpSchema, TensorMeta, passthrough
@@ -39,7 +39,7 @@ def _reduced(metas, attrs):
     return max(prod(metas[0].shape[a] for a in attrs["axis"]), 1)
 
 
-REDUCE_ATTRS = (Attr("axis", None, passthrough), Attr("keepdims", False, to_bool))
+REDUCE_ATTRS = (Attr("axis", None, passthrough, AXES), Attr("keepdims", False, to_bool))
 
 
 def _sum_vjp(F, rec, grads):
@@ -127,7 +127,7 @@ def _arg_axis(op: str, arg: str, value):
 
 
 INT64 = np.dtype("int64")
-ARG_ATTRS = (Attr("axis", None, _arg_axis), Attr("keepdims", False, to_bool))
+ARG_ATTRS = (Attr("axis", None, _arg_axis, OPTIONAL_AXIS), Attr("keepdims", False, to_bool))
 ARGMAX = OpSchema(name="argmax", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=ARG_ATTRS,
                   infer=_infer_arg, reference=reference.reduce.argmax,
                   doc="index of the maximum along axis (None: of the flattened tensor); the first on ties and the "

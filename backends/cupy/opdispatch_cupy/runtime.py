@@ -46,12 +46,26 @@ def _cuda_error(cupy: ModuleType) -> str:
     return "no CUDA device found" if count == 0 else f"{count} device(s) reported, but CuPy cannot use them"
 
 
+def _cuda_version(version: int) -> str:
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
 def _driver(cupy: ModuleType) -> str:
     try:
         version = int(cupy.cuda.runtime.driverGetVersion())
     except Exception:
         return "unknown"
-    return "not found" if version == 0 else f"{version // 1000}.{version % 1000 // 10}"
+    return "not found" if version == 0 else _cuda_version(version)
+
+
+def driver_facts(cupy: ModuleType) -> dict[str, str]:
+    """What CUDA tells of the driver the devices run on (their `DeviceInfo.driver`): the CUDA version the
+    driver supports, the CUDA runtime CuPy uses, and CuPy's distribution and version."""
+    try:
+        runtime = _cuda_version(int(cupy.cuda.runtime.runtimeGetVersion()))
+    except Exception as exc:
+        runtime = f"unknown ({type(exc).__name__})"
+    return {"cuda driver": _driver(cupy), "cuda runtime": runtime, "cupy": cupy_version() or "unknown"}
 
 
 def missing_libraries() -> Optional[str]:
@@ -79,14 +93,15 @@ def unavailable_reason(cupy: ModuleType) -> Optional[str]:
     return None
 
 
-def _device_info(cupy: ModuleType, index: int) -> DeviceInfo:
+def _device_info(cupy: ModuleType, index: int, driver: Optional[dict[str, str]] = None) -> DeviceInfo:
     props: dict[str, Any] = cupy.cuda.runtime.getDeviceProperties(index)
     name = props.get("name", b"")
     name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
     major, minor = props.get("major", "?"), props.get("minor", "?")
     memory = props.get("totalGlobalMem", 0) / 2**30
     return DeviceInfo(index=index, name=f"{name} (compute capability {major}.{minor}, {memory:.0f} GiB; "
-                                        f"float16 computed in float32)", dtypes=("float16", "float32", "float64"))
+                                        f"float16 computed in float32)", dtypes=("float16", "float32", "float64"),
+                      driver=driver if driver is not None else driver_facts(cupy))
 
 
 def probe_devices() -> list[DeviceInfo]:
@@ -97,6 +112,7 @@ def probe_devices() -> list[DeviceInfo]:
         raise BackendUnavailable(reason)
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-        return [_device_info(cupy, i) for i in range(count)]
+        driver = driver_facts(cupy)
+        return [_device_info(cupy, i, driver) for i in range(count)]
     except Exception as exc:  # cupy_backends CUDARuntimeError
         raise BackendUnavailable(f"querying the CUDA devices failed: {type(exc).__name__}: {exc}") from None

@@ -218,6 +218,29 @@ def test_cuda_error_becomes_the_reason():
     assert "cudaErrorNoDevice" in reason and "CUDA driver: 12.4" in reason
 
 
+def test_each_device_records_the_cuda_driver_and_runtime_versions(monkeypatch):
+    class FakeRuntime:
+        @staticmethod
+        def driverGetVersion():
+            return 12040
+
+        @staticmethod
+        def runtimeGetVersion():
+            return 12080
+
+        @staticmethod
+        def getDeviceProperties(index):
+            return {"name": b"NVIDIA H200", "major": 9, "minor": 0, "totalGlobalMem": 141 * 2**30}
+
+    class FakeCupy:
+        cuda = type("cuda", (), {"runtime": FakeRuntime})
+
+    monkeypatch.setattr(runtime, "cupy_version", lambda: "cupy-cuda12x 14.2.0")
+    info = runtime._device_info(FakeCupy, 0)
+    assert info.driver == {"cuda driver": "12.4", "cuda runtime": "12.8", "cupy": "cupy-cuda12x 14.2.0"}
+    assert info.name.startswith("NVIDIA H200 (compute capability 9.0, 141 GiB")
+
+
 def test_a_gpu_without_the_cuda_libraries_is_unavailable_with_the_install_hint(monkeypatch):
     class FakeCupy:
         @staticmethod

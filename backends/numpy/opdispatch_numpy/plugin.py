@@ -28,9 +28,39 @@ def opdispatch_backend_info() -> BackendInfo:
                        description="NumPy on the CPU", array_types=(np.ndarray, np.generic), plugin_api=1)
 
 
+def driver_facts() -> dict[str, str]:
+    """What numpy:0 runs on (its `DeviceInfo.driver`): NumPy's version, the BLAS NumPy was built with
+    (``numpy.show_config``) and, where threadpoolctl is installed, the BLAS loaded in this process with
+    its threading layer, CPU kernels and thread count (which change matmul's rounding)."""
+    facts = {"numpy": np.__version__}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        facts["blas"] = " ".join(str(blas.get(k, "")) for k in ("name", "version")).strip() or "unknown"
+        if blas.get("openblas configuration"):
+            facts["blas configuration"] = " ".join(str(blas["openblas configuration"]).split())
+    except Exception as exc:  # NumPy < 1.26 has no mode="dicts"
+        facts["blas"] = f"unknown ({type(exc).__name__})"
+    try:
+        import threadpoolctl
+    except ImportError:
+        facts["blas at run time"] = "unknown (pip install threadpoolctl to record it)"
+        return facts
+    loaded = [lib for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
+    facts["blas at run time"] = "; ".join(
+        f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('threading_layer', '?')} threading, "
+        f"{lib.get('architecture', '?')} kernels, {_threads(lib.get('num_threads'))})"
+        for lib in loaded) or "none loaded"
+    return facts
+
+
+def _threads(count: Any) -> str:
+    return f"{count} thread" + ("" if count == 1 else "s")
+
+
 @hookimpl
 def opdispatch_devices() -> list[DeviceInfo]:
-    return [DeviceInfo(index=0, name="CPU (NumPy; float16 computed in float32)", dtypes=DEVICE_DTYPES)]
+    return [DeviceInfo(index=0, name="CPU (NumPy; float16 computed in float32)", dtypes=DEVICE_DTYPES,
+                       driver=driver_facts())]
 
 
 _ARRAYS = (np.ndarray, np.generic)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -14,6 +19,22 @@ from opdispatch.ops import OPS
 from opdispatch.schema import TensorMeta
 
 CASES = grid_cases()
+
+
+def test_the_device_records_numpy_and_the_blas_it_links():
+    facts = od.device_info("numpy:0").driver
+    assert facts["numpy"] == np.__version__
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    assert facts["blas"] == f"{blas['name']} {blas['version']}"
+    if importlib.util.find_spec("threadpoolctl") is None:
+        assert facts["blas at run time"] == "unknown (pip install threadpoolctl to record it)"
+        return
+    # the BLAS as loaded, with its thread count (matmul's rounding follows it): one thread here
+    code = "import opdispatch as od; print(od.device_info('numpy:0').driver['blas at run time'])"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(", 1 thread)") and blas["version"] in out.stdout
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -44,7 +44,7 @@ def opdispatch_backend_info() -> BackendInfo:
 
 @hookimpl
 def opdispatch_devices() -> list[DeviceInfo]:
-    from .runtime import device_dtypes, probe, rejected
+    from .runtime import device_dtypes, driver_facts, probe, rejected
 
     try:
         found = probe()
@@ -61,7 +61,7 @@ def opdispatch_devices() -> list[DeviceInfo]:
                 "CPU; a PoCL built for it helps (on Debian or Ubuntu: apt-get install pocl-opencl-icd)")
         raise BackendUnavailable("the OpenCL platforms expose no device")
     return [DeviceInfo(index=i, name=f"{d.name.strip()} ({p.name.strip()}; float16 computed in float32)",
-                       dtypes=device_dtypes(d))
+                       dtypes=device_dtypes(d), driver=driver_facts(p, d))
             for i, (p, d) in enumerate(found)]
 
 

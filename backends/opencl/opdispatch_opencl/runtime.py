@@ -107,6 +107,23 @@ def rejected() -> list[str]:
     return list(_REJECTED)
 
 
+def _text(obj: Any, attribute: str) -> str:
+    try:
+        return " ".join(str(getattr(obj, attribute)).split())
+    except Exception as exc:  # a driver that cannot answer this query
+        return f"unknown ({type(exc).__name__})"
+
+
+def driver_facts(platform: Any, device: Any) -> dict[str, str]:
+    """What OpenCL tells of a device's driver (its `DeviceInfo.driver`): the platform's name, vendor and
+    version, the device's OpenCL version and driver version, and pyopencl's version."""
+    import pyopencl as cl
+
+    return {"platform": f"{_text(platform, 'name')} ({_text(platform, 'vendor')})",
+            "platform version": _text(platform, "version"), "device version": _text(device, "version"),
+            "driver version": _text(device, "driver_version"), "pyopencl": str(cl.VERSION_TEXT)}
+
+
 def device_dtypes(device: Any) -> tuple[str, ...]:
     """The float dtypes a device holds: float16 (stored, computed in float32: every OpenCL 1.2 device
     reads and writes half with vload_half / vstore_half), float32, and float64 with ``cl_khr_fp64``."""

@@ -47,6 +47,10 @@ def test_every_device_is_listed_in_a_stable_order():
         has_fp64 = "cl_khr_fp64" in device.extensions.split()
         assert (np.dtype("float64") in info.dtype_set) == has_fp64
         assert np.dtype("float32") in info.dtype_set
+        assert info.driver["driver version"] == " ".join(device.driver_version.split())
+        assert info.driver["platform version"] == " ".join(device.platform.version.split())
+        assert info.driver["device version"] == " ".join(device.version.split())
+        assert info.driver["pyopencl"] == cl.VERSION_TEXT
 
 
 @needs_device

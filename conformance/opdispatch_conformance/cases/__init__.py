@@ -45,12 +45,17 @@ def special_cases() -> list[Case]:
 def layout_cases(per_op: int = 3) -> list[Case]:
     """For every op, ``per_op`` of its grid cases (spread over its grid) with the inputs passed as NumPy
     views instead of contiguous arrays, one layout after the other (strided, reversed, transposed);
-    "transposed" goes to a case with an input of rank 2 or more where the op has one."""
+    "transposed" goes to a case with an input of rank 2 or more where the op has one (the other layouts
+    leave such a case to it: the transpose of a 1-d array is the array itself)."""
     views = [layout for layout in LAYOUTS if layout != "contiguous"]
     by_op: dict[str, list[Case]] = {}
     for case in grid_cases():
         if any(i is not None and len(i.shape) >= 1 and i.kind != "array" for i in case.inputs):
             by_op.setdefault(case.op, []).append(case)
+
+    def has_matrix(case: Case) -> bool:
+        return any(i is not None and len(i.shape) >= 2 for i in case.inputs)
+
     out = []
     for _op, cases in by_op.items():
         chosen: set[str] = set()
@@ -58,10 +63,14 @@ def layout_cases(per_op: int = 3) -> list[Case]:
             layout = views[k % len(views)]
             pool = [c for c in cases if c.name not in chosen]
             if layout == "transposed":
-                pool = [c for c in pool if any(i is not None and len(i.shape) >= 2 for i in c.inputs)] or pool
+                pool = [c for c in pool if has_matrix(c)] or pool
             if not pool:
                 break
             case = pool[(k * len(pool)) // per_op]
+            transposed_later = sum(views[j % len(views)] == "transposed" for j in range(k + 1, per_op))
+            if layout != "transposed" and has_matrix(case) and sum(map(has_matrix, pool)) <= transposed_later:
+                others = [c for c in pool if not has_matrix(c)]  # keep the op's few matrix cases for later
+                case = others[(k * len(others)) // per_op] if others else case
             chosen.add(case.name)
             out.append(case.with_layout(layout))
     return out

@@ -46,7 +46,7 @@ def opdispatch_backend_info() -> BackendInfo:
 
 @hookimpl
 def opdispatch_devices() -> list[DeviceInfo]:
-    return [DeviceInfo(index=0, name="Fake accelerator", dtypes=DTYPES)]
+    return [DeviceInfo(index=0, name="Fake accelerator", dtypes=DTYPES, driver={"fake driver": __version__})]
 
 
 @hookimpl
