@@ -100,14 +100,16 @@ def load_model(path: str, device: od.Device) -> tuple[Any, str, str]:
     return od.onnx.load(proto, device=device), last.input[1], last.input[2]
 
 
-def new_classifier(model: Any, weight: str, bias: str, rng: np.random.Generator, device: od.Device) -> Any:
+def new_classifier(model: Any, weight: str, bias: str, seed: int, device: od.Device) -> Any:
     """``model`` with a seeded ``CLASSES``-way classifier in place of its own (PyTorch's Linear init:
-    uniform in +-1/sqrt(fan_in)); the Gemm multiplies by the weight's transpose (transB=1)."""
+    uniform in +-1/sqrt(fan_in), drawn with ``od.random.Generator(seed)``: the same numbers on every
+    device); the Gemm multiplies by the weight's transpose (transB=1)."""
     fan_in = model.params[weight].shape[1]
-    bound = 1.0 / np.sqrt(fan_in)
-    w = rng.uniform(-bound, bound, (CLASSES, fan_in)).astype(np.float32)
-    b = rng.uniform(-bound, bound, (CLASSES,)).astype(np.float32)
-    return model.with_params({weight: od.tensor(w, device=device), bias: od.tensor(b, device=device)})
+    bound = 1.0 / fan_in ** 0.5
+    g = od.random.Generator(seed)
+    w = g.uniform((CLASSES, fan_in), low=-bound, high=bound, device=device)
+    b = g.uniform((CLASSES,), low=-bound, high=bound, device=device)
+    return model.with_params({weight: w, bias: b})
 
 
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray, run: Callable[[Any], Any], batch: int = 256) -> float:
@@ -116,7 +118,7 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, run: Callable[[Any], Any]
     correct = 0
     for i in range(0, len(x), batch):
         logits = run(od.tensor(x[i:i + batch]))
-        correct += int(np.sum(np.argmax(logits.numpy(), axis=1) == y[i:i + batch]))
+        correct += (logits.argmax(axis=1) == y[i:i + batch]).sum().item()
     return correct / len(x)
 
 
@@ -159,15 +161,15 @@ def train(args: argparse.Namespace) -> float:
 def _train(args: argparse.Namespace, path: str) -> float:
     start = time.perf_counter()
     x_tr, y_tr, x_te, y_te = digits_32(args.seed)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed)  # the shuffling order of the host data
     with od.device(args.device or od.get_device()):
         dev = od.get_device()
         model, weight, bias = load_model(path, dev)
-        model = new_classifier(model, weight, bias, rng, dev)
+        model = new_classifier(model, weight, bias, args.seed, dev)
         opt = od.Adam(model.trainable, lr=args.lr)  # the running statistics are not trained
         model.params = {**model.params, **opt.params}
-        before = {k: model.params[k].numpy() for k in model.buffers}
-        n_params = sum(int(np.prod(t.shape)) for t in opt.params.values())
+        before = {k: model.params[k] for k in model.buffers}  # tensors are immutable: these stay as they are
+        n_params = sum(t.size for t in opt.params.values())
         print(f"digits 32x32: {len(x_tr)} train / {len(x_te)} held out; {model.name} from {os.path.basename(path)}: "
               f"{len(model.buffers)} batch-norm statistics, {n_params} trainable parameters; Adam on {dev}"
               f"{' (od.function)' if args.graph else ''}", file=sys.stderr)
@@ -194,7 +196,7 @@ def _train(args: argparse.Namespace, path: str) -> float:
             print(f"epoch {epoch + 1:>3}: train loss {np.mean(losses):.4f}  held-out accuracy {acc:.4f}  "
                   f"({time.perf_counter() - t_epoch:.1f} s)", flush=True)
         if args.epochs and before:
-            moved = max(float(np.max(np.abs(model.params[k].numpy() - v))) for k, v in before.items())
+            moved = max(abs(model.params[k] - v).max().item() for k, v in before.items())
             if not moved > 0:
                 raise SystemExit("finetune_resnet18: the batch-norm running statistics were not updated")
             print(f"batch-norm running statistics updated (largest change {moved:.3g})", file=sys.stderr)
@@ -217,7 +219,7 @@ def _eager_step(model: Any) -> Callable[[od.Optimizer, od.Tensor, np.ndarray], f
         grads = tape.gradient(loss, [opt.params[n] for n in names])
         opt.step(dict(zip(names, grads)))
         model.params = {**model.params, **opt.params}  # the updated weights, beside the new statistics
-        return float(loss.numpy())
+        return loss.item()
     return step
 
 
@@ -240,7 +242,7 @@ def _graph_step(model: Any) -> Callable[[od.Optimizer, od.Tensor, np.ndarray], f
         loss, grads, stats = traced(dict(opt.params), buffers, x, labels)
         opt.step(grads)
         model.params = {**model.params, **opt.params, **stats}
-        return float(loss.numpy())
+        return loss.item()
     return step
 
 

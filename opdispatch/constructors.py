@@ -2,14 +2,16 @@
 ``od.arange``, ``od.linspace``, ``od.eye``.
 
     x = od.zeros((2, 3))                       # float32 on the current device (od.device(...))
-    i = od.arange(10)                          # int64 (all arguments ints), as NumPy
+    r = od.arange(10)                          # float32 too (ints as arguments or not)
+    i = od.arange(10, dtype="int64")           # NumPy's int64 range
     w = od.full((3,), 0.5, dtype="float64", device="opencl:0")
 
-Every constructor takes ``dtype=`` (default float32, except where noted) and ``device=`` (default: the
-current device). The values are built on the host with NumPy in the requested dtype (float64 and then
-rounded once to ``dtype`` for ``arange`` and ``linspace`` with floats) and copied to the device, so
-every device holds the same bits. Inside ``od.function`` a constructed tensor is a constant of the
-graph (as every tensor made or captured while tracing is).
+Every constructor takes ``dtype=`` (default float32, whatever the arguments: ``od.arange(5)`` and
+``od.full(shape, 7)`` are float32, unlike NumPy; ``zeros_like``/``ones_like`` take ``t``'s dtype)
+and ``device=`` (default: the current device). The values are built on the host with NumPy in the
+requested dtype (float64 and then rounded once to ``dtype`` for ``arange`` and ``linspace`` with
+floats) and copied to the device, so every device holds the same bits. Inside ``od.function`` a
+constructed tensor is a constant of the graph (as every tensor made or captured while tracing is).
 """
 
 from __future__ import annotations
@@ -87,21 +89,12 @@ def ones(shape: ShapeLike, dtype: Any = None, device: DeviceLike = None) -> Tens
 
 
 def full(shape: ShapeLike, value: Any, dtype: Any = None, device: DeviceLike = None) -> Tensor:
-    """A tensor of ``shape`` filled with ``value``. dtype default: the value's, as ``od.tensor(value)``
-    gives it (a Python float: float32, an int: int64, a bool: bool, a NumPy scalar: its own)."""
+    """A tensor of ``shape`` filled with ``value`` (a number: int, float or bool). dtype default
+    float32, whatever the value (``od.full(2, 7)`` is float32; ``dtype="int64"`` gives ints)."""
     dims = to_shape("full", shape)
-    default: np.dtype
-    if isinstance(value, (bool, np.bool_)):
-        default = np.dtype(bool)
-    elif isinstance(value, np.generic) and value.dtype in KERNEL_DTYPES:
-        default = value.dtype
-    elif _is_int(value):
-        default = np.dtype("int64")
-    elif isinstance(value, numbers.Real):
-        default = DEFAULT_FLOAT
-    else:
+    if not isinstance(value, (bool, np.bool_, numbers.Real)):
         raise arg_error("full", "value", value, "a number (int, float or bool)")
-    dt = to_dtype("full", dtype, default)
+    dt = to_dtype("full", dtype)
     try:
         with np.errstate(over="raise", invalid="ignore"):
             arr = np.full(dims, value, dt)
@@ -137,9 +130,10 @@ def ones_like(t: Any, dtype: Any = None, device: DeviceLike = None) -> Tensor:
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None, device: DeviceLike = None) -> Tensor:
     """Evenly spaced values in [start, stop) by ``step``, as ``np.arange`` (one argument: [0, start)).
 
-    dtype default: int64 when every argument is an int, else float32. The length is NumPy's,
-    ``ceil((stop - start) / step)``; float values are ``np.arange``'s in float64, rounded once to
-    ``dtype`` (so ``od.arange(0, 1, 0.1)`` is ``np.arange(0, 1, 0.1).astype("float32")``)."""
+    dtype default float32, int arguments included (``od.arange(5)`` is float32; pass
+    ``dtype="int64"`` for NumPy's int range). The length is NumPy's, ``ceil((stop - start) / step)``;
+    the values are exact integers for int arguments and an int dtype, else ``np.arange``'s in float64
+    rounded once to ``dtype`` (so ``od.arange(0, 1, 0.1)`` is ``np.arange(0, 1, 0.1).astype("float32")``)."""
     op = "arange"
     if stop is None:
         start, stop = 0, start
@@ -149,7 +143,7 @@ def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None, devic
     if not all(np.isfinite(v) for v in (a, b, s)):
         raise arg_error(op, "start/stop/step", (start, stop, step), "finite numbers")
     ints = all(isinstance(v, int) for v in (a, b, s))
-    dt = to_dtype(op, dtype, np.dtype("int64") if ints else DEFAULT_FLOAT)
+    dt = to_dtype(op, dtype)
     n = max(0, int(np.ceil((b - a) / s))) if not ints else max(0, -((a - b) // s))
     if n > INT_MAX:
         raise arg_error(op, "stop", stop, f"a range of at most {INT_MAX} elements")

@@ -221,11 +221,11 @@ class Tensor:
         return reduce_values("mean", self, axis, keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """``od.max(t, axis, keepdims)``."""
+        """``od.max(t, axis, keepdims)`` (int and bool tensors too: the result keeps the dtype)."""
         return F.max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """``od.min(t, axis, keepdims)``."""
+        """``od.min(t, axis, keepdims)`` (int and bool tensors too: the result keeps the dtype)."""
         return F.min(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":

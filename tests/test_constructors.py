@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import opdispatch as od
+from device_params import DEVICES  # numpy:0 and opencl:0 (skipped with the reason where absent)
 
-DEVICES = [d for d in ("numpy:0", "opencl:0") if od.Device(d) in od.devices()]
+AVAILABLE = [d for d in ("numpy:0", "opencl:0") if od.Device(d) in od.devices()]
 
 
 def _same(t, expected, device):
@@ -29,15 +30,19 @@ def test_zeros_ones_full_match_numpy(device):
     _same(od.ones((2, 2), dtype="int32", device=device), np.ones((2, 2), np.int32), device)
     _same(od.ones(3, dtype=bool, device=device), np.ones(3, bool), device)
     _same(od.full((2,), 0.5, device=device), np.full(2, 0.5, np.float32), device)
-    _same(od.full((2,), 7, device=device), np.full(2, 7, np.int64), device)      # an int value: int64
-    _same(od.full(3, True, device=device), np.full(3, True), device)
-    _same(od.full(2, np.float64(0.1), device=device), np.full(2, 0.1), device)   # a NumPy scalar keeps its dtype
+    # dtype default float32 whatever the value (API.md): an int, a bool or a NumPy scalar too
+    _same(od.full((2,), 7, device=device), np.full(2, 7, np.float32), device)
+    _same(od.full(3, True, device=device), np.full(3, 1.0, np.float32), device)
+    _same(od.full(2, np.float64(0.1), device=device), np.full(2, 0.1, np.float32), device)
+    _same(od.full((2,), 7, dtype="int64", device=device), np.full(2, 7, np.int64), device)
+    _same(od.full(3, True, dtype=bool, device=device), np.full(3, True), device)
+    _same(od.full(2, np.float64(0.1), dtype="float64", device=device), np.full(2, 0.1), device)
     _same(od.full(2, 3, dtype="float32", device=device), np.full(2, 3, np.float32), device)
     _same(od.full(2, float("-inf"), device=device), np.full(2, -np.inf, np.float32), device)
 
 
 def test_the_current_device_is_the_default():
-    for device in DEVICES:
+    for device in AVAILABLE:
         with od.device(device):
             for t in (od.zeros(2), od.ones(2), od.full(2, 1.0), od.arange(3), od.linspace(0, 1, 3), od.eye(2)):
                 assert str(t.device) == device
@@ -51,7 +56,7 @@ def test_like_keeps_dtype_and_device(device):
     i = od.tensor([1, 2, 3], device=device)
     _same(od.ones_like(i), np.ones(3, np.int64), device)
     _same(od.zeros_like(t, dtype="float32"), np.zeros((2, 3), np.float32), device)
-    other = "numpy:0" if device != "numpy:0" else DEVICES[-1]
+    other = "numpy:0" if device != "numpy:0" else AVAILABLE[-1]
     _same(od.zeros_like(t, device=other), np.zeros((2, 3)), other)
     with od.device(device):
         _same(od.ones_like(np.zeros((2,), np.int32)), np.ones(2, np.int32), device)
@@ -59,8 +64,11 @@ def test_like_keeps_dtype_and_device(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("args", [(5,), (2, 7), (7, 2, -2), (0,), (3, 3), (5, 1), (-3, 4, 2), (10, 0, -3)])
-def test_arange_ints_is_int64_like_numpy(device, args):
-    _same(od.arange(*args, device=device), np.arange(*args, dtype=np.int64), device)
+def test_arange_ints_is_float32_by_default_and_int64_on_request(device, args):
+    # dtype default float32 (API.md), int arguments included; dtype= gives NumPy's int values
+    _same(od.arange(*args, device=device), np.arange(*args, dtype=np.float32), device)
+    _same(od.arange(*args, dtype="int64", device=device), np.arange(*args, dtype=np.int64), device)
+    _same(od.arange(*args, dtype="int32", device=device), np.arange(*args, dtype=np.int32), device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -75,7 +83,9 @@ def test_arange_floats_is_float32_rounded_once(device, args):
 def test_arange_dtype_keyword():
     _same(od.arange(4, dtype="float32"), np.arange(4, dtype=np.float32), "numpy:0")
     _same(od.arange(4, dtype="int32"), np.arange(4, dtype=np.int32), "numpy:0")
-    _same(od.arange(np.int64(3)), np.arange(3), "numpy:0")
+    _same(od.arange(np.int64(3)), np.arange(3, dtype=np.float32), "numpy:0")
+    _same(od.arange(np.int64(3), dtype="int64"), np.arange(3), "numpy:0")
+    _same(od.arange(5, dtype=bool), np.arange(5).astype(bool), "numpy:0")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -158,3 +168,34 @@ def test_gradient_tape_treats_constructed_tensors_as_constants():
         y = od.sum(x * od.full(2, 3.0))
     (g,) = tape.gradient(y, [x])
     np.testing.assert_array_equal(g.numpy(), np.array([3.0, 3.0], np.float32))
+
+
+CONSTRUCTED = {
+    "zeros": lambda x: od.zeros((2, 3)),
+    "ones-float64": lambda x: od.ones(4, dtype="float64"),
+    "full": lambda x: od.full((2,), 7),
+    "full-int64": lambda x: od.full((2,), 7, dtype="int64"),
+    "zeros_like": lambda x: od.zeros_like(x),
+    "ones_like-int32": lambda x: od.ones_like(x, dtype="int32"),
+    "arange": lambda x: od.arange(5),
+    "arange-int64": lambda x: od.arange(2, 9, 3, dtype="int64"),
+    "linspace": lambda x: od.linspace(0, 1, 5),
+    "eye": lambda x: od.eye(3, k=1),
+    "normal": lambda x: od.random.Generator(3).normal((2, 2)),
+    "uniform": lambda x: od.random.Generator(3).uniform((3,), low=-1.0, high=2.0),
+    "used": lambda x: x * od.full(x.shape, 3.0) + od.arange(3),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", sorted(CONSTRUCTED))
+def test_every_constructor_in_graph_mode_matches_eager(name, device):
+    """Under od.function on the current device, each constructor gives eager's values, dtype and device
+    (a graph constant), alone as an output or used with an input."""
+    make = CONSTRUCTED[name]
+    x = od.tensor(np.arange(6, dtype=np.float32).reshape(2, 3), device=device)
+    with od.device(device):
+        eager = make(x)
+        graph = od.function(make)(x)
+    _same(graph, eager.numpy(), device)
+    assert graph.dtype == eager.dtype

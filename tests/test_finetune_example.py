@@ -113,6 +113,40 @@ def test_apply_with_stats_under_od_function_matches_the_eager_write_back():
     assert traced.eval().apply_with_stats(traced.params, X)[1] == {}
 
 
+def _example_module():
+    if EXAMPLES not in sys.path:
+        sys.path.insert(0, EXAMPLES)
+    import finetune_resnet18
+    return finetune_resnet18
+
+
+def test_the_example_uses_the_numpy_like_surface():
+    """The new classifier comes from od.random (seeded: the same bits on numpy:0 and opencl:0), the
+    accuracy from t.argmax / == / .sum().item(), the loss from .item(): no NumPy round trips."""
+    mod = _example_module()
+    with open(mod.__file__) as fh:
+        source = fh.read()
+    for round_trip in (".numpy()", "np.argmax", "rng.uniform", "float(loss"):
+        assert round_trip not in source, round_trip
+    devices = [d for d in ("numpy:0", "opencl:0") if od.Device(d) in od.devices()]
+    heads = []
+    for dev in devices:
+        m = mod.new_classifier(od.onnx.load(_bn_model(), device=dev), "fc.weight", "fc.bias", 7, od.Device(dev))
+        w, b = m.params["fc.weight"], m.params["fc.bias"]
+        assert w.shape == (mod.CLASSES, 2) and b.shape == (mod.CLASSES,) and w.device == od.Device(dev)
+        g = od.random.Generator(7)
+        bound = 1.0 / np.sqrt(2)
+        np.testing.assert_array_equal(w.numpy(), g.uniform((mod.CLASSES, 2), low=-bound, high=bound).numpy())
+        assert np.abs(w.numpy()).max() <= bound
+        heads.append((w.numpy(), b.numpy()))
+        labels = np.arange(4) % mod.CLASSES
+        want = float(np.mean(np.argmax(m.eval()(X).numpy(), axis=1) == labels))
+        assert mod.evaluate(m, X, labels, m, batch=3) == pytest.approx(want)
+    for w, b in heads[1:]:  # the same seed, the same classifier on every device
+        np.testing.assert_array_equal(w, heads[0][0])
+        np.testing.assert_array_equal(b, heads[0][1])
+
+
 # -- the example itself (slow) -----------------------------------------------------------------
 
 def _missing() -> list[str]:

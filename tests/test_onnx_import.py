@@ -415,3 +415,54 @@ def test_training_batchnorm_updates_running_stats_eagerly():
     before = m.params["mean"].numpy()
     f(x)  # graph mode does not update
     np.testing.assert_array_equal(m.params["mean"].numpy(), before)
+
+
+def _devices():
+    return ["numpy:0"] + (["opencl:0"] if od.Device("opencl:0") in od.devices() else [])
+
+
+@pytest.mark.parametrize("device", _devices())
+@pytest.mark.parametrize("exponent", [TensorProto.INT32, TensorProto.INT64, F])
+def test_pow_with_an_exponent_input_of_another_type(device, exponent):
+    """ONNX Pow (opset >= 12) takes an int exponent beside a float base; as a graph input it is a
+    device tensor, cast to the base's dtype (it was refused: 'pow: argument y got dtype int32')."""
+    x = np.array([[1.5, 2.0, 3.0], [0.5, 4.0, 2.5]], np.float32)
+    e = np.array([2, 3, 1], dtype=helper.tensor_dtype_to_np_dtype(exponent))
+    m = od.onnx.load(_model([helper.make_node("Pow", ["x", "e"], ["y"])], [_vi("x", [2, 3]), _vi("e", [3], exponent)],
+                            [_vi("y", [2, 3])], opset=15))
+    for run in (m, od.function(m)):
+        y = run(od.tensor(x, device=device), od.tensor(e, device=device))
+        assert y.dtype == np.float32 and y.device == od.Device(device)
+        np.testing.assert_allclose(y.numpy(), x ** e.astype(np.float32), rtol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [None, 1.0, 0.5])
+def test_swish_imports_as_silu_or_its_scaled_form(alpha):
+    x = np.linspace(-4, 4, 12, dtype=np.float32).reshape(3, 4)
+    attrs = {} if alpha is None else {"alpha": alpha}
+    with pytest.warns(UserWarning, match="opset 24"):
+        m = od.onnx.load(_model([helper.make_node("Swish", ["x"], ["y"], **attrs)], [_vi("x", [3, 4])],
+                                [_vi("y", [3, 4])], opset=24))
+    a = 1.0 if alpha is None else alpha
+    for run in (m, od.function(m)):
+        np.testing.assert_allclose(run(x).numpy(), x / (1 + np.exp(-a * x)), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_cast_of_a_device_tensor_is_tensor_astype(device):
+    """ONNX Cast of a graph input runs Tensor.astype (the cast op), eager and in graph mode; a target
+    no tensor can have is a clear error naming the dtypes allowed and the node."""
+    x = np.array([[-1.7, 0.0, 2.5], [3.2, -0.4, 1.0]], np.float32)
+    for to, want in ((TensorProto.INT32, x.astype(np.int32)), (TensorProto.INT64, x.astype(np.int64)),
+                     (TensorProto.BOOL, x != 0), (TensorProto.DOUBLE, x.astype(np.float64))):
+        m = od.onnx.load(_model([helper.make_node("Cast", ["x"], ["y"], to=to)], [_vi("x", [2, 3])],
+                                [_vi("y", [2, 3], to)]))
+        for run in (m, od.function(m)):
+            y = run(od.tensor(x, device=device))
+            assert y.dtype == want.dtype and y.device == od.Device(device)
+            np.testing.assert_array_equal(y.numpy(), want)
+    m = od.onnx.load(_model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.UINT8, name="c8")],
+                            [_vi("x", [2, 3])], [_vi("y", [2, 3], TensorProto.UINT8)]))
+    refused = "(?s)cast: argument 'dtype' got .*uint8.*allowed: .*int32.*Cast node 'c8'"
+    with pytest.raises(od.OpDispatchError, match=refused):
+        m(od.tensor(x, device=device))

@@ -13,7 +13,7 @@ from opdispatch import Device, OpDispatchError
 from . import report
 from .cases import case_from_json
 from .fleet import DEFAULT_TASK_TIMEOUT_S
-from .suite import collect_cases, run_device
+from .suite import DTYPE_CHOICES, collect_cases, dtypes_argument, run_device
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,7 +126,9 @@ def parser() -> argparse.ArgumentParser:
                            "is cancelled and its column marked lost, the others kept (default "
                            f"{DEFAULT_TASK_TIMEOUT_S:g})")
     conf.add_argument("--ops", help="comma-separated op names (default: every op)")
-    conf.add_argument("--dtypes", help="comma-separated dtypes (default: every float dtype the device supports)")
+    conf.add_argument("--dtypes", type=dtypes_argument,
+                      help=f"comma-separated dtypes among {', '.join(DTYPE_CHOICES)} (default: every float dtype "
+                           f"the device supports; int and bool ones run the cases of the ops taking them, exactly)")
     conf.add_argument("--mode", choices=["eager", "graph", "both"], default=None,
                       help="frontend to run the cases through: eager ops, od.function graphs, or both "
                            "(default eager; with --models, both)")

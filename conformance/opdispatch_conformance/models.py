@@ -395,13 +395,22 @@ def run_models(paths: Sequence[str], devices: Sequence[Any], modes: Sequence[str
     return results
 
 
+TABLE_HEADS = ("model", "device", "mode", "status", "max abs", "max rel", "atol", "top-1", "margin", "seconds")
+"""The columns of `table`; the first four are text (left-aligned), the others numbers (right-aligned)."""
+
+
 def table(results: Sequence[ModelResult]) -> str:
-    """The results as a text table."""
-    head = f"{'model':<18}{'device':<11}{'mode':<7}{'status':<8}{'max abs':>10}{'max rel':>10}{'atol':>10}" \
-           f"{'top-1':>7}{'margin':>10}{'seconds':>9}"
-    lines = [head, "-" * len(head)]
+    """The results as a text table, each column as wide as its longest entry (a long model name or
+    device name does not run into the next column)."""
+    rows = []
     for r in results:
         top = "-" if r.top1_agrees is None else ("ok" if r.top1_agrees else "DIFF")
-        lines.append(f"{r.model:<18}{r.device:<11}{r.mode:<7}{r.status:<8}{r.max_abs:>10.2e}{r.max_rel:>10.2e}"
-                     f"{r.atol:>10.2e}{top:>7}{r.top1_margin:>10.2e}{r.seconds:>9.2f}")
-    return "\n".join(lines)
+        rows.append((r.model, r.device, r.mode, r.status, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", f"{r.atol:.2e}",
+                     top, f"{r.top1_margin:.2e}", f"{r.seconds:.2f}"))
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(TABLE_HEADS)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    head = line(TABLE_HEADS)
+    return "\n".join([head, "-" * len(head)] + [line(row) for row in rows])

@@ -35,7 +35,7 @@ import onnx
 import opdispatch as od
 from onnx import numpy_helper
 from onnx.backend.test.loader import load_model_tests
-from opdispatch.onnx import TRANSLATORS, USES, node_attrs
+from opdispatch.onnx import HOST_INPUTS, TRANSLATORS, USES, node_attrs
 from opdispatch.ops import OPS
 
 from .cases import Case, In
@@ -51,6 +51,7 @@ COVERED_OPS = (
     "Abs", "Erf", "HardSwish", "HardSigmoid", "LeakyRelu", "Gelu", "Clip", "Pow", "Where", "Max", "Min", "Sum",
     "Mean", "ReduceMin", "Concat", "Split", "Pad", "Slice", "Squeeze", "Unsqueeze",
     "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "ArgMax", "ArgMin", "Expand", "Dropout",
+    "Not", "Swish",
 )
 
 
@@ -298,8 +299,37 @@ def float_dtype(dtype: Optional[np.dtype]) -> bool:
     return dtype is not None and np.dtype(dtype).kind == "f"
 
 
+class DeviceValue(np.ndarray):
+    """An int or bool array that stands for data on the device (a graph input the node computes with,
+    or an op's result), not for a constant or a shape: the recording executor runs the ops on it as
+    op calls, which it records, where the reference executor folds int and bool data on the host."""
+
+
+#: The int and bool dtypes an op call may take (besides the floats) and a recorded case keeps exactly.
+VALUE_DTYPES = frozenset(np.dtype(d) for d in ("int32", "int64", "bool"))
+
+
+def device_inputs(case: "OnnxCase") -> frozenset:
+    """The graph inputs that some node computes with (at an input position its translation does not
+    read on the host, see `opdispatch.onnx.HOST_INPUTS`): data on the device in an imported model."""
+    return frozenset(name for node in case.nodes for i, name in enumerate(node.input)
+                     if name and i not in HOST_INPUTS.get(node.op_type, ()))
+
+
+def _recorded_input(a: Any) -> In:
+    """One recorded input: float values follow the run's dtype; int32, int64 and bool keep theirs (exact)."""
+    arr = np.asarray(a)
+    if arr.dtype.kind == "f":
+        return In(tuple(arr.shape), "array", values=tuple(arr.astype(np.float64).ravel().tolist()))
+    return In(tuple(arr.shape), "array", values=tuple(arr.ravel().tolist()), dtype=arr.dtype.name)
+
+
 class RecordingExecutor(ReferenceExecutor):
-    """A `ReferenceExecutor` that also keeps every op call it ran as a conformance `Case`."""
+    """A `ReferenceExecutor` that also keeps every op call it ran as a conformance `Case`: calls on
+    float, int32, int64 and bool inputs. Int and bool graph inputs the nodes compute with (`feed_input`)
+    and the int and bool results of op calls are device values (`DeviceValue`), so the ops on them run
+    as recorded calls (Equal of two int32 inputs, Where with int64 values, ReduceMax of a bool tensor)
+    instead of being folded on the host; constants and shapes still fold."""
 
     name = "recording"
 
@@ -308,32 +338,56 @@ class RecordingExecutor(ReferenceExecutor):
         self.prefix = prefix
         self.cases: list = []
 
+    def feed(self, array: np.ndarray) -> np.ndarray:
+        return array if isinstance(array, DeviceValue) else super().feed(array)
+
+    def feed_input(self, array: np.ndarray) -> np.ndarray:
+        """A graph input the nodes compute with: an int or bool one becomes a `DeviceValue`."""
+        array = self.feed(array)
+        return array.view(DeviceValue) if array.dtype in VALUE_DTYPES else array
+
+    def host(self, value: Any) -> bool:
+        return not isinstance(value, DeviceValue) and super().host(value)
+
+    def cast(self, value: Any, dtype: np.dtype) -> Any:
+        out = super().cast(value, dtype)
+        return out.view(DeviceValue) if isinstance(value, DeviceValue) and out.dtype in VALUE_DTYPES else out
+
     def __call__(self, op: str, *inputs: Any, **attrs: Any) -> Any:
         result = super().__call__(op, *inputs, **attrs)  # only valid calls are recorded
         inputs, attrs = kernel_call(self._ops[op], inputs, attrs)
-        if all(a is None or np.asarray(a).dtype.kind == "f" for a in inputs):
-            ins = tuple(None if a is None else In(tuple(np.shape(a)), "array",
-                                                  values=tuple(np.asarray(a, np.float64).ravel().tolist()))
-                        for a in inputs)
+        if all(a is None or np.asarray(a).dtype.kind == "f" or np.asarray(a).dtype in VALUE_DTYPES for a in inputs):
+            ins = tuple(None if a is None else _recorded_input(a) for a in inputs)
             self.cases.append(Case(op, ins, dict(attrs), seed=len(self.cases), source=self.prefix))
-        return result
+        return _device_results(result)
+
+
+def _device_results(result: Any) -> Any:
+    """An op's int and bool outputs as `DeviceValue` (floats are device values for the executor anyway)."""
+    if isinstance(result, tuple):
+        return tuple(_device_results(r) for r in result)
+    arr = np.asarray(result)
+    return arr.view(DeviceValue) if arr.dtype in VALUE_DTYPES else result
 
 
 _CONFORMANCE: Optional[tuple] = None
 
 
 def conformance_cases() -> list:
-    """Every op call that ONNX's test graphs make (first data set of each), as conformance cases
-    named ``onnx:<test>``; graphs that do not translate (1-D/3-D ops, ops we lack) are left out.
+    """Every op call that ONNX's test graphs make (first data set of each) on float, int32, int64 or bool
+    inputs, as conformance cases named ``onnx:<test>`` (int and bool inputs keep their dtype and are
+    compared exactly); graphs that do not translate (1-D/3-D ops, ops we lack) are left out.
     Built once per process (loading ONNX's node tests takes a few seconds)."""
     global _CONFORMANCE
     if _CONFORMANCE is None:
         cases = []
         for case in load_cases():
             recorder = RecordingExecutor(f"onnx:{case.name}")
+            computed = device_inputs(case)
+            feeds = {n: recorder.feed_input(v) if n in computed else v for n, v in case.data_sets[0][0].items()}
             try:
                 with np.errstate(all="ignore"):
-                    run_graph(case, case.data_sets[0][0], recorder)
+                    run_graph(case, feeds, recorder)
             except Exception:  # not expressible with our ops (see the skip rules of the reference test)
                 continue
             cases.extend(recorder.cases)

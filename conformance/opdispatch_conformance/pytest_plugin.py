@@ -28,7 +28,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     import opdispatch as od
     from opdispatch_conformance.gradients import gradient_cases
-    from opdispatch_conformance.suite import collect_cases, default_dtypes
+    from opdispatch_conformance.cases import applies
+    from opdispatch_conformance.suite import check_dtypes, collect_cases, default_dtypes
 
     opt = metafunc.config.getoption
     devices = [od.Device(d) for d in opt("--od-device")] or od.devices()
@@ -38,9 +39,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = gradient_cases(cases)
     params, ids = [], []
     for dev in devices:
-        dtypes = [d for d in opt("--od-dtypes").split(",") if d] or default_dtypes(dev)
+        given = [d for d in opt("--od-dtypes").split(",") if d]
+        try:
+            dtypes = check_dtypes(given) if given else default_dtypes(dev)
+        except od.InvalidArgumentError as exc:
+            raise pytest.UsageError(f"--od-dtypes: {exc}") from None
         for case in cases:
             for dtype in dtypes:
+                if not applies(case, dtype) or (names[0] == "od_conformance_gradient_case"
+                                                and dtype not in ("float16", "float32", "float64")):
+                    continue
                 params.append((dev, dtype, case))
                 ids.append(f"{dev}-{dtype}-{case.name}")
     metafunc.parametrize(names[0], params, ids=ids)

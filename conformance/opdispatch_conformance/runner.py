@@ -34,7 +34,7 @@ from opdispatch import Device, Tensor, TensorMeta, op_function
 from opdispatch import device as device_scope
 from opdispatch.ops import OPS, OpSchema
 
-from .cases import Case
+from .cases import Case, applies
 from .tolerance import Tolerance, Worst, compare, derive
 
 PASSED, FAILED, UNSUPPORTED = "passed", "failed", "unsupported"
@@ -434,12 +434,15 @@ def run_cases(cases: Iterable[Case], dev: Device, dtypes: Iterable[str], mode: s
               progress: Optional[Callable[[CaseResult], None]] = None,
               call: Optional[Callable[[Case, list, Device], Any]] = None) -> list[CaseResult]:
     """Run every case in every dtype on ``dev``; results in a stable order (op, dtype, case). Each
-    call's outputs are read again after the next call of the same op (`History`)."""
+    call's outputs are read again after the next call of the same op (`History`). In an int or bool
+    dtype only the cases that apply to it run (`applies`: ops taking such values)."""
     results = []
     dtypes = list(dtypes)
     history = History()
     for case in cases:
         for dtype in dtypes:
+            if not applies(case, dtype):
+                continue
             res = run_case(case, dev, dtype, mode, call, history)
             results.append(res)
             if progress is not None:

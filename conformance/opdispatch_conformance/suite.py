@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import importlib.util
@@ -14,11 +15,34 @@ import opdispatch as od
 from opdispatch import Device, InvalidArgumentError
 from opdispatch.ops import OPS
 
-from .cases import Case, grid_cases, layout_cases, random_cases, special_cases
+from .cases import NON_FLOAT_DTYPES, Case, applies, grid_cases, layout_cases, random_cases, special_cases
 from .gradients import SUFFIX, gradient_cases, run_gradient_cases
 from .runner import FAILED, PASSED, UNSUPPORTED, CaseResult, run_cases
 
 FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
+DTYPE_CHOICES: tuple[str, ...] = tuple(d.name for d in FLOAT_DTYPES) + NON_FLOAT_DTYPES
+"""The dtypes a run may name: the floats, and int32, int64 and bool (the cases of the ops taking such
+values, compared exactly)."""
+
+
+def check_dtypes(dtypes: Iterable[str]) -> list[str]:
+    """``dtypes`` as a list, or an `InvalidArgumentError` naming the unknown ones and `DTYPE_CHOICES`."""
+    names = list(dtypes)
+    unknown = [d for d in names if d not in DTYPE_CHOICES]
+    if unknown or not names:
+        raise InvalidArgumentError(f"conformance: argument 'dtypes' got {', '.join(map(repr, unknown or names))}; "
+                                   f"allowed: one or more of {', '.join(DTYPE_CHOICES)}")
+    return names
+
+
+def dtypes_argument(text: str) -> str:
+    """argparse ``type=`` of ``--dtypes``: the comma-separated names, checked (`check_dtypes`); an
+    unknown one is a usage error listing `DTYPE_CHOICES`."""
+    try:
+        return ",".join(check_dtypes(d.strip() for d in text.split(",") if d.strip()))
+    except InvalidArgumentError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: comma-separated dtypes among "
+                                         f"{', '.join(DTYPE_CHOICES)}") from None
 
 
 def collect_cases(ops: Optional[Iterable[str]] = None, random_per_op: int = 10, seed: int = 0,
@@ -67,7 +91,7 @@ def run_device(dev: Device, cases: list[Case], dtypes: Optional[list[str]] = Non
         raise InvalidArgumentError(f"conformance: argument 'gradients' got {gradients!r}; "
                                    f"allowed: {', '.join(GRADIENT_CHOICES)}")
     backend = od.backends(hidden=True)[dev.backend]
-    dtypes = dtypes or default_dtypes(dev)
+    dtypes = check_dtypes(dtypes) if dtypes else default_dtypes(dev)
     by_op: dict[str, list[Case]] = {}
     for case in cases:
         by_op.setdefault(case.op, []).append(case)
@@ -91,6 +115,11 @@ def run_device(dev: Device, cases: list[Case], dtypes: Optional[list[str]] = Non
                       f"failed {counts[UNSUPPORTED]:>4} unsupported", file=out, flush=True)
     if out is not None:
         print(f"  [{dev}] {len(results)} checks in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+        for dtype in dtypes:
+            if np.dtype(dtype).kind != "f" and not any(applies(c, dtype) for c in cases):
+                print(f"  [{dev}] note: no selected case takes {dtype} (the ops taking int and bool values: "
+                      f"comparisons, where, argmax/argmin, max/min, layout ops, cast, gather ...)", file=out,
+                      flush=True)
     return {"backend": backend.name, "version": backend.version, "mode": mode, "dtypes": dtypes, "results": results,
             "device": device_facts(dev), "providers": provider_versions(results)}
 

@@ -50,10 +50,13 @@ class Tolerance:
 
 def bound(dtype: Any, reduction_length: int, factor: float, reference: Sequence[np.ndarray]) -> Tolerance:
     """The tolerance in ``dtype`` for outputs that sum ``reduction_length`` terms, with per-op
-    ``factor``, whose float64 references are ``reference``."""
+    ``factor``, whose float64 references are ``reference``. An int or bool ``dtype`` (a run of the
+    value ops in it) has no rounding to allow for: the bound is zero, every output is compared exactly."""
     dt = np.dtype(dtype)
-    eps = float(np.finfo(dt).eps)
     k = max(int(reduction_length), 1)
+    if dt.kind in "iub":
+        return Tolerance(rtol=0.0, atol=0.0, eps=0.0, reduction_length=k, factor=factor, dtype="")
+    eps = float(np.finfo(dt).eps)
     rtol = SAFETY * factor * eps * math.sqrt(k + 1)
     finite = [np.abs(r[np.isfinite(rounded(r, dt.name))]) for r in (np.asarray(r, dtype=np.float64) for r in reference)]
     magnitude = max([1.0] + [float(f.max()) for f in finite if f.size])

@@ -119,3 +119,18 @@ def test_an_imported_model_exports_back_and_onnx_runtime_agrees(name: str, tmp_p
 @pytest.mark.parametrize("name", sorted(set(LIGHT) - set(FAST)))
 def test_every_light_model_exports_back_and_onnx_runtime_agrees(name: str, tmp_path) -> None:
     _export_round_trip(name, tmp_path)
+
+
+def test_the_table_sizes_its_columns_from_the_content():
+    """A long model name ("mobilenet_v3_small", 18 characters) or device name stays in its column."""
+    rows = [models.ModelResult("mobilenet_v3_small", "numpy:0", "eager", models.PASSED, 1e-6, 2e-5, 1e-2, 1e-3,
+                               True, 0.5, 1.25),
+            models.ModelResult("a_much_longer_model_name_v2", "opencl:12", "graph", models.ERROR)]
+    lines = models.table(rows).splitlines()
+    assert "mobilenet_v3_smallnumpy:0" not in lines[2]
+    head = lines[0]
+    for line, row in zip(lines[2:], rows):
+        cells = line.split()
+        assert cells[:4] == [row.model, row.device, row.mode, row.status]
+        assert line.index(row.device) == head.index("device")  # text columns start under their heads
+        assert line.rstrip().endswith(f"{row.seconds:.2f}") and len(line) <= len(head)  # numbers end under theirs

@@ -42,8 +42,8 @@ SKIPS: dict[str, str] = {
     "test_training_dropout*": (
         "ONNX's expected values come from a random mask (NumPy's RNG); opdispatch's masks are its own "
         "counter-based hash of (seed, index), the same on every device (tests/test_dropout.py)"),
-    "test_reduce_max_empty_set": (
-        "ONNX defines the max over an empty axis as -inf; opdispatch's max refuses an empty reduced "
+    "test_reduce_max_empty_set*": (
+        "ONNX defines the max over an empty axis as -inf (False for bool); opdispatch's max refuses an empty reduced "
         "axis with ShapeError by design (ops/reduce.py: 'max of nothing is undefined')"),
     "test_reduce_min_empty_set": (
         "ONNX defines the min over an empty axis as +inf; opdispatch's min refuses an empty reduced axis, as max "
@@ -75,9 +75,9 @@ def _unsupported_ops(case: OnnxCase) -> Optional[str]:
 
 
 VALUE_OPS = frozenset({"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "ArgMax", "ArgMin", "Where",
-                       "Not"})
+                       "Not", "ReduceMax", "ReduceMin"})
 """ONNX ops whose opdispatch counterparts take and give int32, int64 and bool tensors too (the compare
-family, where, argmax/argmin); every other op computes in float."""
+family, where, argmax/argmin, max/min); every other op computes in float."""
 VALUE_DTYPES = frozenset(np.dtype(d) for d in ("int32", "int64", "bool"))
 
 
@@ -88,7 +88,7 @@ def _non_float_data(case: OnnxCase) -> Optional[str]:
         for name, array in expected:
             if name in ignored or float_dtype(array.dtype) or (values_ok and array.dtype in VALUE_DTYPES):
                 continue
-            allowed = "float32/float64, and int32/int64/bool in comparisons, where and argmax/argmin"
+            allowed = "float32/float64, and int32/int64/bool in comparisons, where, argmax/argmin and max/min"
             return f"{array.dtype} data: opdispatch ops take {allowed} (API.md)"
     return None
 
@@ -234,7 +234,7 @@ MIN_CASES_PER_OP: dict[str, int] = {
     "ConvTranspose": 12, "LRN": 2, "LayerNormalization": 19, "Abs": 2, "Erf": 1, "HardSwish": 1, "HardSigmoid": 4,
     "Gelu": 4, "Clip": 10, "Pow": 9, "Where": 10, "Max": 7, "Min": 7, "ReduceMin": 8, "Split": 19,
     "Equal": 10, "Less": 16, "LessOrEqual": 8, "Greater": 8, "GreaterOrEqual": 8, "ArgMax": 8, "ArgMin": 8,
-    "Expand": 2, "Dropout": 4,
+    "Expand": 2, "Dropout": 4, "Not": 3, "Swish": 1,
 }
 
 
@@ -266,3 +266,25 @@ def test_skip_lists_are_current() -> None:
     stale = [p for p in SKIPS if not fnmatch.filter(names, p)]
     stale += [n for n in IGNORED_OUTPUTS if n not in names]
     assert not stale, f"entries naming no ONNX case: {stale}"
+
+
+def test_device_cases_record_int_and_bool_calls_exactly():
+    """The conformance suite's ONNX-derived cases include the calls on int32/int64/bool data (Equal of
+    int32 inputs, Not of bool ones, Where with a bool cond and int64 values, ReduceMax of bool), with
+    those inputs in their own dtype (compared exactly), and the ops whose ONNX nodes translate to them
+    (Squeeze, Unsqueeze, Swish). not_equal (ONNX has no NotEqual: Not(Equal) is equal) and
+    adaptive_avg_pool2d (no ONNX op; GlobalAveragePool is mean) have none."""
+    from opdispatch_conformance.onnx_cases import conformance_cases
+    from opdispatch_conformance.runner import run_case
+
+    cases = conformance_cases()
+    by_op = Counter(c.op for c in cases)
+    assert {op: by_op[op] >= 1 for op in ("equal", "where", "squeeze", "unsqueeze", "silu", "max")} == \
+        dict.fromkeys(("equal", "where", "squeeze", "unsqueeze", "silu", "max"), True), by_op
+    fixed = {(c.op, i.dtype) for c in cases for i in c.inputs if i is not None and i.dtype}
+    assert {("equal", "int32"), ("equal", "bool"), ("where", "bool"), ("where", "int64"), ("max", "bool")} <= fixed
+    where_int = next(c for c in cases if c.op == "where" and any(i.dtype == "int64" for i in c.inputs))
+    for dev in ["numpy:0"] + (["opencl:0"] if od.Device("opencl:0") in od.devices() else []):
+        for mode in ("eager", "graph"):
+            res = run_case(where_int, od.Device(dev), "float32", mode)
+            assert res.status == "passed", res  # int64 values: compared exactly (tolerance.compare_exact)

@@ -23,12 +23,14 @@ def mean(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 
 def max(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001 - API name
-    """Maximum over ``axis`` (None: every axis)."""
+    """Maximum over ``axis`` (None: every axis); float, int32, int64 or bool ``x``, the result in its dtype
+    (NumPy's); NaN propagates."""
     return run(OPS["max"], (x,), {"axis": axis, "keepdims": keepdims})
 
 
 def min(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001 - API name
-    """Minimum over ``axis`` (None: every axis); NaN propagates."""
+    """Minimum over ``axis`` (None: every axis); float, int32, int64 or bool ``x``, the result in its dtype
+    (NumPy's); NaN propagates."""
     return run(OPS["min"], (x,), {"axis": axis, "keepdims": keepdims})
 
 

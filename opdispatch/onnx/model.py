@@ -63,13 +63,10 @@ class _Executor:
         return float(value)  # a weak scalar: it takes the tensor's dtype
 
     def cast(self, value: Any, dtype: np.dtype) -> Any:
-        if value.dtype == dtype:
-            return value
-        astype = getattr(value, "astype", None)
-        if astype is None:
-            raise NotImplementedError(f"Cast of a device tensor from {value.dtype} to {dtype}: this opdispatch has "
-                                      f"no Tensor.astype")
-        return astype(dtype)
+        """A device tensor in ``dtype``: ``Tensor.astype`` (the ``cast`` op; eager and traced alike). A
+        dtype no tensor has (uint8, string ...) is its `DTypeError`/`InvalidArgumentError` naming the
+        dtypes allowed, with the node appended by `_run_node`."""
+        return value if value.dtype == dtype else value.astype(dtype)
 
     def __call__(self, op: str, *inputs: Any, **attrs: Any) -> Any:
         fn = getattr(api, op, None)

@@ -376,8 +376,8 @@ _POW = _binary("pow")
 
 def _pow(ex, args, a, opset):
     x, y = args
-    if ex.host(y) and not ex.host(x) and np.asarray(y).dtype != x.dtype:
-        y = np.asarray(y).astype(x.dtype)  # ONNX lets the exponent have another type (opset >= 12)
+    if not ex.host(x) and y.dtype != x.dtype:  # ONNX lets the exponent have another type (opset >= 12)
+        y = np.asarray(y).astype(x.dtype) if ex.host(y) else ex.cast(y, x.dtype)
     return _POW(ex, [x, y], a, opset)
 
 
@@ -416,6 +416,14 @@ def _hardsigmoid(ex, args, a, opset):
     if abs(alpha - 1 / 6) < 1e-7 and beta == 0.5:  # PyTorch's, as torch.onnx exports it (float32 1/6)
         return ex("hardsigmoid", x)
     return ex("clip", ex("add", ex("mul", x, ex.scalar(alpha, x)), ex.scalar(beta, x)), min=0.0, max=1.0)
+
+
+def _swish(ex, args, a, opset):
+    """Swish (opset 24): x * sigmoid(alpha * x); alpha 1 (the default) is od.silu."""
+    alpha, x = float(a.get("alpha", 1.0)), args[0]
+    if alpha == 1.0:
+        return ex("silu", x)
+    return ex("mul", x, ex("sigmoid", ex("mul", x, ex.scalar(alpha, x))))
 
 
 def _gelu(ex, args, a, opset):
@@ -615,7 +623,7 @@ def _unsqueeze(ex, args, a, opset):
         shape.insert(ax, 1)
     if ex.host(x):
         return np.asarray(x).reshape(shape)
-    return ex("reshape", x, shape=tuple(shape))
+    return ex("unsqueeze", x, axis=tuple(axes))
 
 
 def _squeeze(ex, args, a, opset):
@@ -632,7 +640,7 @@ def _squeeze(ex, args, a, opset):
         new = tuple(d for i, d in enumerate(shape) if i not in drop)
     if ex.host(x):
         return np.asarray(x).reshape(new)
-    return ex("reshape", x, shape=new)
+    return ex("squeeze", x, axis=None if axes is None else tuple(axes))
 
 
 def _concat(ex, args, a, opset):
@@ -771,8 +779,8 @@ TRANSLATORS: dict[str, Handler] = {
     "Gemm": _gemm,
     "Relu": _unary("relu"), "Sigmoid": _unary("sigmoid"), "Tanh": _unary("tanh"), "Exp": _unary("exp"),
     "Log": _unary("log"), "Sqrt": _unary("sqrt"), "Neg": _unary("neg"), "Abs": _unary("abs"), "Erf": _unary("erf"),
-    "HardSwish": _unary("hardswish"), "HardSigmoid": _hardsigmoid, "LeakyRelu": _leaky_relu, "Gelu": _gelu,
-    "Clip": _clip,
+    "HardSwish": _unary("hardswish"), "Swish": _swish, "HardSigmoid": _hardsigmoid, "LeakyRelu": _leaky_relu,
+    "Gelu": _gelu, "Clip": _clip,
     "Add": _binary("add"), "Sub": _binary("sub"), "Mul": _binary("mul"), "Div": _binary("div"),
     "Pow": _pow,
     "Equal": _binary("equal"), "Less": _binary("less"), "LessOrEqual": _binary("less_equal"),
@@ -810,7 +818,8 @@ USES: dict[str, tuple[str, ...]] = {
     "Gemm": ("matmul", "transpose", "mul", "add"),
     "Relu": ("relu",), "Sigmoid": ("sigmoid",), "Tanh": ("tanh",), "Exp": ("exp",), "Log": ("log",),
     "Sqrt": ("sqrt",), "Neg": ("neg",), "Abs": ("abs",), "Erf": ("erf",), "HardSwish": ("hardswish",),
-    "HardSigmoid": ("hardsigmoid", "clip", "mul", "add"), "LeakyRelu": ("leaky_relu",), "Gelu": ("gelu",),
+    "Swish": ("silu", "mul", "sigmoid"), "HardSigmoid": ("hardsigmoid", "clip", "mul", "add"),
+    "LeakyRelu": ("leaky_relu",), "Gelu": ("gelu",),
     "Clip": ("clip",), "Add": ("add", "reshape"), "Sub": ("sub", "reshape"), "Mul": ("mul", "reshape"),
     "Div": ("div", "reshape"), "Pow": ("pow",), "Equal": ("equal",), "Less": ("less",),
     "LessOrEqual": ("less_equal",), "Greater": ("greater",), "GreaterOrEqual": ("greater_equal",),
@@ -820,7 +829,7 @@ USES: dict[str, tuple[str, ...]] = {
     "ReduceSum": ("sum",), "ReduceMean": ("mean",), "ReduceMax": ("max",), "ReduceMin": ("min",),
     "ReduceProd": (), "Reshape": ("reshape",), "Transpose": ("transpose",), "Flatten": ("flatten", "reshape"),
     "Concat": ("concat",), "Split": ("split",), "Pad": ("pad", "slice"), "Slice": ("slice",),
-    "Unsqueeze": ("reshape",), "Squeeze": ("reshape",), "Expand": ("add",),
+    "Unsqueeze": ("unsqueeze",), "Squeeze": ("squeeze",), "Expand": ("add",),
     "Constant": (), "ConstantOfShape": (), "Shape": (), "Size": (), "Gather": ("slice", "reshape"),
     "Range": (), "Cast": (), "Identity": (),
 }

@@ -1,5 +1,7 @@
 """The reduce family: sum, mean, max and min over axes with the gradients of max and min, and
-argmax / argmin (int64 indices)."""
+argmax / argmin (int64 indices). max and min take int32, int64 and bool tensors too (NumPy's
+values, in the input's dtype); sum and mean are float ops (``od.sum`` / ``t.sum()`` of int or bool
+tensors count through a float cast, see `opdispatch.tensor.reduce_values`)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,14 @@ from ._rules import count, reduced_shape
 FAMILY = "reduce"
 
 
+EXTREMUM_DTYPES = KERNEL_DTYPES
+"""The dtypes max and min take: the floats, int32, int64 and bool (as NumPy, the result keeps the dtype)."""
+
+
 def infer_reduce(op, metas, attrs):
     """Validate a reduction of x (``metas[0]``); return its output meta and kernel attributes."""
     (x,) = metas[:1]
-    dtype = float_inputs(op, [("x", x)])
+    dtype = value_inputs(op, [("x", x)], EXTREMUM_DTYPES) if op in ("max", "min") else float_inputs(op, [("x", x)])
     axes = to_axes(op, "axis", attrs["axis"], len(x.shape))
     if op != "sum" and any(x.shape[a] == 0 for a in axes):
         raise ShapeError(f"{op}: argument 'x' got shape {x.shape} with an empty reduced axis; allowed: "
@@ -57,8 +63,8 @@ SUM = OpSchema(name="sum", family=FAMILY, inputs=(Input("x"),), attrs=REDUCE_ATT
 MEAN = OpSchema(name="mean", family=FAMILY, inputs=(Input("x"),), attrs=REDUCE_ATTRS, infer=infer_reduce,
                 reference=reference.reduce.mean, doc="mean over axis (None: every axis)", reduction_length=_reduced,
                 vjp=_mean_vjp, decomposition=Decomposition(_mean, uses=("sum", "mul")))
-MAX = OpSchema(name="max", family=FAMILY, inputs=(Input("x"),), attrs=REDUCE_ATTRS, infer=infer_reduce,
-               reference=reference.reduce.max, doc="maximum over axis (None: every axis)",
+MAX = OpSchema(name="max", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=REDUCE_ATTRS, infer=infer_reduce,
+               reference=reference.reduce.max, doc="maximum over axis (None: every axis); float, int or bool x",
                vjp=lambda F, rec, g: [F.max_backward(rec.inputs[0], g[0], **rec.attrs)])
 
 
@@ -77,10 +83,11 @@ MAX_BACKWARD = OpSchema(
     doc="Gradient of max: dy split equally among the tied maxima of each reduced slice.",
     no_vjp="max_backward has no gradient rule yet (second derivatives through max)")
 
-MIN = OpSchema(name="min", family=FAMILY, inputs=(Input("x"),), attrs=REDUCE_ATTRS, infer=infer_reduce,
-               reference=reference.reduce.min, doc="minimum over axis (None: every axis)",
+MIN = OpSchema(name="min", family=FAMILY, inputs=(Input("x", kind="value"),), attrs=REDUCE_ATTRS, infer=infer_reduce,
+               reference=reference.reduce.min, doc="minimum over axis (None: every axis); float, int or bool x",
                vjp=lambda F, rec, g: [F.min_backward(rec.inputs[0], g[0], **rec.attrs)],
-               # -max(-x): exact (negation is), NaN propagates as in max
+               # -max(-x): exact (negation is), NaN propagates as in max; float x only (neg is a
+               # float op, and -INT_MIN overflows), so int and bool min need a kernel
                decomposition=Decomposition(lambda F, x, **a: F.neg(F.max(F.neg(x), **a)), uses=("neg", "max")))
 MIN_BACKWARD = OpSchema(
     name="min_backward", family=FAMILY, inputs=(Input("x"), Input("dy")), attrs=REDUCE_ATTRS,

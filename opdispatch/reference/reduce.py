@@ -15,13 +15,19 @@ def mean(x, *, axis, keepdims):
     return np.mean(np.asarray(x, dtype=np.float64), axis=axis, keepdims=keepdims)
 
 
-def max(x, *, axis, keepdims):  # noqa: A001 - op name
-    """Maximum over ``axis`` (nan propagates)."""
-    return np.max(np.asarray(x, dtype=np.float64), axis=axis, keepdims=keepdims)
-
-
 def _f64(a):
     return np.asarray(a, dtype=np.float64)
+
+
+def _values(x):
+    """Float ``x`` in float64; int and bool ``x`` as they are (their extrema are exact in their dtype)."""
+    x = np.asarray(x)
+    return x if x.dtype.kind in "iub" else x.astype(np.float64)
+
+
+def max(x, *, axis, keepdims):  # noqa: A001 - op name
+    """Maximum over ``axis`` (nan propagates); int and bool x keep their dtype."""
+    return np.max(_values(x), axis=axis, keepdims=keepdims)
 
 
 def max_backward(x, dy, *, axis, keepdims):
@@ -35,8 +41,8 @@ def max_backward(x, dy, *, axis, keepdims):
 
 
 def min(x, *, axis, keepdims):  # noqa: A001 - op name
-    """Minimum over ``axis`` (nan propagates)."""
-    return np.min(np.asarray(x, dtype=np.float64), axis=axis, keepdims=keepdims)
+    """Minimum over ``axis`` (nan propagates); int and bool x keep their dtype."""
+    return np.min(_values(x), axis=axis, keepdims=keepdims)
 
 
 def min_backward(x, dy, *, axis, keepdims):

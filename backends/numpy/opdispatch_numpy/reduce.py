@@ -62,4 +62,6 @@ def argmin(x, *, axis, keepdims):
 KERNELS: dict[str, Callable] = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward,
                                 "min": min_, "min_backward": min_backward, "argmax": argmax, "argmin": argmin}
 DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(("argmax", "argmin"), ("float32", "float64", "int32", "int64"))
-"""Kernels that compute in more than the backend's float dtypes (argmax / argmin of int tensors too)."""
+DTYPES.update(dict.fromkeys(("max", "min"), ("float32", "float64", "int32", "int64", "bool")))
+"""Kernels that compute in more than the backend's float dtypes (argmax / argmin of int tensors, max / min
+of int and bool ones)."""

@@ -1,6 +1,7 @@
 """Reductions (sum, mean, max, min) and the gradients of max and min, all as row kernels over a
 (rows, K) view whose K axis holds the reduced elements (moved last by one strided copy when they
-are not already the trailing axes); argmax / argmin walk x in place (kernels in ``cl/compare.cl``).
+are not already the trailing axes); max and min of int and bool tensors use the value-type row
+kernels of ``cl/compare.cl``, and argmax / argmin walk x in place (kernels there too).
 `to_rows`, `row_local` and `inverse` also serve the softmax family (`nn`)."""
 
 from __future__ import annotations
@@ -41,12 +42,16 @@ def _reduce(x: CLArray, axes: Sequence[int], keepdims: bool, kind: str, divide: 
     m, k = rows2d.shape
     out = empty(dev, _out_shape(x, axes, keepdims), x.dtype)
     extra = () if kind in ("max", "min") else (scalar(k if divide else 1, x.dtype),)
+    values = x.dtype.kind != "f"  # int or bool max / min
+    name = f"{kind}_values_rows" if values else f"{kind}_rows"
+
+    def knl_for(variant: str):
+        return value_kernel(dev, variant, x.dtype) if values else kernel(dev, FAMILY, variant, x.dtype)
+
     if k <= SEQ_MAX_K:
-        knl = kernel(dev, FAMILY, f"{kind}_rows_seq", x.dtype)
-        run_1d(dev, knl, m, rows2d.buf, out.buf, i32(k), *extra, i32(m))
+        run_1d(dev, knl_for(name + "_seq"), m, rows2d.buf, out.buf, i32(k), *extra, i32(m))
     else:
-        knl = kernel(dev, FAMILY, f"{kind}_rows", x.dtype)
-        run_rows(dev, knl, m, rows2d.buf, out.buf, i32(k), *extra, want=row_local(k))
+        run_rows(dev, knl_for(name), m, rows2d.buf, out.buf, i32(k), *extra, want=row_local(k))
     return out
 
 
@@ -123,4 +128,6 @@ def argmin(x: CLArray, *, axis, keepdims: bool) -> CLArray:
 KERNELS = {"sum": sum_, "mean": mean, "max": max_, "max_backward": max_backward, "min": min_,
            "min_backward": min_backward, "argmax": argmax, "argmin": argmin}
 DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(("argmax", "argmin"), ("float32", "float64", "int32", "int64"))
-"""Kernels that compute in more than the backend's float dtypes (argmax / argmin of int tensors too)."""
+DTYPES.update(dict.fromkeys(("max", "min"), ("float32", "float64", "int32", "int64", "bool")))
+"""Kernels that compute in more than the backend's float dtypes (argmax / argmin of int tensors, max / min
+of int and bool ones)."""

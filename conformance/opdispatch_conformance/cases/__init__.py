@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Callable, Iterator
 
 from . import compare, conv, elementwise, layout, linalg, nn, norm, pool, reduce
-from .base import LAYOUTS, Case, In, case_from_json, forward_shape, is_valid
+from .base import LAYOUTS, NON_FLOAT_DTYPES, Case, In, applies, case_from_json, forward_shape, is_valid
 
 FAMILIES: tuple[ModuleType, ...] = (conv, pool, norm, nn, linalg, elementwise, reduce, layout, compare)
 
@@ -90,4 +90,4 @@ def random_cases(op: str, count: int, seed: int = 0) -> Iterator[Case]:
 
 
 __all__ = ["Case", "In", "FAMILIES", "GENERATORS", "LAYOUTS", "grid_cases", "special_cases", "layout_cases",
-           "random_cases", "case_from_json", "forward_shape", "is_valid"]
+           "random_cases", "case_from_json", "forward_shape", "is_valid", "applies", "NON_FLOAT_DTYPES"]

@@ -48,9 +48,12 @@ class In:
 
     def make(self, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
         """The input's values for ``dtype`` (labels are int64, and an input with its own ``dtype`` has
-        that, whatever the dtype)."""
-        if self.dtype:
-            fixed = np.dtype(self.dtype)
+        that, whatever the dtype). In a run of an int or bool ``dtype`` the other inputs are drawn as an
+        input of that fixed dtype is (see `applies` for the cases such a run takes)."""
+        fixed = np.dtype(self.dtype) if self.dtype else None
+        if fixed is None and self.kind != "labels" and np.dtype(dtype).kind in "iub":
+            fixed = np.dtype(dtype)
+        if fixed is not None:
             if self.kind == "array":
                 return np.asarray(self.values).reshape(self.shape).astype(fixed)
             if fixed == np.bool_:
@@ -244,10 +247,45 @@ def rand_shape(r: random.Random, max_rank: int = 4) -> tuple[int, ...]:
     return tuple(r.randint(1, 5) for _ in range(r.randint(0, max_rank)))
 
 
-def _metas(case: "Case") -> list:
+def _metas(case: "Case", dtype: str = "float32") -> list:
     return [None if i is None else
-            TensorMeta(i.shape, np.dtype(i.dtype or ("int64" if i.kind == "labels" else "float32")))
+            TensorMeta(i.shape, np.dtype(i.dtype or ("int64" if i.kind == "labels" else dtype)))
             for i in case.inputs]
+
+
+NON_FLOAT_DTYPES = ("int32", "int64", "bool")
+"""The dtypes a conformance run may take besides the floats (``--dtypes int32``): the cases of the ops
+that take int or bool values (comparisons, where, argmax/argmin, max/min, the layout ops, cast,
+gather ...), compared exactly."""
+
+
+def applies(case: "Case", dtype: str) -> bool:
+    """Whether ``case`` runs in ``dtype``: always in a float dtype; in int32, int64 or bool when some
+    input takes the run's dtype (not all have their own), the op takes that dtype (its schema accepts
+    the case's inputs in it) and the inputs' values exist in it (no NaN or infinity pools, no
+    fractional literal values; 0/1 ones for bool)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return True
+    if all(i is None or i.dtype or i.kind == "labels" for i in case.inputs):
+        return False  # the same call as in every other run
+    for i in case.inputs:
+        if i is None or i.dtype or i.kind == "labels":
+            continue
+        if i.kind == "special":
+            return False
+        if i.kind == "array":
+            v = np.asarray(i.values, dtype=np.float64)
+            if not np.all(np.isfinite(v)) or not np.all(v == np.rint(v)):
+                return False
+            if dt == np.bool_ and not np.all((v == 0) | (v == 1)):
+                return False
+    schema = OPS[case.op]
+    try:
+        schema.infer(schema.name, _metas(case, dt.name), schema.normalize(case.attrs))
+    except OpDispatchError:
+        return False
+    return True
 
 
 def forward_shape(op: str, shapes: tuple[Optional[tuple[int, ...]], ...], attrs: dict[str, Any],

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from .base import (NONFINITE, Case, In, forward_shape, normal, output_shape_of, rand_shape, special)
 
 
@@ -21,6 +23,19 @@ def reduce_grid() -> Iterator[Case]:
         yield Case(op, (normal(3, 1000),), {"axis": -1})
         yield Case(op, (normal(131, 7),), {"axis": 0, "keepdims": True})
         yield Case(op, (normal(1031),), {})
+    for op in ("max", "min"):  # int and bool values: exact results in the input's dtype
+        for dtype in ("int32", "int64", "bool"):
+            for axis in (None, 0, -1, (0, 2)):
+                yield Case(op, (In((2, 3, 4), "uniform", -1000, 1000, dtype=dtype),),
+                           {"axis": axis, "keepdims": axis == 0})
+            yield Case(op, (In((3, 1000), "uniform", -10**6, 10**6, dtype=dtype),), {"axis": -1})
+            yield Case(op, (In((131, 7), dtype=dtype),), {"axis": 0, "keepdims": True})
+            yield Case(op, (In((), dtype=dtype),), {})
+        for dtype, info in (("int32", np.iinfo(np.int32)), ("int64", np.iinfo(np.int64))):
+            # the dtype's extremes (int64's beyond float64's exact integers): no float round trip
+            extremes = (int(info.max), -1, 0, int(info.min), int(info.max) - 1, int(info.min) + 1)
+            for axis in (None, 0, 1):
+                yield Case(op, (In((2, 3), "array", values=extremes, dtype=dtype),), {"axis": axis})
 
 
 def max_backward_grid() -> Iterator[Case]:
@@ -90,13 +105,18 @@ def special_reduce_grid() -> Iterator[Case]:
 
 
 def _reduce(op: str) -> Callable[[random.Random], Case]:
+    """Random reductions; max and min also of int32, int64 and bool tensors."""
+    dtypes = ("", "", "", "int32", "int64", "bool") if op in ("max", "min") else ("",)
+
     def make(r: random.Random) -> Case:
         shape = rand_shape(r)
         axis: Any = None
         if shape and r.random() < 0.7:
             axis = tuple(sorted(r.sample(range(-len(shape), 0), r.randint(1, len(shape)))))
             axis = axis[0] if len(axis) == 1 and r.random() < 0.5 else axis
-        return Case(op, (In(shape),), {"axis": axis, "keepdims": r.random() < 0.5})
+        dtype = r.choice(dtypes)
+        x = In(shape, "uniform", -100, 100, dtype=dtype) if dtype else In(shape)
+        return Case(op, (x,), {"axis": axis, "keepdims": r.random() < 0.5})
     return make
 
 

@@ -83,4 +83,6 @@ KERNELS: dict[str, Callable[..., Array]] = {"sum": sum_, "mean": mean, "max": ma
                                             "argmin": argmin}
 DTYPES: dict[str, tuple[str, ...]] = dict.fromkeys(("argmax", "argmin"),
                                                    ("float16", "float32", "float64", "int32", "int64"))
-"""Kernels that compute in more than the floats (argmax / argmin of int tensors too)."""
+DTYPES.update(dict.fromkeys(("max", "min"), ("float16", "float32", "float64", "int32", "int64", "bool")))
+"""Kernels that compute in more than the floats (argmax / argmin of int tensors, max / min of int and bool
+ones)."""

@@ -80,3 +80,30 @@ __kernel void name(__global const V* x, __global long* y, const int K, const int
 #define LT(a, b) ((a) < (b))
 ARG(argmax_k, GT)
 ARG(argmin_k, LT)
+
+/* max / min of int and bool values (the reduce family's non-float path) over the rows of a contiguous
+ * (rows, K) view, K >= 1: one work-group per row with a local tree reduction, or one work-item per
+ * row for short rows (the *_seq variants). Each lane starts from the row's first element, so no
+ * identity of V is needed; there is no NaN to propagate. */
+#define VMAX2(a, b) ((a) > (b) ? (a) : (b))
+#define VMIN2(a, b) ((a) < (b) ? (a) : (b))
+#define EXTREMUM_VALUES_ROWS(name, PICK)                                    \
+__kernel void name(__global const V* x, __global V* y, const int K, __local V* scratch) { \
+    const int row = get_group_id(0), lid = get_local_id(0), L = get_local_size(0); \
+    __global const V* r = x + (size_t)row * K;                              \
+    V acc = r[0];                                                           \
+    for (int k = lid; k < K; k += L) acc = PICK(r[k], acc);                 \
+    scratch[lid] = acc;                                                     \
+    LOCAL_REDUCE(scratch, lid, L, PICK)                                     \
+    if (lid == 0) y[row] = scratch[0];                                      \
+}                                                                           \
+__kernel void name##_seq(__global const V* x, __global V* y, const int K, const int rows) { \
+    const int row = get_global_id(0);                                       \
+    if (row >= rows) return;                                                \
+    __global const V* r = x + (size_t)row * K;                              \
+    V acc = r[0];                                                           \
+    for (int k = 1; k < K; ++k) acc = PICK(r[k], acc);                      \
+    y[row] = acc;                                                           \
+}
+EXTREMUM_VALUES_ROWS(max_values_rows, VMAX2)
+EXTREMUM_VALUES_ROWS(min_values_rows, VMIN2)
