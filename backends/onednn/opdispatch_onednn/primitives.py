@@ -228,6 +228,11 @@ class _Bound:
         if self.scratch is not None:
             self.buffers.append((L.ARG_SCRATCHPAD, self.scratch, p.scratch_bytes))
         self.addr: dict[int, int] = {}  # id(memory object) -> the address its handle holds
+        # the reorders of each call: into the primitive's layout before it (inputs other than the
+        # constants, whose copies are kept), out of it after (outputs)
+        self.before = [(r.prim, self.reorders[arg]) for arg, r in p.reordered.items()
+                       if arg in p.inputs and arg not in p.constant]
+        self.after = [(r.prim, self.reorders[arg]) for arg, r in p.reordered.items() if arg not in p.inputs]
 
 
 class Primitive:
@@ -257,8 +262,8 @@ class Primitive:
         self.impl = pd.impl()
         self._local = threading.local()
         self.constant = frozenset(a for a in constant if a in self.reordered and a in self.inputs)
-        self._copies: dict[tuple[int, int], tuple[int, np.ndarray, int]] = {}  # (arg, id(source)) -> (its
-        # address, the copy, the copy's aligned address)
+        self._copies: dict[tuple[int, int], tuple[np.ndarray, int]] = {}  # (arg, id(source)) -> (the copy,
+        # its aligned address)
         self.copies_made = 0  # reorders of constant inputs (a cache miss each)
         self.most_new_bytes = (sum(n + 64 for a, n in self.inner_bytes.items() if a not in self.constant)
                                + sum(n + 64 for n in self.extra_bytes.values()) + self.scratch_bytes + 64)
@@ -297,7 +302,7 @@ class Primitive:
         key = (arg, id(source))
         hit = self._copies.get(key)
         if hit is not None:
-            return hit[2]
+            return hit[1]
         copy = np.empty(self.inner_bytes[arg] + 64, np.uint8)
         lib = self.lib
         lib.dnnl_memory_set_data_handle(b.user[arg].handle, source.ctypes.data)
@@ -306,7 +311,7 @@ class Primitive:
         L.check(lib.dnnl_primitive_execute(self.reordered[arg].prim, stream, 2, b.reorders[arg]), "reorder")
         L.check(lib.dnnl_stream_wait(stream), "dnnl_stream_wait")
         weakref.finalize(source, self._copies.pop, key, None)  # forget its copy with it
-        self._copies[key] = (source.ctypes.data, copy, _aligned(copy))
+        self._copies[key] = (copy, _aligned(copy))
         self.copies_made += 1
         return _aligned(copy)
 
@@ -316,28 +321,18 @@ class Primitive:
         lib, b = self.lib, self._bound()
         set_handle, execute, addr = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute, b.addr
         stream = lib.stream()
-        for arg, mem in b.per_call:
-            a = arrays[arg].ctypes.data
+        targets = [(mem, arrays[arg].ctypes.data) for arg, mem in b.per_call]
+        targets += [(mem, self._constant_copy(arg, arrays[arg], b, stream)) for arg, mem in b.constants]
+        targets += [(mem, _POOL.get(role, nbytes)) for role, mem, nbytes in b.buffers]
+        for mem, a in targets:
             if addr.get(id(mem)) != a:
                 set_handle(mem.handle, a)
                 addr[id(mem)] = a
-        for arg, mem in b.constants:
-            a = self._constant_copy(arg, arrays[arg], b, stream)
-            if addr.get(id(mem)) != a:
-                set_handle(mem.handle, a)
-                addr[id(mem)] = a
-        for role, mem, nbytes in b.buffers:
-            a = _POOL.get(role, nbytes)
-            if addr.get(id(mem)) != a:
-                set_handle(mem.handle, a)
-                addr[id(mem)] = a
-        for arg, r in self.reordered.items():
-            if arg in self.inputs and arg not in self.constant:
-                L.check(execute(r.prim, stream, 2, b.reorders[arg]), "reorder")
+        for prim, args in b.before:
+            L.check(execute(prim, stream, 2, args), "reorder")
         L.check(execute(self.prim, stream, b.nargs, b.args), "dnnl_primitive_execute")
-        for arg, r in self.reordered.items():
-            if arg not in self.inputs:
-                L.check(execute(r.prim, stream, 2, b.reorders[arg]), "reorder")
+        for prim, args in b.after:
+            L.check(execute(prim, stream, 2, args), "reorder")
         L.check(lib.dnnl_stream_wait(stream), "dnnl_stream_wait")
 
     def __del__(self) -> None:
